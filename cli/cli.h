@@ -1,0 +1,48 @@
+/*
+ * cli: the `rlpipe` command-line front end. main() dispatches `rlpipe <command> ...` to one
+ * function per command (cli/cmd_<command>.c); each returns the process exit code.
+ *
+ * Exit codes (every command): 0 success; 2 bad usage or bad input (a one-line message naming the
+ * file, line, key or tensor); 1 internal failure. --help on every command prints its usage to
+ * stdout and exits 0.
+ *
+ * Owns: nothing global; commands receive argv and return a code.
+ */
+#ifndef RL_CLI_H
+#define RL_CLI_H
+
+#include "kernels/rl_error.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_INTERNAL = 1, CLI_EXIT_USAGE = 2 };
+
+// A command: argv[0] is the command name ("config"), argv[1..] its arguments.
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary; // one line for `rlpipe --help`
+    cli_command_fn run;
+} cli_command;
+
+// Prints "rlpipe: <message>" on stderr and returns the exit code for the error's kind.
+int cli_report(const rl_err *err);
+
+// Prints "rlpipe <command>: <message> (see rlpipe <command> --help)" and returns 2.
+int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// 1 if argv[1..] contains -h or --help.
+int cli_wants_help(int argc, char **argv);
+
+// The commands, each in cli/cmd_<name>.c.
+int cmd_config(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logprobs(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+
+#endif
