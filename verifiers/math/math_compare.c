@@ -1,0 +1,797 @@
+// math_compare: equivalence of two parsed answers (reference first). See math_verify.h for the
+// policy; this file implements it: unwrapping of assignments and "x \in", collections (sets,
+// lists, ± variants), ordered structures (tuples, intervals, matrices, sequences), relations
+// (atoms compared up to a factor at evaluation points) and scalars (exact, rounded or numeric).
+#include "verifiers/math/math_internal.h"
+
+#include <ctype.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_ELEMS 64   // elements of one collection that are compared
+#define MAX_ATOMS 8    // atomic relations of one chain
+#define MAX_CALLS 4000 // eq() calls of one comparison (bounds set matching)
+#define N_POINTS  6    // evaluation points for expressions in variables
+
+typedef struct ref {
+    const mx_expr *e;
+    int i;
+    uint32_t mask; // signs chosen for the \pm nodes below
+    int fixed;     // 1: the \pm signs are chosen (the node is one value, not a set)
+} ref;
+
+typedef struct cmp {
+    const rl_math_opts *o;
+    long budget;
+    int calls;
+    const char *why; // a reason worth reporting when the answer is judged different
+} cmp;
+
+static const mx_node *NODE(ref r) {
+    return &r.e->nodes[r.i];
+}
+static int KIND(ref r) {
+    return NODE(r)->kind;
+}
+static ref sub(ref r, int i) {
+    return (ref){r.e, i, r.mask, r.fixed};
+}
+
+static int eq(cmp *C, ref g, ref p, int depth);
+
+static int is_scalar_kind(int k) {
+    switch (k) {
+    case MX_NUM:
+    case MX_MIXED:
+    case MX_SYM:
+    case MX_CONST:
+    case MX_NEG:
+    case MX_ADD:
+    case MX_MUL:
+    case MX_DIV:
+    case MX_POW:
+    case MX_PM:
+    case MX_FUNC:
+    case MX_CALL:
+    case MX_FACT:
+    case MX_PERCENT:
+    case MX_ABS:
+    case MX_FLOOR:
+    case MX_CEIL:
+    case MX_ROOT:
+    case MX_BINOM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+// Indices of the \pm nodes under node i (at most cap; returns cap + 1 when there are more).
+static int pm_nodes(const mx_expr *e, int i, int *idx, int cap, int n, int depth) {
+    if (i < 0 || depth > 300 || n > cap) return n;
+    const mx_node *x = &e->nodes[i];
+    if (x->kind == MX_PM) {
+        if (n < cap) idx[n] = x->len;
+        n++;
+    }
+    if (mx_is_list_kind(x->kind)) {
+        for (int c = x->a; c >= 0; c = e->nodes[c].next) n = pm_nodes(e, c, idx, cap, n, depth + 1);
+        return n;
+    }
+    n = pm_nodes(e, x->a, idx, cap, n, depth + 1);
+    return pm_nodes(e, x->b, idx, cap, n, depth + 1);
+}
+
+static int canon_equal(ref g, ref p) {
+    if (g.mask || p.mask) return 0;
+    char a[2048], b[2048];
+    if (mx_canon(g.e, g.i, a, sizeof a) < 0 || mx_canon(p.e, p.i, b, sizeof b) < 0) return 0;
+    return strcmp(a, b) == 0;
+}
+
+// ---- unwrapping ----------------------------------------------------------------------------
+static int part_count(ref r) {
+    return NODE(r)->len;
+}
+
+// A label on the left of an assignment: x, x_1, f(x) (a letter times a bracketed group), f'(x).
+static int is_label(ref r) {
+    const mx_node *n = NODE(r);
+    if (n->kind == MX_SYM || n->kind == MX_CALL) return 1;
+    if (n->kind == MX_MUL && n->len == 2) {
+        const mx_node *a = &r.e->nodes[n->a], *b = &r.e->nodes[a->next];
+        return a->kind == MX_SYM && (b->flags & MXF_PAREN) && !b->rel;
+    }
+    return 0;
+}
+
+// "x = value" or a chain "a = b = ... = value" (equalities only): the value, else -1.
+static int assignment_value(ref r) {
+    if (KIND(r) != MX_REL) return -1;
+    int n = part_count(r), last = -1;
+    for (int c = NODE(r)->a, k = 0; c >= 0; c = r.e->nodes[c].next, k++) {
+        if (k > 0 && r.e->nodes[c].rel != MXR_EQ) return -1;
+        last = c;
+    }
+    if (n >= 3 || is_label(sub(r, NODE(r)->a))) return last;
+    return -1;
+}
+
+// A predicted "x = 5+5+1 = 11" or "x \approx 11" against a plain reference: the value after the
+// last '=' (an approximation after it is ignored), or after the last \approx if there is no '='.
+static int predicted_value(ref r) {
+    if (KIND(r) != MX_REL) return -1;
+    int after_eq = -1, last = -1;
+    for (int c = NODE(r)->a, k = 0; c >= 0; c = r.e->nodes[c].next, k++) {
+        if (k == 0) continue;
+        int op = r.e->nodes[c].rel;
+        if (op != MXR_EQ && op != MXR_APPROX) return -1;
+        if (op == MXR_EQ) after_eq = c;
+        last = c;
+    }
+    return after_eq >= 0 ? after_eq : last;
+}
+
+// "x \in S" -> S
+static ref unwrap_in(ref r) {
+    if (KIND(r) == MX_REL && part_count(r) == 2) {
+        int a = NODE(r)->a, b = r.e->nodes[a].next;
+        if (r.e->nodes[b].rel == MXR_IN && r.e->nodes[a].kind == MX_SYM) return sub(r, b);
+    }
+    return r;
+}
+
+// ---- collections ---------------------------------------------------------------------------
+// Variants of one element with its \pm signs chosen; returns the count added, -1 when too many.
+static int add_variants(ref r, ref *out, int n, int cap) {
+    int idx[5];
+    int k = r.fixed ? 0 : pm_nodes(r.e, r.i, idx, 4, 0, 0);
+    if (k > 4) return -1;
+    for (int k2 = 0; k2 < k; k2++)
+        if (idx[k2] >= 32) return -1;
+    for (int m = 0; m < (1 << k); m++) {
+        if (n >= cap) return -1;
+        uint32_t mask = r.mask;
+        for (int j = 0; j < k; j++)
+            if ((m >> j) & 1) mask |= 1u << idx[j];
+        out[n++] = (ref){r.e, r.i, mask, 1};
+    }
+    return n;
+}
+
+static int is_collection(ref r) {
+    int k = KIND(r);
+    if (k == MX_LIST || k == MX_SET || k == MX_EMPTYSET) return 1;
+    if (is_scalar_kind(k) && !r.fixed) {
+        int idx[1];
+        return pm_nodes(r.e, r.i, idx, 1, 0, 0) > 0;
+    }
+    return 0;
+}
+
+// The symbol an element assigns to ("x = 1" -> x), or NULL.
+static const mx_node *assigned_sym(ref r) {
+    if (KIND(r) != MX_REL || part_count(r) != 2) return NULL;
+    const mx_node *a = &r.e->nodes[NODE(r)->a];
+    if (a->kind != MX_SYM || r.e->nodes[a->next].rel != MXR_EQ) return NULL;
+    return a;
+}
+
+// The elements of a collection (\pm expanded; "x = 1, x = 2" read as 1, 2). *ordered is set when
+// an ellipsis makes it a sequence. Returns the count or -1 when there are too many.
+static int elements(ref r, ref *out, int cap, int *ordered) {
+    *ordered = 0;
+    int k = KIND(r), n = 0;
+    if (k == MX_EMPTYSET) return 0;
+    if (k != MX_LIST && k != MX_SET) return add_variants(r, out, 0, cap);
+    // assignments of one same symbol are unwrapped
+    const mx_node *sym = NULL;
+    int same = 1, rels = 0;
+    for (int c = NODE(r)->a; c >= 0; c = r.e->nodes[c].next) {
+        ref x = sub(r, c);
+        if (KIND(x) == MX_ELLIPSIS) *ordered = 1;
+        if (KIND(x) != MX_REL) continue;
+        rels++;
+        const mx_node *s = assigned_sym(x);
+        if (!s || (sym && (s->n != sym->n || memcmp(s->s, sym->s, (size_t)s->n) != 0))) same = 0;
+        if (s) sym = s;
+    }
+    for (int c = NODE(r)->a; c >= 0; c = r.e->nodes[c].next) {
+        ref x = sub(r, c);
+        if (rels && same && assigned_sym(x)) x = sub(r, r.e->nodes[NODE(x)->a].next);
+        n = add_variants(x, out, n, cap);
+        if (n < 0) return -1;
+    }
+    return n;
+}
+
+// Every element of a has an equal one in b and the other way round.
+static int set_equal(cmp *C, const ref *a, int na, const ref *b, int nb, int depth) {
+    for (int pass = 0; pass < 2; pass++) {
+        const ref *x = pass ? b : a, *y = pass ? a : b;
+        int nx = pass ? nb : na, ny = pass ? na : nb;
+        for (int i = 0; i < nx; i++) {
+            int found = 0;
+            for (int j = 0; j < ny && !found; j++)
+                found = pass ? eq(C, y[j], x[i], depth + 1) : eq(C, x[i], y[j], depth + 1);
+            if (!found) return 0;
+        }
+    }
+    return 1;
+}
+
+static int ordered_equal(cmp *C, const ref *a, int na, const ref *b, int nb, int depth) {
+    if (na != nb) return 0;
+    for (int i = 0; i < na; i++)
+        if (!eq(C, a[i], b[i], depth + 1)) return 0;
+    return 1;
+}
+
+static int children(ref r, ref *out, int cap) {
+    int n = 0;
+    for (int c = NODE(r)->a; c >= 0 && n < cap; c = r.e->nodes[c].next) out[n++] = sub(r, c);
+    return n;
+}
+
+// ---- scalars -------------------------------------------------------------------------------
+static void round_q(mpz_t out, const mpq_t q, int digits) {
+    mpq_t t;
+    mpq_init(t);
+    mpz_ui_pow_ui(mpq_numref(t), 10, (unsigned long)digits);
+    mpz_set_ui(mpq_denref(t), 1);
+    mpq_mul(t, t, q);
+    int neg = mpq_sgn(t) < 0;
+    mpq_abs(t, t);
+    // floor(t + 1/2)
+    mpz_mul_2exp(mpq_numref(t), mpq_numref(t), 1);
+    mpz_add(mpq_numref(t), mpq_numref(t), mpq_denref(t));
+    mpz_mul_2exp(mpq_denref(t), mpq_denref(t), 1);
+    mpz_fdiv_q(out, mpq_numref(t), mpq_denref(t));
+    if (neg) mpz_neg(out, out);
+    mpq_clear(t);
+}
+
+static int rounded_equal_q(const mpq_t a, const mpq_t b, int digits) {
+    mpz_t x, y;
+    mpz_inits(x, y, NULL);
+    round_q(x, a, digits);
+    round_q(y, b, digits);
+    int r = mpz_cmp(x, y) == 0;
+    mpz_clears(x, y, NULL);
+    return r;
+}
+
+static int rounded_equal_ld(long double a, long double b, int digits) {
+    long double s = powl(10.0L, (long double)digits), x = a * s, y = b * s;
+    if (fabsl(x) < 1e18L && fabsl(y) < 1e18L) return roundl(x) == roundl(y);
+    return fabsl(a - b) <= 1e-17L * fmaxl(fabsl(a), fabsl(b));
+}
+
+// |a - b| <= 10^-digits * max(1, |a|, |b|)
+static int close_q(const mpq_t a, const mpq_t b, int digits) {
+    mpq_t d, m, t;
+    mpq_inits(d, m, t, NULL);
+    mpq_sub(d, a, b);
+    mpq_abs(d, d);
+    mpq_abs(m, a);
+    mpq_abs(t, b);
+    if (mpq_cmp(t, m) > 0) mpq_set(m, t);
+    if (mpq_cmp_ui(m, 1, 1) < 0) mpq_set_ui(m, 1, 1);
+    mpz_ui_pow_ui(mpq_denref(t), 10, (unsigned long)digits);
+    mpz_set_ui(mpq_numref(t), 1);
+    mpq_mul(m, m, t);
+    int r = mpq_cmp(d, m) <= 0;
+    mpq_clears(d, m, t, NULL);
+    return r;
+}
+
+static int num_equal(const mx_num *a, const mx_num *b, int has_float, int nvars, int digits) {
+    long double d = hypotl(a->re - b->re, a->im - b->im);
+    long double tol = 8 * (a->err + b->err) + 4 * LDBL_MIN;
+    if (has_float && nvars == 0) {
+        if (fabsl(a->im) > 8 * a->err + 1e-300L || fabsl(b->im) > 8 * b->err + 1e-300L)
+            return d <= tol;
+        return rounded_equal_ld(a->re, b->re, digits);
+    }
+    if (has_float) {
+        long double m = fmaxl(1.0L, fmaxl(hypotl(a->re, a->im), hypotl(b->re, b->im)));
+        tol = fmaxl(tol, m * powl(10.0L, -(long double)digits));
+    }
+    return d <= tol;
+}
+
+static int scalar_core(cmp *C, ref g, ref p) {
+    int gneg, pneg;
+    int gi = mx_is_inf(g.e, g.i, &gneg), pi = mx_is_inf(p.e, p.i, &pneg);
+    if (gi || pi) return gi && pi && gneg == pneg;
+    int has_float = mx_has_float(g.e, g.i) || mx_has_float(p.e, p.i);
+    int digits = C->o->float_rounding;
+    mx_env env;
+    mx_env_init(&env);
+    env.budget = C->budget;
+    int result = 1, valid = 0;
+    if (mx_collect_vars(g.e, g.i, &env) < 0 || mx_collect_vars(p.e, p.i, &env) < 0) {
+        mx_env_clear(&env);
+        C->why = "too many variables";
+        return 0;
+    }
+    int npts = env.n_vars ? N_POINTS : 1;
+    mpq_t qg, qp;
+    mpq_inits(qg, qp, NULL);
+    for (int k = 0; k < npts && result; k++) {
+        if (env.n_vars) mx_env_point(&env, k);
+        env.pm_mask = g.mask;
+        mx_status sg = mx_eval_exact(g.e, g.i, &env, qg);
+        env.pm_mask = p.mask;
+        mx_status sp = sg == MX_NOVAL ? MX_NOVAL : mx_eval_exact(p.e, p.i, &env, qp);
+        if (sg == MX_OK && sp == MX_OK) {
+            valid++;
+            int same = !has_float        ? mpq_equal(qg, qp)
+                       : env.n_vars == 0 ? rounded_equal_q(qg, qp, digits)
+                                         : close_q(qg, qp, digits);
+            if (!same) result = 0;
+            continue;
+        }
+        if (sg == MX_NOVAL || sp == MX_NOVAL) {
+            result = 0;
+            break;
+        }
+        mx_num ng, np;
+        env.pm_mask = g.mask;
+        mx_status tg = mx_eval_num(g.e, g.i, &env, &ng);
+        env.pm_mask = p.mask;
+        mx_status tp = mx_eval_num(p.e, p.i, &env, &np);
+        if (tg == MX_OK && tp == MX_OK) {
+            valid++;
+            if (!num_equal(&ng, &np, has_float, env.n_vars, digits)) result = 0;
+        } else if (tg == MX_UNDEF && tp == MX_UNDEF) {
+            continue; // undefined on both sides at this point
+        } else {
+            if (tg == MX_BIG || tp == MX_BIG || sg == MX_BIG || sp == MX_BIG)
+                C->why = "too large to compare";
+            else if (tg == MX_UNDEF || tp == MX_UNDEF)
+                C->why = "undefined value";
+            result = 0;
+        }
+    }
+    if (valid == 0 || (env.n_vars && valid < 3)) result = 0;
+    mpq_clears(qg, qp, NULL);
+    C->budget = env.budget;
+    mx_env_clear(&env);
+    return result;
+}
+
+static int scalar_equal(cmp *C, ref g, ref p) {
+    if (C->o->percent) { // lenient: 50% also equals 50
+        int gp = KIND(g) == MX_PERCENT, pp = KIND(p) == MX_PERCENT;
+        if (gp != pp) {
+            ref g2 = gp ? sub(g, NODE(g)->a) : g, p2 = pp ? sub(p, NODE(p)->a) : p;
+            if (scalar_core(C, g2, p2)) return 1;
+        }
+    }
+    return scalar_core(C, g, p);
+}
+
+// ---- intervals -----------------------------------------------------------------------------
+typedef struct ivl {
+    ref lo, hi;
+    int lo_inf, hi_inf; // endpoint is infinite
+    int lo_neg, hi_neg; // sign of an infinite endpoint
+    int lo_closed, hi_closed;
+} ivl;
+
+static void set_end(ref r, int i, ref *end, int *inf, int *neg) {
+    *end = sub(r, i);
+    *inf = mx_is_inf(r.e, i, neg);
+}
+
+static int to_ivl(ref r, ivl *v) {
+    memset(v, 0, sizeof *v);
+    const mx_node *n = NODE(r);
+    if (n->kind == MX_REALS) {
+        v->lo_inf = v->hi_inf = v->lo_neg = 1;
+        v->hi_neg = 0;
+        return 1;
+    }
+    if (n->kind == MX_INTERVAL) {
+        set_end(r, n->a, &v->lo, &v->lo_inf, &v->lo_neg);
+        set_end(r, n->b, &v->hi, &v->hi_inf, &v->hi_neg);
+        v->lo_closed = n->op & 1;
+        v->hi_closed = (n->op >> 1) & 1;
+        return 1;
+    }
+    if (n->kind == MX_TUPLE && n->len == 2 && n->op == '(') {
+        set_end(r, n->a, &v->lo, &v->lo_inf, &v->lo_neg);
+        set_end(r, r.e->nodes[n->a].next, &v->hi, &v->hi_inf, &v->hi_neg);
+        return 1;
+    }
+    return 0;
+}
+
+static int ivl_equal(cmp *C, const ivl *a, const ivl *b) {
+    if (a->lo_inf != b->lo_inf || a->hi_inf != b->hi_inf) return 0;
+    if (a->lo_inf ? a->lo_neg != b->lo_neg
+                  : (a->lo_closed != b->lo_closed || !scalar_equal(C, a->lo, b->lo)))
+        return 0;
+    if (a->hi_inf ? a->hi_neg != b->hi_neg
+                  : (a->hi_closed != b->hi_closed || !scalar_equal(C, a->hi, b->hi)))
+        return 0;
+    return 1;
+}
+
+// ---- relations -----------------------------------------------------------------------------
+typedef struct atom {
+    ref big, small; // the relation reads big - small (op) 0
+    int op;         // MXR_EQ, MXR_NE, MXR_GT, MXR_GE
+} atom;
+
+static int atoms_of(ref r, atom *out, int cap) {
+    int n = 0;
+    int prev = NODE(r)->a;
+    // "x = 5+5+1 = 7 = 11", "x = 1/3 \approx 0.33": an assignment chain reads x = its value
+    int chain = 1, approx = 0;
+    for (int c = r.e->nodes[prev].next; c >= 0; c = r.e->nodes[c].next) {
+        if (r.e->nodes[c].rel == MXR_APPROX)
+            approx = 1;
+        else if (r.e->nodes[c].rel != MXR_EQ)
+            chain = 0;
+    }
+    if (chain && (NODE(r)->len >= 3 || approx) && is_label(sub(r, prev)) && cap >= 1) {
+        out[0] = (atom){sub(r, prev), sub(r, predicted_value(r)), MXR_EQ};
+        return 1;
+    }
+    for (int c = r.e->nodes[prev].next; c >= 0; prev = c, c = r.e->nodes[c].next) {
+        int op = r.e->nodes[c].rel;
+        if (op == MXR_APPROX || op == MXR_IN) continue;
+        if (n >= cap) return -1;
+        ref L = sub(r, prev), R = sub(r, c);
+        atom *a = &out[n++];
+        if (op == MXR_LT || op == MXR_LE) {
+            a->big = R;
+            a->small = L;
+            a->op = op == MXR_LT ? MXR_GT : MXR_GE;
+        } else {
+            a->big = L;
+            a->small = R;
+            a->op = op;
+        }
+    }
+    return n;
+}
+
+static int no_vars(ref r) {
+    mx_env env;
+    mx_env_init(&env);
+    int ok = mx_collect_vars(r.e, r.i, &env) == 0 && env.n_vars == 0;
+    mx_env_clear(&env);
+    return ok;
+}
+
+// big-small evaluated at the current point: exact into d (returns 1), numeric into *v (returns 0),
+// or -1 when not evaluable (*st says why).
+static int side_diff(mx_env *env, const atom *a, mpq_t d, mx_num *v, mx_status *st) {
+    mpq_t s;
+    mpq_init(s);
+    env->pm_mask = a->big.mask;
+    mx_status s1 = mx_eval_exact(a->big.e, a->big.i, env, d);
+    env->pm_mask = a->small.mask;
+    mx_status s2 = s1 == MX_NOVAL ? MX_NOVAL : mx_eval_exact(a->small.e, a->small.i, env, s);
+    if (s1 == MX_OK && s2 == MX_OK) {
+        mpq_sub(d, d, s);
+        mpq_clear(s);
+        return 1;
+    }
+    mpq_clear(s);
+    if (s1 == MX_NOVAL || s2 == MX_NOVAL) {
+        *st = MX_NOVAL;
+        return -1;
+    }
+    mx_num x, y;
+    env->pm_mask = a->big.mask;
+    s1 = mx_eval_num(a->big.e, a->big.i, env, &x);
+    env->pm_mask = a->small.mask;
+    s2 = mx_eval_num(a->small.e, a->small.i, env, &y);
+    if (s1 != MX_OK || s2 != MX_OK) {
+        *st = s1 != MX_OK ? s1 : s2;
+        return -1;
+    }
+    v->re = x.re - y.re;
+    v->im = x.im - y.im;
+    v->err = x.err + y.err + LDBL_EPSILON * (hypotl(x.re, x.im) + hypotl(y.re, y.im));
+    return 0;
+}
+
+static long double q_ld(const mpq_t q) {
+    return (long double)mpq_get_d(q);
+}
+
+// The two atoms hold for the same values: same kind, and one difference is a constant (positive
+// for inequalities) multiple of the other at every evaluation point.
+static int atom_equal(cmp *C, const atom *a, const atom *b) {
+    if (a->op != b->op) return 0;
+    mx_env env;
+    mx_env_init(&env);
+    env.budget = C->budget;
+    int ok = mx_collect_vars(a->big.e, a->big.i, &env) == 0 &&
+             mx_collect_vars(a->small.e, a->small.i, &env) == 0 &&
+             mx_collect_vars(b->big.e, b->big.i, &env) == 0 &&
+             mx_collect_vars(b->small.e, b->small.i, &env) == 0;
+    int npts = env.n_vars ? N_POINTS : 1, have = 0, have_exact = 0;
+    mpq_t da, db, r, r0;
+    mpq_inits(da, db, r, r0, NULL);
+    long double ratio = 0;
+    for (int k = 0; k < npts && ok; k++) {
+        if (env.n_vars) mx_env_point(&env, k);
+        mx_num va, vb;
+        mx_status st = MX_OK;
+        int xa = side_diff(&env, a, da, &va, &st);
+        int xb = xa < 0 ? -1 : side_diff(&env, b, db, &vb, &st);
+        if (xa < 0 || xb < 0) {
+            if (st != MX_UNDEF) ok = 0;
+            continue;
+        }
+        if (xa == 1 && xb == 1) {
+            if (mpq_sgn(da) == 0 || mpq_sgn(db) == 0) {
+                if (mpq_sgn(da) != mpq_sgn(db)) ok = 0;
+                continue;
+            }
+            mpq_div(r, db, da);
+            if (have_exact && !mpq_equal(r, r0)) ok = 0;
+            if (have && !have_exact && fabsl(q_ld(r) - ratio) > 1e-9L * fabsl(ratio)) ok = 0;
+            if (!have_exact) mpq_set(r0, r);
+            have_exact = 1;
+            ratio = q_ld(r);
+        } else {
+            if (xa == 1) va.re = q_ld(da), va.im = 0, va.err = fabsl(va.re) * LDBL_EPSILON;
+            if (xb == 1) vb.re = q_ld(db), vb.im = 0, vb.err = fabsl(vb.re) * LDBL_EPSILON;
+            long double ma = hypotl(va.re, va.im), mb = hypotl(vb.re, vb.im);
+            int za = ma <= 8 * va.err, zb = mb <= 8 * vb.err;
+            if (za || zb) {
+                if (za != zb) ok = 0;
+                continue;
+            }
+            // ratio vb / va must be real
+            long double rr = (vb.re * va.re + vb.im * va.im) / (ma * ma);
+            long double ri = (vb.im * va.re - vb.re * va.im) / (ma * ma);
+            long double rerr = (vb.err + mb / ma * va.err) / ma * 8 + 1e-12L * fabsl(rr);
+            if (fabsl(ri) > rerr) ok = 0;
+            if (have && fabsl(rr - ratio) > rerr + 1e-9L * fabsl(ratio)) ok = 0;
+            if (!have) ratio = rr;
+        }
+        have = 1;
+        if (ok && (a->op == MXR_GT || a->op == MXR_GE) && ratio <= 0) ok = 0;
+    }
+    // with no usable point both sides were zero everywhere: two identities
+    mpq_clears(da, db, r, r0, NULL);
+    C->budget = env.budget;
+    mx_env_clear(&env);
+    return ok;
+}
+
+static int rel_equal(cmp *C, ref g, ref p) {
+    atom ga[MAX_ATOMS], pa[MAX_ATOMS];
+    int ng = atoms_of(g, ga, MAX_ATOMS), np = atoms_of(p, pa, MAX_ATOMS);
+    if (ng <= 0 || np <= 0 || ng != np) return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const atom *x = pass ? pa : ga, *y = pass ? ga : pa;
+        for (int i = 0; i < ng; i++) {
+            int found = 0;
+            for (int j = 0; j < np && !found; j++) found = atom_equal(C, &x[i], &y[j]);
+            if (!found) return 0;
+        }
+    }
+    return 1;
+}
+
+// A relation in one variable as an interval (or, for x \ne c, the two open intervals).
+static int rel_to_ivl(ref r, ivl *v, int *ne) {
+    atom at[MAX_ATOMS];
+    int n = atoms_of(r, at, MAX_ATOMS);
+    if (n <= 0) return 0;
+    memset(v, 0, sizeof *v);
+    v->lo_inf = v->hi_inf = v->lo_neg = 1;
+    int have_lo = 0, have_hi = 0;
+    *ne = 0;
+    const mx_node *var = NULL;
+    for (int k = 0; k < n; k++) {
+        // big - small (op) 0 with the variable on one side
+        int var_big = KIND(at[k].big) == MX_SYM && no_vars(at[k].small);
+        int var_small = KIND(at[k].small) == MX_SYM && no_vars(at[k].big);
+        if (!var_big && !var_small) return 0;
+        const mx_node *s = NODE(var_big ? at[k].big : at[k].small);
+        if (var && (s->n != var->n || memcmp(s->s, var->s, (size_t)s->n) != 0 || s->a >= 0))
+            return 0;
+        var = s;
+        ref c = var_big ? at[k].small : at[k].big;
+        int closed = at[k].op == MXR_GE;
+        if (at[k].op == MXR_EQ) return 0;
+        if (at[k].op == MXR_NE) {
+            if (n != 1) return 0;
+            *ne = 1;
+            v->lo = v->hi = c;
+            return 1;
+        }
+        if (var_big) { // x > c: a lower bound
+            if (have_lo++) return 0;
+            v->lo = c;
+            v->lo_inf = 0;
+            v->lo_closed = closed;
+        } else {
+            if (have_hi++) return 0;
+            v->hi = c;
+            v->hi_inf = 0;
+            v->hi_neg = 0;
+            v->hi_closed = closed;
+        }
+    }
+    if (!have_hi) v->hi_neg = 0;
+    return 1;
+}
+
+static int rel_set_equal(cmp *C, ref rel, ref set) {
+    ivl a, b;
+    int ne;
+    if (!rel_to_ivl(rel, &a, &ne)) return 0;
+    if (!ne) return to_ivl(set, &b) && ivl_equal(C, &a, &b);
+    if (KIND(set) != MX_UNION || NODE(set)->len != 2) return 0;
+    ivl left = {.hi = a.lo, .lo_inf = 1, .lo_neg = 1}, right = {.lo = a.lo, .hi_inf = 1};
+    ref comp[2];
+    children(set, comp, 2);
+    ivl c0, c1;
+    if (!to_ivl(comp[0], &c0) || !to_ivl(comp[1], &c1)) return 0;
+    return (ivl_equal(C, &left, &c0) && ivl_equal(C, &right, &c1)) ||
+           (ivl_equal(C, &left, &c1) && ivl_equal(C, &right, &c0));
+}
+
+// ---- text ----------------------------------------------------------------------------------
+// Text-like node as lowercase letters and digits: \text{...}, a variable name, a product of
+// one-letter variables (an italic word). Returns the length or -1.
+static int text_form(ref r, char *out, int cap, int depth) {
+    const mx_node *n = NODE(r);
+    int k = 0;
+    if (depth > 8) return -1;
+    if (n->kind == MX_TEXT) {
+        for (int j = 0; j < n->n && k < cap - 1; j++) {
+            if (n->s[j] == '\\') {
+                while (j + 1 < n->n && isalpha((unsigned char)n->s[j + 1])) j++;
+                continue;
+            }
+            unsigned char c = (unsigned char)n->s[j];
+            if (isalnum(c) || c >= 0x80) out[k++] = (char)tolower(c);
+        }
+    } else if (n->kind == MX_SYM && n->a < 0 && n->op == 0) {
+        for (int j = 0; j < n->n && k < cap - 1; j++)
+            out[k++] = (char)tolower((unsigned char)n->s[j]);
+    } else if (n->kind == MX_CONST && (n->op == MXC_E || n->op == MXC_I)) {
+        out[k++] = n->op == MXC_E ? 'e' : 'i';
+    } else if (n->kind == MX_MUL) {
+        for (int c = n->a; c >= 0; c = r.e->nodes[c].next) {
+            if (r.e->nodes[c].rel) return -1;
+            int m = text_form(sub(r, c), out + k, cap - k, depth + 1);
+            if (m < 0) return -1;
+            k += m;
+        }
+    } else {
+        return -1;
+    }
+    out[k] = '\0';
+    return k;
+}
+
+static int text_equal(ref g, ref p) {
+    char a[256], b[256];
+    int na = text_form(g, a, sizeof a, 0), nb = text_form(p, b, sizeof b, 0);
+    return na > 0 && nb > 0 && strcmp(a, b) == 0;
+}
+
+// ---- dispatch ------------------------------------------------------------------------------
+static int eq(cmp *C, ref g, ref p, int depth) {
+    if (depth > 24 || ++C->calls > MAX_CALLS || C->budget <= 0) {
+        C->why = "too complex to compare";
+        return 0;
+    }
+    if (canon_equal(g, p)) return 1;
+    g = unwrap_in(g);
+    p = unwrap_in(p);
+    int gk = KIND(g), pk = KIND(p);
+    // assignments: reference x = 3 against 3; prediction x = 1+2 = 3 against 3
+    if (gk == MX_REL && pk != MX_REL) {
+        int v = assignment_value(g);
+        if (v >= 0) g = sub(g, v), gk = KIND(g);
+    }
+    if (pk == MX_REL && gk != MX_REL) {
+        int v = predicted_value(p);
+        if (v >= 0) p = sub(p, v), pk = KIND(p);
+    }
+    if (gk == MX_REL && pk == MX_REL) return rel_equal(C, g, p);
+    int p_set = pk == MX_INTERVAL || pk == MX_UNION || pk == MX_REALS ||
+                (pk == MX_TUPLE && NODE(p)->len == 2 && NODE(p)->op == '(');
+    int g_set = gk == MX_INTERVAL || gk == MX_UNION || gk == MX_REALS ||
+                (gk == MX_TUPLE && NODE(g)->len == 2 && NODE(g)->op == '(');
+    if (gk == MX_REL && p_set) return rel_set_equal(C, g, p);
+    if (pk == MX_REL && g_set) return C->o->set_relation ? rel_set_equal(C, p, g) : 0;
+    if (gk == MX_TEXT || pk == MX_TEXT) return text_equal(g, p);
+
+    int gc = is_collection(g), pc = is_collection(p);
+    if (gc || pc) {
+        ref ge[MAX_ELEMS], pe[MAX_ELEMS];
+        int go = 0, po = 0, ng, np;
+        if (gc && pc) {
+            ng = elements(g, ge, MAX_ELEMS, &go);
+            np = elements(p, pe, MAX_ELEMS, &po);
+            if (ng < 0 || np < 0) {
+                C->why = "too many elements";
+                return 0;
+            }
+            if (go || po) return ordered_equal(C, ge, ng, pe, np, depth);
+            return set_equal(C, ge, ng, pe, np, depth);
+        }
+        if (gk == MX_TUPLE && (pk == MX_LIST || pk == MX_SET)) { // in written order
+            ng = children(g, ge, MAX_ELEMS);
+            np = children(p, pe, MAX_ELEMS);
+            return ordered_equal(C, ge, ng, pe, np, depth);
+        }
+        if ((gk == MX_LIST || gk == MX_SET) && pk == MX_TUPLE) {
+            ng = elements(g, ge, MAX_ELEMS, &go);
+            np = children(p, pe, MAX_ELEMS);
+            return ng >= 0 && set_equal(C, ge, ng, pe, np, depth);
+        }
+        if (pc) C->why = "several answers";
+        return 0;
+    }
+    if (g_set && p_set) {
+        if (gk == MX_UNION || pk == MX_UNION) {
+            if (gk != pk) return 0;
+            ref ge[MAX_ELEMS], pe[MAX_ELEMS];
+            int ng = children(g, ge, MAX_ELEMS), np = children(p, pe, MAX_ELEMS);
+            return set_equal(C, ge, ng, pe, np, depth);
+        }
+        if (gk == MX_TUPLE && pk == MX_TUPLE) { // (a, b): a pair or an open interval, alike
+            ref ge[2], pe[2];
+            children(g, ge, 2);
+            children(p, pe, 2);
+            return ordered_equal(C, ge, 2, pe, 2, depth);
+        }
+        ivl a, b;
+        return to_ivl(g, &a) && to_ivl(p, &b) && ivl_equal(C, &a, &b);
+    }
+    if (gk != pk && !(is_scalar_kind(gk) && is_scalar_kind(pk))) return 0;
+    switch (gk) {
+    case MX_TUPLE:
+    case MX_RATIO:
+    case MX_MATRIX: {
+        ref ge[MAX_ELEMS], pe[MAX_ELEMS];
+        int ng = children(g, ge, MAX_ELEMS), np = children(p, pe, MAX_ELEMS);
+        if (NODE(g)->len > MAX_ELEMS || NODE(p)->len > MAX_ELEMS) return 0;
+        if (gk == MX_MATRIX) { // rows are lists: compare them in order
+            if (ng != np) return 0;
+            for (int k = 0; k < ng; k++) {
+                ref gr[MAX_ELEMS], pr[MAX_ELEMS];
+                int a = children(ge[k], gr, MAX_ELEMS), b = children(pe[k], pr, MAX_ELEMS);
+                if (!ordered_equal(C, gr, a, pr, b, depth)) return 0;
+            }
+            return 1;
+        }
+        return ordered_equal(C, ge, ng, pe, np, depth);
+    }
+    case MX_ELLIPSIS:
+    case MX_EMPTYSET:
+        return 1;
+    case MX_BASENUM:
+        return 0; // compared by their text only (done above)
+    default:
+        break;
+    }
+    if (is_scalar_kind(gk) && is_scalar_kind(pk)) return scalar_equal(C, g, p);
+    return 0;
+}
+
+int mx_compare(const mx_expr *g, const mx_expr *p, const rl_math_opts *o, char *why, size_t n) {
+    cmp C = {o, MX_BUDGET, 0, NULL};
+    ref rg = {g, g->root, 0, 0}, rp = {p, p->root, 0, 0};
+    int r = eq(&C, rg, rp, 0);
+    if (why && n) snprintf(why, n, "%s", !r && C.why ? C.why : "");
+    return r;
+}
