@@ -27,3 +27,46 @@ int cli_wants_help(int argc, char **argv) {
     }
     return 0;
 }
+
+int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
+                       const char **positional, int max_positional, int *n_positional, char ***sets,
+                       int *n_sets) {
+    *n_positional = 0;
+    *n_sets = 0;
+    *sets = rl_calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--set") == 0) {
+            if (i + 1 >= argc) return cli_usage_error(command, "--set needs key=value");
+            (*sets)[(*n_sets)++] = argv[++i];
+            continue;
+        }
+        if (strncmp(arg, "--set=", 6) == 0) {
+            (*sets)[(*n_sets)++] = argv[i] + 6;
+            continue;
+        }
+        if (arg[0] == '-' && arg[1] == '-') {
+            const char *name = arg + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            const cli_opt *o = NULL;
+            for (int k = 0; k < n_opts; k++)
+                if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) o = &opts[k];
+            if (!o) return cli_usage_error(command, "unknown option '%s'", arg);
+            if (o->flag) {
+                if (eq) return cli_usage_error(command, "option --%s takes no value", o->name);
+                *o->flag = 1;
+            } else if (eq) {
+                *o->value = eq + 1;
+            } else {
+                if (i + 1 >= argc) return cli_usage_error(command, "option --%s needs a value", o->name);
+                *o->value = argv[++i];
+            }
+            continue;
+        }
+        if (arg[0] == '-' && arg[1]) return cli_usage_error(command, "unknown option '%s'", arg);
+        if (*n_positional >= max_positional)
+            return cli_usage_error(command, "unexpected argument '%s'", arg);
+        positional[(*n_positional)++] = arg;
+    }
+    return 0;
+}

@@ -33,6 +33,20 @@ int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((fo
 // 1 if argv[1..] contains -h or --help.
 int cli_wants_help(int argc, char **argv);
 
+// Options of a run command: `--name VALUE` (value != NULL) or a flag `--name` (flag != NULL).
+typedef struct cli_opt {
+    const char *name;   // without the dashes: "model"
+    const char **value; // receives the option's argument
+    int *flag;          // set to 1 when the flag is present
+} cli_opt;
+
+// Parses `CONFIG [--set k=v]... [options]` for a run command: at most max_positional positional
+// arguments, --set collected into *sets (rl_malloc'ed array of borrowed argv strings; free() it).
+// Returns 0, or the exit code 2 after printing a usage error.
+int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
+                       const char **positional, int max_positional, int *n_positional, char ***sets,
+                       int *n_sets);
+
 // The commands, each in cli/cmd_<name>.c.
 int cmd_config(int argc, char **argv);
 int cmd_logs(int argc, char **argv);

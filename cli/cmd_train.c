@@ -1,0 +1,133 @@
+// cmd_train: `rlpipe train CONFIG`: cold-start SFT (when configured), then GRPO, end to end.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "cli/trainer.h"
+#include "policy/checkpoint.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: rlpipe train CONFIG [--set key=value]... [--resume]\n\n"
+            "Runs the whole R1-style recipe from one config:\n"
+            "  1. cold-start SFT on teacher traces (when sft.enabled and no model.path), logged\n"
+            "     as run \"<run.name>-sft\", the model saved to <out_dir>/sft;\n"
+            "  2. GRPO: each step samples rollout.group_size completions for\n"
+            "     rollout.prompts_per_step prompts, scores them with the verifiers (weighted\n"
+            "     reward), computes group-relative advantages and updates the policy with the\n"
+            "     clipped surrogate (algorithm.*); every step and rollout is logged to\n"
+            "     <out_dir>/rollouts.db as run \"<run.name>\";\n"
+            "  3. held-out evaluation before the first update and after the last (evals table),\n"
+            "     printed as a before/after table; the final policy saved to <out_dir>/final.\n"
+            "Checkpoints (model, optimizer, data position) go to checkpoint.dir every\n"
+            "checkpoint.every steps and at the end, each written atomically.\n\n"
+            "options:\n"
+            "  --set key=value   override a config key (repeatable)\n"
+            "  --resume          continue from the newest checkpoint of this run (rows logged\n"
+            "                    after it are replaced); a run killed at any moment and resumed\n"
+            "                    ends with the same weights and rewards as an uninterrupted one\n"
+            "  -h, --help        this help\n");
+}
+
+static int dir_has_model(const char *dir) {
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/config.json", dir);
+    struct stat st;
+    return stat(probe, &st) == 0;
+}
+
+// Cold start: SFT as its own run row, then the fine-tuned model is the policy RL starts from.
+static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
+    const rl_config *c = r->cfg;
+    char name[512];
+    snprintf(name, sizeof name, "%s-sft", c->run.name);
+    if (resume && dir_has_model(sft_dir)) {
+        // SFT finished before the interruption: start RL from its saved model.
+        rl_model *m;
+        RL_TRY(rl_model_load(&m, sft_dir, r->be, err));
+        rl_model_free(r->model);
+        r->model = m;
+        return 0;
+    }
+    RL_TRY(rl_run_start(r, name, resume, err));
+    if (resume && rl_log_truncate_after(r->log, r->run_id, 0, err)) return -1;
+    rl_progress prog;
+    rl_progress_start(&prog, stderr, c->logging.progress, "sft", c->sft.steps, c->sft.time_budget_s);
+    rl_sft_result res;
+    if (rl_sft(r, &prog, &res, err)) {
+        rl_log_finish_run(r->log, r->run_id, "failed", NULL);
+        return -1;
+    }
+    fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps, res.seconds,
+            res.tokens_per_s, res.final_loss);
+    RL_TRY(rl_model_save(r->model, sft_dir, c->model.save_dtype == RL_CFG_BF16, err));
+    RL_TRY(rl_model_save_tokenizer(sft_dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path,
+                                   err));
+    return rl_log_finish_run(r->log, r->run_id, "finished", err);
+}
+
+int cmd_train(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    int resume = 0;
+    const char *pos[1];
+    cli_opt opts[] = {{"resume", NULL, &resume}};
+    char **sets;
+    int n_pos, n_sets;
+    int rc = cli_parse_run_args("train", argc, argv, opts, 1, pos, 1, &n_pos, &sets, &n_sets);
+    if (rc == 0 && n_pos != 1) rc = cli_usage_error("train", "expected one CONFIG file");
+    if (rc) {
+        free(sets);
+        return rc;
+    }
+    rl_err err = {0};
+    rl_config cfg;
+    rl_run run = {0};
+    int code = CLI_EXIT_OK;
+    double t_start = rl_now();
+    if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err) ||
+        rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL, &err) ||
+        rl_run_open_output(&run, &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
+    char sft_dir[4096], final_dir[4096];
+    snprintf(sft_dir, sizeof sft_dir, "%s/sft", cfg.run.out_dir);
+    snprintf(final_dir, sizeof final_dir, "%s/final", cfg.run.out_dir);
+    if (cfg.sft.enabled && !cfg.model.path[0] && cold_start(&run, resume, sft_dir, &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
+    if (rl_run_start(&run, cfg.run.name, resume, &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
+    rl_progress prog;
+    rl_progress_start(&prog, stderr, cfg.logging.progress, "rl", cfg.algorithm.steps, cfg.algorithm.time_budget_s);
+    rl_train_result res;
+    if (rl_grpo_train(&run, &prog, resume, &res, &err) ||
+        rl_model_save(run.model, final_dir, cfg.model.save_dtype == RL_CFG_BF16, &err) ||
+        rl_model_save_tokenizer(final_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path,
+                                &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
+    printf("\nheld-out evaluation (%s):\n", cfg.logging.db);
+    if (res.have_before) rl_eval_print(&run, "before RL", &res.before, 1, stdout);
+    if (res.have_after) rl_eval_print(&run, "after RL", &res.after, !res.have_before, stdout);
+    if (res.have_before && res.have_after)
+        printf("pass@1 %+.1f points after %d RL steps (%.0f s of RL, %.0f s in all)\n",
+               100 * (res.after.pass_at_1 - res.before.pass_at_1), res.steps, res.seconds, rl_now() - t_start);
+    printf("final policy: %s\n", final_dir);
+done:
+    if (run.log && run.run_id >= 0)
+        rl_log_finish_run(run.log, run.run_id, code == CLI_EXIT_OK ? "finished" : "failed", NULL);
+    rl_run_free(&run);
+    rl_config_free(&cfg);
+    free(sets);
+    return code;
+}

@@ -1,0 +1,524 @@
+// run: shared set-up and evaluation of the run commands. See run.h.
+#define _POSIX_C_SOURCE 200809L
+#include "cli/run.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kernels/rng.h"
+#include "policy/checkpoint.h"
+
+void rl_prompt_free(rl_prompt *p) {
+    if (!p) return;
+    free(p->problem);
+    free(p->answer);
+    free(p->tests_json);
+    free(p->task);
+    free(p->response);
+    rl_ids_free(&p->ids);
+    memset(p, 0, sizeof *p);
+}
+
+// ---- set-up ----------------------------------------------------------------------------------
+
+// The tokenizer: the one saved with the model directory when a model is given (so a checkpoint
+// always decodes with the tokenizer it was trained with), else the config's.
+static int init_tokenizer(rl_run *r, const char *model_dir, rl_err *err) {
+    const rl_config *c = r->cfg;
+    const char *what = c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path;
+    char from_dir[4096];
+    rl_err probe = {0};
+    if (model_dir && model_dir[0] &&
+        rl_model_tokenizer_path(model_dir, from_dir, sizeof from_dir, &probe) == 0)
+        what = from_dir;
+    if (rl_tokenizer_load(&r->tok, what, err)) return rl_err_prefix(err, "tokenizer: ");
+    r->tmpl = (rl_chat_template)c->tokenizer.chat_template;
+    if (rl_chat_template_check(r->tmpl, r->tok, err)) return rl_err_prefix(err, "tokenizer.chat_template: ");
+    r->n_stop_ids = rl_chat_stop_ids(r->tmpl, r->tok, r->stop_ids);
+    r->vocab_limit = rl_tokenizer_vocab_size(r->tok);
+    return 0;
+}
+
+// The model's shape from the config's model section, sized for the tokenizer.
+static void model_config_from(const rl_config *c, const rl_tokenizer *tok, rl_model_config *m) {
+    memset(m, 0, sizeof *m);
+    int vocab = rl_tokenizer_vocab_size(tok);
+    if (rl_tokenizer_kind_of(tok) != RL_TOKENIZER_BYTE) vocab = (vocab + 63) / 64 * 64;
+    m->hidden_size = c->model.hidden_size;
+    m->num_hidden_layers = c->model.num_hidden_layers;
+    m->num_attention_heads = c->model.num_attention_heads;
+    m->num_key_value_heads = c->model.num_key_value_heads;
+    m->head_dim = 0;
+    m->intermediate_size = c->model.intermediate_size;
+    m->vocab_size = vocab;
+    m->max_position_embeddings = c->model.max_position_embeddings;
+    m->rope_theta = c->model.rope_theta;
+    m->rms_norm_eps = c->model.rms_norm_eps;
+    m->tie_word_embeddings = c->model.tie_word_embeddings;
+    m->use_sliding_window = c->model.use_sliding_window;
+    m->sliding_window = c->model.sliding_window;
+    m->max_window_layers = c->model.max_window_layers;
+    m->attention_bias = 1;
+    m->bos_token_id = -1;
+    m->eos_token_id = rl_tokenizer_eos_id(tok);
+    m->n_eos = 1;
+    m->eos_token_ids[0] = m->eos_token_id;
+}
+
+static int init_model(rl_run *r, const char *model_dir, rl_err *err) {
+    const rl_config *c = r->cfg;
+    const char *dir = model_dir && model_dir[0] ? model_dir : c->model.path;
+    if (dir && dir[0]) {
+        if (rl_model_load(&r->model, dir, r->be, err)) return -1;
+        if (r->model->V < r->vocab_limit) r->vocab_limit = r->model->V;
+        return 0;
+    }
+    rl_model_config mc;
+    model_config_from(c, r->tok, &mc);
+    if (rl_model_create(&r->model, &mc, r->be, err)) return rl_err_prefix(err, "model: ");
+    rl_model_init_random(r->model, (uint64_t)c->run.seed, (float)c->model.init_std);
+    return 0;
+}
+
+static void task_params_from(const rl_config *c, rl_task_params *p) {
+    rl_task_params_defaults(p);
+    p->weights[RL_TASK_ARITH] = p->weights[RL_TASK_DERIV] = 0;
+    for (int i = 0; i < c->data.tasks.n; i++) {
+        double w = i < c->data.task_weights.n ? c->data.task_weights.v[i] : 1.0;
+        if (strcmp(c->data.tasks.v[i], "deriv") == 0) p->weights[RL_TASK_DERIV] += w;
+        else p->weights[RL_TASK_ARITH] += w;
+    }
+    p->arith_min_ops = c->data.arith.min_ops;
+    p->arith_max_ops = c->data.arith.max_ops;
+    p->arith_max_operand = c->data.arith.max_operand;
+    p->arith_allow_negative = c->data.arith.allow_negative;
+    p->deriv_max_degree = c->data.deriv.max_degree;
+    p->deriv_max_coef = c->data.deriv.max_coef;
+    p->deriv_max_x = c->data.deriv.max_x;
+    p->error_rate = c->data.teacher.error_rate;
+    p->mistakes = 0;
+    for (int i = 0; i < c->data.teacher.error_kinds.n; i++) {
+        const char *k = c->data.teacher.error_kinds.v[i];
+        if (strcmp(k, "sign") == 0) p->mistakes |= RL_MISTAKE_SIGN;
+        else if (strcmp(k, "carry") == 0) p->mistakes |= RL_MISTAKE_CARRY;
+        else if (strcmp(k, "copy") == 0) p->mistakes |= RL_MISTAKE_COPY;
+    }
+}
+
+static int init_data(rl_run *r, rl_err *err) {
+    const rl_config *c = r->cfg;
+    r->use_tasks = c->data.source == RL_CFG_DATA_TASKS;
+    if (r->use_tasks) {
+        task_params_from(c, &r->task_params);
+        return rl_taskset_init(&r->tasks, &r->task_params, (uint64_t)c->run.seed, c->data.heldout_size,
+                               err);
+    }
+    rl_dataset_opts o = {
+        .train_path = c->data.train_path,
+        .heldout_path = c->data.heldout_path,
+        .split_key = c->data.split_key,
+        .heldout_fraction = c->data.heldout_fraction,
+        .seed = (uint64_t)c->run.seed,
+        .fail_on_bad_line = c->data.on_bad_line == RL_CFG_BAD_FAIL,
+    };
+    if (rl_dataset_load(&r->data, &o, err)) return -1;
+    if (r->data.n_heldout == 0)
+        return rl_fail(err, RL_EINPUT, "%s: the split left no held-out lines (data.split_key, "
+                       "data.heldout_path or data.heldout_fraction)", c->data.train_path);
+    return 0;
+}
+
+static int init_reward(rl_run *r, rl_err *err) {
+    rl_config *c = r->cfg;
+    rl_reward_opts o = {.threads = c->reward.threads,
+                        .extract = c->reward.extract == RL_CFG_EXTRACT_AUTO ? "auto" : "boxed"};
+    if (rl_reward_create(&r->reward, c->reward.verifiers.v, c->reward.verifiers.n, &o, err))
+        return rl_err_prefix(err, "%s: reward.verifiers: ",
+                             c->source_path ? c->source_path : "<config>");
+    r->n_verifiers = rl_reward_n_verifiers(r->reward);
+    if (r->n_verifiers > 16)
+        return rl_fail(err, RL_EINPUT, "reward.verifiers: at most 16 verifiers are supported");
+    return 0;
+}
+
+int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir, rl_err *err) {
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->run_id = -1;
+    if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
+    r->be = rl_backend_get(cfg->run.device == RL_CFG_CUDA ? "cuda" : "cpu", err);
+    if (!r->be) return rl_err_prefix(err, "run.device: ");
+    const char *dir = model_dir && model_dir[0] ? model_dir : cfg->model.path;
+    RL_TRY(init_tokenizer(r, (what & RL_RUN_MODEL) ? dir : NULL, err));
+    if (what & RL_RUN_MODEL) RL_TRY(init_model(r, model_dir, err));
+    if (what & RL_RUN_DATA) RL_TRY(init_data(r, err));
+    if (what & RL_RUN_REWARD) RL_TRY(init_reward(r, err));
+    if ((what & RL_RUN_SFT) && cfg->sft.enabled && cfg->sft.source == RL_CFG_SFT_JSONL) {
+        rl_dataset_opts o = {.train_path = cfg->sft.path, .heldout_fraction = 0,
+                             .seed = (uint64_t)cfg->run.seed,
+                             .fail_on_bad_line = cfg->data.on_bad_line == RL_CFG_BAD_FAIL};
+        if (rl_dataset_load(&r->sft_pairs, &o, err)) return rl_err_prefix(err, "sft.path: ");
+        r->have_sft_pairs = 1;
+    }
+    return 0;
+}
+
+static int mkdir_p(const char *path, rl_err *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return rl_fail(err, RL_EINPUT, "run.out_dir: bad path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char saved = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return rl_fail(err, RL_EINPUT, "cannot create directory %s: %s", buf, strerror(errno));
+            buf[i] = saved;
+        }
+    }
+    return 0;
+}
+
+int rl_run_open_output(rl_run *r, rl_err *err) {
+    RL_TRY(mkdir_p(r->cfg->run.out_dir, err));
+    return rl_log_open(&r->log, r->cfg->logging.db, 1, err);
+}
+
+int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err) {
+    rl_config *c = r->cfg;
+    int64_t id;
+    rl_err probe = {0};
+    if (rl_log_find_run(r->log, name, &id, &probe) == 0) {
+        if (!resume)
+            return rl_fail(err, RL_EINPUT,
+                           "%s already holds a run named '%s'; resume it with --resume, or start a "
+                           "new one with --set run.name=NEW (or remove %s)",
+                           c->logging.db, name, c->run.out_dir);
+        r->run_id = id;
+        return rl_log_finish_run(r->log, id, "running", err);
+    }
+    char *yaml = NULL;
+    if (rl_config_to_yaml(c, &yaml, err)) return -1;
+    int rc = rl_log_begin_run(r->log, name, yaml, (uint64_t)c->run.seed, &r->run_id, err);
+    free(yaml);
+    if (rc) return rl_err_prefix(err, "%s: ", c->logging.db);
+    return rl_log_set_run_out_dir(r->log, r->run_id, c->run.out_dir, err);
+}
+
+int rl_run_default_model(const rl_config *cfg, char *buf, size_t size) {
+    const char *names[] = {"final", "sft"};
+    for (int i = 0; i < 2; i++) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/%s/config.json", cfg->run.out_dir, names[i]);
+        struct stat st;
+        if (stat(probe, &st) == 0) {
+            snprintf(buf, size, "%s/%s", cfg->run.out_dir, names[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void rl_run_free(rl_run *r) {
+    if (!r) return;
+    rl_engine_free(r->engine);
+    rl_reward_free(r->reward);
+    if (r->use_tasks) rl_taskset_free(&r->tasks);
+    else rl_dataset_free(&r->data);
+    if (r->have_sft_pairs) rl_dataset_free(&r->sft_pairs);
+    rl_model_free(r->model);
+    rl_tokenizer_free(r->tok);
+    if (r->log) rl_log_close(r->log);
+    if (r->be) rl_backend_release(r->be);
+    memset(r, 0, sizeof *r);
+}
+
+// ---- prompts ---------------------------------------------------------------------------------
+
+// prompt_template with every "{problem}" replaced.
+static char *apply_template(const char *tmpl, const char *problem) {
+    size_t np = strlen(problem), cap = strlen(tmpl) + 1, len = 0;
+    for (const char *s = strstr(tmpl, "{problem}"); s; s = strstr(s + 9, "{problem}")) cap += np;
+    char *out = rl_malloc(cap);
+    for (const char *s = tmpl; *s;) {
+        if (strncmp(s, "{problem}", 9) == 0) {
+            memcpy(out + len, problem, np);
+            len += np;
+            s += 9;
+        } else out[len++] = *s++;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+int rl_run_render(rl_run *r, rl_prompt *p, rl_err *err) {
+    char *user = apply_template(r->cfg->data.prompt_template, p->problem);
+    const char *system = r->cfg->data.system_prompt[0] ? r->cfg->data.system_prompt : NULL;
+    char *text = NULL;
+    int rc = rl_chat_render(r->tmpl, r->tok, system, user, &text, err);
+    free(user);
+    if (rc) return -1;
+    p->ids.len = 0;
+    rc = rl_tokenizer_encode_append(r->tok, text, strlen(text), &p->ids, err);
+    free(text);
+    return rc;
+}
+
+static int from_problem(rl_run *r, const rl_problem *pr, uint64_t key, rl_prompt *out, rl_err *err) {
+    memset(out, 0, sizeof *out);
+    out->problem = rl_strdup(pr->text);
+    out->answer = rl_strdup(pr->answer);
+    out->task = rl_strdup(rl_task_kind_name(pr->kind));
+    out->key = key;
+    return rl_run_render(r, out, err);
+}
+
+static int from_item(rl_run *r, const rl_item *it, uint64_t key, rl_prompt *out, rl_err *err) {
+    memset(out, 0, sizeof *out);
+    out->problem = rl_strdup(it->prompt);
+    out->answer = it->answer ? rl_strdup(it->answer) : NULL;
+    out->tests_json = it->tests_json ? rl_strdup(it->tests_json) : NULL;
+    out->task = it->task ? rl_strdup(it->task) : NULL;
+    out->response = it->response ? rl_strdup(it->response) : NULL;
+    out->key = key;
+    return rl_run_render(r, out, err);
+}
+
+#define HELDOUT_KEY_BASE (1ull << 62)
+
+int rl_run_train_prompt(rl_run *r, uint64_t index, uint64_t sample, rl_prompt *out, rl_err *err) {
+    if (r->use_tasks) {
+        rl_problem pr;
+        rl_taskset_train(&r->tasks, index, &pr);
+        RL_TRY(from_problem(r, &pr, index, out, err));
+        char trace[2048];
+        rl_teacher_trace(&r->task_params, &pr, (uint64_t)r->cfg->run.seed, sample, trace,
+                         sizeof trace, NULL);
+        out->response = rl_strdup(trace);
+        return 0;
+    }
+    // Datasets: sampling with a seeded stream per index (with replacement), so index i names the
+    // same item in every run and after a resume.
+    rl_rng g = rl_rng_stream((uint64_t)r->cfg->run.seed, RL_RNG_DATA, index, 0);
+    int i = (int)rl_rng_below(&g, (uint32_t)r->data.n_train);
+    return from_item(r, &r->data.train[i], index, out, err);
+}
+
+int rl_run_n_heldout(const rl_run *r) { return r->use_tasks ? r->tasks.n_heldout : r->data.n_heldout; }
+
+int rl_run_heldout_prompt(rl_run *r, int index, rl_prompt *out, rl_err *err) {
+    if (r->use_tasks) return from_problem(r, &r->tasks.heldout[index], HELDOUT_KEY_BASE + index, out, err);
+    return from_item(r, &r->data.heldout[index], HELDOUT_KEY_BASE + index, out, err);
+}
+
+int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err) {
+    // Long enough for the longest prompt we are likely to see plus the completion budget.
+    int need = max_new_tokens + 256;
+    if (r->engine && r->engine_slots >= slots && r->engine_len >= need) return 0;
+    rl_engine_free(r->engine);
+    r->engine = NULL;
+    r->engine_slots = slots > r->engine_slots ? slots : r->engine_slots;
+    r->engine_len = need > r->engine_len ? need : r->engine_len;
+    return rl_engine_create(&r->engine, r->model, r->tok, r->engine_slots, r->engine_len,
+                            r->vocab_limit, err);
+}
+
+// ---- scoring -----------------------------------------------------------------------------------
+
+// Parses a tests array (validated when the dataset was read) into ABI tests pointing into the
+// JSON value, which must outlive them.
+static rl_vtest *parse_tests(json_t *arr, int *n) {
+    size_t count = json_array_size(arr);
+    rl_vtest *t = rl_calloc(count ? count : 1, sizeof *t);
+    for (size_t i = 0; i < count; i++) {
+        json_t *o = json_array_get(arr, i);
+        json_t *as = json_object_get(o, "assert");
+        if (json_is_string(as)) t[i] = (rl_vtest){RL_VTEST_ASSERT, json_string_value(as), NULL};
+        else
+            t[i] = (rl_vtest){RL_VTEST_STDIO, json_string_value(json_object_get(o, "input")),
+                              json_string_value(json_object_get(o, "output"))};
+    }
+    *n = (int)count;
+    return t;
+}
+
+int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps, int n,
+                 const int *prompt_of, int max_new_tokens, rl_vresult *results, double *reward,
+                 uint8_t *skipped, rl_err *err) {
+    rl_vsample *s = rl_calloc((size_t)n, sizeof *s);
+    int32_t *group = rl_malloc((size_t)n * sizeof *group);
+    json_t **tests_json = rl_calloc((size_t)n, sizeof *tests_json);
+    rl_vtest **tests = rl_calloc((size_t)n, sizeof *tests);
+    for (int i = 0; i < n; i++) {
+        const rl_prompt *p = &prompts[prompt_of[i]];
+        const rl_completion *c = &comps[i];
+        s[i] = (rl_vsample){
+            .prompt = p->problem,
+            .completion = c->text,
+            .tokens = c->tokens,
+            .n_tokens = c->n_tokens,
+            .max_tokens = max_new_tokens,
+            .truncated = c->finish == RL_FINISH_LENGTH,
+            .answer = p->answer,
+            .task = p->task,
+        };
+        if (p->tests_json) {
+            tests_json[i] = json_loads(p->tests_json, 0, NULL);
+            if (tests_json[i]) {
+                int nt = 0;
+                tests[i] = parse_tests(tests_json[i], &nt);
+                s[i].tests = tests[i];
+                s[i].n_tests = nt;
+            }
+        }
+        group[i] = prompt_of[i];
+    }
+    int rc = rl_reward_score(r->reward, s, group, n, results, reward, skipped, err);
+    for (int i = 0; i < n; i++) {
+        free(tests[i]);
+        json_decref(tests_json[i]);
+    }
+    free(tests);
+    free(tests_json);
+    free(group);
+    free(s);
+    return rc;
+}
+
+// ---- evaluation --------------------------------------------------------------------------------
+
+int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_result *out,
+                rl_err *err) {
+    const rl_config *c = r->cfg;
+    int n = rl_run_n_heldout(r);
+    if (n_problems > 0 && n_problems < n) n = n_problems;
+    if (k < 1) k = 1;
+    int max_new = c->eval.max_new_tokens > 0 ? c->eval.max_new_tokens : c->rollout.max_new_tokens;
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->k = k;
+    out->temperature = temperature;
+    double t0 = rl_now();
+
+    // Chunks of problems keep memory bounded; results do not depend on the chunking.
+    int chunk = 512 / k > 0 ? 512 / k : 1;
+    RL_TRY(rl_run_engine(r, chunk * k, max_new, err));
+    rl_prompt *prompts = rl_calloc((size_t)chunk, sizeof *prompts);
+    rl_gen_prompt *gp = rl_calloc((size_t)chunk, sizeof *gp);
+    rl_completion *comps = rl_calloc((size_t)chunk * k, sizeof *comps);
+    int *prompt_of = rl_malloc((size_t)chunk * k * sizeof(int));
+    int nv = r->n_verifiers, acc = rl_reward_accuracy_index(r->reward);
+    rl_vresult *res = rl_malloc((size_t)chunk * k * nv * sizeof *res);
+    double *rew = rl_malloc((size_t)chunk * k * sizeof *rew);
+    uint8_t *skipped = rl_malloc((size_t)chunk * k);
+    double correct_share = 0, any_correct = 0, len_sum = 0, rew_sum = 0, new_tokens = 0, gen_s = 0;
+    double vsum[16] = {0};
+    rl_gen_params gparams = {
+        .sampling = {.temperature = (float)temperature, .top_k = 0, .top_p = (float)c->eval.top_p,
+                     .min_p = 0},
+        .greedy = temperature <= 0,
+        .max_new_tokens = max_new,
+        .stop_ids = r->stop_ids,
+        .n_stop_ids = r->n_stop_ids,
+        .stop_strings = (const char *const *)c->rollout.stop.v,
+        .n_stop_strings = c->rollout.stop.n,
+        .seed = (uint64_t)c->run.seed + 7919, // eval draws apart from training samples
+    };
+    int rc = 0;
+    for (int base = 0; base < n && rc == 0; base += chunk) {
+        int m = n - base < chunk ? n - base : chunk;
+        for (int i = 0; i < m && rc == 0; i++) {
+            rc = rl_run_heldout_prompt(r, base + i, &prompts[i], err);
+            gp[i] = (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
+            for (int s = 0; s < k; s++) prompt_of[i * k + s] = i;
+        }
+        rl_gen_stats st;
+        if (rc == 0) rc = rl_generate(r->engine, &gparams, gp, m, comps, &st, err);
+        if (rc == 0) {
+            gen_s += st.seconds;
+            new_tokens += st.new_tokens;
+            rc = rl_run_score(r, prompts, comps, m * k, prompt_of, max_new, res, rew, skipped, err);
+            for (int i = 0; rc == 0 && i < m; i++) {
+                int ok = 0;
+                for (int s = 0; s < k; s++) {
+                    int j = i * k + s;
+                    const rl_vresult *row = &res[(size_t)j * nv];
+                    int right = acc >= 0 ? row[acc].status == RL_VERIFY_OK && row[acc].score >= 1.0 - 1e-9
+                                         : rew[j] >= 1.0 - 1e-9;
+                    ok += right;
+                    for (int v = 0; v < nv; v++) vsum[v] += row[v].score;
+                    len_sum += comps[j].n_tokens;
+                    rew_sum += rew[j];
+                }
+                correct_share += (double)ok / k;
+                any_correct += ok > 0;
+            }
+            for (int j = 0; j < m * k; j++) rl_completion_free(&comps[j]);
+        }
+        for (int i = 0; i < m; i++) rl_prompt_free(&prompts[i]);
+    }
+    free(prompts);
+    free(gp);
+    free(comps);
+    free(prompt_of);
+    free(res);
+    free(rew);
+    free(skipped);
+    if (rc) return -1;
+    double total = (double)n * k;
+    out->pass_at_1 = correct_share / n;
+    out->pass_at_k = any_correct / n;
+    for (int v = 0; v < nv; v++) out->verifier_means[v] = vsum[v] / total;
+    out->reward_mean = rew_sum / total;
+    out->len_mean = len_sum / total;
+    out->seconds = rl_now() - t0;
+    out->tokens_per_s = gen_s > 0 ? new_tokens / gen_s : 0;
+    return 0;
+}
+
+void rl_eval_print(const rl_run *r, const char *label, const rl_eval_result *e, int header,
+                   FILE *out) {
+    int nv = r->n_verifiers;
+    if (header) {
+        fprintf(out, "| %-14s | %5s | %3s | %4s | %7s | %7s |", "model", "n", "k", "T", "pass@1", "pass@k");
+        for (int v = 0; v < nv; v++) fprintf(out, " %12s |", rl_reward_name(r->reward, v));
+        fprintf(out, " %6s | %8s | %6s |\n", "reward", "mean len", "secs");
+        fprintf(out, "|%s|%s|%s|%s|%s|%s|", "----------------", "-------", "-----", "------",
+                "---------", "---------");
+        for (int v = 0; v < nv; v++) fprintf(out, "%s|", "--------------");
+        fprintf(out, "%s|%s|%s|\n", "--------", "----------", "--------");
+    }
+    fprintf(out, "| %-14s | %5d | %3d | %4.2f | %6.1f%% | %6.1f%% |", label, e->n, e->k,
+            e->temperature, 100 * e->pass_at_1, 100 * e->pass_at_k);
+    for (int v = 0; v < nv; v++) fprintf(out, " %12.3f |", e->verifier_means[v]);
+    fprintf(out, " %6.3f | %8.1f | %6.1f |\n", e->reward_mean, e->len_mean, e->seconds);
+    fflush(out);
+}
+
+int rl_eval_log(rl_run *r, int step, const rl_eval_result *e, rl_err *err) {
+    if (!r->log) return 0;
+    const char *names[16];
+    for (int v = 0; v < r->n_verifiers; v++) names[v] = rl_reward_name(r->reward, v);
+    rl_eval_row row;
+    rl_eval_row_init(&row);
+    row.run_id = r->run_id;
+    row.step = step;
+    row.split = "heldout";
+    row.n = e->n;
+    row.k = e->k;
+    row.temperature = e->temperature;
+    row.pass_at_1 = e->pass_at_1;
+    row.pass_at_k = e->pass_at_k;
+    row.len_mean = e->len_mean;
+    row.seconds = e->seconds;
+    row.verifier_names = names;
+    row.verifier_means = e->verifier_means;
+    row.n_verifiers = r->n_verifiers;
+    return rl_log_eval(r->log, &row, err);
+}

@@ -1,0 +1,126 @@
+/*
+ * run: everything one run command (sft, train, eval, sample) sets up from a validated config —
+ * backend, tokenizer, policy model, prompt source, verifiers, output directory and rollout log —
+ * and the pieces those commands share: rendering a task into prompt tokens, scoring completions,
+ * and the held-out evaluation.
+ *
+ * Order matters for "bad input loses nothing": everything that can fail on bad input (config,
+ * tokenizer, model files, dataset, verifier options) is loaded before rl_run_open_output creates
+ * the run directory or touches the log.
+ *
+ * Owns: every object it creates (model, tokenizer, verifiers, engine, log handle).
+ */
+#ifndef RL_RUN_H
+#define RL_RUN_H
+
+#include <stdint.h>
+
+#include "cli/config.h"
+#include "cli/progress.h"
+#include "kernels/backend.h"
+#include "policy/model.h"
+#include "policy/tokenizer.h"
+#include "reward/reward.h"
+#include "rollout/dataset.h"
+#include "rollout/engine.h"
+#include "rollout/log.h"
+#include "rollout/tasks.h"
+
+// One task as posed to the model.
+typedef struct rl_prompt {
+    char *problem;    // the task text before the prompt template
+    char *answer;     // reference answer, or NULL (code tasks)
+    char *tests_json; // code tests as JSON text, or NULL
+    char *task;       // task tag ("arith", "deriv", a dataset's tag), or NULL
+    char *response;   // SFT target (teacher trace or dataset response), or NULL
+    uint64_t key;     // names the prompt's random streams
+    rl_ids ids;       // the rendered, tokenised prompt
+} rl_prompt;
+
+void rl_prompt_free(rl_prompt *p);
+
+typedef struct rl_run {
+    rl_config *cfg; // not owned
+    const rl_backend *be;
+    rl_tokenizer *tok;
+    rl_model *model;
+    rl_chat_template tmpl;
+    int32_t stop_ids[4];
+    int n_stop_ids;
+    int vocab_limit; // ids the sampler may draw (the tokenizer's size)
+
+    int use_tasks;   // 1: built-in procedural tasks; 0: the JSONL dataset
+    rl_task_params task_params;
+    rl_taskset tasks;
+    rl_dataset data;
+    rl_dataset sft_pairs; // prompt/response pairs for SFT (sft.source: jsonl)
+    int have_sft_pairs;
+
+    rl_reward *reward;
+    int n_verifiers;
+
+    rl_engine *engine;
+    int engine_slots, engine_len;
+
+    rl_log *log;
+    int64_t run_id; // the run row steps and evals are logged to (-1 = none)
+    int verbose;
+} rl_run;
+
+enum { RL_RUN_MODEL = 1, RL_RUN_DATA = 2, RL_RUN_REWARD = 4, RL_RUN_SFT = 8 };
+
+// Loads what `what` asks for from a finished config (rl_config_finish). Creates nothing on disk.
+// model_dir (may be NULL) overrides model.path.
+int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir, rl_err *err);
+
+// Creates run.out_dir and opens the log (logging.db).
+int rl_run_open_output(rl_run *r, rl_err *err);
+
+// Starts the run row `name` in the log (status running) and makes it r->run_id; with resume, an
+// existing row of that name is reopened instead. A fresh start over an existing row is RL_EINPUT.
+int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err);
+
+void rl_run_free(rl_run *r);
+
+// The newest trained model of this config's out_dir: <out_dir>/final, else <out_dir>/sft. Returns
+// 1 and fills buf when one exists (a directory with a config.json), 0 otherwise.
+int rl_run_default_model(const rl_config *cfg, char *buf, size_t size);
+
+// The n-th training / held-out task with its rendered prompt. `sample` picks the teacher's
+// independent draw for SFT responses (procedural tasks only).
+int rl_run_train_prompt(rl_run *r, uint64_t index, uint64_t sample, rl_prompt *out, rl_err *err);
+int rl_run_heldout_prompt(rl_run *r, int index, rl_prompt *out, rl_err *err);
+int rl_run_n_heldout(const rl_run *r);
+// Renders problem text through prompt_template and the chat template, and tokenises it.
+int rl_run_render(rl_run *r, rl_prompt *p, rl_err *err);
+
+// A sampling engine large enough for `slots` sequences of the configured lengths (reused).
+int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err);
+
+// Scores completions (completion i answers prompts[prompt_of[i]]); results [n, n_verifiers].
+int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps, int n,
+                 const int *prompt_of, int max_new_tokens, rl_vresult *results, double *reward,
+                 uint8_t *skipped, rl_err *err);
+
+// Held-out evaluation: k samples per problem at eval.temperature / top_p.
+typedef struct rl_eval_result {
+    int n, k;
+    double temperature;
+    double pass_at_1;      // mean share of correct samples per problem
+    double pass_at_k;      // share of problems with at least one correct sample
+    double verifier_means[16];
+    double reward_mean;
+    double len_mean;
+    double seconds;
+    double tokens_per_s;
+} rl_eval_result;
+
+int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_result *out,
+                rl_err *err);
+// Prints the evaluation as a table row (with a header when header = 1).
+void rl_eval_print(const rl_run *r, const char *label, const rl_eval_result *e, int header,
+                   FILE *out);
+// Writes it to the evals table (split "heldout").
+int rl_eval_log(rl_run *r, int step, const rl_eval_result *e, rl_err *err);
+
+#endif

@@ -1,0 +1,181 @@
+// train_state: atomic trainer checkpoints and resuming from them. See train_state.h.
+#define _GNU_SOURCE
+#include "cli/train_state.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy/checkpoint.h"
+#include "policy/safetensors.h"
+
+static int remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char child[4096];
+        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+        if (remove_tree(child)) rc = -1;
+    }
+    closedir(d);
+    return rmdir(path) == 0 ? rc : -1;
+}
+
+static int write_state_json(const char *path, const rl_train_state *s, int adam_step, rl_err *err) {
+    json_t *o = json_pack("{s:i, s:I, s:i, s:i, s:s}", "step", s->step, "data_pos", (json_int_t)s->data_pos,
+                          "adam_step", adam_step, "nonfinite_streak", s->nonfinite_streak, "seed", "");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+    json_object_set_new(o, "seed", json_string(seed)); // as text: JSON numbers lose 64-bit seeds
+    int rc = json_dump_file(o, path, JSON_INDENT(2));
+    json_decref(o);
+    if (rc) return rl_fail(err, RL_EINTERNAL, "%s: cannot write trainer state", path);
+    return 0;
+}
+
+// Parses the step out of "step-00000040"; -1 when the name is not a checkpoint's.
+static int ckpt_step_of(const char *name) {
+    if (strncmp(name, "step-", 5) != 0) return -1;
+    char *end;
+    long v = strtol(name + 5, &end, 10);
+    if (end == name + 5 || *end != '\0' || v < 0 || v > 1000000000) return -1;
+    return (int)v;
+}
+
+static void prune(const char *root, int keep) {
+    if (keep <= 0) return;
+    DIR *d = opendir(root);
+    if (!d) return;
+    int steps[4096], n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        int s = ckpt_step_of(e->d_name);
+        if (s >= 0) steps[n++] = s;
+    }
+    closedir(d);
+    // Delete the oldest until `keep` remain.
+    while (n > keep) {
+        int oldest = 0;
+        for (int i = 1; i < n; i++)
+            if (steps[i] < steps[oldest]) oldest = i;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/step-%08d", root, steps[oldest]);
+        remove_tree(path);
+        steps[oldest] = steps[--n];
+    }
+}
+
+int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
+                       const rl_train_state *state, const char *tokenizer, int keep, rl_err *err) {
+    if (mkdir(root, 0777) != 0 && errno != EEXIST)
+        return rl_fail(err, RL_EINPUT, "checkpoint.dir %s: %s", root, strerror(errno));
+    char tmp[4096], final_dir[4096], path[4200];
+    snprintf(final_dir, sizeof final_dir, "%s/step-%08d", root, state->step);
+    snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08d-XXXXXX", root, state->step);
+    if (!mkdtemp(tmp)) return rl_fail(err, RL_EINTERNAL, "%s: cannot create a temporary directory: %s", root, strerror(errno));
+    int rc = -1;
+    float *mh = NULL, *vh = NULL;
+    snprintf(path, sizeof path, "%s/model", tmp);
+    rl_model_save_opts so = {.bf16 = 0, .tokenizer = tokenizer};
+    if (rl_model_save_ex(m, path, &so, err)) goto fail;
+    mh = rl_malloc(opt->n * sizeof(float));
+    vh = rl_malloc(opt->n * sizeof(float));
+    rl_adamw_state_download(opt, mh, vh);
+    rl_st_out_tensor t[2] = {{.name = "adam.m", .ndim = 1, .shape = {(int64_t)opt->n}, .data = mh},
+                             {.name = "adam.v", .ndim = 1, .shape = {(int64_t)opt->n}, .data = vh}};
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+    if (rl_st_write(path, t, 2, RL_ST_F32, err)) goto fail;
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    if (write_state_json(path, state, opt->step, err)) goto fail;
+    remove_tree(final_dir); // a stale checkpoint of the same step (from a killed run) is replaced
+    if (rename(tmp, final_dir) != 0) {
+        rl_fail(err, RL_EINTERNAL, "cannot rename %s to %s: %s", tmp, final_dir, strerror(errno));
+        goto fail;
+    }
+    free(mh);
+    free(vh);
+    prune(root, keep);
+    return 0;
+fail:
+    free(mh);
+    free(vh);
+    remove_tree(tmp);
+    return rc;
+}
+
+int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step) {
+    DIR *d = opendir(root);
+    if (!d) return 0;
+    int best = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int s = ckpt_step_of(e->d_name);
+        if (s > best) best = s;
+    }
+    closedir(d);
+    if (best < 0) return 0;
+    snprintf(path, size, "%s/step-%08d", root, best);
+    if (step) *step = best;
+    return 1;
+}
+
+int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_state *state,
+                       rl_err *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
+    if (!o) return rl_fail(err, RL_EINPUT, "%s: %s", path, je.text);
+    json_t *js = json_object_get(o, "step"), *jd = json_object_get(o, "data_pos"),
+           *ja = json_object_get(o, "adam_step"), *jn = json_object_get(o, "nonfinite_streak"),
+           *jseed = json_object_get(o, "seed");
+    if (!json_is_integer(js) || !json_is_integer(jd) || !json_is_integer(ja) || !json_is_integer(jn) ||
+        !json_is_string(jseed)) {
+        json_decref(o);
+        return rl_fail(err, RL_EINPUT, "%s: missing or mistyped fields", path);
+    }
+    state->step = (int)json_integer_value(js);
+    state->data_pos = json_integer_value(jd);
+    state->nonfinite_streak = (int)json_integer_value(jn);
+    state->seed = strtoull(json_string_value(jseed), NULL, 10);
+    int adam_step = (int)json_integer_value(ja);
+    json_decref(o);
+
+    // Weights: load the saved model and copy its tensors into m (same shape required).
+    snprintf(path, sizeof path, "%s/model", dir);
+    rl_model *saved;
+    if (rl_model_load(&saved, path, m->be, err)) return -1;
+    if (saved->n_params != m->n_params || rl_model_num_tensors(saved) != rl_model_num_tensors(m)) {
+        rl_model_free(saved);
+        return rl_fail(err, RL_EINPUT, "%s: the checkpoint's model shape differs from the config's", path);
+    }
+    size_t n;
+    float *dst = rl_model_params(m, &n), *src = rl_model_params(saved, &n);
+    m->be->mem_copy(m->be, dst, src, n * sizeof(float));
+    rl_model_free(saved);
+
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    rl_ckpt *ck;
+    if (rl_ckpt_open(&ck, path, err)) return -1;
+    float *mh = rl_malloc(opt->n * sizeof(float)), *vh = rl_malloc(opt->n * sizeof(float));
+    int64_t shape[1] = {(int64_t)opt->n};
+    int rc = 0;
+    if (rl_ckpt_read(ck, "adam.m", shape, 1, mh, err) || rl_ckpt_read(ck, "adam.v", shape, 1, vh, err))
+        rc = -1;
+    else rl_adamw_state_upload(opt, mh, vh, adam_step);
+    rl_ckpt_close(ck);
+    free(mh);
+    free(vh);
+    return rc;
+}

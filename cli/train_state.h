@@ -1,0 +1,47 @@
+/*
+ * train_state: trainer checkpoints — everything needed to resume a GRPO run exactly.
+ *
+ *   <checkpoint.dir>/step-00000040/
+ *       model/                 the policy as a Hugging Face directory (F32, bit-exact)
+ *       optimizer.safetensors  AdamW moments "adam.m", "adam.v" [n_params] (F32)
+ *       trainer_state.json     {"step", "data_pos", "adam_step", "nonfinite_streak", "seed"}
+ *   <checkpoint.dir>/reference/   the frozen reference policy (only when kl_coef > 0)
+ *
+ * A checkpoint is written into a temporary sibling directory and renamed into place in one step,
+ * so a directory named step-N is always complete: a process killed while saving leaves the
+ * previous checkpoints untouched. The random streams are counter-based (kernels/rng.h), so the
+ * step and data position are all the randomness state there is.
+ *
+ * Owns: nothing beyond each call.
+ */
+#ifndef RL_TRAIN_STATE_H
+#define RL_TRAIN_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/rl_error.h"
+#include "policy/model.h"
+#include "policy/optim.h"
+
+typedef struct rl_train_state {
+    int step;             // updates completed
+    int64_t data_pos;     // next index of the training prompt stream
+    int nonfinite_streak; // consecutive skipped (non-finite) updates
+    uint64_t seed;
+} rl_train_state;
+
+// Saves a checkpoint for state->step under root and deletes all but the newest `keep` (0 = keep
+// all). tokenizer: "byte" or a tokenizer path, stored with the model.
+int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
+                       const rl_train_state *state, const char *tokenizer, int keep, rl_err *err);
+
+// The newest complete checkpoint under root: 1 and its path (and step) when there is one, 0 when
+// there is none.
+int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step);
+
+// Restores weights into m (same shape), the optimizer moments into opt and the state.
+int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_state *state,
+                       rl_err *err);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * trainer: the training loops of rlpipe — supervised fine-tuning on teacher traces (the R1 "cold
+ * start") and the GRPO loop (rollout -> verify -> reward -> advantages -> update -> log) — plus
+ * the learning-rate schedules they share.
+ *
+ * Owns: its optimizer state while a loop runs (created and freed inside each call).
+ */
+#ifndef RL_TRAINER_H
+#define RL_TRAINER_H
+
+#include "cli/run.h"
+
+// Learning rate at `progress` in [0, 1] of the run after `step` updates: linear warmup over
+// warmup_steps, then constant, linear or cosine decay to lr * min_lr_ratio.
+double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, int step,
+                double progress);
+
+typedef struct rl_sft_result {
+    int steps;
+    double seconds;
+    double final_loss;      // loss of the last step
+    double tokens_per_s;    // tokens through forward+backward per second
+} rl_sft_result;
+
+// Supervised fine-tuning of r->model per cfg->sft; steps are logged to r->run_id when r->log is
+// open (phase "sft"). Reports held-out pass@1 every sft.eval_every steps when that is > 0.
+int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err);
+
+typedef struct rl_train_result {
+    int steps;                 // updates completed (including any before a resume)
+    double seconds;            // wall time of the RL loop in this process
+    rl_eval_result before;     // held-out evaluation at RL step 0 (when done in this process)
+    rl_eval_result after;      // held-out evaluation after the last step
+    int have_before, have_after;
+} rl_train_result;
+
+// The GRPO loop per cfg->algorithm / rollout / eval / checkpoint, on r->model, logged to
+// r->run_id. With resume, continues from the newest checkpoint in checkpoint.dir (rows logged
+// after it are deleted first, so they are replaced, not duplicated). Saves checkpoints every
+// checkpoint.every steps and at the end.
+int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out, rl_err *err);
+
+#endif
