@@ -1,0 +1,545 @@
+// checkpoint: load / save a Qwen2 model as a Hugging Face model directory. See checkpoint.h.
+#define _GNU_SOURCE // renameat2, nftw
+#include "policy/checkpoint.h"
+#include "policy/hf_config.h"
+#include "policy/safetensors.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Files that make up a Hugging Face tokenizer; tokenizer.json is the one rlpipe reads, the others
+// are copied along so that transformers' AutoTokenizer works on the directory too.
+static const char *const TOKENIZER_FILES[] = {"tokenizer.json",
+                                              "tokenizer_config.json",
+                                              "special_tokens_map.json",
+                                              "added_tokens.json",
+                                              "vocab.json",
+                                              "merges.txt"};
+#define N_TOKENIZER_FILES ((int)(sizeof TOKENIZER_FILES / sizeof TOKENIZER_FILES[0]))
+
+// At most this many names are listed in a warning or error about missing / unexpected tensors.
+#define NAMES_LISTED 4
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = rl_malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int is_regular_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int file_in_dir_exists(const char *dir, const char *name) {
+    char *p = join_path(dir, name);
+    int ok = is_regular_file(p);
+    free(p);
+    return ok;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Loading
+
+size_t rl_model_config_num_params(const rl_model_config *cfg) {
+    size_t C = (size_t)cfg->hidden_size, L = (size_t)cfg->num_hidden_layers;
+    size_t NH = (size_t)cfg->num_attention_heads, NKV = (size_t)cfg->num_key_value_heads;
+    size_t hd = cfg->head_dim > 0 ? (size_t)cfg->head_dim : (NH ? C / NH : 0);
+    size_t FF = (size_t)cfg->intermediate_size, V = (size_t)cfg->vocab_size;
+    size_t bias = cfg->attention_bias ? (NH + 2 * NKV) * hd : 0;
+    size_t layer = C * (NH + 2 * NKV) * hd + bias + NH * hd * C + 3 * C * FF + 2 * C;
+    return V * C * (cfg->tie_word_embeddings ? 1 : 2) + L * layer + C;
+}
+
+// The file a missing tensor should have been in, for messages.
+static const char *ckpt_file_name(const char *dir) {
+    return file_in_dir_exists(dir, RL_ST_SINGLE_NAME) ? RL_ST_SINGLE_NAME : RL_ST_INDEX_NAME;
+}
+
+// Appends `name` to a short comma-separated list (at most NAMES_LISTED entries).
+static void list_name(char *list, size_t size, int *count, const char *name) {
+    if (*count < NAMES_LISTED) {
+        size_t n = strlen(list);
+        snprintf(list + n, size - n, "%s%s", n ? ", " : "", name);
+    }
+    (*count)++;
+}
+
+// A tied model's checkpoint that still holds lm_head.weight (old Qwen1.5 exports): the embedding
+// is the output layer, as in vLLM. Silent when the copy is byte-identical to the embedding (the
+// usual case); otherwise warn, because transformers' from_pretrained would load lm_head.weight's
+// values into the shared matrix instead (verified with 4.44, see scripts/make_golden.py).
+static void warn_redundant_lm_head(const rl_ckpt *ck, const char *dir) {
+    const rl_st_tensor *lm = rl_ckpt_find(ck, "lm_head.weight", NULL);
+    const rl_st_tensor *emb = rl_ckpt_find(ck, "model.embed_tokens.weight", NULL);
+    int same = lm && emb && lm->dtype == emb->dtype && lm->nbytes == emb->nbytes &&
+               lm->ndim == emb->ndim && memcmp(lm->shape, emb->shape, sizeof lm->shape) == 0 &&
+               memcmp(lm->data, emb->data, lm->nbytes) == 0;
+    if (!same)
+        fprintf(stderr,
+                "rlpipe: warning: %s: tie_word_embeddings is true but the checkpoint's "
+                "lm_head.weight differs from model.embed_tokens.weight; using the embedding as "
+                "the output layer and ignoring lm_head.weight\n",
+                dir);
+}
+
+// Every tensor the config implies must be in the checkpoint; the checkpoint may hold more.
+static int check_tensor_names(const rl_model *m, const rl_ckpt *ck, const char *dir, rl_err *err) {
+    char missing[1024] = "", extra[1024] = "";
+    int n_missing = 0, n_extra = 0;
+    for (int i = 0; i < rl_model_num_tensors(m); i++) {
+        const char *name;
+        rl_model_tensor_info(m, i, &name, NULL, NULL, NULL);
+        if (!rl_ckpt_has(ck, name)) list_name(missing, sizeof missing, &n_missing, name);
+    }
+    if (n_missing > 0)
+        return rl_fail(err, RL_EINPUT,
+                       "%s/%s: missing tensor%s %s%s (config.json implies %d tensors, %d absent)",
+                       dir, ckpt_file_name(dir), n_missing > 1 ? "s" : "", missing,
+                       n_missing > NAMES_LISTED ? ", ..." : "", rl_model_num_tensors(m), n_missing);
+    for (int i = 0; i < rl_ckpt_count(ck); i++) {
+        const char *name = rl_ckpt_name(ck, i);
+        if (rl_model_find_tensor(m, name) >= 0) continue;
+        if (m->cfg.tie_word_embeddings && strcmp(name, "lm_head.weight") == 0) {
+            warn_redundant_lm_head(ck, dir);
+            continue;
+        }
+        list_name(extra, sizeof extra, &n_extra, name);
+    }
+    if (n_extra > 0)
+        fprintf(stderr, "rlpipe: warning: %s: ignoring %d tensor%s the model does not use: %s%s\n",
+                dir, n_extra, n_extra > 1 ? "s" : "", extra, n_extra > NAMES_LISTED ? ", ..." : "");
+    return 0;
+}
+
+static int read_tensors(rl_model *m, const rl_ckpt *ck, rl_err *err) {
+    size_t biggest = 1;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].numel > biggest) biggest = m->tensors[i].numel;
+    float *host = rl_malloc(biggest * sizeof(float));
+    int rc = 0;
+    for (int i = 0; i < rl_model_num_tensors(m) && rc == 0; i++) {
+        const char *name;
+        int64_t shape[2];
+        int ndim;
+        rl_model_tensor_info(m, i, &name, shape, &ndim, NULL);
+        rc = rl_ckpt_read(ck, name, shape, ndim, host, err);
+        if (rc == 0) rl_model_tensor_write(m, i, host);
+    }
+    free(host);
+    return rc;
+}
+
+int rl_model_load(rl_model **out, const char *dir, const rl_backend *be, rl_err *err) {
+    *out = NULL;
+    if (!is_directory(dir))
+        return rl_fail(err, RL_EINPUT, "%s: not a model directory (config.json + safetensors)",
+                       dir);
+    rl_model_config cfg;
+    RL_TRY(rl_hf_config_load(&cfg, dir, err));
+    rl_model *m;
+    if (rl_model_create(&m, &cfg, be, err) != 0) return rl_err_prefix(err, "%s: ", dir);
+    rl_ckpt *ck;
+    if (rl_ckpt_open(&ck, dir, err) != 0) {
+        rl_model_free(m);
+        return -1;
+    }
+    int rc = check_tensor_names(m, ck, dir, err);
+    if (rc == 0) rc = read_tensors(m, ck, err);
+    rl_ckpt_close(ck);
+    if (rc != 0) {
+        rl_model_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Small file helpers
+
+static int write_file_atomic(const char *path, const void *data, size_t n, rl_err *err) {
+    size_t plen = strlen(path) + 32;
+    char *tmp = rl_malloc(plen);
+    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        rl_fail(err, RL_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    int ok = fwrite(data, 1, n, fp) == n;
+    ok = fflush(fp) == 0 && ok;
+    ok = fsync(fileno(fp)) == 0 && ok;
+    ok = fclose(fp) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        free(tmp);
+        return rl_fail(err, RL_EINTERNAL, "%s: write failed: %s", path, strerror(e));
+    }
+    free(tmp);
+    return 0;
+}
+
+static int copy_file(const char *src, const char *dst, rl_err *err) {
+    FILE *fp = fopen(src, "rb");
+    if (!fp) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", src, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = rl_malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, fp)) > 0) {
+        n += got;
+        if (n == cap) buf = rl_realloc(buf, cap *= 2);
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    int rc = bad ? rl_fail(err, RL_EINPUT, "%s: read error", src) : 0;
+    if (rc == 0) rc = write_file_atomic(dst, buf, n, err);
+    free(buf);
+    return rc;
+}
+
+static int copy_if_present(const char *src_dir, const char *dst_dir, const char *name,
+                           rl_err *err) {
+    char *src = join_path(src_dir, name), *dst = join_path(dst_dir, name);
+    int rc = is_regular_file(src) ? copy_file(src, dst, err) : 0;
+    free(src);
+    free(dst);
+    return rc;
+}
+
+static void remove_in_dir(const char *dir, const char *name) {
+    char *p = join_path(dir, name);
+    unlink(p); // ENOENT is the usual case and fine
+    free(p);
+}
+
+static int sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(path) == 0 ? 0 : -1;
+}
+
+// Deletes a directory tree this module created or validated (symbolic links are not followed).
+static void remove_tree(const char *dir) {
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tokenizer files
+
+// Where the tokenizer files of `tokenizer` (a tokenizer.json or a directory) live: *json_path is
+// its tokenizer.json, *src_dir the directory whose companion files belong to it (NULL when a
+// file with another name was given). Both malloc'd.
+static int locate_tokenizer(const char *tokenizer, char **json_path, char **src_dir, rl_err *err) {
+    *json_path = *src_dir = NULL;
+    if (is_directory(tokenizer)) {
+        char *p = join_path(tokenizer, "tokenizer.json");
+        if (!is_regular_file(p)) {
+            free(p);
+            return rl_fail(err, RL_EINPUT, "%s: no tokenizer.json in this directory", tokenizer);
+        }
+        *json_path = p;
+        *src_dir = rl_strdup(tokenizer);
+        return 0;
+    }
+    if (!is_regular_file(tokenizer))
+        return rl_fail(err, RL_EINPUT, "%s: no such tokenizer file or directory", tokenizer);
+    *json_path = rl_strdup(tokenizer);
+    const char *slash = strrchr(tokenizer, '/');
+    const char *base = slash ? slash + 1 : tokenizer;
+    if (strcmp(base, "tokenizer.json") == 0) {
+        *src_dir = slash ? rl_strdup(tokenizer) : rl_strdup(".");
+        if (slash) (*src_dir)[slash - tokenizer] = '\0';
+        if (!(*src_dir)[0]) strcpy(*src_dir, "/");
+    }
+    return 0;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+static int write_tokenizer(const char *dir, const char *tokenizer, rl_err *err) {
+    if (strcmp(tokenizer, "byte") == 0) {
+        static const char MARKER[] = "{\"kind\": \"byte\"}\n";
+        char *p = join_path(dir, RL_TOKENIZER_MARKER);
+        int rc = write_file_atomic(p, MARKER, sizeof MARKER - 1, err);
+        free(p);
+        if (rc == 0)
+            for (int i = 0; i < N_TOKENIZER_FILES; i++) remove_in_dir(dir, TOKENIZER_FILES[i]);
+        return rc;
+    }
+    char *json, *src_dir;
+    RL_TRY(locate_tokenizer(tokenizer, &json, &src_dir, err));
+    char *dst = join_path(dir, "tokenizer.json");
+    int rc = 0;
+    if (!same_file(json, dst)) {
+        rc = copy_file(json, dst, err);
+        for (int i = 1; i < N_TOKENIZER_FILES && rc == 0; i++)
+            if (src_dir) rc = copy_if_present(src_dir, dir, TOKENIZER_FILES[i], err);
+    }
+    if (rc == 0) remove_in_dir(dir, RL_TOKENIZER_MARKER);
+    free(dst);
+    free(json);
+    free(src_dir);
+    return rc;
+}
+
+int rl_model_save_tokenizer(const char *dir, const char *tokenizer, rl_err *err) {
+    if (!is_directory(dir)) return rl_fail(err, RL_EINPUT, "%s: not a directory", dir);
+    RL_TRY(write_tokenizer(dir, tokenizer, err));
+    sync_dir(dir);
+    return 0;
+}
+
+static int carry_tokenizer(const char *old_dir, const char *new_dir, rl_err *err) {
+    RL_TRY(copy_if_present(old_dir, new_dir, RL_TOKENIZER_MARKER, err));
+    for (int i = 0; i < N_TOKENIZER_FILES; i++)
+        RL_TRY(copy_if_present(old_dir, new_dir, TOKENIZER_FILES[i], err));
+    return 0;
+}
+
+int rl_model_tokenizer_path(const char *dir, char *buf, size_t size, rl_err *err) {
+    char *marker = join_path(dir, RL_TOKENIZER_MARKER);
+    int rc;
+    if (is_regular_file(marker)) {
+        json_error_t jerr;
+        json_t *root = json_load_file(marker, 0, &jerr);
+        const char *kind = json_string_value(json_object_get(root, "kind"));
+        if (!root)
+            rc = rl_fail(err, RL_EINPUT, "%s:%d: invalid JSON: %s", marker, jerr.line, jerr.text);
+        else if (!kind || strcmp(kind, "byte") != 0)
+            rc = rl_fail(err, RL_EINPUT, "%s: expected {\"kind\": \"byte\"}", marker);
+        else
+            rc = snprintf(buf, size, "byte") < (int)size
+                     ? 0
+                     : rl_fail(err, RL_EINTERNAL, "tokenizer path buffer too small");
+        json_decref(root);
+    } else if (file_in_dir_exists(dir, "tokenizer.json")) {
+        rc = snprintf(buf, size, "%s", dir) < (int)size
+                 ? 0
+                 : rl_fail(err, RL_EINPUT, "%s: path too long", dir);
+    } else {
+        rc = rl_fail(err, RL_EINPUT,
+                     "%s: no tokenizer in the model directory (tokenizer.json or %s)", dir,
+                     RL_TOKENIZER_MARKER);
+    }
+    free(marker);
+    return rc;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Saving
+
+// The weights of m as safetensors output records; host copies for a device backend (*owned).
+static rl_st_out_tensor *weight_records(const rl_model *m, float **owned) {
+    int n = rl_model_num_tensors(m);
+    rl_st_out_tensor *ts = rl_calloc((size_t)n, sizeof *ts);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += m->tensors[i].numel;
+    *owned = m->be->is_host ? NULL : rl_malloc(total * sizeof(float));
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        int64_t shape[2];
+        int ndim;
+        float *data;
+        rl_model_tensor_info(m, i, &name, shape, &ndim, &data);
+        ts[i].name = name;
+        ts[i].ndim = ndim;
+        ts[i].shape[0] = shape[0];
+        ts[i].shape[1] = shape[1];
+        if (*owned) {
+            rl_model_tensor_read(m, i, *owned + at);
+            data = *owned + at;
+            at += m->tensors[i].numel;
+        }
+        ts[i].data = data;
+    }
+    return ts;
+}
+
+// Writes the whole model directory into the (fresh, empty) directory tmp.
+static int write_model_dir(const rl_model *m, const char *tmp, const char *old_dir,
+                           const rl_model_save_opts *o, rl_err *err) {
+    float *owned;
+    rl_st_out_tensor *ts = weight_records(m, &owned);
+    int rc = rl_ckpt_write(tmp, ts, rl_model_num_tensors(m), o->bf16 ? RL_ST_BF16 : RL_ST_F32,
+                           o->max_shard_bytes, err);
+    free(ts);
+    free(owned);
+    RL_TRY(rc);
+    RL_TRY(rl_hf_config_save(&m->cfg, tmp, o->bf16 ? "bfloat16" : "float32", err));
+    RL_TRY(rl_hf_generation_config_save(&m->cfg, tmp, err));
+    if (o->tokenizer)
+        RL_TRY(write_tokenizer(tmp, o->tokenizer, err));
+    else if (old_dir)
+        RL_TRY(carry_tokenizer(old_dir, tmp, err));
+    if (sync_dir(tmp) != 0)
+        return rl_fail(err, RL_EINTERNAL, "%s: cannot sync: %s", tmp, strerror(errno));
+    return 0;
+}
+
+// 1 if an existing directory may be replaced: it is empty or holds a config.json.
+static int replaceable(const char *dir) {
+    if (file_in_dir_exists(dir, "config.json")) return 1;
+    int empty = 1;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = 0;
+    closedir(d);
+    return empty;
+}
+
+// mkdir -p of dir's parent.
+static int make_parents(const char *dir, rl_err *err) {
+    char *p = rl_strdup(dir);
+    char *slash = strrchr(p, '/');
+    int rc = 0;
+    if (slash && slash != p) {
+        *slash = '\0';
+        for (char *q = p + 1; rc == 0; q++) {
+            if (*q != '/' && *q != '\0') continue;
+            char c = *q;
+            *q = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST)
+                rc = rl_fail(err, RL_EINPUT, "%s: cannot create directory: %s", p, strerror(errno));
+            *q = c;
+            if (c == '\0') break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+// Puts the finished directory tmp at dir; the old dir's contents (if any) are deleted after.
+static int swap_into_place(const char *tmp, const char *dir, int exists, rl_err *err) {
+    if (!exists) {
+        if (rename(tmp, dir) != 0)
+            return rl_fail(err, RL_EINTERNAL, "%s: cannot rename %s into place: %s", dir, tmp,
+                           strerror(errno));
+        return 0;
+    }
+#ifdef RENAME_EXCHANGE
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        remove_tree(tmp); // now the old contents
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return rl_fail(err, RL_EINTERNAL, "%s: cannot swap in %s: %s", dir, tmp, strerror(errno));
+#endif
+    // No atomic exchange on this file system: two renames, undone if the second fails.
+    size_t n = strlen(dir) + 16;
+    char *old = rl_malloc(n);
+    snprintf(old, n, "%s.old-XXXXXX", dir);
+    int rc = 0;
+    if (!mkdtemp(old) || rename(dir, old) != 0) {
+        rc = rl_fail(err, RL_EINTERNAL, "%s: cannot move the old directory aside: %s", dir,
+                     strerror(errno));
+        rmdir(old);
+    } else if (rename(tmp, dir) != 0) {
+        rc = rl_fail(err, RL_EINTERNAL, "%s: cannot rename %s into place: %s", dir, tmp,
+                     strerror(errno));
+        rename(old, dir);
+    } else {
+        remove_tree(old);
+    }
+    free(old);
+    return rc;
+}
+
+int rl_model_save_ex(const rl_model *m, const char *dir_in, const rl_model_save_opts *opts,
+                     rl_err *err) {
+    rl_model_save_opts o = opts ? *opts : (rl_model_save_opts){0};
+    char *dir = rl_strdup(dir_in);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') dir[--len] = '\0'; // "out/" -> "out"
+    int rc = 0, exists = 0;
+    struct stat st;
+    if (len == 0) {
+        rc = rl_fail(err, RL_EINPUT, "empty model directory name");
+    } else if (lstat(dir, &st) == 0) {
+        exists = 1;
+        if (S_ISLNK(st.st_mode))
+            rc = rl_fail(err, RL_EINPUT, "%s is a symbolic link; save to the path it points to",
+                         dir);
+        else if (!S_ISDIR(st.st_mode))
+            rc = rl_fail(err, RL_EINPUT, "%s exists and is not a directory", dir);
+        else if (!replaceable(dir))
+            rc = rl_fail(err, RL_EINPUT,
+                         "%s exists and is not a model directory (no config.json) nor empty; "
+                         "refusing to replace it",
+                         dir);
+    } else if (errno != ENOENT) {
+        rc = rl_fail(err, RL_EINPUT, "%s: %s", dir, strerror(errno));
+    }
+    if (rc == 0) rc = make_parents(dir, err);
+    char *tmp = NULL;
+    if (rc == 0) {
+        tmp = rl_malloc(len + 16);
+        snprintf(tmp, len + 16, "%s.tmp-XXXXXX", dir);
+        if (!mkdtemp(tmp)) {
+            rc = rl_fail(err, RL_EINPUT, "%s: cannot create a temporary directory: %s", tmp,
+                         strerror(errno));
+            free(tmp);
+            tmp = NULL;
+        }
+    }
+    if (rc == 0) {
+        chmod(tmp, 0755); // mkdtemp makes it 0700
+        rc = write_model_dir(m, tmp, exists ? dir : NULL, &o, err);
+        if (rc == 0) rc = swap_into_place(tmp, dir, exists, err);
+        if (rc != 0) {
+            remove_tree(tmp);
+            rl_err_prefix(err, "saving the model to %s: ", dir);
+        }
+    }
+    if (rc == 0) {
+        // The renames are durable once the parent directory is synced.
+        char *parent = rl_strdup(dir);
+        char *slash = strrchr(parent, '/');
+        if (!slash)
+            strcpy(parent, ".");
+        else if (slash == parent)
+            parent[1] = '\0';
+        else
+            *slash = '\0';
+        sync_dir(parent);
+        free(parent);
+    }
+    free(tmp);
+    free(dir);
+    return rc;
+}
+
+int rl_model_save(const rl_model *m, const char *dir, int bf16, rl_err *err) {
+    rl_model_save_opts o = {.bf16 = bf16};
+    return rl_model_save_ex(m, dir, &o, err);
+}
