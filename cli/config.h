@@ -105,6 +105,7 @@ typedef struct rl_cfg_tokenizer {
 typedef struct rl_cfg_arith {
     int min_ops, max_ops, max_operand;
     int allow_negative;
+    int max_value; // 0 = no limit
 } rl_cfg_arith;
 
 typedef struct rl_cfg_deriv {

@@ -74,19 +74,20 @@ SECTION("data", "Where prompts come from: built-in task generators or JSONL file
 {"data.prompt_template",              STR,  F(data.prompt_template),           DEFAULT_PROMPT, 0, 0, 0, NULL, "the user turn; {problem} is replaced by the problem text"},
 {"data.system_prompt",                STR,  F(data.system_prompt),             "",      0, 0, 0, NULL, "system turn for chat templates that have one; empty = none"},
 
-SECTION("data.arith", "The arithmetic task: integer expressions with + - * and parentheses"),
-{"data.arith.min_ops",                INT,  F(data.arith.min_ops),             "2",     1, 64, 0, NULL, "fewest operators in an expression"},
-{"data.arith.max_ops",                INT,  F(data.arith.max_ops),             "3",     1, 64, 0, NULL, "most operators in an expression"},
-{"data.arith.max_operand",            INT,  F(data.arith.max_operand),         "9",     1, 1000000, 0, NULL, "largest operand"},
-{"data.arith.allow_negative",         BOOL, F(data.arith.allow_negative),      "true",  0, 0, 0, NULL, "negative operands and results allowed"},
+SECTION("data.arith", "The arithmetic task: integer expressions with + - * and standard precedence"),
+{"data.arith.min_ops",                INT,  F(data.arith.min_ops),             "2",     1, 7, 0, NULL, "fewest operators in an expression"},
+{"data.arith.max_ops",                INT,  F(data.arith.max_ops),             "3",     1, 7, 0, NULL, "most operators in an expression"},
+{"data.arith.max_operand",            INT,  F(data.arith.max_operand),         "9",     1, 1000000, 0, NULL, "largest operand (operands are drawn from 1..max_operand)"},
+{"data.arith.allow_negative",         BOOL, F(data.arith.allow_negative),      "true",  0, 0, 0, NULL, "intermediate results and answers may be negative"},
+{"data.arith.max_value",              INT,  F(data.arith.max_value),           "0",     0, 1000000000, 0, NULL, "largest magnitude of any intermediate result (0 = no limit)"},
 
 SECTION("data.deriv", "The derivative task: the value of a polynomial's derivative at a point"),
-{"data.deriv.max_degree",             INT,  F(data.deriv.max_degree),          "3",     1, 20, 0, NULL, "highest polynomial degree"},
+{"data.deriv.max_degree",             INT,  F(data.deriv.max_degree),          "3",     2, 7, 0, NULL, "highest polynomial degree (degrees are drawn from 2..max_degree)"},
 {"data.deriv.max_coef",               INT,  F(data.deriv.max_coef),            "5",     1, 1000, 0, NULL, "largest coefficient magnitude"},
 {"data.deriv.max_x",                  INT,  F(data.deriv.max_x),               "3",     1, 1000, 0, NULL, "largest magnitude of the evaluation point"},
 
 SECTION("data.teacher", "The procedural teacher that writes worked solutions for SFT"),
-{"data.teacher.error_rate",           NUM,  F(data.teacher.error_rate),        "0.0",   0, 1, 0, NULL, "fraction of teacher solutions with a deliberate mistake"},
+{"data.teacher.error_rate",           NUM,  F(data.teacher.error_rate),        "0.0",   0, 1, 0, NULL, "probability that the teacher slips at each step where a slip is possible (carried through to its answer)"},
 {"data.teacher.error_kinds",          STRLIST, F(data.teacher.error_kinds),    "sign|carry|copy", 0, 0, 0, V("sign", "carry", "copy"), "kinds of mistakes the teacher makes"},
 
 SECTION("rollout", "Sampling completions from the policy"),

@@ -97,6 +97,7 @@ static void task_params_from(const rl_config *c, rl_task_params *p) {
     p->arith_max_ops = c->data.arith.max_ops;
     p->arith_max_operand = c->data.arith.max_operand;
     p->arith_allow_negative = c->data.arith.allow_negative;
+    p->arith_max_value = c->data.arith.max_value;
     p->deriv_max_degree = c->data.deriv.max_degree;
     p->deriv_max_coef = c->data.deriv.max_coef;
     p->deriv_max_x = c->data.deriv.max_x;

@@ -458,7 +458,7 @@ static void test_overrides(void) {
                      "content (while parsing a flow node)");
     expect_set_error("data.arith={min_ops: x}",
                      "--set data.arith={min_ops: x}: data.arith.min_ops: expected an integer in "
-                     "[1, 64], got \"x\"");
+                     "[1, 7], got \"x\"");
     expect_set_error("rollout={temprature: 1}",
                      "--set rollout={temprature: 1}: rollout.temprature: unknown key; did you mean "
                      "rollout.temperature?");
