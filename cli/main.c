@@ -12,6 +12,16 @@ static int cmd_version(int argc, char **argv) {
 static const cli_command COMMANDS[] = {
     // One line per command, in the order `rlpipe --help` lists them.
     {"version", "print the version", cmd_version},
+    {"config", "show, check and document run configs (YAML)", cmd_config},
+    {"logs", "query a rollout log: runs, steps, rollouts, one rollout, read-only SQL", cmd_logs},
+    {"tokenize", "text to token ids and back, as JSON lines", cmd_tokenize},
+    {"model", "create (init) and inspect (info) Hugging Face model directories", cmd_model},
+    {"logprobs", "per-token log-probabilities of token sequences under a model", cmd_logprobs},
+    {"verify", "score JSON lines of completions with the reward verifiers", cmd_verify},
+    {"train", "the whole recipe: cold-start SFT, then GRPO against the verifiers", cmd_train},
+    {"sft", "cold-start supervised fine-tuning on teacher traces or a JSONL file", cmd_sft},
+    {"sample", "generate completions and show their verifier scores", cmd_sample},
+    {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);

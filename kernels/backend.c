@@ -1,0 +1,106 @@
+// backend: the CPU table, backend selection by name, release. See backend.h.
+#define _POSIX_C_SOURCE 200809L
+#include "kernels/backend.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ------------------------------------------------------------------------------------------------
+// CPU memory: host memory, 64-byte aligned (one cache line, one AVX-512 vector).
+
+static void *cpu_mem_alloc(const rl_backend *be, size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded == 0) rounded = 64;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) {
+        fprintf(stderr, "rlpipe: out of memory allocating %zu bytes\n", bytes);
+        exit(1);
+    }
+    memset(p, 0, rounded);
+    return p;
+}
+
+static void cpu_mem_free(const rl_backend *be, void *ptr) {
+    free(ptr);
+}
+
+static void cpu_mem_copy(const rl_backend *be, void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) memmove(dst, src, bytes);
+}
+
+static void cpu_mem_zero(const rl_backend *be, void *dst, size_t bytes) {
+    if (bytes) memset(dst, 0, bytes);
+}
+
+static void cpu_synchronize(const rl_backend *be) {}
+
+static const rl_backend CPU_BACKEND = {
+    .name = "cpu",
+    .is_host = 1,
+    .ctx = NULL,
+    .mem_alloc = cpu_mem_alloc,
+    .mem_free = cpu_mem_free,
+    .mem_upload = cpu_mem_copy,
+    .mem_download = cpu_mem_copy,
+    .mem_copy = cpu_mem_copy,
+    .mem_zero = cpu_mem_zero,
+    .synchronize = cpu_synchronize,
+    .release = NULL,
+    .gemm = gemm_cpu,
+    .matmul_forward = matmul_forward_cpu,
+    .matmul_backward = matmul_backward_cpu,
+    .embedding_forward = embedding_forward_cpu,
+    .embedding_backward = embedding_backward_cpu,
+    .rmsnorm_forward = rmsnorm_forward_cpu,
+    .rmsnorm_backward = rmsnorm_backward_cpu,
+    .rope_forward = rope_forward_cpu,
+    .rope_backward = rope_backward_cpu,
+    .swiglu_forward = swiglu_forward_cpu,
+    .swiglu_backward = swiglu_backward_cpu,
+    .residual_forward = residual_forward_cpu,
+    .attention_forward = attention_forward_cpu,
+    .attention_backward = attention_backward_cpu,
+    .kv_store = kv_store_cpu,
+    .attention_cached_forward = attention_cached_forward_cpu,
+    .gather_rows = gather_rows_cpu,
+    .logprob_forward = logprob_forward_cpu,
+    .logprob_backward = logprob_backward_cpu,
+    .logsoftmax_forward = logsoftmax_forward_cpu,
+    .adamw_update = adamw_update_cpu,
+    .sumsq = sumsq_cpu,
+    .scale = scale_cpu,
+    .fill = fill_cpu,
+};
+
+const rl_backend *rl_backend_cpu(void) {
+    return &CPU_BACKEND;
+}
+
+#ifndef RLPIPE_HAVE_CUDA_BACKEND
+// Built without the CUDA backend: kernels/cuda/ defines the real one when it is compiled in.
+const rl_backend *rl_backend_cuda(rl_err *err) {
+    rl_fail(err, RL_EINPUT, "device 'cuda': this rlpipe was built without CUDA support");
+    return NULL;
+}
+#endif
+
+const rl_backend *rl_backend_get(const char *name, rl_err *err) {
+    if (name && strcmp(name, "cpu") == 0) return rl_backend_cpu();
+    if (name && strcmp(name, "cuda") == 0) return rl_backend_cuda(err);
+    rl_fail(err, RL_EINPUT, "unknown device '%s' (expected cpu or cuda)", name ? name : "(null)");
+    return NULL;
+}
+
+void rl_backend_release(const rl_backend *be) {
+    if (be && be->release) be->release(be);
+}
+
+void rl_backend_cpu_describe(char *buf, size_t size) {
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    snprintf(buf, size, "cpu: %d OpenMP threads (OMP_WAIT_POLICY=%s), OpenBLAS %s, %s",
+             omp_get_max_threads(), wait ? wait : "unset", openblas_get_config(),
+             openblas_get_parallel() == 2 ? "OpenMP-threaded" : "pthread/serial");
+}

@@ -1,0 +1,98 @@
+/*
+ * backend: one table of operations per compute device, chosen once at start-up from run.device.
+ *
+ * The model, the optimizer and the rollout engine call only through this table and never touch
+ * device memory directly: memory comes from mem_alloc in a few large blocks (parameters,
+ * gradients, Adam moments, activations, KV cache), and crosses to and from the host only through
+ * mem_upload / mem_download. Every operation has the signature of its function type in
+ * kernels/kernels.h and takes the backend itself as first argument.
+ *
+ *     rl_err err;
+ *     const rl_backend *be = rl_backend_get("cpu", &err);
+ *     float *x = be->mem_alloc(be, n * sizeof(float));
+ *     be->mem_upload(be, x, host, n * sizeof(float));
+ *     be->rmsnorm_forward(be, out, rstd, x, w, N, C, 1e-6f);
+ *     ...
+ *     rl_backend_release(be);
+ *
+ * The CPU backend is a constant table (no state at all); host pointers are its device pointers.
+ * A CUDA backend keeps its stream, cuBLAS handle and workspace behind ctx. A backend value is
+ * used by one host thread at a time.
+ *
+ * CPU threads: OpenMP (OMP_NUM_THREADS). OpenBLAS is its OpenMP build, so sgemm and the kernels'
+ * loops share one libgomp pool and never oversubscribe each other. libgomp spin-waits between
+ * parallel regions by default, the fastest choice on a dedicated machine; on a machine shared
+ * with other busy processes set OMP_WAIT_POLICY=passive before starting (see bench_model).
+ *
+ * Owns: the CPU table is a constant; a CUDA backend owns its context until rl_backend_release.
+ */
+#ifndef RL_BACKEND_H
+#define RL_BACKEND_H
+
+#include "kernels/kernels.h"
+#include "kernels/rl_error.h"
+
+struct rl_backend {
+    const char *name; // "cpu" or "cuda"
+    int is_host;      // 1: backend memory is host memory (device pointers are host pointers)
+    void *ctx;        // backend-private state (NULL for the CPU backend)
+
+    // ---- memory
+    // Zero-filled, 64-byte aligned block; out of memory prints and exits 1, like rl_malloc.
+    void *(*mem_alloc)(const rl_backend *be, size_t bytes);
+    void (*mem_free)(const rl_backend *be, void *ptr); // NULL is fine
+    void (*mem_upload)(const rl_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*mem_download)(const rl_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*mem_copy)(const rl_backend *be, void *dst, const void *src, size_t bytes);
+    void (*mem_zero)(const rl_backend *be, void *dst, size_t bytes);
+    // Waits for every queued operation (timings; a no-op on the CPU).
+    void (*synchronize)(const rl_backend *be);
+    // Releases ctx (NULL when there is nothing to release). Called by rl_backend_release.
+    void (*release)(const rl_backend *be);
+
+    // ---- operations (kernels/kernels.h documents each)
+    rl_gemm_fn *gemm;
+    rl_matmul_forward_fn *matmul_forward;
+    rl_matmul_backward_fn *matmul_backward;
+    rl_embedding_forward_fn *embedding_forward;
+    rl_embedding_backward_fn *embedding_backward;
+    rl_rmsnorm_forward_fn *rmsnorm_forward;
+    rl_rmsnorm_backward_fn *rmsnorm_backward;
+    rl_rope_forward_fn *rope_forward;
+    rl_rope_backward_fn *rope_backward;
+    rl_swiglu_forward_fn *swiglu_forward;
+    rl_swiglu_backward_fn *swiglu_backward;
+    rl_residual_forward_fn *residual_forward;
+    rl_attention_forward_fn *attention_forward;
+    rl_attention_backward_fn *attention_backward;
+    rl_kv_store_fn *kv_store;
+    rl_attention_cached_forward_fn *attention_cached_forward;
+    rl_gather_rows_fn *gather_rows;
+    rl_logprob_forward_fn *logprob_forward;
+    rl_logprob_backward_fn *logprob_backward;
+    rl_logsoftmax_forward_fn *logsoftmax_forward;
+    rl_adamw_update_fn *adamw_update;
+    rl_sumsq_fn *sumsq;
+    rl_scale_fn *scale;
+    rl_fill_fn *fill;
+};
+
+// The CPU backend (OpenBLAS + OpenMP). Always available; a constant table.
+const rl_backend *rl_backend_cpu(void);
+
+// The CUDA backend, or NULL (with a message in err) when rlpipe was built without CUDA or no
+// device is usable. Release it with rl_backend_release. (backend.c holds the stub returning
+// NULL; a build with the CUDA backend defines RLPIPE_HAVE_CUDA_BACKEND and the real function.)
+const rl_backend *rl_backend_cuda(rl_err *err);
+
+// The backend named "cpu" or "cuda" (RL_EINPUT for another name or an unavailable backend).
+const rl_backend *rl_backend_get(const char *name, rl_err *err);
+
+// Releases a backend obtained above (NULL is fine). Memory from it must be freed before.
+void rl_backend_release(const rl_backend *be);
+
+// A one-line description of how the CPU kernels run (OpenMP threads, OpenBLAS configuration),
+// for logs and benchmarks. Host function; writes at most size bytes.
+void rl_backend_cpu_describe(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,58 @@
+// Matrix products on the CPU: OpenBLAS sgemm (threaded by OpenBLAS itself over the shared
+// OpenMP pool) plus the bias add / bias gradient around it. See kernels/kernels.h.
+#include "kernels/cpu/cpu_common.h"
+#include "kernels/kernels.h"
+
+#include <cblas.h>
+#include <string.h>
+
+void gemm_cpu(const rl_backend *be, float *c, const float *a, const float *b, int M, int N, int K,
+              int trans_a, int trans_b, float alpha, float beta) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { // sgemm rejects a zero leading dimension; the product is empty
+        for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0.0f ? 0.0f : beta * c[i];
+        return;
+    }
+    int lda = trans_a ? M : K;
+    int ldb = trans_b ? K : N;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, lda, b, ldb, beta, c, N);
+}
+
+void matmul_forward_cpu(const rl_backend *be, float *out, const float *inp, const float *weight,
+                        const float *bias, int N, int C, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    float beta = 0.0f;
+    if (bias) { // start every row from the bias and let sgemm accumulate on top (beta = 1)
+#pragma omp parallel for if ((size_t)N * OC >= RL_CPU_PAR_MIN)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    gemm_cpu(be, out, inp, weight, N, OC, C, 0, 1, 1.0f, beta);
+}
+
+// dbias[o] += sum_n dout[n, o], in row order for every column (deterministic): each thread owns a
+// block of columns and walks all rows.
+static void bias_backward(float *dbias, const float *dout, int N, int OC) {
+    enum { BLOCK = 64 };
+    int nblocks = (OC + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= RL_CPU_PAR_MIN)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int o0 = blk * BLOCK, o1 = o0 + BLOCK < OC ? o0 + BLOCK : OC;
+        float acc[BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *row = dout + (size_t)n * OC;
+            for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+        }
+        for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+    }
+}
+
+void matmul_backward_cpu(const rl_backend *be, float *dinp, float *dweight, float *dbias,
+                         const float *dout, const float *inp, const float *weight, int N, int C,
+                         int OC) {
+    if (N <= 0) return;
+    if (dinp) gemm_cpu(be, dinp, dout, weight, N, C, OC, 0, 0, 1.0f, 0.0f);
+    if (dweight) gemm_cpu(be, dweight, dout, inp, OC, C, N, 1, 0, 1.0f, 1.0f);
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}

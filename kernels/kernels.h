@@ -1,0 +1,252 @@
+/*
+ * kernels: every numeric operation the model, the optimizer and the rollout engine need, as one
+ * set of function signatures. Each operation is a function type here (rl_xxx_fn); a backend
+ * (kernels/backend.h) is a table holding one implementation of each. The CPU implementations are
+ * declared below as xxx_cpu (OpenBLAS sgemm for matrix products, OpenMP loops for the rest); the
+ * CUDA ones will be xxx_cuda with the very same types, so the compiler checks that every backend
+ * matches. The CPU backend is the reference the CUDA one is tested against, op by op.
+ *
+ * Conventions (llm.c style):
+ *   - B batch, T sequence length, N = B*T rows, C channels (hidden size), NH query heads, NKV
+ *     key/value heads, hd head dim, QKV = (NH + 2*NKV)*hd, FF MLP width, V vocab size.
+ *   - Tensors are row-major float32; every pointer argument is backend memory (device memory for
+ *     CUDA), except where a comment says "host". Integer arrays are int32_t.
+ *   - The first argument is always the backend the call runs on (for its private context: CUDA
+ *     stream, cuBLAS handle, ...; the CPU backend ignores it).
+ *   - xxx_forward(out, ..., inp, ...) writes out. xxx_backward(dinp, dweight, ..., dout, ...)
+ *     ACCUMULATES (+=) into parameter gradients (dweight, dbias, dwte); for each op the comment
+ *     says whether dinp is overwritten (=) or accumulated (+=).
+ *   - Linear layers are nn.Linear: weight [OC, C], out = inp @ weight^T + bias.
+ *   - Attention rows are the fused q|k|v projection: row n holds q (NH*hd floats: head h at h*hd),
+ *     then k (NKV*hd), then v (NKV*hd). Query head h uses kv head h / (NH/NKV), as HF repeat_kv.
+ *   - Sliding window w > 0: query at position p sees keys at positions p-w+1 .. p (w keys, the
+ *     query included), as HF masking_utils (kv_idx > q_idx - sliding_window); w = 0: full causal.
+ *   - Nothing here allocates memory in a hot path.
+ *
+ * The sampling helpers at the end are plain host functions over one row of logits (the rollout
+ * engine receives logits on the host); they are not in the backend table.
+ *
+ * Owns: nothing (declarations only).
+ */
+#ifndef RL_KERNELS_H
+#define RL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rl_backend rl_backend;
+
+// Largest head dimension the attention kernels support (Qwen2 models use 64 and 128).
+#define RL_MAX_HEAD_DIM 256
+
+// Positions per block of a KV cache slot (see rl_kv_store_fn).
+#define RL_KV_BLOCK 64
+
+// ------------------------------------------------------------------------------------------------
+// Matrix products
+
+// c[M,N] = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T (trans_x != 0). a is [M,K] (or
+// [K,M] when transposed), b is [K,N] (or [N,K]). beta = 1 accumulates. The sgemm of the backend.
+typedef void rl_gemm_fn(const rl_backend *be, float *c, const float *a, const float *b, int M,
+                        int N, int K, int trans_a, int trans_b, float alpha, float beta);
+
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL).
+typedef void rl_matmul_forward_fn(const rl_backend *be, float *out, const float *inp,
+                                  const float *weight, const float *bias, int N, int C, int OC);
+
+// dinp[N,C] = dout[N,OC] @ weight (OVERWRITTEN; skipped when dinp is NULL),
+// dweight[OC,C] += dout^T @ inp, dbias[OC] += sum over rows of dout (skipped when NULL).
+typedef void rl_matmul_backward_fn(const rl_backend *be, float *dinp, float *dweight, float *dbias,
+                                   const float *dout, const float *inp, const float *weight, int N,
+                                   int C, int OC);
+
+// ------------------------------------------------------------------------------------------------
+// Embedding, normalisation, position, activation, residual
+
+// out[n,:] = wte[tokens[n],:]; a negative token gives a zero row (padding). tokens in [0, V).
+typedef void rl_embedding_forward_fn(const rl_backend *be, float *out, const int32_t *tokens,
+                                     const float *wte, int N, int C);
+
+// dwte[tokens[n],:] += dout[n,:] for every n with tokens[n] >= 0. Deterministic (no atomics).
+typedef void rl_embedding_backward_fn(const rl_backend *be, float *dwte, const float *dout,
+                                      const int32_t *tokens, int N, int C);
+
+// RMSNorm as HF Qwen2RMSNorm: out = weight * (x * rsqrt(mean(x^2) + eps)), weight used as-is.
+// rstd[N] (may be NULL) receives rsqrt(mean(x^2) + eps) for the backward pass.
+typedef void rl_rmsnorm_forward_fn(const rl_backend *be, float *out, float *rstd, const float *inp,
+                                   const float *weight, int N, int C, float eps);
+
+// dinp[N,C] += (ACCUMULATED), dweight[C] += . inp and rstd are the forward's input and rstd.
+typedef void rl_rmsnorm_backward_fn(const rl_backend *be, float *dinp, float *dweight,
+                                    const float *dout, const float *inp, const float *weight,
+                                    const float *rstd, int N, int C);
+
+// Rotary position embedding in place, HF "default" rope with NeoX half-split pairing: in every
+// head, element i rotates with element i + hd/2 by angle pos * inv_freq[i], inv_freq[i] =
+// 1 / theta^(2i/hd) computed in float32 as HF does. Heads are at x + n*row_stride + h*hd for
+// h < n_heads (so one call rotates the q and k heads of fused q|k|v rows: n_heads = NH + NKV).
+typedef void rl_rope_forward_fn(const rl_backend *be, float *x, const int32_t *pos, int N,
+                                int n_heads, int hd, int row_stride, float theta);
+
+// The transposed rotation, in place: turns d(rotated x) into d(x). Same layout as forward.
+typedef void rl_rope_backward_fn(const rl_backend *be, float *dx, const int32_t *pos, int N,
+                                 int n_heads, int hd, int row_stride, float theta);
+
+// out[N,FF] = silu(gu[:, :FF]) * gu[:, FF:]; gu[N,2FF] holds gate_proj then up_proj outputs.
+typedef void rl_swiglu_forward_fn(const rl_backend *be, float *out, const float *gu, int N, int FF);
+
+// dgu[N,2FF] (OVERWRITTEN) from dout[N,FF] and the forward's gu.
+typedef void rl_swiglu_backward_fn(const rl_backend *be, float *dgu, const float *dout,
+                                   const float *gu, int N, int FF);
+
+// out[i] = a[i] + b[i]; out may alias a or b.
+typedef void rl_residual_forward_fn(const rl_backend *be, float *out, const float *a,
+                                    const float *b, size_t n);
+
+// ------------------------------------------------------------------------------------------------
+// Attention (scale hd^-0.5, softmax in float32)
+
+// Causal grouped-query self-attention over B right-padded sequences.
+//   out [B,T,NH*hd]        attention output (concatenated heads)
+//   lse [B,T,NH] or NULL   log-sum-exp of each softmax row, kept for the backward pass
+//   qkv [B,T,QKV]          fused q|k|v rows, q and k already rotated
+//   lengths [B] or NULL    valid length of each sequence (NULL: all T). Positions t >= length get
+//                          out = 0 and lse = 0; they are never attended to by valid positions.
+typedef void rl_attention_forward_fn(const rl_backend *be, float *out, float *lse, const float *qkv,
+                                     const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                     int window);
+
+// dqkv [B,T,QKV] (OVERWRITTEN, zero at padded positions) from dout [B,T,NH*hd] and the forward's
+// qkv, out and lse.
+typedef void rl_attention_backward_fn(const rl_backend *be, float *dqkv, const float *dout,
+                                      const float *qkv, const float *out, const float *lse,
+                                      const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                      int window);
+
+// KV cache of one layer: kcache and vcache hold S slots of `cap` positions each (cap a multiple
+// of RL_KV_BLOCK), S * cap * NKV*hd floats apiece. Positions are grouped in blocks of
+// RL_KV_BLOCK: positions [0, n) of a slot live in its first ceil(n / RL_KV_BLOCK) blocks, i.e.
+// the first ceil(n / RL_KV_BLOCK) * RL_KV_BLOCK * NKV*hd floats of the slot (so a prefix can be
+// copied to another slot with one copy); the layout inside a block belongs to the backend (the
+// CPU stores each kv head's keys of a block transposed, [hd][RL_KV_BLOCK], and its values as
+// rows, [RL_KV_BLOCK][hd]).
+// kv_store stores the k and v parts of n fused q|k|v rows: row i at (slot[i], pos[i]).
+typedef void rl_kv_store_fn(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
+                            const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
+                            int cap);
+
+// Attention of n query rows against the cache: row i (the q part of qkv row i, at position
+// pos[i] of sequence slot[i]) attends to cached keys/values of its slot at positions
+// max(0, pos[i]-window+1) .. pos[i], which must already be stored. out [n, NH*hd].
+typedef void rl_attention_cached_forward_fn(const rl_backend *be, float *out, const float *qkv,
+                                            const float *kcache, const float *vcache,
+                                            const int32_t *slot, const int32_t *pos, int n, int NH,
+                                            int NKV, int hd, int cap, int window);
+
+// out[i,:] = inp[rows[i],:] for i < n.
+typedef void rl_gather_rows_fn(const rl_backend *be, float *out, const float *inp,
+                               const int32_t *rows, int n, int C);
+
+// ------------------------------------------------------------------------------------------------
+// Log-probabilities of the distribution softmax(logits * inv_temp), one row per position.
+// Cross-entropy is -logp.
+
+// logp[i] = log softmax(logits[i,:] * inv_temp)[targets[i]] (0 where targets[i] < 0);
+// entropy[i] (may be NULL) = -sum_k p_k log p_k of that distribution (for every row).
+typedef void rl_logprob_forward_fn(const rl_backend *be, float *logp, float *entropy,
+                                   const float *logits, const int32_t *targets, int n, int V,
+                                   float inv_temp);
+
+// dlogits[n,V] (OVERWRITTEN; may alias logits, which is then consumed) = gradient wrt logits of
+// sum_i dlogp[i]*logp[i] + dentropy[i]*entropy[i] (dentropy may be NULL):
+//   d/dlogits_k = inv_temp * ( dlogp*(onehot_k - p_k) - dentropy*p_k*(log p_k + H) ).
+typedef void rl_logprob_backward_fn(const rl_backend *be, float *dlogits, const float *logits,
+                                    const int32_t *targets, const float *dlogp,
+                                    const float *dentropy, int n, int V, float inv_temp);
+
+// out[n,V] = log softmax(logits * inv_temp) row by row; out may alias logits.
+typedef void rl_logsoftmax_forward_fn(const rl_backend *be, float *out, const float *logits, int n,
+                                      int V, float inv_temp);
+
+// ------------------------------------------------------------------------------------------------
+// Optimizer and reductions
+
+// One AdamW step (PyTorch semantics, decoupled weight decay) over n contiguous parameters:
+//   g = grad * grad_scale; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+//   param -= lr * ( (m / (1-b1^step)) / (sqrt(v / (1-b2^step)) + eps) + weight_decay * param ).
+// step is the 1-based count of updates including this one.
+typedef void rl_adamw_update_fn(const rl_backend *be, float *param, const float *grad, float *m,
+                                float *v, size_t n, float lr, float beta1, float beta2, float eps,
+                                float weight_decay, float grad_scale, int step);
+
+// Sum of squares of x[n], returned on the host. Deterministic: the summation order depends only
+// on n (fixed-size blocks, partial sums in double), never on the thread count.
+typedef double rl_sumsq_fn(const rl_backend *be, const float *x, size_t n);
+
+// x[i] *= s.
+typedef void rl_scale_fn(const rl_backend *be, float *x, float s, size_t n);
+
+// x[i] = value.
+typedef void rl_fill_fn(const rl_backend *be, float *x, float value, size_t n);
+
+// ------------------------------------------------------------------------------------------------
+// The CPU implementations (in kernels/cpu/).
+
+rl_gemm_fn gemm_cpu;
+rl_matmul_forward_fn matmul_forward_cpu;
+rl_matmul_backward_fn matmul_backward_cpu;
+rl_embedding_forward_fn embedding_forward_cpu;
+rl_embedding_backward_fn embedding_backward_cpu;
+rl_rmsnorm_forward_fn rmsnorm_forward_cpu;
+rl_rmsnorm_backward_fn rmsnorm_backward_cpu;
+rl_rope_forward_fn rope_forward_cpu;
+rl_rope_backward_fn rope_backward_cpu;
+rl_swiglu_forward_fn swiglu_forward_cpu;
+rl_swiglu_backward_fn swiglu_backward_cpu;
+rl_residual_forward_fn residual_forward_cpu;
+rl_attention_forward_fn attention_forward_cpu;
+rl_attention_backward_fn attention_backward_cpu;
+rl_kv_store_fn kv_store_cpu;
+rl_attention_cached_forward_fn attention_cached_forward_cpu;
+rl_gather_rows_fn gather_rows_cpu;
+rl_logprob_forward_fn logprob_forward_cpu;
+rl_logprob_backward_fn logprob_backward_cpu;
+rl_logsoftmax_forward_fn logsoftmax_forward_cpu;
+rl_adamw_update_fn adamw_update_cpu;
+rl_sumsq_fn sumsq_cpu;
+rl_scale_fn scale_cpu;
+rl_fill_fn fill_cpu;
+
+// The float32 inverse frequencies of HF's default RoPE: inv_freq[i] = 1 / theta^(2i/hd), i < hd/2,
+// computed exactly as torch does in float32. Shared by every backend (host function).
+void rl_rope_inv_freq(float *inv_freq, int hd, float theta);
+
+// ------------------------------------------------------------------------------------------------
+// Sampling helpers: pure host functions over one row of V logits.
+
+typedef struct rl_sampling {
+    float temperature; // <= 0: greedy (one-hot at the first maximum)
+    int top_k;         // keep the k largest logits (ties with the k-th kept, as HF); 0: off
+    float top_p;       // nucleus: keep the smallest top set with mass >= top_p; >= 1: off
+    float min_p;       // drop tokens with p < min_p * p_max; 0: off
+} rl_sampling;
+
+// Writes the distribution to sample from into probs[V]: softmax(logits / temperature), then
+// top-k, then top-p on the renormalised result, then min-p (HF's warper order), renormalised;
+// zeros outside the kept set. idx is scratch for V ints. Returns the number of kept tokens (>= 1).
+int rl_sampling_probs(float *probs, const float *logits, int V, const rl_sampling *s, int32_t *idx);
+
+// The token drawn from probs[V] (sums to 1) with a uniform u in [0, 1): the first k whose
+// cumulative probability exceeds u; zero-probability tokens are never returned.
+int rl_sample_from_probs(const float *probs, int V, float u);
+
+// Index of the first maximum of x[n].
+int rl_argmax(const float *x, int n);
+
+// out[n] = softmax(logits / temperature) (temperature > 0); out may alias logits.
+void rl_softmax(float *out, const float *logits, int n, float temperature);
+
+// log softmax(logits / temperature)[token]: the log-probability of a sampled token.
+float rl_token_logprob(const float *logits, int V, int token, float temperature);
+
+#endif

@@ -1,0 +1,685 @@
+// model: Qwen2 parameters, training / scoring forward, log-probabilities, backward. Decoding
+// with a KV cache is in model_decode.c. See model.h.
+#define _POSIX_C_SOURCE 200809L
+#include "policy/model.h"
+#include "kernels/rng.h"
+#include "policy/model_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Largest lm_head output kept at once (floats): rows of logits are processed in chunks of
+// LOGITS_BUDGET / V rows, so a 151k vocabulary never needs the full [B*T, V] matrix.
+#define LOGITS_BUDGET ((size_t)16 << 20)
+
+// Every view starts on a 16-float (64-byte) boundary.
+static size_t align16(size_t n) {
+    return (n + 15) / 16 * 16;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Block layout
+
+float *rl_model__alloc_views(const rl_backend *be, float **views[], const size_t sizes[], int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += align16(sizes[i]);
+    float *block = be->mem_alloc(be, (total ? total : 1) * sizeof(float));
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        *views[i] = sizes[i] ? block + at : NULL;
+        at += align16(sizes[i]);
+    }
+    return block;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Timing
+
+double rl_model__tic(const rl_model *m) {
+    if (!m->timing.enabled) return 0.0;
+    m->be->synchronize(m->be);
+    return rl_now();
+}
+
+void rl_model__toc(rl_model *m, double *bucket, double t0) {
+    if (!m->timing.enabled) return;
+    m->be->synchronize(m->be);
+    *bucket += rl_now() - t0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Creation
+
+static int validate_config(const rl_model_config *cfg, int *hd_out, rl_err *err) {
+    struct {
+        const char *key;
+        int value;
+    } sizes[] = {{"hidden_size", cfg->hidden_size},
+                 {"num_hidden_layers", cfg->num_hidden_layers},
+                 {"num_attention_heads", cfg->num_attention_heads},
+                 {"num_key_value_heads", cfg->num_key_value_heads},
+                 {"intermediate_size", cfg->intermediate_size},
+                 {"vocab_size", cfg->vocab_size}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].value <= 0)
+            return rl_fail(err, RL_EINPUT, "model config: %s must be positive (got %d)",
+                           sizes[i].key, sizes[i].value);
+    if (cfg->num_attention_heads % cfg->num_key_value_heads != 0)
+        return rl_fail(err, RL_EINPUT,
+                       "model config: num_attention_heads (%d) must be a multiple of "
+                       "num_key_value_heads (%d)",
+                       cfg->num_attention_heads, cfg->num_key_value_heads);
+    int hd = cfg->head_dim;
+    if (hd == 0) {
+        if (cfg->hidden_size % cfg->num_attention_heads != 0)
+            return rl_fail(err, RL_EINPUT,
+                           "model config: hidden_size (%d) is not a multiple of "
+                           "num_attention_heads (%d) and head_dim is not given",
+                           cfg->hidden_size, cfg->num_attention_heads);
+        hd = cfg->hidden_size / cfg->num_attention_heads;
+    }
+    if (hd <= 0 || hd % 2 != 0 || hd > RL_MAX_HEAD_DIM)
+        return rl_fail(err, RL_EINPUT,
+                       "model config: head_dim must be even and in [2, %d] (got %d)",
+                       RL_MAX_HEAD_DIM, hd);
+    if (!(cfg->rope_theta > 0.0) || !isfinite(cfg->rope_theta))
+        return rl_fail(err, RL_EINPUT, "model config: rope_theta must be positive (got %g)",
+                       cfg->rope_theta);
+    if (!(cfg->rms_norm_eps > 0.0) || !isfinite(cfg->rms_norm_eps))
+        return rl_fail(err, RL_EINPUT, "model config: rms_norm_eps must be positive (got %g)",
+                       cfg->rms_norm_eps);
+    if (cfg->use_sliding_window && cfg->sliding_window <= 0)
+        return rl_fail(err, RL_EINPUT,
+                       "model config: use_sliding_window needs a positive sliding_window (got %d)",
+                       cfg->sliding_window);
+    // Every tensor's element count must fit comfortably in size_t and its rows in int.
+    double qkv = (double)(cfg->num_attention_heads + 2 * cfg->num_key_value_heads) * hd;
+    double biggest = fmax(fmax((double)cfg->vocab_size, qkv), 2.0 * cfg->intermediate_size) *
+                     fmax((double)cfg->hidden_size, (double)cfg->intermediate_size) *
+                     cfg->num_hidden_layers;
+    if (qkv > 1e9 || biggest > 1e14)
+        return rl_fail(err, RL_EINPUT, "model config: sizes too large");
+    *hd_out = hd;
+    return 0;
+}
+
+static void add_tensor(rl_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
+                       const float *data, int init) {
+    rl_model_tensor *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = ndim == 2 ? d1 : 0;
+    t->numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    t->offset = (size_t)(data - m->params_block);
+    t->init = init;
+}
+
+// The Hugging Face tensors, in state_dict order (module registration order of Qwen2ForCausalLM).
+static void build_tensor_table(rl_model *m) {
+    int C = m->C, L = m->L, hd = m->hd, FF = m->FF, QKV = m->QKV;
+    int qd = m->NH * hd, kvd = m->NKV * hd;
+    const rl_model_weights *p = &m->params;
+    int has_bias = p->bqkv != NULL;
+    m->tensors = rl_calloc((size_t)L * 12 + 3, sizeof *m->tensors);
+    add_tensor(m, "model.embed_tokens.weight", 2, m->V, C, p->wte, 0);
+    char name[80];
+#define LAYER_TENSOR(suffix, ndim, d0, d1, data, init)                                             \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);                              \
+        add_tensor(m, name, ndim, d0, d1, data, init);                                             \
+    } while (0)
+    for (int l = 0; l < L; l++) {
+        const float *wqkv = p->wqkv + (size_t)l * QKV * C;
+        const float *bqkv = has_bias ? p->bqkv + (size_t)l * QKV : NULL;
+        const float *wgu = p->wgu + (size_t)l * 2 * FF * C;
+        LAYER_TENSOR("self_attn.q_proj.weight", 2, qd, C, wqkv, 0);
+        if (has_bias) LAYER_TENSOR("self_attn.q_proj.bias", 1, qd, 0, bqkv, 1);
+        LAYER_TENSOR("self_attn.k_proj.weight", 2, kvd, C, wqkv + (size_t)qd * C, 0);
+        if (has_bias) LAYER_TENSOR("self_attn.k_proj.bias", 1, kvd, 0, bqkv + qd, 1);
+        LAYER_TENSOR("self_attn.v_proj.weight", 2, kvd, C, wqkv + (size_t)(qd + kvd) * C, 0);
+        if (has_bias) LAYER_TENSOR("self_attn.v_proj.bias", 1, kvd, 0, bqkv + qd + kvd, 1);
+        LAYER_TENSOR("self_attn.o_proj.weight", 2, C, qd, p->wo + (size_t)l * C * qd, 0);
+        LAYER_TENSOR("mlp.gate_proj.weight", 2, FF, C, wgu, 0);
+        LAYER_TENSOR("mlp.up_proj.weight", 2, FF, C, wgu + (size_t)FF * C, 0);
+        LAYER_TENSOR("mlp.down_proj.weight", 2, C, FF, p->wdown + (size_t)l * C * FF, 0);
+        LAYER_TENSOR("input_layernorm.weight", 1, C, 0, p->ln1w + (size_t)l * C, 2);
+        LAYER_TENSOR("post_attention_layernorm.weight", 1, C, 0, p->ln2w + (size_t)l * C, 2);
+    }
+#undef LAYER_TENSOR
+    add_tensor(m, "model.norm.weight", 1, C, 0, p->lnfw, 2);
+    if (!m->cfg.tie_word_embeddings) add_tensor(m, "lm_head.weight", 2, m->V, C, p->wlm, 0);
+}
+
+// The parameter views of a block laid out by alloc_params (params or gradients alike).
+static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
+    size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, AD = (size_t)m->NH * m->hd;
+    size_t at = 0;
+#define VIEW(field, n)                                                                             \
+    do {                                                                                           \
+        p->field = block + at;                                                                     \
+        at += align16(n);                                                                          \
+    } while (0)
+    VIEW(wte, V * C);
+    VIEW(wqkv, L * QKV * C);
+    VIEW(wo, L * C * AD);
+    VIEW(wgu, L * 2 * FF * C);
+    VIEW(wdown, L * C * FF);
+    if (m->cfg.tie_word_embeddings)
+        p->wlm = p->wte;
+    else
+        VIEW(wlm, V * C);
+    // (the weight-decay part ends here: m->n_decay)
+    if (m->cfg.attention_bias)
+        VIEW(bqkv, L * QKV);
+    else
+        p->bqkv = NULL;
+    VIEW(ln1w, L * C);
+    VIEW(ln2w, L * C);
+    VIEW(lnfw, C);
+#undef VIEW
+}
+
+int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err) {
+    *out = NULL;
+    int hd = 0;
+    RL_TRY(validate_config(cfg, &hd, err));
+    rl_model *m = rl_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->cfg.head_dim = hd;
+    m->cfg.attention_bias = cfg->attention_bias != 0;
+    m->be = be;
+    m->C = cfg->hidden_size;
+    m->L = cfg->num_hidden_layers;
+    m->NH = cfg->num_attention_heads;
+    m->NKV = cfg->num_key_value_heads;
+    m->hd = hd;
+    m->FF = cfg->intermediate_size;
+    m->V = cfg->vocab_size;
+    m->QKV = (m->NH + 2 * m->NKV) * hd;
+
+    size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, AD = (size_t)m->NH * hd;
+    size_t n_decay = align16(V * C) + align16(L * QKV * C) + align16(L * C * AD) +
+                     align16(L * 2 * FF * C) + align16(L * C * FF) +
+                     (cfg->tie_word_embeddings ? 0 : align16(V * C));
+    size_t n_rest =
+        (m->cfg.attention_bias ? align16(L * QKV) : 0) + 2 * align16(L * C) + align16(C);
+    m->n_decay = n_decay;
+    m->n_params = n_decay + n_rest;
+    m->params_block = be->mem_alloc(be, m->n_params * sizeof(float));
+    point_params(m, m->params_block, &m->params);
+    build_tensor_table(m);
+    m->logits_budget = LOGITS_BUDGET;
+    m->prefill_rows = 1024;
+    m->spans[0] = (rl_param_span){0, n_decay, 1};
+    m->spans[1] = (rl_param_span){n_decay, n_rest, 0};
+    *out = m;
+    return 0;
+}
+
+void rl_model_init_random(rl_model *m, uint64_t seed, float init_std) {
+    size_t biggest = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].numel > biggest) biggest = m->tensors[i].numel;
+    float *host = rl_malloc(biggest * sizeof(float));
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rl_model_tensor *t = &m->tensors[i];
+        if (t->init == 0) {
+            int64_t rows = t->shape[0], cols = t->shape[1];
+#pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < rows; r++) {
+                rl_rng rng = rl_rng_stream(seed, RL_RNG_INIT, (uint64_t)i, (uint64_t)r);
+                for (int64_t c = 0; c < cols; c++)
+                    host[r * cols + c] = (float)(init_std * rl_rng_normal(&rng));
+            }
+        } else {
+            float value = t->init == 2 ? 1.0f : 0.0f;
+            for (size_t k = 0; k < t->numel; k++) host[k] = value;
+        }
+        rl_model_tensor_write(m, i, host);
+    }
+    free(host);
+}
+
+void rl_model_free(rl_model *m) {
+    if (!m) return;
+    const rl_backend *be = m->be;
+    be->mem_free(be, m->params_block);
+    be->mem_free(be, m->grads_block);
+    be->mem_free(be, m->acts_block);
+    be->mem_free(be, m->gacts_block);
+    be->mem_free(be, m->dec_block);
+    free(m->dec.h_tokens);
+    free(m->dec.h_pos);
+    free(m->dec.h_slot);
+    free(m->dec.h_out_idx);
+    free(m->dec.h_out_dst);
+    free(m->h_tokens);
+    free(m->h_pos);
+    free(m->h_targets);
+    free(m->h_lengths);
+    free(m->h_f1);
+    free(m->h_f2);
+    free(m->tensors);
+    free(m);
+}
+
+int rl_model_layer_window(const rl_model *m, int l) {
+    return m->cfg.use_sliding_window && l >= m->cfg.max_window_layers ? m->cfg.sliding_window : 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tensors
+
+int rl_model_num_tensors(const rl_model *m) {
+    return m->n_tensors;
+}
+
+int rl_model_tensor_info(const rl_model *m, int i, const char **name, int64_t shape[2], int *ndim,
+                         float **data) {
+    if (i < 0 || i >= m->n_tensors) return -1;
+    const rl_model_tensor *t = &m->tensors[i];
+    if (name) *name = t->name;
+    if (shape) shape[0] = t->shape[0], shape[1] = t->shape[1];
+    if (ndim) *ndim = t->ndim;
+    if (data) *data = m->params_block + t->offset;
+    return 0;
+}
+
+int rl_model_find_tensor(const rl_model *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+void rl_model_tensor_read(const rl_model *m, int i, float *host) {
+    const rl_model_tensor *t = &m->tensors[i];
+    m->be->mem_download(m->be, host, m->params_block + t->offset, t->numel * sizeof(float));
+}
+
+void rl_model_tensor_write(rl_model *m, int i, const float *host) {
+    const rl_model_tensor *t = &m->tensors[i];
+    m->be->mem_upload(m->be, m->params_block + t->offset, host, t->numel * sizeof(float));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Activation memory
+
+static size_t logits_chunk_rows(const rl_model *m, size_t N) {
+    size_t rows = m->logits_budget / (size_t)m->V;
+    if (rows < 1) rows = 1;
+    return rows < N ? rows : N;
+}
+
+// Makes room for N rows and B sequences (reallocates only to grow).
+static void ensure_acts(rl_model *m, size_t N, size_t B) {
+    if (N <= m->acts_rows && B <= m->acts_seqs) return;
+    if (N < m->acts_rows) N = m->acts_rows;
+    if (B < m->acts_seqs) B = m->acts_seqs;
+    const rl_backend *be = m->be;
+    be->mem_free(be, m->acts_block);
+    size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, NH = m->NH;
+    size_t AD = NH * m->hd;
+    size_t chunk = logits_chunk_rows(m, N);
+    rl_model_acts *a = &m->acts;
+    float *tokens, *pos, *targets, *lengths; // int32 arrays live in the same block
+    float **views[] = {&a->res, &a->resmid, &a->rstd1, &a->rstd2, &a->qkv,   &a->att,
+                       &a->lse, &a->gu,     &a->lnf,   &a->rstdf, &a->ln,    &a->proj,
+                       &a->mlp, &a->logits, &a->logp,  &a->ent,   &a->dlogp, &a->dent,
+                       &tokens, &pos,       &targets,  &lengths};
+    size_t sizes[] = {(L + 1) * N * C,
+                      L * N * C,
+                      L * N,
+                      L * N,
+                      L * N * QKV,
+                      L * N * AD,
+                      L * N * NH,
+                      L * N * 2 * FF,
+                      N * C,
+                      N,
+                      N * C,
+                      N * C,
+                      N * FF,
+                      chunk * V,
+                      N,
+                      N,
+                      N,
+                      N,
+                      N,
+                      N,
+                      N,
+                      B};
+    m->acts_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
+    a->tokens = (int32_t *)tokens;
+    a->pos = (int32_t *)pos;
+    a->targets = (int32_t *)targets;
+    a->lengths = (int32_t *)lengths;
+    m->acts_rows = N;
+    m->acts_seqs = B;
+    m->logits_rows = chunk;
+    m->h_tokens = rl_realloc(m->h_tokens, N * sizeof(int32_t));
+    m->h_pos = rl_realloc(m->h_pos, N * sizeof(int32_t));
+    m->h_targets = rl_realloc(m->h_targets, N * sizeof(int32_t));
+    m->h_lengths = rl_realloc(m->h_lengths, B * sizeof(int32_t));
+    m->h_f1 = rl_realloc(m->h_f1, N * sizeof(float));
+    m->h_f2 = rl_realloc(m->h_f2, N * sizeof(float));
+    // the backward scratch follows the activations' size
+    be->mem_free(be, m->gacts_block);
+    m->gacts_block = NULL;
+}
+
+static void ensure_grads(rl_model *m) {
+    const rl_backend *be = m->be;
+    if (!m->grads_block) {
+        m->grads_block = be->mem_alloc(be, m->n_params * sizeof(float));
+        point_params(m, m->grads_block, &m->grads);
+    }
+    if (!m->gacts_block && m->acts_rows > 0) {
+        size_t N = m->acts_rows, C = m->C, AD = (size_t)m->NH * m->hd;
+        rl_model_grad_acts *g = &m->gacts;
+        float **views[] = {&g->dres, &g->dln, &g->dqkv, &g->datt, &g->dgu, &g->dmlp};
+        size_t sizes[] = {N * C, N * C, N * m->QKV, N * AD, N * 2 * m->FF, N * m->FF};
+        m->gacts_block = rl_model__alloc_views(be, views, sizes, 6);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Layer pieces (shared with the decoder)
+
+void rl_model__matmul(rl_model *m, float *out, const float *inp, const float *w, const float *b,
+                      int R, int C, int OC) {
+    RL_TIMED(m, matmul, m->be->matmul_forward(m->be, out, inp, w, b, R, C, OC));
+}
+
+void rl_model__attn_in(rl_model *m, int l, float *qkv, float *ln, float *rstd, const float *x,
+                       const int32_t *pos, int R) {
+    const rl_backend *be = m->be;
+    const rl_model_weights *p = &m->params;
+    size_t C = m->C, QKV = m->QKV;
+    RL_TIMED(
+        m, other,
+        be->rmsnorm_forward(be, ln, rstd, x, p->ln1w + l * C, R, m->C, (float)m->cfg.rms_norm_eps));
+    rl_model__matmul(m, qkv, ln, p->wqkv + l * QKV * C, p->bqkv ? p->bqkv + l * QKV : NULL, R, m->C,
+                     m->QKV);
+    RL_TIMED(
+        m, other,
+        be->rope_forward(be, qkv, pos, R, m->NH + m->NKV, m->hd, m->QKV, (float)m->cfg.rope_theta));
+}
+
+void rl_model__attn_out(rl_model *m, int l, float *res_out, const float *res_in, const float *att,
+                        float *proj, int R) {
+    size_t C = m->C, AD = (size_t)m->NH * m->hd;
+    rl_model__matmul(m, proj, att, m->params.wo + l * C * AD, NULL, R, m->NH * m->hd, m->C);
+    RL_TIMED(m, other, m->be->residual_forward(m->be, res_out, res_in, proj, (size_t)R * C));
+}
+
+void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, float *ln, float *rstd,
+                   float *gu, float *mlp, float *proj, int R) {
+    const rl_backend *be = m->be;
+    const rl_model_weights *p = &m->params;
+    size_t C = m->C, FF = m->FF;
+    RL_TIMED(m, other,
+             be->rmsnorm_forward(be, ln, rstd, res_in, p->ln2w + l * C, R, m->C,
+                                 (float)m->cfg.rms_norm_eps));
+    rl_model__matmul(m, gu, ln, p->wgu + l * 2 * FF * C, NULL, R, m->C, 2 * m->FF);
+    RL_TIMED(m, other, be->swiglu_forward(be, mlp, gu, R, m->FF));
+    rl_model__matmul(m, proj, mlp, p->wdown + l * C * FF, NULL, R, m->FF, m->C);
+    RL_TIMED(m, other, be->residual_forward(be, res_out, res_in, proj, (size_t)R * C));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Forward
+
+int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                     rl_err *err) {
+    if (B <= 0 || T <= 0)
+        return rl_fail(err, RL_EINPUT, "model forward: batch %d x %d must be positive", B, T);
+    for (int b = 0; b < B; b++) {
+        int len = lengths ? lengths[b] : T;
+        if (len < 0 || len > T)
+            return rl_fail(err, RL_EINPUT, "model forward: length %d of row %d outside [0, %d]",
+                           len, b, T);
+        for (int t = 0; t < len; t++) {
+            int32_t id = tokens[(size_t)b * T + t];
+            if (id < 0 || id >= m->V)
+                return rl_fail(err, RL_EINPUT,
+                               "model forward: token %d at row %d position %d outside the "
+                               "vocabulary [0, %d)",
+                               id, b, t, m->V);
+        }
+    }
+    size_t N = (size_t)B * T, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
+    size_t FF = m->FF;
+    ensure_acts(m, N, (size_t)B);
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    for (int b = 0; b < B; b++) {
+        int len = lengths ? lengths[b] : T;
+        m->h_lengths[b] = len;
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t;
+            m->h_tokens[r] = t < len ? tokens[r] : -1; // padding embeds to a zero row
+            m->h_pos[r] = t;
+        }
+    }
+    be->mem_upload(be, a->tokens, m->h_tokens, N * sizeof(int32_t));
+    be->mem_upload(be, a->pos, m->h_pos, N * sizeof(int32_t));
+    be->mem_upload(be, a->lengths, m->h_lengths, (size_t)B * sizeof(int32_t));
+    m->B = B;
+    m->T = T;
+    m->have_logprobs = 0;
+    m->logits_valid = 0;
+
+    int n = (int)N;
+    RL_TIMED(m, other, be->embedding_forward(be, a->res, a->tokens, m->params.wte, n, m->C));
+    for (int l = 0; l < m->L; l++) {
+        float *x = a->res + l * N * C, *resmid = a->resmid + l * N * C;
+        float *qkv = a->qkv + l * N * QKV, *att = a->att + l * N * AD;
+        rl_model__attn_in(m, l, qkv, a->ln, a->rstd1 + l * N, x, a->pos, n);
+        RL_TIMED(m, attention,
+                 be->attention_forward(be, att, a->lse + l * N * NH, qkv, a->lengths, B, T, m->NH,
+                                       m->NKV, m->hd, rl_model_layer_window(m, l)));
+        rl_model__attn_out(m, l, resmid, x, att, a->proj, n);
+        rl_model__mlp(m, l, a->res + (l + 1) * N * C, resmid, a->ln, a->rstd2 + l * N,
+                      a->gu + l * N * 2 * FF, a->mlp, a->proj, n);
+    }
+    RL_TIMED(m, other,
+             be->rmsnorm_forward(be, a->lnf, a->rstdf, a->res + (size_t)m->L * N * C,
+                                 m->params.lnfw, n, m->C, (float)m->cfg.rms_norm_eps));
+    return 0;
+}
+
+// lm_head output of rows [r0, r0 + rows) of the last forward into acts.logits.
+static void lm_head_rows(rl_model *m, size_t r0, int rows) {
+    rl_model__matmul(m, m->acts.logits, m->acts.lnf + r0 * m->C, m->params.wlm, NULL, rows, m->C,
+                     m->V);
+}
+
+// Zeroes x[b, t] for the padded positions of the last forward (host array [B, T]).
+static void zero_padding(const rl_model *m, float *x) {
+    for (int b = 0; b < m->B; b++)
+        for (int t = m->h_lengths[b]; t < m->T; t++) x[(size_t)b * m->T + t] = 0.0f;
+}
+
+int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperature, float *logp,
+                            float *entropy, rl_err *err) {
+    if (m->B == 0)
+        return rl_fail(err, RL_EINTERNAL, "model token_logprobs: no forward pass to score");
+    m->have_logprobs = 0; // a failed call leaves nothing for backward
+    if (!(temperature > 0.0f) || !isfinite(temperature))
+        return rl_fail(err, RL_EINPUT, "model token_logprobs: temperature %g must be positive",
+                       (double)temperature);
+    int B = m->B, T = m->T;
+    size_t N = (size_t)B * T;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t;
+            int32_t y = targets[r];
+            if (t < m->h_lengths[b] && (y < -1 || y >= m->V))
+                return rl_fail(err, RL_EINPUT,
+                               "model token_logprobs: target %d at row %d position %d outside "
+                               "[-1, %d)",
+                               y, b, t, m->V);
+            m->h_targets[r] = t < m->h_lengths[b] ? y : -1;
+        }
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    be->mem_upload(be, a->targets, m->h_targets, N * sizeof(int32_t));
+    float it = 1.0f / temperature;
+    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+        int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
+        lm_head_rows(m, r0, rows);
+        RL_TIMED(m, other,
+                 be->logprob_forward(be, a->logp + r0, entropy ? a->ent + r0 : NULL, a->logits,
+                                     a->targets + r0, rows, m->V, it));
+    }
+    be->mem_download(be, logp, a->logp, N * sizeof(float));
+    zero_padding(m, logp);
+    if (entropy) {
+        be->mem_download(be, entropy, a->ent, N * sizeof(float));
+        zero_padding(m, entropy);
+    }
+    m->logits_valid = m->logits_rows >= N; // one chunk: backward can reuse these logits
+    m->temperature = temperature;
+    m->have_logprobs = 1;
+    return 0;
+}
+
+int rl_model_logits(rl_model *m, float *logits, rl_err *err) {
+    if (m->B == 0) return rl_fail(err, RL_EINTERNAL, "model logits: no forward pass");
+    size_t N = (size_t)m->B * m->T, V = m->V;
+    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+        int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
+        lm_head_rows(m, r0, rows);
+        m->be->mem_download(m->be, logits + r0 * V, m->acts.logits, (size_t)rows * V * 4);
+    }
+    for (int b = 0; b < m->B; b++)
+        for (int t = m->h_lengths[b]; t < m->T; t++)
+            memset(logits + ((size_t)b * m->T + t) * V, 0, V * sizeof(float));
+    m->logits_valid = m->logits_rows >= N;
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Backward
+
+int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl_err *err) {
+    if (!m->have_logprobs)
+        return rl_fail(err, RL_EINTERNAL,
+                       "model backward: call rl_model_token_logprobs after the forward first");
+    ensure_grads(m);
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    rl_model_grad_acts *g = &m->gacts;
+    const rl_model_weights *p = &m->params;
+    rl_model_weights *dp = &m->grads;
+    int B = m->B, T = m->T, n = B * T;
+    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
+    size_t FF = m->FF;
+    float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
+
+    // seeds, zero at padding
+    memcpy(m->h_f1, dlogp, N * sizeof(float));
+    zero_padding(m, m->h_f1);
+    be->mem_upload(be, a->dlogp, m->h_f1, N * sizeof(float));
+    if (dentropy) {
+        memcpy(m->h_f2, dentropy, N * sizeof(float));
+        zero_padding(m, m->h_f2);
+        be->mem_upload(be, a->dent, m->h_f2, N * sizeof(float));
+    }
+
+    // lm_head and log-softmax, chunk by chunk: dlogits in place of the logits, then into dlnf
+    float it = 1.0f / m->temperature;
+    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+        int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
+        if (!m->logits_valid) lm_head_rows(m, r0, rows);
+        RL_TIMED(m, other,
+                 be->logprob_backward(be, a->logits, a->logits, a->targets + r0, a->dlogp + r0,
+                                      dentropy ? a->dent + r0 : NULL, rows, m->V, it));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, g->dln + r0 * C, dp->wlm, NULL, a->logits, a->lnf + r0 * C,
+                                     p->wlm, rows, m->C, m->V));
+    }
+    m->logits_valid = 0; // consumed
+
+    be->mem_zero(be, g->dres, N * C * sizeof(float));
+    RL_TIMED(m, other,
+             be->rmsnorm_backward(be, g->dres, dp->lnfw, g->dln, a->res + (size_t)m->L * N * C,
+                                  p->lnfw, a->rstdf, n, m->C));
+    for (int l = m->L - 1; l >= 0; l--) {
+        float *x = a->res + l * N * C, *resmid = a->resmid + l * N * C;
+        float *qkv = a->qkv + l * N * QKV, *att = a->att + l * N * AD, *gu = a->gu + l * N * 2 * FF;
+        float *rstd1 = a->rstd1 + l * N, *rstd2 = a->rstd2 + l * N;
+        // MLP block: res[l+1] = resmid + down(swiglu(gu)), gu = rmsnorm(resmid) Wgu^T
+        RL_TIMED(m, other,
+                 be->rmsnorm_forward(be, a->ln, NULL, resmid, p->ln2w + l * C, n, m->C, eps));
+        RL_TIMED(m, other, be->swiglu_forward(be, a->mlp, gu, n, m->FF));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, g->dmlp, dp->wdown + l * C * FF, NULL, g->dres, a->mlp,
+                                     p->wdown + l * C * FF, n, m->FF, m->C));
+        RL_TIMED(m, other, be->swiglu_backward(be, g->dgu, g->dmlp, gu, n, m->FF));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, g->dln, dp->wgu + l * 2 * FF * C, NULL, g->dgu, a->ln,
+                                     p->wgu + l * 2 * FF * C, n, m->C, 2 * m->FF));
+        RL_TIMED(m, other,
+                 be->rmsnorm_backward(be, g->dres, dp->ln2w + l * C, g->dln, resmid,
+                                      p->ln2w + l * C, rstd2, n, m->C));
+        // attention block: resmid = x + att Wo^T, qkv = rope(rmsnorm(x) Wqkv^T + b)
+        RL_TIMED(m, other, be->rmsnorm_forward(be, a->ln, NULL, x, p->ln1w + l * C, n, m->C, eps));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, g->datt, dp->wo + l * C * AD, NULL, g->dres, att,
+                                     p->wo + l * C * AD, n, m->NH * m->hd, m->C));
+        RL_TIMED(m, attention,
+                 be->attention_backward(be, g->dqkv, g->datt, qkv, att, a->lse + l * N * NH,
+                                        a->lengths, B, T, m->NH, m->NKV, m->hd,
+                                        rl_model_layer_window(m, l)));
+        RL_TIMED(m, other,
+                 be->rope_backward(be, g->dqkv, a->pos, n, m->NH + m->NKV, m->hd, m->QKV, theta));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, g->dln, dp->wqkv + l * QKV * C,
+                                     dp->bqkv ? dp->bqkv + l * QKV : NULL, g->dqkv, a->ln,
+                                     p->wqkv + l * QKV * C, n, m->C, m->QKV));
+        RL_TIMED(m, other,
+                 be->rmsnorm_backward(be, g->dres, dp->ln1w + l * C, g->dln, x, p->ln1w + l * C,
+                                      rstd1, n, m->C));
+    }
+    RL_TIMED(m, other, be->embedding_backward(be, dp->wte, g->dres, a->tokens, n, m->C));
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Gradients and optimizer views
+
+void rl_model_zero_grad(rl_model *m) {
+    ensure_grads(m);
+    m->be->mem_zero(m->be, m->grads_block, m->n_params * sizeof(float));
+}
+
+double rl_model_grad_norm(rl_model *m) {
+    if (!m->grads_block) return 0.0;
+    return sqrt(m->be->sumsq(m->be, m->grads_block, m->n_params));
+}
+
+float *rl_model_params(rl_model *m, size_t *n) {
+    if (n) *n = m->n_params;
+    return m->params_block;
+}
+
+float *rl_model_grads(rl_model *m, size_t *n) {
+    ensure_grads(m);
+    if (n) *n = m->n_params;
+    return m->grads_block;
+}
+
+const rl_param_span *rl_model_decay_spans(const rl_model *m, int *n) {
+    if (n) *n = 2;
+    return m->spans;
+}
+
+size_t rl_model_num_weights(const rl_model *m) {
+    size_t total = 0;
+    for (int i = 0; i < m->n_tensors; i++) total += m->tensors[i].numel;
+    return total;
+}

@@ -1,0 +1,274 @@
+/*
+ * model: the Qwen2-architecture transformer, exactly as Hugging Face's Qwen2ForCausalLM computes
+ * it (see ../shared/notes/qwen2-format.md), in float32 through a backend (kernels/backend.h):
+ *
+ *   x = embed_tokens[ids]
+ *   per layer: h = RMSNorm(x); q,k,v = h W^T + b; RoPE(q, k) (NeoX half split, positions 0..);
+ *              x += o_proj(softmax(q k^T / sqrt(hd) + causal/window mask) v)   (GQA: head h uses
+ *              kv head h / (NH/NKV)); h = RMSNorm(x); x += down(silu(gate(h)) * up(h))
+ *   logits = RMSNorm(x) lm_head^T              (lm_head = embed_tokens when tied)
+ *
+ * One rl_model serves training (forward over a batch of padded sequences, keeping activations,
+ * then token log-probabilities and entropies, then backward of any objective that is linear in
+ * them), scoring (the same without backward) and decoding (prefill and one token per live
+ * sequence against a KV cache, logits returned on the host).
+ *
+ * Memory, all from the backend, llm.c style: one parameter block (every tensor a named view),
+ * one gradient block (allocated on the first backward or zero_grad), one activation block sized
+ * for the largest B*T seen so far, one backward scratch block, one decode scratch block, and a
+ * KV cache per rl_kv_cache. Nothing is allocated per step once the sizes have been seen.
+ *
+ * Parameter block layout (the optimizer sees it as one flat array): the matrices that get weight
+ * decay first (wte, wqkv, wo, wgu, wdown, wlm), then the rest (bqkv, ln1w, ln2w, lnfw), each
+ * tensor starting on a 16-float boundary. q, k and v of a layer are one fused [QKV, C] matrix
+ * (rows of q_proj, then k_proj, then v_proj) and gate/up one [2*FF, C] matrix, so each layer
+ * runs one matrix product for q|k|v and one for gate|up. Every Hugging Face tensor is still one
+ * contiguous piece of the block; rl_model_tensor_info maps names to pieces.
+ *
+ * Owns: its config copy, the blocks above, host staging arrays. Not thread-safe: one caller at a
+ * time per model.
+ */
+#ifndef RL_MODEL_H
+#define RL_MODEL_H
+
+#include "kernels/backend.h"
+#include "kernels/rl_error.h"
+#include "policy/model_config.h"
+#include "policy/optim.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Views into the parameter block (and, with the same layout, into the gradient block).
+// Shapes use C hidden, L layers, NH/NKV heads, hd head dim, QKV = (NH+2*NKV)*hd, FF, V.
+typedef struct rl_model_weights {
+    float *wte;   // [V, C]         model.embed_tokens.weight
+    float *wqkv;  // [L, QKV, C]    self_attn.{q,k,v}_proj.weight stacked by rows
+    float *wo;    // [L, C, NH*hd]  self_attn.o_proj.weight
+    float *wgu;   // [L, 2*FF, C]   mlp.gate_proj.weight rows [0,FF), mlp.up_proj.weight [FF,2FF)
+    float *wdown; // [L, C, FF]     mlp.down_proj.weight
+    float *wlm;   // [V, C]         lm_head.weight; == wte when tie_word_embeddings
+    float *bqkv;  // [L, QKV]       self_attn.{q,k,v}_proj.bias; NULL when attention_bias == 0
+    float *ln1w;  // [L, C]         input_layernorm.weight
+    float *ln2w;  // [L, C]         post_attention_layernorm.weight
+    float *lnfw;  // [C]            model.norm.weight
+} rl_model_weights;
+
+// One Hugging Face tensor: a contiguous piece of the parameter block.
+typedef struct rl_model_tensor {
+    char name[80];    // e.g. "model.layers.3.self_attn.k_proj.bias"
+    int ndim;         // 1 or 2
+    int64_t shape[2]; // HF shape ([out, in] for linear weights)
+    size_t offset;    // first float in the parameter block
+    size_t numel;
+    int init; // rl_model_init_random: 0 normal(0, std), 1 zeros (bias), 2 ones (norm)
+} rl_model_tensor;
+
+// Activations of the last forward, N = B*T rows (allocated for rl_model.acts_rows rows).
+typedef struct rl_model_acts {
+    float *res;       // [L+1, N, C]   residual stream entering layer l; res[L] leaves the last one
+    float *resmid;    // [L, N, C]     residual after the attention block
+    float *rstd1;     // [L, N]        input_layernorm 1/rms
+    float *rstd2;     // [L, N]        post_attention_layernorm 1/rms
+    float *qkv;       // [L, N, QKV]   q|k|v after bias and RoPE
+    float *att;       // [L, N, NH*hd] attention output (o_proj input)
+    float *lse;       // [L, N, NH]    attention softmax log-sum-exp
+    float *gu;        // [L, N, 2*FF]  gate|up projections
+    float *lnf;       // [N, C]        final norm output (lm_head input)
+    float *rstdf;     // [N]
+    float *ln;        // [N, C]        scratch: a norm output (recomputed in backward)
+    float *proj;      // [N, C]        scratch: o_proj / down_proj output before the residual add
+    float *mlp;       // [N, FF]       scratch: silu(gate) * up (recomputed in backward)
+    float *logits;    // [chunk, V]    lm_head output for `chunk` rows at a time
+    float *logp;      // [N]           token log-probabilities
+    float *ent;       // [N]           entropies
+    float *dlogp;     // [N]           backward seeds
+    float *dent;      // [N]
+    int32_t *tokens;  // [N]  input ids, -1 at padding
+    int32_t *pos;     // [N]  position of each row in its sequence
+    int32_t *targets; // [N]  next-token targets, -1 = none
+    int32_t *lengths; // [B]
+} rl_model_acts;
+
+// Backward scratch (one layer's worth, reused top to bottom).
+typedef struct rl_model_grad_acts {
+    float *dres; // [N, C]       gradient of the residual stream
+    float *dln;  // [N, C]       gradient of a norm output
+    float *dqkv; // [N, QKV]
+    float *datt; // [N, NH*hd]
+    float *dgu;  // [N, 2*FF]
+    float *dmlp; // [N, FF]
+} rl_model_grad_acts;
+
+// Decode scratch, for up to `rows` new tokens at a time and `out_rows` logits rows.
+typedef struct rl_model_decode {
+    int rows, out_rows;
+    float *x;                           // [rows, C]    residual stream
+    float *ln;                          // [rows, C]
+    float *qkv;                         // [rows, QKV]
+    float *att;                         // [rows, NH*hd]
+    float *proj;                        // [rows, C]
+    float *gu;                          // [rows, 2*FF]
+    float *mlp;                         // [rows, FF]
+    float *last;                        // [out_rows, C] rows whose logits are wanted
+    float *logits;                      // [out_rows, V]
+    int32_t *tokens, *pos, *slot;       // [rows] token, position and slot of each row
+    int32_t *out_idx;                   // [out_rows] chunk rows whose logits are wanted
+    int32_t *h_tokens, *h_pos, *h_slot; // [rows] host copies
+    int32_t *h_out_idx, *h_out_dst;     // [out_rows] host: chunk row, logits row
+} rl_model_decode;
+
+// Seconds spent per kind of work, accumulated while timing is enabled (each timed call
+// synchronises the backend, so enable it only to measure).
+typedef struct rl_model_timing {
+    int enabled;
+    double matmul;    // every matrix product, lm_head included
+    double attention; // attention forward/backward, KV cache stores
+    double other;     // norms, RoPE, SwiGLU, residuals, embedding, softmax/log-prob, copies
+} rl_model_timing;
+
+typedef struct rl_model {
+    rl_model_config cfg;
+    const rl_backend *be;
+    int C, L, NH, NKV, hd, FF, V, QKV; // from cfg (hd resolved)
+
+    float *params_block; // [n_params] backend memory
+    size_t n_params;     // floats in the block (tensor sizes + alignment padding)
+    size_t n_decay;      // floats in the leading weight-decay part of the block
+    rl_model_weights params;
+    rl_model_tensor *tensors; // [n_tensors] in Hugging Face state_dict order
+    int n_tensors;
+
+    float *grads_block; // [n_params], NULL until the first backward / zero_grad
+    rl_model_weights grads;
+
+    float *acts_block; // activations, sized for acts_rows rows and acts_seqs sequences
+    size_t acts_rows, acts_seqs;
+    size_t logits_rows;   // rows of lm_head output computed at a time (acts.logits)
+    size_t logits_budget; // floats of lm_head output held at once (16M by default; set it
+                          // before the first forward to change the chunking)
+    rl_model_acts acts;
+    float *gacts_block;
+    rl_model_grad_acts gacts;
+    float *dec_block;
+    rl_model_decode dec;
+    int prefill_rows; // new tokens per prefill chunk (1024 by default)
+
+    // state of the last forward / token_logprobs
+    int B, T;          // shape of the last forward (0 before any)
+    int have_logprobs; // token_logprobs ran after the last forward
+    int logits_valid;  // acts.logits holds the lm_head output of all N rows
+    float temperature;
+    int32_t *h_tokens, *h_pos, *h_targets, *h_lengths; // host staging [acts_rows] / [acts_seqs]
+    float *h_f1, *h_f2;                                // host staging [acts_rows]
+
+    rl_param_span spans[2]; // decay / no-decay parts of the block
+    rl_model_timing timing;
+} rl_model;
+
+// ---- creation -------------------------------------------------------------------------------
+
+// Validates cfg (positive sizes, NH % NKV == 0, even head_dim <= RL_MAX_HEAD_DIM, theta and eps
+// positive, a positive window when use_sliding_window) and allocates the parameter block (zeros).
+// head_dim 0 means hidden_size / num_attention_heads. RL_EINPUT on a bad config.
+int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err);
+
+// Hugging Face's _init_weights: every matrix (embedding, projections, lm_head) normal(0,
+// init_std) (HF: initializer_range, 0.02), biases 0, norm weights 1. No residual-branch scaling.
+// Deterministic: row r of tensor i (HF order) draws from rl_rng_stream(seed, RL_RNG_INIT, i, r).
+void rl_model_init_random(rl_model *m, uint64_t seed, float init_std);
+
+void rl_model_free(rl_model *m);
+
+// The sliding window of layer l in tokens (0 = full causal): HF's layer_types rule,
+// use_sliding_window && l >= max_window_layers.
+int rl_model_layer_window(const rl_model *m, int l);
+
+// ---- tensors (checkpoint I/O) -------------------------------------------------------------
+
+int rl_model_num_tensors(const rl_model *m);
+
+// Tensor i (0 <= i < rl_model_num_tensors) in Hugging Face state_dict order: its HF name, shape
+// and data (backend memory: use rl_model_tensor_read / _write to move it from / to the host).
+// Any output pointer may be NULL. Returns -1 for an index out of range.
+int rl_model_tensor_info(const rl_model *m, int i, const char **name, int64_t shape[2], int *ndim,
+                         float **data);
+
+// Index of the tensor with this HF name, or -1.
+int rl_model_find_tensor(const rl_model *m, const char *name);
+
+// Copies tensor i to / from a host array of its numel floats.
+void rl_model_tensor_read(const rl_model *m, int i, float *host);
+void rl_model_tensor_write(rl_model *m, int i, const float *host);
+
+// ---- training and scoring -----------------------------------------------------------------
+
+// Forward over B right-padded sequences: tokens [B,T] (host), lengths [B] (host, 0 <= len <= T;
+// NULL = all T). Row b holds positions 0..lengths[b]-1; entries beyond the length are ignored
+// (any value) and change nothing. Keeps the activations for token_logprobs and backward.
+// RL_EINPUT for a token outside [0, V) inside a length, or a bad shape.
+int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                     rl_err *err);
+
+// After rl_model_forward: for every position (b,t), with p = softmax(logits(b,t) / temperature),
+// logp[b,t] = log p[targets[b,t]] (0 where the target is -1) and, if entropy is not NULL,
+// entropy[b,t] = -sum p log p. targets [B,T] host (usually the next tokens; -1 = none); logp and
+// entropy [B,T] host outputs, 0 at padded positions. Remembers targets and temperature for
+// rl_model_backward. RL_EINPUT for a target outside [-1, V) or temperature <= 0.
+int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperature, float *logp,
+                            float *entropy, rl_err *err);
+
+// After rl_model_token_logprobs: ACCUMULATES into the gradient block the gradient of
+//   sum_{b,t} dlogp[b,t] * logp[b,t] + dentropy[b,t] * entropy[b,t]
+// (dlogp, dentropy [B,T] host; dentropy may be NULL; padded positions ignored). SFT
+// cross-entropy is dlogp = -1/N at target positions; the GRPO surrogate, KL terms and the entropy
+// bonus are other choices of the two seeds. Gradients wrt logits: dlogp (onehot - p)/temperature
+// and -dentropy p (log p + H)/temperature. RL_EINTERNAL if token_logprobs has not run.
+int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl_err *err);
+
+// Logits of every position of the last forward, [B,T,V] host (zeros at padded positions).
+int rl_model_logits(rl_model *m, float *logits, rl_err *err);
+
+// ---- gradients and optimizer views ---------------------------------------------------------
+
+void rl_model_zero_grad(rl_model *m);           // allocates the gradient block if needed
+double rl_model_grad_norm(rl_model *m);         // sqrt(sum of squared gradients), 0 if none
+float *rl_model_params(rl_model *m, size_t *n); // the flat parameter block (backend memory)
+float *rl_model_grads(rl_model *m, size_t *n);  // the flat gradient block (allocates)
+// The weight-decay spans of the flat block (matrices decay; norms and biases do not), to give
+// to rl_adamw_create. Returns the array; *n receives its length.
+const rl_param_span *rl_model_decay_spans(const rl_model *m, int *n);
+size_t rl_model_num_weights(const rl_model *m); // parameters without padding, as HF counts them
+
+// ---- incremental decoding ------------------------------------------------------------------
+
+typedef struct rl_kv_cache {
+    const rl_backend *be;
+    int n_slots, max_len, L, kv_dim; // kv_dim = NKV*hd
+    int cap;                         // positions allocated per slot: max_len rounded up to
+                                     // RL_KV_BLOCK (kernels/kernels.h describes the layout)
+    float *k;                        // [L, n_slots, cap * kv_dim] post-RoPE keys
+    float *v;                        // [L, n_slots, cap * kv_dim] values
+    int *len;                        // [n_slots] host: tokens held per slot
+} rl_kv_cache;
+
+// A cache for n_slots sequences of up to max_len tokens each, for this model's shape.
+rl_kv_cache *rl_kv_cache_create(const rl_model *m, int n_slots, int max_len, rl_err *err);
+void rl_kv_cache_free(rl_kv_cache *c);
+void rl_kv_cache_reset(rl_kv_cache *c, int slot);             // forget the slot's tokens
+void rl_kv_cache_copy_slot(rl_kv_cache *c, int dst, int src); // dst := src's tokens (prefix)
+int rl_kv_cache_len(const rl_kv_cache *c, int slot);
+
+// Appends n_tokens[i] tokens (tokens[i] host) to slot slots[i] for i < n, at positions
+// len(slot) .., all sequences batched together, and writes the logits of each sequence's last
+// new token to logits[i*V ..] (host, [n, V]). Slots must be distinct and have room.
+int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
+                     const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
+                     rl_err *err);
+
+// One new token per live sequence: tokens[i] goes to slot slots[i] at position len(slot);
+// logits [n, V] host. The n rows go through every matrix product together.
+int rl_model_decode_step(rl_model *m, rl_kv_cache *c, int n, const int *slots,
+                         const int32_t *tokens, float *logits, rl_err *err);
+
+#endif

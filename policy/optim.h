@@ -1,0 +1,73 @@
+/*
+ * optim: AdamW over flat parameter and gradient blocks.
+ *
+ * The optimizer never sees a model: it is given the length of a flat float block and a list of
+ * spans saying which parts get weight decay (matrices) and which do not (norms, biases). It owns
+ * the Adam moments m and v (backend memory, the same layout as the block) and the step count.
+ * Sharding the optimizer state across ranks later (ZeRO-1) means creating it over one rank's
+ * slice of the block, with the spans cut to that slice: nothing else changes.
+ *
+ *     rl_adamw *opt;
+ *     rl_adamw_create(&opt, be, n_params, spans, n_spans, &err);
+ *     ...  rl_adamw_step(opt, params, grads, &hp, clip_scale);
+ *
+ * Update rule (PyTorch AdamW, decoupled weight decay, bias-corrected moments):
+ *   g = grad * grad_scale;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  t = step (1-based)
+ *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p )   with wd = 0 outside decay spans
+ *
+ * Owns: m and v (backend memory) and its copy of the spans.
+ */
+#ifndef RL_OPTIM_H
+#define RL_OPTIM_H
+
+#include "kernels/backend.h"
+#include "kernels/rl_error.h"
+
+#include <stddef.h>
+
+// A run of the flat block [offset, offset + count) that does (decay = 1) or does not get weight
+// decay. The spans given to the optimizer cover the block exactly, in order, without overlap.
+typedef struct rl_param_span {
+    size_t offset;
+    size_t count;
+    int decay;
+} rl_param_span;
+
+typedef struct rl_adamw_hparams {
+    float lr;
+    float beta1;        // 0.9
+    float beta2;        // 0.95 or 0.999
+    float eps;          // 1e-8
+    float weight_decay; // applied on decay spans only
+} rl_adamw_hparams;
+
+typedef struct rl_adamw {
+    const rl_backend *be;
+    size_t n;             // length of the flat blocks this optimizer updates
+    float *m;             // [n] first moments (backend memory)
+    float *v;             // [n] second moments (backend memory)
+    int step;             // updates done so far (the next update uses step + 1)
+    rl_param_span *spans; // [n_spans] host copy, covering [0, n)
+    int n_spans;
+} rl_adamw;
+
+// Creates the optimizer state (zero moments, step 0). Fails (RL_EINPUT) if the spans do not
+// tile [0, n) in order.
+int rl_adamw_create(rl_adamw **out, const rl_backend *be, size_t n, const rl_param_span *spans,
+                    int n_spans, rl_err *err);
+void rl_adamw_free(rl_adamw *opt);
+
+// One update of params[n] from grads[n] (both backend memory), gradients multiplied by
+// grad_scale first (1 = none; rl_clip_scale gives the clipping factor). Increments step.
+void rl_adamw_step(rl_adamw *opt, float *params, const float *grads, const rl_adamw_hparams *hp,
+                   float grad_scale);
+
+// The gradient multiplier of global-norm clipping: min(1, max_norm / norm); 1 when max_norm <= 0.
+float rl_clip_scale(double grad_norm, float max_norm);
+
+// Checkpoint access: copies the moments to host arrays of n floats each (download) or from them
+// (upload, which also sets the step count).
+void rl_adamw_state_download(const rl_adamw *opt, float *m_host, float *v_host);
+void rl_adamw_state_upload(rl_adamw *opt, const float *m_host, const float *v_host, int step);
+
+#endif

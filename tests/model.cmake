@@ -1,0 +1,4 @@
+# model: the Qwen2 forward / backward / KV-cache decoding against an independent double-precision
+# reference and finite differences; tensor table, init, a short AdamW run.
+rl_add_test(test_model SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_model.c LIBS rl_policy
+            TIMEOUT 120)
