@@ -1,8 +1,11 @@
 // rlpipe: main() and the command table. Each command lives in cli/cmd_<name>.c.
 #include "cli/cli.h"
 
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int cmd_version(int argc, char **argv) {
     printf("rlpipe %s\n", RLPIPE_VERSION);
@@ -35,7 +38,20 @@ static void print_usage(FILE *out) {
                  "2 bad usage or input, 1 internal failure.\n");
 }
 
+// OpenMP worker threads spin while they wait for work by default. When anything else runs on
+// the machine (another job, a verifier's sandboxed program, a compiler), a spinning thread holds
+// a core its partner needs and a tiny model's step can take 10x longer; waiting passively costs
+// little (see README, Performance). libgomp reads the policy when it is loaded, before main(),
+// so rlpipe re-executes itself once with OMP_WAIT_POLICY=PASSIVE unless the user chose a policy.
+static void prefer_passive_openmp_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    // exec failed (no /proc): carry on with the default policy.
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_openmp_wait(argv);
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;
