@@ -510,8 +510,8 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         if ((rc = log_step(r, state.step, &sb, &us, lr, &tm, last_step_s, err))) goto done;
         if (ac->max_nonfinite_steps > 0 && state.nonfinite_streak >= ac->max_nonfinite_steps) {
             rc = rl_fail(err, RL_EINTERNAL,
-                         "stopping: %d updates in a row had a non-finite loss or gradient (lower "
-                         "algorithm.lr or check the rewards); the last good checkpoint is in %s",
+                         "stopping: %d updates in a row had a non-finite loss or gradient (check "
+                         "algorithm.lr and the reference policy); the last good checkpoint is in %s",
                          state.nonfinite_streak, c->checkpoint.dir);
             goto done;
         }

@@ -22,10 +22,11 @@
 #define RL_CPU_PAR_MIN 16384
 
 // exp(x) in float: ~1.3 ulp for x in [-87.3, 88]; 0 below -87.33 (exp underflows there anyway);
-// clamped to exp(88) above 88 (never reached by softmax arguments, which are <= 0).
+// clamped to exp(88) above 88 (never reached by softmax arguments, which are <= 0); NaN stays NaN
+// (a NaN argument is clamped first, so the integer conversion below is always defined).
 static inline float rl_expf(float x) {
     const float lo = -87.33654f, hi = 88.0f;
-    float xc = x < lo ? lo : (x > hi ? hi : x);
+    float xc = x > lo ? (x < hi ? x : hi) : lo;
     // n = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f; // Cody-Waite: ln 2 split in a short high part ...
@@ -44,7 +45,7 @@ static inline float rl_expf(float x) {
                       float f;
                   }){.i = bits})
                       .f;
-    return x < lo ? 0.0f : y * scale;
+    return x != x ? x : (x < lo ? 0.0f : y * scale);
 }
 
 static inline float rl_dot(const float *a, const float *b, int n) {
