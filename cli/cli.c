@@ -50,7 +50,8 @@ int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt
             size_t len = eq ? (size_t)(eq - name) : strlen(name);
             const cli_opt *o = NULL;
             for (int k = 0; k < n_opts; k++)
-                if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) o = &opts[k];
+                if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0)
+                    o = &opts[k];
             if (!o) return cli_usage_error(command, "unknown option '%s'", arg);
             if (o->flag) {
                 if (eq) return cli_usage_error(command, "option --%s takes no value", o->name);
@@ -58,7 +59,8 @@ int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt
             } else if (eq) {
                 *o->value = eq + 1;
             } else {
-                if (i + 1 >= argc) return cli_usage_error(command, "option --%s needs a value", o->name);
+                if (i + 1 >= argc)
+                    return cli_usage_error(command, "option --%s needs a value", o->name);
                 *o->value = argv[++i];
             }
             continue;

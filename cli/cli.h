@@ -28,7 +28,8 @@ typedef struct cli_command {
 int cli_report(const rl_err *err);
 
 // Prints "rlpipe <command>: <message> (see rlpipe <command> --help)" and returns 2.
-int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 // 1 if argv[1..] contains -h or --help.
 int cli_wants_help(int argc, char **argv);

@@ -7,24 +7,25 @@
 #include "cli/run.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: rlpipe eval CONFIG [--model DIR] [--data FILE] [--k K] [--n N]\n"
-            "                   [--temperature T] [--step S] [--set key=value]...\n\n"
-            "Evaluates a policy on held-out problems with the configured verifiers: K samples per\n"
-            "problem at temperature T (default eval.k = 8, eval.temperature = 0.6); pass@1 is the\n"
-            "mean share of correct samples per problem, pass@K the share of problems with at least\n"
-            "one correct sample. Prints a table and writes a row to the evals table of\n"
-            "<out_dir>/rollouts.db (run \"<run.name>-eval\", split \"heldout\", step S).\n\n"
-            "options:\n"
-            "  --model DIR       the policy to evaluate (default: model.path, or <out_dir>/final,\n"
-            "                    <out_dir>/sft when they exist)\n"
-            "  --data FILE       a JSONL file whose every line is a held-out problem\n"
-            "  --k K             samples per problem\n"
-            "  --n N             evaluate only the first N problems\n"
-            "  --temperature T   sampling temperature (0 = greedy)\n"
-            "  --step S          the step number recorded with the result (default 0)\n"
-            "  --set key=value   override a config key (repeatable)\n"
-            "  -h, --help        this help\n");
+    fprintf(
+        out,
+        "usage: rlpipe eval CONFIG [--model DIR] [--data FILE] [--k K] [--n N]\n"
+        "                   [--temperature T] [--step S] [--set key=value]...\n\n"
+        "Evaluates a policy on held-out problems with the configured verifiers: K samples per\n"
+        "problem at temperature T (default eval.k = 8, eval.temperature = 0.6); pass@1 is the\n"
+        "mean share of correct samples per problem, pass@K the share of problems with at least\n"
+        "one correct sample. Prints a table and writes a row to the evals table of\n"
+        "<out_dir>/rollouts.db (run \"<run.name>-eval\", split \"heldout\", step S).\n\n"
+        "options:\n"
+        "  --model DIR       the policy to evaluate (default: model.path, or <out_dir>/final,\n"
+        "                    <out_dir>/sft when they exist)\n"
+        "  --data FILE       a JSONL file whose every line is a held-out problem\n"
+        "  --k K             samples per problem\n"
+        "  --n N             evaluate only the first N problems\n"
+        "  --temperature T   sampling temperature (0 = greedy)\n"
+        "  --step S          the step number recorded with the result (default 0)\n"
+        "  --set key=value   override a config key (repeatable)\n"
+        "  -h, --help        this help\n");
 }
 
 static int parse_int(const char *s, const char *what, int lo, int *out) {
@@ -42,7 +43,7 @@ int cmd_eval(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     const char *model = NULL, *data = NULL, *ks = NULL, *ns = NULL, *ts = NULL, *ss = NULL, *pos[1];
-    cli_opt opts[] = {{"model", &model, NULL}, {"data", &data, NULL}, {"k", &ks, NULL},
+    cli_opt opts[] = {{"model", &model, NULL}, {"data", &data, NULL},      {"k", &ks, NULL},
                       {"n", &ns, NULL},        {"temperature", &ts, NULL}, {"step", &ss, NULL}};
     char **sets;
     int n_pos, n_sets;
@@ -59,7 +60,8 @@ int cmd_eval(int argc, char **argv) {
         char *end;
         temperature = strtod(ts, &end);
         if (*end || temperature < 0 || temperature > 10)
-            rc = cli_usage_error("eval", "--temperature: expected a number in [0, 10], got '%s'", ts);
+            rc = cli_usage_error("eval", "--temperature: expected a number in [0, 10], got '%s'",
+                                 ts);
     }
     if (rc) {
         free(sets);
@@ -83,7 +85,8 @@ int cmd_eval(int argc, char **argv) {
         cfg.data.heldout_path = rl_strdup(data);
     }
     char found[4096];
-    if (!model && !cfg.model.path[0] && rl_run_default_model(&cfg, found, sizeof found)) model = found;
+    if (!model && !cfg.model.path[0] && rl_run_default_model(&cfg, found, sizeof found))
+        model = found;
     if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD, model, &err) ||
         rl_run_open_output(&run, &err)) {
         code = cli_report(&err);
@@ -103,9 +106,10 @@ int cmd_eval(int argc, char **argv) {
         code = cli_report(&err);
         goto done;
     }
-    rl_eval_print(&run, model ? model : (cfg.model.path[0] ? cfg.model.path : "init"), &e, 1, stdout);
-    fprintf(stderr, "eval: %d problems x %d samples in %.1f s (%.0f tokens/s)\n", e.n, e.k, e.seconds,
-            e.tokens_per_s);
+    rl_eval_print(&run, model ? model : (cfg.model.path[0] ? cfg.model.path : "init"), &e, 1,
+                  stdout);
+    fprintf(stderr, "eval: %d problems x %d samples in %.1f s (%.0f tokens/s)\n", e.n, e.k,
+            e.seconds, e.tokens_per_s);
 done:
     if (run.log && run.run_id >= 0)
         rl_log_finish_run(run.log, run.run_id, code == CLI_EXIT_OK ? "finished" : "failed", NULL);

@@ -7,21 +7,22 @@
 #include "cli/run.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: rlpipe sample [CONFIG] [--model DIR] [--prompt TEXT] [--n N] [--k K]\n"
-            "                     [--temperature T] [--set key=value]...\n\n"
-            "Generates completions from a policy and prints each with its reward and verifier\n"
-            "scores. With --prompt, samples K completions of TEXT (no reference answer, so accuracy\n"
-            "is 'skipped'); otherwise the first N held-out problems (default 4). Without CONFIG the\n"
-            "built-in defaults are used (give --model then).\n\n"
-            "options:\n"
-            "  --model DIR       the policy (default: model.path, <out_dir>/final or <out_dir>/sft)\n"
-            "  --prompt TEXT     a problem of your own (rendered through data.prompt_template)\n"
-            "  --n N             held-out problems to sample (default 4)\n"
-            "  --k K             samples per problem (default 1)\n"
-            "  --temperature T   sampling temperature (default eval.temperature; 0 = greedy)\n"
-            "  --set key=value   override a config key (repeatable)\n"
-            "  -h, --help        this help\n");
+    fprintf(
+        out,
+        "usage: rlpipe sample [CONFIG] [--model DIR] [--prompt TEXT] [--n N] [--k K]\n"
+        "                     [--temperature T] [--set key=value]...\n\n"
+        "Generates completions from a policy and prints each with its reward and verifier\n"
+        "scores. With --prompt, samples K completions of TEXT (no reference answer, so accuracy\n"
+        "is 'skipped'); otherwise the first N held-out problems (default 4). Without CONFIG the\n"
+        "built-in defaults are used (give --model then).\n\n"
+        "options:\n"
+        "  --model DIR       the policy (default: model.path, <out_dir>/final or <out_dir>/sft)\n"
+        "  --prompt TEXT     a problem of your own (rendered through data.prompt_template)\n"
+        "  --n N             held-out problems to sample (default 4)\n"
+        "  --k K             samples per problem (default 1)\n"
+        "  --temperature T   sampling temperature (default eval.temperature; 0 = greedy)\n"
+        "  --set key=value   override a config key (repeatable)\n"
+        "  -h, --help        this help\n");
 }
 
 static void print_sample(const rl_run *r, const rl_prompt *p, const rl_completion *c,
@@ -33,7 +34,9 @@ static void print_sample(const rl_run *r, const rl_prompt *p, const rl_completio
     printf("--- reward %.3f:", reward);
     for (int v = 0; v < r->n_verifiers; v++)
         printf(" %s %.3f%s", rl_reward_name(r->reward, v), row[v].score,
-               row[v].status == RL_VERIFY_OK ? "" : (row[v].status == RL_VERIFY_SKIPPED ? " (skipped)" : " (error)"));
+               row[v].status == RL_VERIFY_OK
+                   ? ""
+                   : (row[v].status == RL_VERIFY_SKIPPED ? " (skipped)" : " (error)"));
     printf("\n");
     for (int v = 0; v < r->n_verifiers; v++)
         if (row[v].detail[0]) printf("    %-13s %s\n", rl_reward_name(r->reward, v), row[v].detail);
@@ -46,16 +49,22 @@ int cmd_sample(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     const char *model = NULL, *text = NULL, *ns = NULL, *ks = NULL, *ts = NULL, *pos[1];
-    cli_opt opts[] = {{"model", &model, NULL}, {"prompt", &text, NULL}, {"n", &ns, NULL},
-                      {"k", &ks, NULL},        {"temperature", &ts, NULL}};
+    cli_opt opts[] = {{"model", &model, NULL},
+                      {"prompt", &text, NULL},
+                      {"n", &ns, NULL},
+                      {"k", &ks, NULL},
+                      {"temperature", &ts, NULL}};
     char **sets;
     int n_pos, n_sets;
     int rc = cli_parse_run_args("sample", argc, argv, opts, 5, pos, 1, &n_pos, &sets, &n_sets);
     int n = 4, k = 1;
     double temperature = -1;
-    if (rc == 0 && n_pos == 0 && !model) rc = cli_usage_error("sample", "give a CONFIG or --model DIR");
-    if (rc == 0 && ns && (n = atoi(ns)) < 1) rc = cli_usage_error("sample", "--n: expected a positive integer");
-    if (rc == 0 && ks && (k = atoi(ks)) < 1) rc = cli_usage_error("sample", "--k: expected a positive integer");
+    if (rc == 0 && n_pos == 0 && !model)
+        rc = cli_usage_error("sample", "give a CONFIG or --model DIR");
+    if (rc == 0 && ns && (n = atoi(ns)) < 1)
+        rc = cli_usage_error("sample", "--n: expected a positive integer");
+    if (rc == 0 && ks && (k = atoi(ks)) < 1)
+        rc = cli_usage_error("sample", "--k: expected a positive integer");
     if (rc == 0 && ts) {
         char *end;
         temperature = strtod(ts, &end);
@@ -77,8 +86,10 @@ int cmd_sample(int argc, char **argv) {
         goto done;
     }
     char found[4096];
-    if (!model && !cfg.model.path[0] && rl_run_default_model(&cfg, found, sizeof found)) model = found;
-    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | (text ? 0 : RL_RUN_DATA) | RL_RUN_REWARD, model, &err)) {
+    if (!model && !cfg.model.path[0] && rl_run_default_model(&cfg, found, sizeof found))
+        model = found;
+    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | (text ? 0 : RL_RUN_DATA) | RL_RUN_REWARD, model,
+                    &err)) {
         code = cli_report(&err);
         goto done;
     }
@@ -91,10 +102,12 @@ int cmd_sample(int argc, char **argv) {
             prompts[i].problem = rl_strdup(text);
             prompts[i].key = 0;
             if (rl_run_render(&run, &prompts[i], &err)) break;
-        } else if (rl_run_heldout_prompt(&run, i, &prompts[i], &err)) break;
+        } else if (rl_run_heldout_prompt(&run, i, &prompts[i], &err))
+            break;
         gp[i] = (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
     }
-    int max_new = cfg.eval.max_new_tokens > 0 ? cfg.eval.max_new_tokens : cfg.rollout.max_new_tokens;
+    int max_new =
+        cfg.eval.max_new_tokens > 0 ? cfg.eval.max_new_tokens : cfg.rollout.max_new_tokens;
     rl_gen_params gparams = {
         .sampling = {.temperature = (float)temperature, .top_p = (float)cfg.eval.top_p},
         .greedy = temperature <= 0,
@@ -119,7 +132,8 @@ int cmd_sample(int argc, char **argv) {
         code = cli_report(&err);
     } else {
         for (int i = 0; i < total; i++)
-            print_sample(&run, &prompts[prompt_of[i]], &comps[i], &res[(size_t)i * run.n_verifiers], rew[i]);
+            print_sample(&run, &prompts[prompt_of[i]], &comps[i], &res[(size_t)i * run.n_verifiers],
+                         rew[i]);
         fprintf(stderr, "sample: %ld tokens in %.2f s (%.0f tokens/s)\n", st.new_tokens, st.seconds,
                 st.tokens_per_s);
     }

@@ -8,21 +8,22 @@
 #include "policy/checkpoint.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: rlpipe sft CONFIG [--set key=value]... [--out DIR]\n\n"
-            "Cold-start supervised fine-tuning (the R1 recipe's first stage). Trains the policy\n"
-            "(model.path, or a freshly initialised model from the model section) on teacher traces\n"
-            "of the built-in tasks, or on the \"response\" of each line of a JSONL file\n"
-            "(sft.source: jsonl, sft.path): loss on response tokens only, AdamW with warmup and\n"
-            "cosine decay, gradient clipping, for sft.steps steps or sft.time_budget_s seconds.\n"
-            "Then evaluates on the held-out set (eval.n problems, eval.k samples at\n"
-            "eval.temperature) and prints the table.\n\n"
-            "Writes into run.out_dir (default runs/<run.name>): rollouts.db (run \"<name>-sft\":\n"
-            "steps and evals) and the model as a Hugging Face directory in <out_dir>/sft.\n\n"
-            "options:\n"
-            "  --set key=value   override a config key (repeatable)\n"
-            "  --out DIR         where to save the fine-tuned model (default <out_dir>/sft)\n"
-            "  -h, --help        this help\n");
+    fprintf(
+        out,
+        "usage: rlpipe sft CONFIG [--set key=value]... [--out DIR]\n\n"
+        "Cold-start supervised fine-tuning (the R1 recipe's first stage). Trains the policy\n"
+        "(model.path, or a freshly initialised model from the model section) on teacher traces\n"
+        "of the built-in tasks, or on the \"response\" of each line of a JSONL file\n"
+        "(sft.source: jsonl, sft.path): loss on response tokens only, AdamW with warmup and\n"
+        "cosine decay, gradient clipping, for sft.steps steps or sft.time_budget_s seconds.\n"
+        "Then evaluates on the held-out set (eval.n problems, eval.k samples at\n"
+        "eval.temperature) and prints the table.\n\n"
+        "Writes into run.out_dir (default runs/<run.name>): rollouts.db (run \"<name>-sft\":\n"
+        "steps and evals) and the model as a Hugging Face directory in <out_dir>/sft.\n\n"
+        "options:\n"
+        "  --set key=value   override a config key (repeatable)\n"
+        "  --out DIR         where to save the fine-tuned model (default <out_dir>/sft)\n"
+        "  -h, --help        this help\n");
 }
 
 int cmd_sft(int argc, char **argv) {
@@ -45,7 +46,8 @@ int cmd_sft(int argc, char **argv) {
     rl_run run = {0};
     int code = CLI_EXIT_OK;
     if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err) ||
-        rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL, &err) ||
+        rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
+                    &err) ||
         rl_run_open_output(&run, &err)) {
         code = cli_report(&err);
         goto done;
@@ -61,7 +63,8 @@ int cmd_sft(int argc, char **argv) {
     if (out_dir) snprintf(save_dir, sizeof save_dir, "%s", out_dir);
 
     rl_progress prog;
-    rl_progress_start(&prog, stderr, cfg.logging.progress, "sft", cfg.sft.steps, cfg.sft.time_budget_s);
+    rl_progress_start(&prog, stderr, cfg.logging.progress, "sft", cfg.sft.steps,
+                      cfg.sft.time_budget_s);
     rl_sft_result res;
     if (rl_sft(&run, &prog, &res, &err)) {
         code = cli_report(&err);
@@ -70,8 +73,8 @@ int cmd_sft(int argc, char **argv) {
     fprintf(stderr, "sft: %d steps in %.1f s, %.0f tokens/s, final loss %.4f\n", res.steps,
             res.seconds, res.tokens_per_s, res.final_loss);
     if (rl_model_save(run.model, save_dir, cfg.model.save_dtype == RL_CFG_BF16, &err) ||
-        rl_model_save_tokenizer(save_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path,
-                                &err)) {
+        rl_model_save_tokenizer(
+            save_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path, &err)) {
         code = cli_report(&err);
         goto done;
     }

@@ -54,17 +54,18 @@ static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
     RL_TRY(rl_run_start(r, name, resume, err));
     if (resume && rl_log_truncate_after(r->log, r->run_id, 0, err)) return -1;
     rl_progress prog;
-    rl_progress_start(&prog, stderr, c->logging.progress, "sft", c->sft.steps, c->sft.time_budget_s);
+    rl_progress_start(&prog, stderr, c->logging.progress, "sft", c->sft.steps,
+                      c->sft.time_budget_s);
     rl_sft_result res;
     if (rl_sft(r, &prog, &res, err)) {
         rl_log_finish_run(r->log, r->run_id, "failed", NULL);
         return -1;
     }
-    fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps, res.seconds,
-            res.tokens_per_s, res.final_loss);
+    fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps,
+            res.seconds, res.tokens_per_s, res.final_loss);
     RL_TRY(rl_model_save(r->model, sft_dir, c->model.save_dtype == RL_CFG_BF16, err));
-    RL_TRY(rl_model_save_tokenizer(sft_dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path,
-                                   err));
+    RL_TRY(rl_model_save_tokenizer(
+        sft_dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path, err));
     return rl_log_finish_run(r->log, r->run_id, "finished", err);
 }
 
@@ -90,7 +91,8 @@ int cmd_train(int argc, char **argv) {
     int code = CLI_EXIT_OK;
     double t_start = rl_now();
     if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err) ||
-        rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL, &err) ||
+        rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
+                    &err) ||
         rl_run_open_output(&run, &err)) {
         code = cli_report(&err);
         goto done;
@@ -107,12 +109,13 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     rl_progress prog;
-    rl_progress_start(&prog, stderr, cfg.logging.progress, "rl", cfg.algorithm.steps, cfg.algorithm.time_budget_s);
+    rl_progress_start(&prog, stderr, cfg.logging.progress, "rl", cfg.algorithm.steps,
+                      cfg.algorithm.time_budget_s);
     rl_train_result res;
     if (rl_grpo_train(&run, &prog, resume, &res, &err) ||
         rl_model_save(run.model, final_dir, cfg.model.save_dtype == RL_CFG_BF16, &err) ||
-        rl_model_save_tokenizer(final_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path,
-                                &err)) {
+        rl_model_save_tokenizer(
+            final_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path, &err)) {
         code = cli_report(&err);
         goto done;
     }
@@ -121,7 +124,8 @@ int cmd_train(int argc, char **argv) {
     if (res.have_after) rl_eval_print(&run, "after RL", &res.after, !res.have_before, stdout);
     if (res.have_before && res.have_after)
         printf("pass@1 %+.1f points after %d RL steps (%.0f s of RL, %.0f s in all)\n",
-               100 * (res.after.pass_at_1 - res.before.pass_at_1), res.steps, res.seconds, rl_now() - t_start);
+               100 * (res.after.pass_at_1 - res.before.pass_at_1), res.steps, res.seconds,
+               rl_now() - t_start);
     printf("final policy: %s\n", final_dir);
 done:
     if (run.log && run.run_id >= 0)

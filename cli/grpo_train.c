@@ -73,7 +73,8 @@ static double overlong_penalty(int n_tokens, int max_tokens, int buffer) {
 
 // Samples P prompts x G completions for training-stream indices [pos, pos + P), scores them and
 // computes advantages, appending to the batch at prompt offset b->n_prompts.
-static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_times *tm, rl_err *err) {
+static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_times *tm,
+                         rl_err *err) {
     const rl_config *c = r->cfg;
     int G = b->G, nv = r->n_verifiers, p0 = b->n_prompts, s0 = p0 * G;
     rl_gen_prompt *gp = rl_calloc((size_t)P, sizeof *gp);
@@ -91,8 +92,10 @@ static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_time
     }
     b->n_prompts += P;
     rl_gen_params gparams = {
-        .sampling = {.temperature = (float)c->rollout.temperature, .top_k = c->rollout.top_k,
-                     .top_p = (float)c->rollout.top_p, .min_p = (float)c->rollout.min_p},
+        .sampling = {.temperature = (float)c->rollout.temperature,
+                     .top_k = c->rollout.top_k,
+                     .top_p = (float)c->rollout.top_p,
+                     .min_p = (float)c->rollout.min_p},
         .greedy = c->rollout.greedy,
         .max_new_tokens = c->rollout.max_new_tokens,
         .stop_ids = r->stop_ids,
@@ -130,7 +133,8 @@ static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_time
     ao.eps = c->algorithm.adv_eps;
     rc = rl_advantages(&ao, b->reward + s0, group, b->skipped + s0, P * G, b->adv + s0, err);
     uint8_t *zero = rl_malloc((size_t)P * G);
-    rl_zero_variance_groups(b->reward + s0, group, b->skipped + s0, P * G, ao.zero_tol, zero, NULL, NULL);
+    rl_zero_variance_groups(b->reward + s0, group, b->skipped + s0, P * G, ao.zero_tol, zero, NULL,
+                            NULL);
     for (int j = 0; j < P * G; j++) b->kept[s0 + j] = c->algorithm.dynamic_sampling ? !zero[j] : 1;
     free(zero);
     free(group);
@@ -140,9 +144,9 @@ static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_time
 // The update's view of the batch: the kept samples as padded prompt+completion rows.
 typedef struct upd_batch {
     int B, T;
-    int32_t *tokens, *lengths, *targets; // [B,T], [B], [B,T]
+    int32_t *tokens, *lengths, *targets;                           // [B,T], [B], [B,T]
     float *mask, *old_logp, *logp, *ref_logp, *ent, *dlogp, *dent; // [B,T]
-    float *adv;                                                     // [B]
+    float *adv;                                                    // [B]
 } upd_batch;
 
 static void upd_alloc(upd_batch *u, int B, int T) {
@@ -217,7 +221,8 @@ static int policy_update(rl_run *r, rl_model *ref, rl_adamw *opt, const step_bat
     double extra_tokens = 0;
     for (int j = 0; j < n; j++) {
         if (!sb->kept[j] || sb->skipped[j]) continue;
-        int mask_out = ac->overlong == RL_CFG_OVERLONG_MASK && sb->comps[j].finish == RL_FINISH_LENGTH;
+        int mask_out =
+            ac->overlong == RL_CFG_OVERLONG_MASK && sb->comps[j].finish == RL_FINISH_LENGTH;
         if (mask_out) continue;
         if (!need_all && sb->adv[j] == 0.0f) {
             extra_seqs++;
@@ -243,7 +248,8 @@ static int policy_update(rl_run *r, rl_model *ref, rl_adamw *opt, const step_bat
         .kl_estimator = (rl_kl_estimator)ac->kl_estimator,
         .entropy_coef = (float)ac->entropy_coef,
         .agg = (rl_loss_agg)ac->loss_agg,
-        .norm_tokens = ac->loss_norm_tokens > 0 ? ac->loss_norm_tokens : r->cfg->rollout.max_new_tokens,
+        .norm_tokens =
+            ac->loss_norm_tokens > 0 ? ac->loss_norm_tokens : r->cfg->rollout.max_new_tokens,
     };
     int rc = 0;
     for (int e = 0; e < ac->epochs && rc == 0; e++) {
@@ -273,8 +279,8 @@ static int policy_update(rl_run *r, rl_model *ref, rl_adamw *opt, const step_bat
                 upd_free(&u);
                 break;
             }
-            rl_pg_stats ps = rl_pg_loss(&pp, nb, T, u.logp, u.old_logp, ref ? u.ref_logp : NULL, u.ent,
-                                        u.mask, u.adv, u.dlogp, u.dent);
+            rl_pg_stats ps = rl_pg_loss(&pp, nb, T, u.logp, u.old_logp, ref ? u.ref_logp : NULL,
+                                        u.ent, u.mask, u.adv, u.dlogp, u.dent);
             rl_model_zero_grad(r->model);
             rc = rl_model_backward(r->model, u.dlogp, ac->entropy_coef != 0 ? u.dent : NULL, err);
             for (int b = 0; b < nb; b++) us->tokens += u.lengths[b];
@@ -293,8 +299,8 @@ static int policy_update(rl_run *r, rl_model *ref, rl_adamw *opt, const step_bat
             }
             size_t ng;
             float *grads = rl_model_grads(r->model, &ng);
-            rl_adamw_hparams hp = {(float)lr, (float)ac->beta1, (float)ac->beta2, (float)ac->adam_eps,
-                                   (float)ac->weight_decay};
+            rl_adamw_hparams hp = {(float)lr, (float)ac->beta1, (float)ac->beta2,
+                                   (float)ac->adam_eps, (float)ac->weight_decay};
             rl_adamw_step(opt, params, grads, &hp, rl_clip_scale(gnorm, (float)ac->grad_clip));
         }
     }
@@ -328,7 +334,8 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const upd_stats *
     }
     for (int p = 0; p < sb->n_prompts; p++) {
         int nz = 0;
-        for (int s = 0; s < sb->G; s++) nz |= sb->kept[p * sb->G + s] && sb->adv[p * sb->G + s] != 0;
+        for (int s = 0; s < sb->G; s++)
+            nz |= sb->kept[p * sb->G + s] && sb->adv[p * sb->G + s] != 0;
         groups_kept += nz;
     }
     rl_step_stats st;
@@ -390,8 +397,9 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const upd_stats *
             if (rl_log_rollout(r->log, &row, &rid, err)) goto fail;
             for (int v = 0; v < nv; v++) {
                 const rl_vresult *res = &sb->results[(size_t)j * nv + v];
-                if (rl_log_score(r->log, rid, rl_reward_name(r->reward, v), rl_reward_weight(r->reward, v),
-                                 res->score, rl_vstatus_name(res->status), res->detail, err))
+                if (rl_log_score(r->log, rid, rl_reward_name(r->reward, v),
+                                 rl_reward_weight(r->reward, v), res->score,
+                                 rl_vstatus_name(res->status), res->detail, err))
                     goto fail;
             }
         }
@@ -406,7 +414,8 @@ static int do_eval(rl_run *r, int step, rl_eval_result *e, rl_progress *prog, rl
     const rl_config *c = r->cfg;
     RL_TRY(rl_run_eval(r, c->eval.k, c->eval.temperature, c->eval.n, e, err));
     RL_TRY(rl_eval_log(r, step, e, err));
-    rl_progress_note(prog, "[rl] step %d: held-out pass@1 %.1f%%, pass@%d %.1f%% (T=%.1f, %d problems)",
+    rl_progress_note(prog,
+                     "[rl] step %d: held-out pass@1 %.1f%%, pass@%d %.1f%% (T=%.1f, %d problems)",
                      step, 100 * e->pass_at_1, e->k, 100 * e->pass_at_k, e->temperature, e->n);
     return 0;
 }
@@ -444,10 +453,12 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     const rl_param_span *spans = rl_model_decay_spans(r->model, &n_spans);
     rl_adamw *opt;
     RL_TRY(rl_adamw_create(&opt, r->be, n_params, spans, n_spans, err));
-    rl_train_state state = {.step = 0, .data_pos = 0, .nonfinite_streak = 0, .seed = (uint64_t)c->run.seed};
+    rl_train_state state = {
+        .step = 0, .data_pos = 0, .nonfinite_streak = 0, .seed = (uint64_t)c->run.seed};
     rl_model *ref = NULL;
     step_batch sb;
-    int rounds = ac->dynamic_sampling ? (ac->dynamic_max_rounds > 0 ? ac->dynamic_max_rounds : 1) : 1;
+    int rounds =
+        ac->dynamic_sampling ? (ac->dynamic_max_rounds > 0 ? ac->dynamic_max_rounds : 1) : 1;
     step_batch_alloc(&sb, P * rounds, G, nv);
     int rc = 0;
 
@@ -471,8 +482,8 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     while (state.step < ac->steps) {
         double el = rl_now() - t0;
         if (ac->time_budget_s > 0 && el + last_step_s > ac->time_budget_s) {
-            rl_progress_note(prog, "[rl] time budget of %.0f s reached after %d steps", ac->time_budget_s,
-                             state.step);
+            rl_progress_note(prog, "[rl] time budget of %.0f s reached after %d steps",
+                             ac->time_budget_s, state.step);
             break;
         }
         double ts = rl_now();
@@ -494,8 +505,8 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
                 if (sb.kept[p * G] && ++seen > P)
                     for (int s = 0; s < G; s++) sb.kept[p * G + s] = 0;
         }
-        double lr = rl_lr_at(ac->lr_schedule, ac->lr, ac->warmup_steps, ac->min_lr_ratio, state.step,
-                             (double)state.step / ac->steps);
+        double lr = rl_lr_at(ac->lr_schedule, ac->lr, ac->warmup_steps, ac->min_lr_ratio,
+                             state.step, (double)state.step / ac->steps);
         double tu = rl_now();
         upd_stats us;
         if ((rc = policy_update(r, ref, opt, &sb, lr, &us, err))) goto done;
@@ -503,16 +514,19 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         state.step++;
         if (us.nonfinite) {
             state.nonfinite_streak++;
-            rl_progress_note(prog, "[rl] step %d: non-finite loss or gradient, update skipped (%d in a row)",
-                             state.step, state.nonfinite_streak);
-        } else state.nonfinite_streak = 0;
+            rl_progress_note(
+                prog, "[rl] step %d: non-finite loss or gradient, update skipped (%d in a row)",
+                state.step, state.nonfinite_streak);
+        } else
+            state.nonfinite_streak = 0;
         last_step_s = rl_now() - ts;
         if ((rc = log_step(r, state.step, &sb, &us, lr, &tm, last_step_s, err))) goto done;
         if (ac->max_nonfinite_steps > 0 && state.nonfinite_streak >= ac->max_nonfinite_steps) {
-            rc = rl_fail(err, RL_EINTERNAL,
-                         "stopping: %d updates in a row had a non-finite loss or gradient (check "
-                         "algorithm.lr and the reference policy); the last good checkpoint is in %s",
-                         state.nonfinite_streak, c->checkpoint.dir);
+            rc =
+                rl_fail(err, RL_EINTERNAL,
+                        "stopping: %d updates in a row had a non-finite loss or gradient (check "
+                        "algorithm.lr and the reference policy); the last good checkpoint is in %s",
+                        state.nonfinite_streak, c->checkpoint.dir);
             goto done;
         }
         double rs = 0, as = 0;
@@ -521,8 +535,9 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
             rs += sb.reward[j];
             if (acc >= 0) as += sb.results[(size_t)j * nv + acc].score;
         }
-        rl_progress_update(prog, state.step, "reward %.3f | acc %.3f | loss %+.4f | %.1fk tok/s", rs / n,
-                           as / n, us.loss, tm.gen_seconds > 0 ? tm.gen_tokens / tm.gen_seconds / 1000 : 0);
+        rl_progress_update(prog, state.step, "reward %.3f | acc %.3f | loss %+.4f | %.1fk tok/s",
+                           rs / n, as / n, us.loss,
+                           tm.gen_seconds > 0 ? tm.gen_tokens / tm.gen_seconds / 1000 : 0);
         if (c->eval.every > 0 && state.step % c->eval.every == 0 && state.step < ac->steps) {
             rl_eval_result e;
             if ((rc = do_eval(r, state.step, &e, prog, err))) goto done;
@@ -537,7 +552,8 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     rl_progress_finish(prog);
     if ((rc = do_eval(r, state.step, &out->after, prog, err))) goto done;
     out->have_after = 1;
-    rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c), c->checkpoint.keep, err);
+    rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c),
+                            c->checkpoint.keep, err);
 done:
     rl_progress_finish(prog);
     step_batch_free(&sb);

@@ -39,20 +39,25 @@ void rl_progress_update(rl_progress *p, long step, const char *fmt, ...) {
     vsnprintf(status, sizeof status, fmt, ap);
     va_end(ap);
     double eta = -1;
-    if (p->total > 0 && step > 0) eta = el / step * (p->total - step);
-    else if (p->budget_s > 0) eta = p->budget_s - el;
+    if (p->total > 0 && step > 0)
+        eta = el / step * (p->total - step);
+    else if (p->budget_s > 0)
+        eta = p->budget_s - el;
     char elapsed[32], etas[32] = "?";
     format_clock(elapsed, sizeof elapsed, el);
     if (eta >= 0) format_clock(etas, sizeof etas, eta);
     char steps[64];
-    if (p->total > 0) snprintf(steps, sizeof steps, "%ld/%ld", step, p->total);
-    else snprintf(steps, sizeof steps, "%ld", step);
+    if (p->total > 0)
+        snprintf(steps, sizeof steps, "%ld/%ld", step, p->total);
+    else
+        snprintf(steps, sizeof steps, "%ld", step);
     if (p->live) {
         fprintf(p->out, "\r\033[K[%s] step %s | %s | ETA %s | %s", p->label, steps, elapsed, etas,
                 status);
         p->drawn = 1;
     } else {
-        fprintf(p->out, "[%s] step %s | %s | ETA %s | %s\n", p->label, steps, elapsed, etas, status);
+        fprintf(p->out, "[%s] step %s | %s | ETA %s | %s\n", p->label, steps, elapsed, etas,
+                status);
     }
     fflush(p->out);
 }

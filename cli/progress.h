@@ -18,7 +18,7 @@ typedef struct rl_progress {
     long total;        // total steps, or 0 when bounded by time
     double budget_s;   // time budget, or 0
     double start, last_print, plain_every_s;
-    int drawn;         // a live line is on screen
+    int drawn; // a live line is on screen
 } rl_progress;
 
 // mode: 0 auto (live when `out` is a terminal), 1 always live, 2 never print.

@@ -38,7 +38,8 @@ static int init_tokenizer(rl_run *r, const char *model_dir, rl_err *err) {
         what = from_dir;
     if (rl_tokenizer_load(&r->tok, what, err)) return rl_err_prefix(err, "tokenizer: ");
     r->tmpl = (rl_chat_template)c->tokenizer.chat_template;
-    if (rl_chat_template_check(r->tmpl, r->tok, err)) return rl_err_prefix(err, "tokenizer.chat_template: ");
+    if (rl_chat_template_check(r->tmpl, r->tok, err))
+        return rl_err_prefix(err, "tokenizer.chat_template: ");
     r->n_stop_ids = rl_chat_stop_ids(r->tmpl, r->tok, r->stop_ids);
     r->vocab_limit = rl_tokenizer_vocab_size(r->tok);
     return 0;
@@ -90,8 +91,10 @@ static void task_params_from(const rl_config *c, rl_task_params *p) {
     p->weights[RL_TASK_ARITH] = p->weights[RL_TASK_DERIV] = 0;
     for (int i = 0; i < c->data.tasks.n; i++) {
         double w = i < c->data.task_weights.n ? c->data.task_weights.v[i] : 1.0;
-        if (strcmp(c->data.tasks.v[i], "deriv") == 0) p->weights[RL_TASK_DERIV] += w;
-        else p->weights[RL_TASK_ARITH] += w;
+        if (strcmp(c->data.tasks.v[i], "deriv") == 0)
+            p->weights[RL_TASK_DERIV] += w;
+        else
+            p->weights[RL_TASK_ARITH] += w;
     }
     p->arith_min_ops = c->data.arith.min_ops;
     p->arith_max_ops = c->data.arith.max_ops;
@@ -105,9 +108,12 @@ static void task_params_from(const rl_config *c, rl_task_params *p) {
     p->mistakes = 0;
     for (int i = 0; i < c->data.teacher.error_kinds.n; i++) {
         const char *k = c->data.teacher.error_kinds.v[i];
-        if (strcmp(k, "sign") == 0) p->mistakes |= RL_MISTAKE_SIGN;
-        else if (strcmp(k, "carry") == 0) p->mistakes |= RL_MISTAKE_CARRY;
-        else if (strcmp(k, "copy") == 0) p->mistakes |= RL_MISTAKE_COPY;
+        if (strcmp(k, "sign") == 0)
+            p->mistakes |= RL_MISTAKE_SIGN;
+        else if (strcmp(k, "carry") == 0)
+            p->mistakes |= RL_MISTAKE_CARRY;
+        else if (strcmp(k, "copy") == 0)
+            p->mistakes |= RL_MISTAKE_COPY;
     }
 }
 
@@ -116,8 +122,8 @@ static int init_data(rl_run *r, rl_err *err) {
     r->use_tasks = c->data.source == RL_CFG_DATA_TASKS;
     if (r->use_tasks) {
         task_params_from(c, &r->task_params);
-        return rl_taskset_init(&r->tasks, &r->task_params, (uint64_t)c->run.seed, c->data.heldout_size,
-                               err);
+        return rl_taskset_init(&r->tasks, &r->task_params, (uint64_t)c->run.seed,
+                               c->data.heldout_size, err);
     }
     rl_dataset_opts o = {
         .train_path = c->data.train_path,
@@ -129,8 +135,10 @@ static int init_data(rl_run *r, rl_err *err) {
     };
     if (rl_dataset_load(&r->data, &o, err)) return -1;
     if (r->data.n_heldout == 0)
-        return rl_fail(err, RL_EINPUT, "%s: the split left no held-out lines (data.split_key, "
-                       "data.heldout_path or data.heldout_fraction)", c->data.train_path);
+        return rl_fail(err, RL_EINPUT,
+                       "%s: the split left no held-out lines (data.split_key, "
+                       "data.heldout_path or data.heldout_fraction)",
+                       c->data.train_path);
     return 0;
 }
 
@@ -139,8 +147,8 @@ static int init_reward(rl_run *r, rl_err *err) {
     rl_reward_opts o = {.threads = c->reward.threads,
                         .extract = c->reward.extract == RL_CFG_EXTRACT_AUTO ? "auto" : "boxed"};
     if (rl_reward_create(&r->reward, c->reward.verifiers.v, c->reward.verifiers.n, &o, err))
-        return rl_err_prefix(err, "%s: reward.verifiers: ",
-                             c->source_path ? c->source_path : "<config>");
+        return rl_err_prefix(
+            err, "%s: reward.verifiers: ", c->source_path ? c->source_path : "<config>");
     r->n_verifiers = rl_reward_n_verifiers(r->reward);
     if (r->n_verifiers > 16)
         return rl_fail(err, RL_EINPUT, "reward.verifiers: at most 16 verifiers are supported");
@@ -160,7 +168,8 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     if (what & RL_RUN_DATA) RL_TRY(init_data(r, err));
     if (what & RL_RUN_REWARD) RL_TRY(init_reward(r, err));
     if ((what & RL_RUN_SFT) && cfg->sft.enabled && cfg->sft.source == RL_CFG_SFT_JSONL) {
-        rl_dataset_opts o = {.train_path = cfg->sft.path, .heldout_fraction = 0,
+        rl_dataset_opts o = {.train_path = cfg->sft.path,
+                             .heldout_fraction = 0,
                              .seed = (uint64_t)cfg->run.seed,
                              .fail_on_bad_line = cfg->data.on_bad_line == RL_CFG_BAD_FAIL};
         if (rl_dataset_load(&r->sft_pairs, &o, err)) return rl_err_prefix(err, "sft.path: ");
@@ -172,14 +181,16 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
 static int mkdir_p(const char *path, rl_err *err) {
     char buf[4096];
     size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) return rl_fail(err, RL_EINPUT, "run.out_dir: bad path '%s'", path);
+    if (n == 0 || n >= sizeof buf)
+        return rl_fail(err, RL_EINPUT, "run.out_dir: bad path '%s'", path);
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] == '/' || buf[i] == '\0') {
             char saved = buf[i];
             buf[i] = '\0';
             if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rl_fail(err, RL_EINPUT, "cannot create directory %s: %s", buf, strerror(errno));
+                return rl_fail(err, RL_EINPUT, "cannot create directory %s: %s", buf,
+                               strerror(errno));
             buf[i] = saved;
         }
     }
@@ -230,8 +241,10 @@ void rl_run_free(rl_run *r) {
     if (!r) return;
     rl_engine_free(r->engine);
     rl_reward_free(r->reward);
-    if (r->use_tasks) rl_taskset_free(&r->tasks);
-    else rl_dataset_free(&r->data);
+    if (r->use_tasks)
+        rl_taskset_free(&r->tasks);
+    else
+        rl_dataset_free(&r->data);
     if (r->have_sft_pairs) rl_dataset_free(&r->sft_pairs);
     rl_model_free(r->model);
     rl_tokenizer_free(r->tok);
@@ -252,7 +265,8 @@ static char *apply_template(const char *tmpl, const char *problem) {
             memcpy(out + len, problem, np);
             len += np;
             s += 9;
-        } else out[len++] = *s++;
+        } else
+            out[len++] = *s++;
     }
     out[len] = '\0';
     return out;
@@ -271,7 +285,8 @@ int rl_run_render(rl_run *r, rl_prompt *p, rl_err *err) {
     return rc;
 }
 
-static int from_problem(rl_run *r, const rl_problem *pr, uint64_t key, rl_prompt *out, rl_err *err) {
+static int from_problem(rl_run *r, const rl_problem *pr, uint64_t key, rl_prompt *out,
+                        rl_err *err) {
     memset(out, 0, sizeof *out);
     out->problem = rl_strdup(pr->text);
     out->answer = rl_strdup(pr->answer);
@@ -311,10 +326,13 @@ int rl_run_train_prompt(rl_run *r, uint64_t index, uint64_t sample, rl_prompt *o
     return from_item(r, &r->data.train[i], index, out, err);
 }
 
-int rl_run_n_heldout(const rl_run *r) { return r->use_tasks ? r->tasks.n_heldout : r->data.n_heldout; }
+int rl_run_n_heldout(const rl_run *r) {
+    return r->use_tasks ? r->tasks.n_heldout : r->data.n_heldout;
+}
 
 int rl_run_heldout_prompt(rl_run *r, int index, rl_prompt *out, rl_err *err) {
-    if (r->use_tasks) return from_problem(r, &r->tasks.heldout[index], HELDOUT_KEY_BASE + index, out, err);
+    if (r->use_tasks)
+        return from_problem(r, &r->tasks.heldout[index], HELDOUT_KEY_BASE + index, out, err);
     return from_item(r, &r->data.heldout[index], HELDOUT_KEY_BASE + index, out, err);
 }
 
@@ -340,7 +358,8 @@ static rl_vtest *parse_tests(json_t *arr, int *n) {
     for (size_t i = 0; i < count; i++) {
         json_t *o = json_array_get(arr, i);
         json_t *as = json_object_get(o, "assert");
-        if (json_is_string(as)) t[i] = (rl_vtest){RL_VTEST_ASSERT, json_string_value(as), NULL};
+        if (json_is_string(as))
+            t[i] = (rl_vtest){RL_VTEST_ASSERT, json_string_value(as), NULL};
         else
             t[i] = (rl_vtest){RL_VTEST_STDIO, json_string_value(json_object_get(o, "input")),
                               json_string_value(json_object_get(o, "output"))};
@@ -421,7 +440,9 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
     double correct_share = 0, any_correct = 0, len_sum = 0, rew_sum = 0, new_tokens = 0, gen_s = 0;
     double vsum[16] = {0};
     rl_gen_params gparams = {
-        .sampling = {.temperature = (float)temperature, .top_k = 0, .top_p = (float)c->eval.top_p,
+        .sampling = {.temperature = (float)temperature,
+                     .top_k = 0,
+                     .top_p = (float)c->eval.top_p,
                      .min_p = 0},
         .greedy = temperature <= 0,
         .max_new_tokens = max_new,
@@ -436,7 +457,8 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
         int m = n - base < chunk ? n - base : chunk;
         for (int i = 0; i < m && rc == 0; i++) {
             rc = rl_run_heldout_prompt(r, base + i, &prompts[i], err);
-            gp[i] = (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
+            gp[i] =
+                (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
             for (int s = 0; s < k; s++) prompt_of[i * k + s] = i;
         }
         rl_gen_stats st;
@@ -450,8 +472,9 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
                 for (int s = 0; s < k; s++) {
                     int j = i * k + s;
                     const rl_vresult *row = &res[(size_t)j * nv];
-                    int right = acc >= 0 ? row[acc].status == RL_VERIFY_OK && row[acc].score >= 1.0 - 1e-9
-                                         : rew[j] >= 1.0 - 1e-9;
+                    int right =
+                        acc >= 0 ? row[acc].status == RL_VERIFY_OK && row[acc].score >= 1.0 - 1e-9
+                                 : rew[j] >= 1.0 - 1e-9;
                     ok += right;
                     for (int v = 0; v < nv; v++) vsum[v] += row[v].score;
                     len_sum += comps[j].n_tokens;
@@ -487,7 +510,8 @@ void rl_eval_print(const rl_run *r, const char *label, const rl_eval_result *e, 
                    FILE *out) {
     int nv = r->n_verifiers;
     if (header) {
-        fprintf(out, "| %-14s | %5s | %3s | %4s | %7s | %7s |", "model", "n", "k", "T", "pass@1", "pass@k");
+        fprintf(out, "| %-14s | %5s | %3s | %4s | %7s | %7s |", "model", "n", "k", "T", "pass@1",
+                "pass@k");
         for (int v = 0; v < nv; v++) fprintf(out, " %12s |", rl_reward_name(r->reward, v));
         fprintf(out, " %6s | %8s | %6s |\n", "reward", "mean len", "secs");
         fprintf(out, "|%s|%s|%s|%s|%s|%s|", "----------------", "-------", "-----", "------",

@@ -49,7 +49,7 @@ typedef struct rl_run {
     int n_stop_ids;
     int vocab_limit; // ids the sampler may draw (the tokenizer's size)
 
-    int use_tasks;   // 1: built-in procedural tasks; 0: the JSONL dataset
+    int use_tasks; // 1: built-in procedural tasks; 0: the JSONL dataset
     rl_task_params task_params;
     rl_taskset tasks;
     rl_dataset data;
@@ -106,8 +106,8 @@ int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps
 typedef struct rl_eval_result {
     int n, k;
     double temperature;
-    double pass_at_1;      // mean share of correct samples per problem
-    double pass_at_k;      // share of problems with at least one correct sample
+    double pass_at_1; // mean share of correct samples per problem
+    double pass_at_k; // share of problems with at least one correct sample
     double verifier_means[16];
     double reward_mean;
     double len_mean;

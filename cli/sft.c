@@ -14,9 +14,12 @@ double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, 
     if (progress > 1) progress = 1;
     double lo = lr * min_lr_ratio;
     switch (schedule) {
-    case RL_CFG_LR_COSINE: return lo + (lr - lo) * 0.5 * (1 + cos(3.14159265358979323846 * progress));
-    case RL_CFG_LR_LINEAR: return lr - (lr - lo) * progress;
-    default: return lr;
+    case RL_CFG_LR_COSINE:
+        return lo + (lr - lo) * 0.5 * (1 + cos(3.14159265358979323846 * progress));
+    case RL_CFG_LR_LINEAR:
+        return lr - (lr - lo) * progress;
+    default:
+        return lr;
     }
 }
 
@@ -53,7 +56,8 @@ static void batch_free(sft_batch *b) {
 
 // Training example `index`: from the SFT dataset (sft.source: jsonl, drawn with a seeded stream)
 // or the run's prompt source (teacher traces for procedural tasks, "response" fields otherwise).
-static int sft_example(rl_run *r, const rl_dataset *pairs, uint64_t index, rl_prompt *p, rl_err *err) {
+static int sft_example(rl_run *r, const rl_dataset *pairs, uint64_t index, rl_prompt *p,
+                       rl_err *err) {
     if (!pairs) return rl_run_train_prompt(r, index, 0, p, err);
     rl_rng g = rl_rng_stream((uint64_t)r->cfg->run.seed, RL_RNG_DATA, index, 1);
     const rl_item *it = &pairs->train[rl_rng_below(&g, (uint32_t)pairs->n_train)];
@@ -74,7 +78,8 @@ static int build_batch(rl_run *r, const rl_dataset *pairs, sft_batch *b, int B, 
         if (sft_example(r, pairs, first + (uint64_t)i, &p, err)) return -1;
         if (!p.response) {
             rl_prompt_free(&p);
-            return rl_fail(err, RL_EINPUT, "sft: training item %llu has no \"response\" to learn from",
+            return rl_fail(err, RL_EINPUT,
+                           "sft: training item %llu has no \"response\" to learn from",
                            (unsigned long long)(first + i));
         }
         seqs[i].len = 0;
@@ -97,7 +102,8 @@ static int build_batch(rl_run *r, const rl_dataset *pairs, sft_batch *b, int B, 
             }
             seqs[i].data[seqs[i].len++] = r->stop_ids[0];
         }
-        if ((int)seqs[i].len > max_pos) seqs[i].len = (size_t)max_pos; // truncate over-long examples
+        if ((int)seqs[i].len > max_pos)
+            seqs[i].len = (size_t)max_pos; // truncate over-long examples
         if ((int)seqs[i].len > maxlen) maxlen = (int)seqs[i].len;
     }
     batch_reserve(b, B, maxlen);
@@ -159,10 +165,11 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
         if (sc->steps > 0 && step >= sc->steps) break;
         if (sc->steps <= 0 && el >= sc->time_budget_s) break;
         double progress = sc->steps > 0 ? (double)step / sc->steps : el / sc->time_budget_s;
-        double lr = rl_lr_at(sc->lr_schedule, sc->lr, sc->warmup_steps, sc->min_lr_ratio, step, progress);
+        double lr =
+            rl_lr_at(sc->lr_schedule, sc->lr, sc->warmup_steps, sc->min_lr_ratio, step, progress);
         double ts = rl_now();
-        if ((rc = build_batch(r, r->have_sft_pairs ? &r->sft_pairs : NULL, &b, B, (uint64_t)step * B, seqs, n_prompt,
-                              err)))
+        if ((rc = build_batch(r, r->have_sft_pairs ? &r->sft_pairs : NULL, &b, B,
+                              (uint64_t)step * B, seqs, n_prompt, err)))
             break;
         if ((rc = rl_model_forward(r->model, b.tokens, b.lengths, B, b.T, err))) break;
         if ((rc = rl_model_token_logprobs(r->model, b.targets, 1.0f, b.logp, NULL, err))) break;
@@ -188,9 +195,11 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
         for (int i = 0; i < B; i++) ntok += b.lengths[i];
         tokens += ntok;
         double tps = tokens / (rl_now() - t0);
-        rl_progress_update(prog, step + 1, "loss %.4f | lr %.2e | %.1fk tok/s", loss, lr, tps / 1000);
+        rl_progress_update(prog, step + 1, "loss %.4f | lr %.2e | %.1fk tok/s", loss, lr,
+                           tps / 1000);
         if (c->logging.every > 0 && (step + 1) % c->logging.every == 0)
-            if ((rc = log_sft_step(r, run_id, step + 1, loss, gnorm, lr, ntok / dt, dt, err))) break;
+            if ((rc = log_sft_step(r, run_id, step + 1, loss, gnorm, lr, ntok / dt, dt, err)))
+                break;
         if (sc->eval_every > 0 && (step + 1) % sc->eval_every == 0) {
             rl_eval_result e;
             if ((rc = rl_run_eval(r, 1, c->eval.temperature, c->eval.n, &e, err))) break;

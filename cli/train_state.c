@@ -33,8 +33,9 @@ static int remove_tree(const char *path) {
 }
 
 static int write_state_json(const char *path, const rl_train_state *s, int adam_step, rl_err *err) {
-    json_t *o = json_pack("{s:i, s:I, s:i, s:i, s:s}", "step", s->step, "data_pos", (json_int_t)s->data_pos,
-                          "adam_step", adam_step, "nonfinite_streak", s->nonfinite_streak, "seed", "");
+    json_t *o =
+        json_pack("{s:i, s:I, s:i, s:i, s:s}", "step", s->step, "data_pos", (json_int_t)s->data_pos,
+                  "adam_step", adam_step, "nonfinite_streak", s->nonfinite_streak, "seed", "");
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
     json_object_set_new(o, "seed", json_string(seed)); // as text: JSON numbers lose 64-bit seeds
@@ -83,7 +84,9 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
     char tmp[4096], final_dir[4096], path[4200];
     snprintf(final_dir, sizeof final_dir, "%s/step-%08d", root, state->step);
     snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08d-XXXXXX", root, state->step);
-    if (!mkdtemp(tmp)) return rl_fail(err, RL_EINTERNAL, "%s: cannot create a temporary directory: %s", root, strerror(errno));
+    if (!mkdtemp(tmp))
+        return rl_fail(err, RL_EINTERNAL, "%s: cannot create a temporary directory: %s", root,
+                       strerror(errno));
     int rc = -1;
     float *mh = NULL, *vh = NULL;
     snprintf(path, sizeof path, "%s/model", tmp);
@@ -140,8 +143,8 @@ int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_sta
     json_t *js = json_object_get(o, "step"), *jd = json_object_get(o, "data_pos"),
            *ja = json_object_get(o, "adam_step"), *jn = json_object_get(o, "nonfinite_streak"),
            *jseed = json_object_get(o, "seed");
-    if (!json_is_integer(js) || !json_is_integer(jd) || !json_is_integer(ja) || !json_is_integer(jn) ||
-        !json_is_string(jseed)) {
+    if (!json_is_integer(js) || !json_is_integer(jd) || !json_is_integer(ja) ||
+        !json_is_integer(jn) || !json_is_string(jseed)) {
         json_decref(o);
         return rl_fail(err, RL_EINPUT, "%s: missing or mistyped fields", path);
     }
@@ -158,7 +161,8 @@ int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_sta
     if (rl_model_load(&saved, path, m->be, err)) return -1;
     if (saved->n_params != m->n_params || rl_model_num_tensors(saved) != rl_model_num_tensors(m)) {
         rl_model_free(saved);
-        return rl_fail(err, RL_EINPUT, "%s: the checkpoint's model shape differs from the config's", path);
+        return rl_fail(err, RL_EINPUT, "%s: the checkpoint's model shape differs from the config's",
+                       path);
     }
     size_t n;
     float *dst = rl_model_params(m, &n), *src = rl_model_params(saved, &n);
@@ -171,9 +175,11 @@ int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_sta
     float *mh = rl_malloc(opt->n * sizeof(float)), *vh = rl_malloc(opt->n * sizeof(float));
     int64_t shape[1] = {(int64_t)opt->n};
     int rc = 0;
-    if (rl_ckpt_read(ck, "adam.m", shape, 1, mh, err) || rl_ckpt_read(ck, "adam.v", shape, 1, vh, err))
+    if (rl_ckpt_read(ck, "adam.m", shape, 1, mh, err) ||
+        rl_ckpt_read(ck, "adam.v", shape, 1, vh, err))
         rc = -1;
-    else rl_adamw_state_upload(opt, mh, vh, adam_step);
+    else
+        rl_adamw_state_upload(opt, mh, vh, adam_step);
     rl_ckpt_close(ck);
     free(mh);
     free(vh);

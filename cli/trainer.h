@@ -18,8 +18,8 @@ double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, 
 typedef struct rl_sft_result {
     int steps;
     double seconds;
-    double final_loss;      // loss of the last step
-    double tokens_per_s;    // tokens through forward+backward per second
+    double final_loss;   // loss of the last step
+    double tokens_per_s; // tokens through forward+backward per second
 } rl_sft_result;
 
 // Supervised fine-tuning of r->model per cfg->sft; steps are logged to r->run_id when r->log is
@@ -27,10 +27,10 @@ typedef struct rl_sft_result {
 int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err);
 
 typedef struct rl_train_result {
-    int steps;                 // updates completed (including any before a resume)
-    double seconds;            // wall time of the RL loop in this process
-    rl_eval_result before;     // held-out evaluation at RL step 0 (when done in this process)
-    rl_eval_result after;      // held-out evaluation after the last step
+    int steps;             // updates completed (including any before a resume)
+    double seconds;        // wall time of the RL loop in this process
+    rl_eval_result before; // held-out evaluation at RL step 0 (when done in this process)
+    rl_eval_result after;  // held-out evaluation after the last step
     int have_before, have_after;
 } rl_train_result;
 

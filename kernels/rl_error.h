@@ -37,9 +37,9 @@ int rl_err_prefix(rl_err *err, const char *fmt, ...) __attribute__((format(print
 void rl_err_clear(rl_err *err);
 
 // Propagates a failure from a call that already filled the error.
-#define RL_TRY(call)                                                                              \
-    do {                                                                                          \
-        if ((call) != 0) return -1;                                                               \
+#define RL_TRY(call)                                                                               \
+    do {                                                                                           \
+        if ((call) != 0) return -1;                                                                \
     } while (0)
 
 // Allocation that cannot fail from the caller's point of view (prints and exits 1 on OOM).

@@ -11,7 +11,8 @@ static uint64_t splitmix64(uint64_t x) {
 }
 
 void rl_philox4x32(uint64_t key, uint64_t counter, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0x243F6A88u, c3 = 0x85A308D3u;
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0x243F6A88u,
+             c3 = 0x85A308D3u;
     uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
     for (int round = 0; round < 10; round++) {
         uint64_t p0 = (uint64_t)0xD2511F53u * c0;
@@ -49,9 +50,13 @@ uint64_t rl_rng_u64(rl_rng *r) {
     return (hi << 32) | rl_rng_u32(r);
 }
 
-float rl_rng_float(rl_rng *r) { return (float)(rl_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+float rl_rng_float(rl_rng *r) {
+    return (float)(rl_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
 
-double rl_rng_double(rl_rng *r) { return (double)(rl_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+double rl_rng_double(rl_rng *r) {
+    return (double)(rl_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 uint32_t rl_rng_below(rl_rng *r, uint32_t n) {
     // Lemire's multiply-shift with rejection: unbiased for every n.
@@ -67,7 +72,9 @@ uint32_t rl_rng_below(rl_rng *r, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
-int rl_rng_range(rl_rng *r, int lo, int hi) { return lo + (int)rl_rng_below(r, (uint32_t)(hi - lo + 1)); }
+int rl_rng_range(rl_rng *r, int lo, int hi) {
+    return lo + (int)rl_rng_below(r, (uint32_t)(hi - lo + 1));
+}
 
 double rl_rng_normal(rl_rng *r) {
     double u1 = rl_rng_double(r), u2 = rl_rng_double(r);

@@ -34,9 +34,9 @@ typedef struct rl_pg_params {
     float dual_clip;           // 0 = off, else c > 1 bounds the loss of negative-advantage tokens
     float kl_coef;             // 0 = no KL term (then ref_logp may be NULL)
     rl_kl_estimator kl_estimator;
-    float entropy_coef;        // entropy bonus weight (0 = off; then entropy may be NULL)
+    float entropy_coef; // entropy bonus weight (0 = off; then entropy may be NULL)
     rl_loss_agg agg;
-    int norm_tokens;           // dr_grpo's constant per-sequence token count
+    int norm_tokens; // dr_grpo's constant per-sequence token count
     // Sequences (and their tokens) of the same batch that are not passed in but still count in
     // the denominators: a caller may leave out sequences whose every term is exactly zero
     // (advantage 0, no KL, no entropy bonus) to save their forward and backward passes.

@@ -11,11 +11,11 @@
 #include <stdint.h>
 
 typedef struct rl_model_config {
-    int hidden_size;             // C, e.g. 896 for Qwen2.5-0.5B
-    int num_hidden_layers;       // L
-    int num_attention_heads;     // NH (query heads)
-    int num_key_value_heads;     // NKV (grouped-query: NH % NKV == 0)
-    int head_dim;                // hd = hidden_size / num_attention_heads unless config.json says otherwise
+    int hidden_size;         // C, e.g. 896 for Qwen2.5-0.5B
+    int num_hidden_layers;   // L
+    int num_attention_heads; // NH (query heads)
+    int num_key_value_heads; // NKV (grouped-query: NH % NKV == 0)
+    int head_dim; // hd = hidden_size / num_attention_heads unless config.json says otherwise
     int intermediate_size;       // FF, MLP width
     int vocab_size;              // V (may exceed the tokenizer's size: padding rows)
     int max_position_embeddings; // longest sequence the model is meant to see

@@ -14,14 +14,14 @@
 #include "reward/verifier_abi.h"
 
 typedef struct rl_verifier_spec {
-    char *name;           // "accuracy", "path_quality", "format", "efficiency", or a plugin's own name
-    double weight;        // weight in the reward sum, >= 0
-    char *plugin;         // path of a shared-object plugin, or NULL
-    char *command;        // external program (run through /bin/sh -c), or NULL
-    char *gate;           // "accuracy": counts only in proportion to accuracy; "none"; NULL = default
-    rl_voption *options;  // [n_options] free options, key and value owned
+    char *name;    // "accuracy", "path_quality", "format", "efficiency", or a plugin's own name
+    double weight; // weight in the reward sum, >= 0
+    char *plugin;  // path of a shared-object plugin, or NULL
+    char *command; // external program (run through /bin/sh -c), or NULL
+    char *gate;    // "accuracy": counts only in proportion to accuracy; "none"; NULL = default
+    rl_voption *options; // [n_options] free options, key and value owned
     int n_options;
-    int line, column;     // where the entry starts in the config file (1-based; 0 when from code)
+    int line, column; // where the entry starts in the config file (1-based; 0 when from code)
 } rl_verifier_spec;
 
 void rl_verifier_spec_free(rl_verifier_spec *spec);

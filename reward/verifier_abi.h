@@ -20,14 +20,15 @@
 #include <stdint.h>
 
 #define RL_VERIFIER_ABI_VERSION 1
-#define RL_VERIFIER_ENTRY "rlpipe_verifier"
-#define RL_VDETAIL_MAX 256
+#define RL_VERIFIER_ENTRY       "rlpipe_verifier"
+#define RL_VDETAIL_MAX          256
 
 // What happened when scoring one sample.
 typedef enum rl_vstatus {
-    RL_VERIFY_OK = 0,      // score is meaningful
-    RL_VERIFY_SKIPPED = 1, // the reference (answer or tests) cannot be parsed: no judgement, score 0
-    RL_VERIFY_ERROR = 2,   // the verifier itself failed (plugin crashed, bad reply, ...): score 0
+    RL_VERIFY_OK = 0, // score is meaningful
+    RL_VERIFY_SKIPPED =
+        1,               // the reference (answer or tests) cannot be parsed: no judgement, score 0
+    RL_VERIFY_ERROR = 2, // the verifier itself failed (plugin crashed, bad reply, ...): score 0
     RL_VERIFY_TIMEOUT = 3, // the verifier or the sandboxed program ran out of time: score 0
 } rl_vstatus;
 
@@ -35,9 +36,11 @@ typedef enum rl_vstatus {
 typedef enum rl_vtest_kind { RL_VTEST_STDIO = 0, RL_VTEST_ASSERT = 1 } rl_vtest_kind;
 
 typedef struct rl_vtest {
-    int32_t kind;       // rl_vtest_kind
-    const char *input;  // STDIO: bytes given on stdin; ASSERT: Python code appended after the program
-    const char *output; // STDIO: expected stdout (compared line by line, trailing space trimmed); ASSERT: NULL
+    int32_t kind; // rl_vtest_kind
+    const char
+        *input; // STDIO: bytes given on stdin; ASSERT: Python code appended after the program
+    const char *
+        output; // STDIO: expected stdout (compared line by line, trailing space trimmed); ASSERT: NULL
 } rl_vtest;
 
 // One sample to score.
@@ -51,7 +54,7 @@ typedef struct rl_vsample {
     const char *answer;     // reference answer for math-style tasks; NULL when tests are given
     const rl_vtest *tests;  // [n_tests] code tests; NULL for math-style tasks
     int32_t n_tests;
-    const char *task;       // task family tag ("arith", "deriv", "code", a dataset name) or NULL
+    const char *task; // task family tag ("arith", "deriv", "code", a dataset name) or NULL
 } rl_vsample;
 
 // The verdict on one sample.

@@ -57,7 +57,8 @@ int rl_item_parse(rl_item *item, const char *line, size_t len, rl_err *err) {
     memset(item, 0, sizeof *item);
     json_error_t jerr;
     json_t *obj = json_loadb(line, len, 0, &jerr);
-    if (!obj) return rl_fail(err, RL_EINPUT, "not valid JSON (%s at column %d)", jerr.text, jerr.column);
+    if (!obj)
+        return rl_fail(err, RL_EINPUT, "not valid JSON (%s at column %d)", jerr.text, jerr.column);
     int rc = -1;
     if (!json_is_object(obj)) {
         rl_fail(err, RL_EINPUT, "expected a JSON object");
@@ -69,7 +70,8 @@ int rl_item_parse(rl_item *item, const char *line, size_t len, rl_err *err) {
         goto done;
     }
     item->prompt = rl_strdup(json_string_value(prompt));
-    if (opt_string(obj, "answer", 1, &item->answer, err) || opt_string(obj, "response", 0, &item->response, err) ||
+    if (opt_string(obj, "answer", 1, &item->answer, err) ||
+        opt_string(obj, "response", 0, &item->response, err) ||
         opt_string(obj, "task", 0, &item->task, err))
         goto done;
     json_t *tests = json_object_get(obj, "tests");
@@ -145,8 +147,10 @@ static int load_file(rl_dataset *ds, const rl_dataset_opts *o, const char *path,
                 heldout = rl_rng_double(&r) < o->heldout_fraction;
             }
         }
-        if (heldout) push(&ds->heldout, &ds->n_heldout, cap_heldout, &it);
-        else push(&ds->train, &ds->n_train, cap_train, &it);
+        if (heldout)
+            push(&ds->heldout, &ds->n_heldout, cap_heldout, &it);
+        else
+            push(&ds->train, &ds->n_train, cap_train, &it);
     }
     free(line);
     fclose(f);
@@ -160,7 +164,8 @@ int rl_dataset_load(rl_dataset *ds, const rl_dataset_opts *o, rl_err *err) {
     int cap_train = 0, cap_heldout = 0;
     int separate = o->heldout_path && o->heldout_path[0];
     int rc = load_file(ds, o, o->train_path, separate ? 0 : 2, &cap_train, &cap_heldout, err);
-    if (rc == 0 && separate) rc = load_file(ds, o, o->heldout_path, 1, &cap_train, &cap_heldout, err);
+    if (rc == 0 && separate)
+        rc = load_file(ds, o, o->heldout_path, 1, &cap_train, &cap_heldout, err);
     if (rc == 0 && ds->n_train == 0)
         rc = rl_fail(err, RL_EINPUT, "%s: no usable training lines", o->train_path);
     if (rc) rl_dataset_free(ds);

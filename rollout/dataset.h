@@ -33,11 +33,11 @@ typedef struct rl_item {
 } rl_item;
 
 typedef struct rl_dataset {
-    rl_item *train;   // [n_train]
+    rl_item *train; // [n_train]
     int n_train;
     rl_item *heldout; // [n_heldout]
     int n_heldout;
-    int n_bad;        // lines skipped as bad
+    int n_bad; // lines skipped as bad
 } rl_dataset;
 
 typedef struct rl_dataset_opts {
@@ -46,8 +46,8 @@ typedef struct rl_dataset_opts {
     const char *split_key;    // optional: split by this key's value
     double heldout_fraction;  // used when neither heldout_path nor split_key is given
     uint64_t seed;
-    int fail_on_bad_line;     // 1: the first bad line is an error; 0: skip it with a warning
-    FILE *warn;               // where skipped lines are reported (NULL = stderr)
+    int fail_on_bad_line; // 1: the first bad line is an error; 0: skip it with a warning
+    FILE *warn;           // where skipped lines are reported (NULL = stderr)
 } rl_dataset_opts;
 
 int rl_dataset_load(rl_dataset *ds, const rl_dataset_opts *opts, rl_err *err);

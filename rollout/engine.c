@@ -37,8 +37,8 @@ int rl_engine_create(rl_engine **out, rl_model *model, const rl_tokenizer *tok, 
                      int max_len, int vocab_limit, rl_err *err) {
     *out = NULL;
     if (max_slots < 1 || max_len < 2)
-        return rl_fail(err, RL_EINPUT, "engine: max_slots (%d) and max_len (%d) too small", max_slots,
-                       max_len);
+        return rl_fail(err, RL_EINPUT, "engine: max_slots (%d) and max_len (%d) too small",
+                       max_slots, max_len);
     int V = model->V;
     if (vocab_limit <= 0 || vocab_limit > V) vocab_limit = V;
     rl_engine *e = rl_calloc(1, sizeof *e);
@@ -213,7 +213,8 @@ static int generate_round(rl_engine *e, const rl_gen_params *p, const rl_gen_pro
             if (live[i]->done) {
                 finish_text(live[i]);
                 st->new_tokens += live[i]->out->n_tokens;
-            } else live[n_next++] = live[i];
+            } else
+                live[n_next++] = live[i];
         }
         n_live = n_next;
         if (n_live == 0) break;

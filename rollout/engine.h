@@ -30,10 +30,10 @@
 enum { RL_FINISH_STOP = 0, RL_FINISH_LENGTH = 1 };
 
 typedef struct rl_gen_params {
-    rl_sampling sampling;      // temperature (<= 0 or greedy = 1: argmax), top_k, top_p, min_p
-    int greedy;                // 1: always the most likely token
-    int max_new_tokens;        // completion budget in tokens
-    const int32_t *stop_ids;   // [n_stop_ids] tokens that end a completion (EOS, <|im_end|>, ...)
+    rl_sampling sampling;    // temperature (<= 0 or greedy = 1: argmax), top_k, top_p, min_p
+    int greedy;              // 1: always the most likely token
+    int max_new_tokens;      // completion budget in tokens
+    const int32_t *stop_ids; // [n_stop_ids] tokens that end a completion (EOS, <|im_end|>, ...)
     int n_stop_ids;
     const char *const *stop_strings; // [n_stop_strings] byte strings that end a completion
     int n_stop_strings;
@@ -43,29 +43,29 @@ typedef struct rl_gen_params {
 typedef struct rl_gen_prompt {
     const int32_t *ids; // [n_ids] the rendered, tokenised prompt (n_ids >= 1)
     int n_ids;
-    uint64_t key;       // names the prompt's random streams (e.g. the problem's id)
-    int n_samples;      // G
+    uint64_t key;  // names the prompt's random streams (e.g. the problem's id)
+    int n_samples; // G
 } rl_gen_prompt;
 
 typedef struct rl_completion {
-    int prompt;           // index into the prompts of the call
-    int sample;           // 0..G-1 within its prompt
-    int32_t *tokens;      // [n_tokens] generated ids, the stop token included
-    float *logp_sample;   // [n_tokens] log-prob under the sampling distribution
-    float *logp_policy;   // [n_tokens] log-prob under the unmodified policy (temperature 1)
+    int prompt;         // index into the prompts of the call
+    int sample;         // 0..G-1 within its prompt
+    int32_t *tokens;    // [n_tokens] generated ids, the stop token included
+    float *logp_sample; // [n_tokens] log-prob under the sampling distribution
+    float *logp_policy; // [n_tokens] log-prob under the unmodified policy (temperature 1)
     int n_tokens;
-    int finish;           // RL_FINISH_STOP or RL_FINISH_LENGTH
-    char *text;           // decoded completion, valid UTF-8 (invalid bytes become U+FFFD); a stop
-                          // token's text and a matched stop string are not part of it
+    int finish; // RL_FINISH_STOP or RL_FINISH_LENGTH
+    char *text; // decoded completion, valid UTF-8 (invalid bytes become U+FFFD); a stop
+                // token's text and a matched stop string are not part of it
     size_t text_len;
 } rl_completion;
 
 typedef struct rl_gen_stats {
-    double seconds;        // wall time of the call
+    double seconds; // wall time of the call
     double prefill_seconds;
-    long prompt_tokens;    // tokens prefilled (once per prompt)
-    long new_tokens;       // tokens generated over all samples
-    double tokens_per_s;   // new_tokens / seconds
+    long prompt_tokens;  // tokens prefilled (once per prompt)
+    long new_tokens;     // tokens generated over all samples
+    double tokens_per_s; // new_tokens / seconds
 } rl_gen_stats;
 
 typedef struct rl_engine rl_engine;

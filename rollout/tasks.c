@@ -26,9 +26,12 @@ void rl_task_params_defaults(rl_task_params *p) {
 
 const char *rl_task_kind_name(rl_task_kind k) {
     switch (k) {
-    case RL_TASK_ARITH: return "arith";
-    case RL_TASK_DERIV: return "deriv";
-    default: return "?";
+    case RL_TASK_ARITH:
+        return "arith";
+    case RL_TASK_DERIV:
+        return "deriv";
+    default:
+        return "?";
     }
 }
 
@@ -52,17 +55,22 @@ __attribute__((format(printf, 2, 3))) static void tb_printf(textbuf *b, const ch
 
 // A number as an operand: negative values get parentheses so "3*(-2)" reads unambiguously.
 static void tb_operand(textbuf *b, long v) {
-    if (v < 0) tb_printf(b, "(%ld)", v);
-    else tb_printf(b, "%ld", v);
+    if (v < 0)
+        tb_printf(b, "(%ld)", v);
+    else
+        tb_printf(b, "%ld", v);
 }
 
 // ---- arithmetic -------------------------------------------------------------------------------
 
 static long apply_op(long a, char op, long b) {
     switch (op) {
-    case '+': return a + b;
-    case '-': return a - b;
-    default: return a * b;
+    case '+':
+        return a + b;
+    case '-':
+        return a - b;
+    default:
+        return a * b;
     }
 }
 
@@ -77,7 +85,10 @@ static int arith_value(const rl_task_params *p, const rl_problem *pr, long *resu
     for (;;) {
         int i = -1;
         for (int k = 0; k < n - 1; k++)
-            if (o[k] == '*') { i = k; break; }
+            if (o[k] == '*') {
+                i = k;
+                break;
+            }
         if (i < 0 && n > 1) i = 0;
         if (i < 0) break;
         long c = apply_op(v[i], o[i], v[i + 1]);
@@ -125,10 +136,13 @@ static void poly_text(textbuf *b, const long *coef, int degree) {
     for (int k = degree; k >= 0; k--) {
         long c = coef[k];
         if (c == 0) continue;
-        if (!first) tb_printf(b, c < 0 ? "-" : "+");
-        else if (c < 0) tb_printf(b, "-");
+        if (!first)
+            tb_printf(b, c < 0 ? "-" : "+");
+        else if (c < 0)
+            tb_printf(b, "-");
         long a = labs(c);
-        if (k == 0) tb_printf(b, "%ld", a);
+        if (k == 0)
+            tb_printf(b, "%ld", a);
         else {
             if (a != 1) tb_printf(b, "%ld", a);
             tb_printf(b, k == 1 ? "x" : "x^%d", k);
@@ -158,7 +172,8 @@ static void deriv_generate(const rl_task_params *p, rl_rng *r, rl_problem *pr) {
     pr->n = degree + 1;
     for (int k = 0; k <= degree; k++)
         pr->vals[k] = rl_rng_range(r, -p->deriv_max_coef, p->deriv_max_coef);
-    while (pr->vals[degree] == 0) pr->vals[degree] = rl_rng_range(r, -p->deriv_max_coef, p->deriv_max_coef);
+    while (pr->vals[degree] == 0)
+        pr->vals[degree] = rl_rng_range(r, -p->deriv_max_coef, p->deriv_max_coef);
     pr->x0 = rl_rng_range(r, -p->deriv_max_x, p->deriv_max_x);
     snprintf(pr->answer, sizeof pr->answer, "%ld", deriv_value(pr));
 }
@@ -181,7 +196,10 @@ void rl_task_generate(const rl_task_params *p, uint64_t seed, uint32_t purpose, 
     out->kind = RL_TASK_ARITH;
     for (int k = 0; k < RL_TASK_KINDS; k++) {
         double w = p->weights[k] > 0 ? p->weights[k] : 0;
-        if (u < w) { out->kind = (rl_task_kind)k; break; }
+        if (u < w) {
+            out->kind = (rl_task_kind)k;
+            break;
+        }
         u -= w;
     }
     if (out->kind == RL_TASK_DERIV) {
@@ -246,7 +264,10 @@ static void arith_trace(slipper *s, const rl_problem *pr, textbuf *b, long *answ
     while (n > 1) {
         int i = -1;
         for (int k = 0; k < n - 1; k++)
-            if (o[k] == '*') { i = k; break; }
+            if (o[k] == '*') {
+                i = k;
+                break;
+            }
         if (i < 0) i = 0;
         long a = v[i], bb = v[i + 1];
         char op = o[i];
@@ -257,13 +278,20 @@ static void arith_trace(slipper *s, const rl_problem *pr, textbuf *b, long *answ
         if (c < 0) applicable |= RL_MISTAKE_SIGN;
         switch (pick_slip(s, applicable)) {
         case RL_MISTAKE_COPY:
-            if (fresh[i + 1]) bb = miscopy(&s->rng, bb);
-            else a = miscopy(&s->rng, a);
+            if (fresh[i + 1])
+                bb = miscopy(&s->rng, bb);
+            else
+                a = miscopy(&s->rng, a);
             c = apply_op(a, op, bb);
             break;
-        case RL_MISTAKE_CARRY: c += carry_slip(a, op, bb); break;
-        case RL_MISTAKE_SIGN: c = -c; break;
-        default: break;
+        case RL_MISTAKE_CARRY:
+            c += carry_slip(a, op, bb);
+            break;
+        case RL_MISTAKE_SIGN:
+            c = -c;
+            break;
+        default:
+            break;
         }
         tb_printf(b, "%ld%c%ld=%ld\n", a, op, bb, c);
         la = a, lb = bb, lc = c, lop = op;
@@ -274,9 +302,12 @@ static void arith_trace(slipper *s, const rl_problem *pr, textbuf *b, long *answ
         n--;
     }
     // Check the last step by its inverse: the check holds exactly when that step was right.
-    if (lop == '+') tb_printf(b, "check: %ld-%ld=%ld\n", lc, lb, la);
-    else if (lop == '-') tb_printf(b, "check: %ld+%ld=%ld\n", lc, lb, la);
-    else if (lop == '*') tb_printf(b, "check: %ld/%ld=%ld\n", lc, lb, la);
+    if (lop == '+')
+        tb_printf(b, "check: %ld-%ld=%ld\n", lc, lb, la);
+    else if (lop == '-')
+        tb_printf(b, "check: %ld+%ld=%ld\n", lc, lb, la);
+    else if (lop == '*')
+        tb_printf(b, "check: %ld/%ld=%ld\n", lc, lb, la);
     *answer = v[0];
 }
 
@@ -301,8 +332,10 @@ static void deriv_trace(slipper *s, const rl_problem *pr, textbuf *b, long *answ
     int first = 1;
     for (int k = degree - 1; k >= 0; k--) {
         if (d[k] == 0) continue;
-        if (d[k] < 0) tb_printf(b, "-%ld", -d[k]);
-        else tb_printf(b, first ? "%ld" : "+%ld", d[k]);
+        if (d[k] < 0)
+            tb_printf(b, "-%ld", -d[k]);
+        else
+            tb_printf(b, first ? "%ld" : "+%ld", d[k]);
         if (k >= 1) {
             tb_printf(b, "*");
             tb_operand(b, pr->x0);
@@ -357,8 +390,10 @@ size_t rl_teacher_trace(const rl_task_params *p, const rl_problem *pr, uint64_t 
     if (cap) out[0] = '\0';
     long answer = 0;
     tb_printf(&b, "<think>\n");
-    if (pr->kind == RL_TASK_DERIV) deriv_trace(&s, pr, &b, &answer);
-    else arith_trace(&s, pr, &b, &answer);
+    if (pr->kind == RL_TASK_DERIV)
+        deriv_trace(&s, pr, &b, &answer);
+    else
+        arith_trace(&s, pr, &b, &answer);
     tb_printf(&b, "</think>\n\\boxed{%ld}", answer);
     if (made_mistake) {
         char want[32];
@@ -379,7 +414,10 @@ static uint64_t text_hash(const char *s) {
 static int hashset_insert(uint64_t *tab, size_t cap, uint64_t h) {
     for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
         if (tab[i] == h) return 0;
-        if (tab[i] == 0) { tab[i] = h; return 1; }
+        if (tab[i] == 0) {
+            tab[i] = h;
+            return 1;
+        }
     }
 }
 

@@ -39,7 +39,7 @@ typedef struct rl_task_params {
     int arith_min_ops, arith_max_ops; // number of operators per problem
     int arith_max_operand;            // operands are drawn from 1..max_operand
     int arith_allow_negative;         // 0: reject problems with a negative intermediate or answer
-    int arith_max_value;              // reject problems whose |intermediate| exceeds this (0 = no cap)
+    int arith_max_value; // reject problems whose |intermediate| exceeds this (0 = no cap)
     // deriv
     int deriv_max_degree; // degree of f, 1..6
     int deriv_max_coef;   // coefficients in -max..max (leading one non-zero)
@@ -54,14 +54,14 @@ void rl_task_params_defaults(rl_task_params *p);
 
 typedef struct rl_problem {
     rl_task_kind kind;
-    uint64_t id;      // index in its stream (held-out or train)
-    char text[160];   // the problem as posed: "Compute 3+4*2-5."
-    char answer[32];  // the reference answer: "6"
+    uint64_t id;     // index in its stream (held-out or train)
+    char text[160];  // the problem as posed: "Compute 3+4*2-5."
+    char answer[32]; // the reference answer: "6"
     // structure the teacher works from
-    int n;                         // arith: number of operands; deriv: degree + 1 coefficients
-    long vals[RL_TASK_MAX_TERMS];  // arith: operands in order; deriv: coefficients a_0..a_degree
-    char ops[RL_TASK_MAX_TERMS];   // arith: operators between operands ('+', '-', '*')
-    long x0;                       // deriv: evaluation point
+    int n;                        // arith: number of operands; deriv: degree + 1 coefficients
+    long vals[RL_TASK_MAX_TERMS]; // arith: operands in order; deriv: coefficients a_0..a_degree
+    char ops[RL_TASK_MAX_TERMS];  // arith: operators between operands ('+', '-', '*')
+    long x0;                      // deriv: evaluation point
 } rl_problem;
 
 // Problem number `index` of the stream (seed, purpose). Deterministic; never fails.

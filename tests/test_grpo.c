@@ -25,12 +25,12 @@ static void test_single_token_clip(void) {
         double r, a, loss, dloss; // dloss/dlogp = -rA when unclipped, 0 when clipped
         int clipped;
     } cases[] = {
-        {1.0, 2.0, -2.0, -2.0, 0},    // on-policy
-        {1.1, 2.0, -2.2, -2.2, 0},    // inside the range
-        {1.5, 2.0, -2.4, 0.0, 1},     // A > 0, ratio above 1 + 0.2: clipped at 1.2
-        {0.5, 2.0, -1.0, -1.0, 0},    // A > 0, ratio below 1 - 0.2: min picks the unclipped
-        {0.5, -2.0, 1.6, 0.0, 1},     // A < 0, ratio below 0.8: clipped at 0.8
-        {1.5, -2.0, 3.0, 3.0, 0},     // A < 0, ratio above 1.2: the unclipped is smaller
+        {1.0, 2.0, -2.0, -2.0, 0}, // on-policy
+        {1.1, 2.0, -2.2, -2.2, 0}, // inside the range
+        {1.5, 2.0, -2.4, 0.0, 1},  // A > 0, ratio above 1 + 0.2: clipped at 1.2
+        {0.5, 2.0, -1.0, -1.0, 0}, // A > 0, ratio below 1 - 0.2: min picks the unclipped
+        {0.5, -2.0, 1.6, 0.0, 1},  // A < 0, ratio below 0.8: clipped at 0.8
+        {1.5, -2.0, 3.0, 3.0, 0},  // A < 0, ratio above 1.2: the unclipped is smaller
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float lp = (float)log(cases[i].r), adv = (float)cases[i].a;
@@ -107,7 +107,8 @@ static void random_batch(batch *b, unsigned seed) {
     b->T = 5;
     for (int i = 0; i < 15; i++) {
         b->old[i] = -0.2f - 2.0f * rand() / RAND_MAX;
-        b->logp[i] = b->old[i] + 0.3f * ((float)rand() / RAND_MAX - 0.5f); // ratios within ~[0.86, 1.16]
+        b->logp[i] =
+            b->old[i] + 0.3f * ((float)rand() / RAND_MAX - 0.5f); // ratios within ~[0.86, 1.16]
         b->ref[i] = b->old[i] + 0.5f * ((float)rand() / RAND_MAX - 0.5f);
         b->ent[i] = 0.1f + (float)rand() / RAND_MAX;
     }
@@ -127,17 +128,20 @@ static void test_aggregations_and_gradients(void) {
     memcpy(onp.logp, onp.old, sizeof onp.logp);
     rl_pg_params p = base_params();
     p.agg = RL_AGG_TOKEN_MEAN;
-    CHECK_NEAR(loss_at(&p, &onp), -(5 * 1.3 + 3 * -0.7 + 1 * 0.4) / 9.0, 1e-6, "token_mean by hand");
+    CHECK_NEAR(loss_at(&p, &onp), -(5 * 1.3 + 3 * -0.7 + 1 * 0.4) / 9.0, 1e-6,
+               "token_mean by hand");
     p.agg = RL_AGG_SEQ_MEAN_TOKEN_MEAN;
     CHECK_NEAR(loss_at(&p, &onp), -(1.3 - 0.7 + 0.4) / 3.0, 1e-6, "seq_mean_token_mean by hand");
     p.agg = RL_AGG_DR_GRPO;
     p.norm_tokens = 8;
-    CHECK_NEAR(loss_at(&p, &onp), -(5 * 1.3 + 3 * -0.7 + 1 * 0.4) / (3.0 * 8), 1e-6, "dr_grpo by hand");
+    CHECK_NEAR(loss_at(&p, &onp), -(5 * 1.3 + 3 * -0.7 + 1 * 0.4) / (3.0 * 8), 1e-6,
+               "dr_grpo by hand");
     // Left-out zero-advantage sequences still count in the denominators.
     p.agg = RL_AGG_TOKEN_MEAN;
     p.extra_seqs = 2;
     p.extra_tokens = 6;
-    CHECK_NEAR(loss_at(&p, &onp), -(5 * 1.3 + 3 * -0.7 + 1 * 0.4) / 15.0, 1e-6, "token_mean with extras");
+    CHECK_NEAR(loss_at(&p, &onp), -(5 * 1.3 + 3 * -0.7 + 1 * 0.4) / 15.0, 1e-6,
+               "token_mean with extras");
     p.agg = RL_AGG_SEQ_MEAN_TOKEN_MEAN;
     CHECK_NEAR(loss_at(&p, &onp), -(1.3 - 0.7 + 0.4) / 5.0, 1e-6, "seq mean with extras");
     p.extra_seqs = 0;
@@ -160,14 +164,17 @@ static void test_aggregations_and_gradients(void) {
                 hi.logp[i] += (float)h;
                 lo.logp[i] -= (float)h;
                 double fd = (loss_at(&q, &hi) - loss_at(&q, &lo)) / (2 * h);
-                CHECK(fabs(dl[i] - fd) < 2e-4, "agg %d kl %d token %d: dlogp %g vs finite difference %g", agg,
-                      est, i, dl[i], fd);
+                CHECK(fabs(dl[i] - fd) < 2e-4,
+                      "agg %d kl %d token %d: dlogp %g vs finite difference %g", agg, est, i, dl[i],
+                      fd);
                 hi = b, lo = b;
                 hi.ent[i] += (float)h;
                 lo.ent[i] -= (float)h;
                 fd = (loss_at(&q, &hi) - loss_at(&q, &lo)) / (2 * h);
-                CHECK(fabs(de[i] - fd) < 2e-4, "agg %d token %d: dentropy %g vs %g", agg, i, de[i], fd);
-                if (b.mask[i] == 0) CHECK(dl[i] == 0 && de[i] == 0, "masked token %d has no gradient", i);
+                CHECK(fabs(de[i] - fd) < 2e-4, "agg %d token %d: dentropy %g vs %g", agg, i, de[i],
+                      fd);
+                if (b.mask[i] == 0)
+                    CHECK(dl[i] == 0 && de[i] == 0, "masked token %d has no gradient", i);
             }
         }
 }
@@ -224,8 +231,10 @@ static void test_update_moves_toward_reward(void) {
     CHECK(rl_model_forward(m, tokens, NULL, B, T, &err) == 0, "%s", err.msg);
     CHECK(rl_model_token_logprobs(m, targets, 1.0f, logp, NULL, &err) == 0, "%s", err.msg);
     for (int i = 0; i < B * T; i++) after[i / T] += mask[i] * logp[i];
-    CHECK(after[0] > before[0] + 1e-3, "the rewarded completion becomes more likely (%g -> %g)", before[0], after[0]);
-    CHECK(after[1] < before[1] - 1e-3, "the penalised completion becomes less likely (%g -> %g)", before[1], after[1]);
+    CHECK(after[0] > before[0] + 1e-3, "the rewarded completion becomes more likely (%g -> %g)",
+          before[0], after[0]);
+    CHECK(after[1] < before[1] - 1e-3, "the penalised completion becomes less likely (%g -> %g)",
+          before[1], after[1]);
     rl_adamw_free(opt);
     rl_model_free(m);
 }

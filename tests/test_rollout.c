@@ -95,7 +95,8 @@ static void test_batching_and_determinism(void) {
     rl_gen_params p = params_at(1.0f, 24);
     int G = 4;
     rl_gen_prompt gp[3];
-    for (int i = 0; i < 3; i++) gp[i] = (rl_gen_prompt){f.prompts[i].data, (int)f.prompts[i].len, 1000 + i, G};
+    for (int i = 0; i < 3; i++)
+        gp[i] = (rl_gen_prompt){f.prompts[i].data, (int)f.prompts[i].len, 1000 + i, G};
     rl_engine *big, *small;
     CHECK(rl_engine_create(&big, f.m, f.tok, 12, 128, 272, &err) == 0, "%s", err.msg);
     CHECK(rl_engine_create(&small, f.m, f.tok, 4, 128, 272, &err) == 0, "%s", err.msg);
@@ -108,20 +109,23 @@ static void test_batching_and_determinism(void) {
     int distinct = 0;
     for (int i = 0; i < 12; i++) {
         CHECK(same_completion(&all[i], &again[i]), "sample %d differs between identical calls", i);
-        CHECK(same_completion(&all[i], &rounds[i]), "sample %d differs when generated in rounds", i);
+        CHECK(same_completion(&all[i], &rounds[i]), "sample %d differs when generated in rounds",
+              i);
         if (i % G && !same_completion(&all[i], &all[i - 1])) distinct++;
     }
     CHECK(distinct > 0, "samples of one group should differ at temperature 1");
     // One prompt alone (the third), in a call of its own.
     CHECK(rl_generate(big, &p, &gp[2], 1, one, NULL, &err) == 0, "%s", err.msg);
-    for (int s = 0; s < G; s++) CHECK(same_completion(&one[s], &all[8 + s]), "alone: sample %d differs", s);
+    for (int s = 0; s < G; s++)
+        CHECK(same_completion(&one[s], &all[8 + s]), "alone: sample %d differs", s);
     // Reversed prompt order: each prompt keeps its samples (streams are named by key, not position).
     rl_gen_prompt rev[3] = {gp[2], gp[1], gp[0]};
     rl_completion revc[12];
     CHECK(rl_generate(big, &p, rev, 3, revc, NULL, &err) == 0, "%s", err.msg);
     for (int i = 0; i < 3; i++)
         for (int s = 0; s < G; s++)
-            CHECK(same_completion(&revc[(2 - i) * G + s], &all[i * G + s]), "reversed: prompt %d sample %d", i, s);
+            CHECK(same_completion(&revc[(2 - i) * G + s], &all[i * G + s]),
+                  "reversed: prompt %d sample %d", i, s);
     // Another seed changes the samples.
     rl_gen_params p2 = p;
     p2.seed = 100;
@@ -191,7 +195,8 @@ static void test_greedy_matches_forward_argmax(void) {
     CHECK(rl_engine_create(&e, f.m, f.tok, 1, 64, 272, &err) == 0, "%s", err.msg);
     rl_completion c;
     CHECK(rl_generate(e, &p, &gp, 1, &c, NULL, &err) == 0, "%s", err.msg);
-    CHECK(c.n_tokens == 12 && c.finish == RL_FINISH_LENGTH, "budget stop: %d tokens, finish %d", c.n_tokens, c.finish);
+    CHECK(c.n_tokens == 12 && c.finish == RL_FINISH_LENGTH, "budget stop: %d tokens, finish %d",
+          c.n_tokens, c.finish);
     int T = gp.n_ids + 12, V = f.m->V;
     int32_t *tok = malloc(sizeof(int32_t) * T);
     float *logits = malloc(sizeof(float) * (size_t)T * V);
@@ -205,7 +210,8 @@ static void test_greedy_matches_forward_argmax(void) {
         rl_model_token_logprobs(f.m, tgt, 1.0f, lp, NULL, &err);
         rl_model_logits(f.m, logits, &err);
         tok[len] = rl_argmax(logits + (size_t)(len - 1) * V, 272);
-        CHECK(tok[len] == c.tokens[k], "greedy token %d: engine %d, forward argmax %d", k, c.tokens[k], tok[len]);
+        CHECK(tok[len] == c.tokens[k], "greedy token %d: engine %d, forward argmax %d", k,
+              c.tokens[k], tok[len]);
         free(tgt);
         free(lp);
     }
@@ -271,8 +277,8 @@ static void test_stop_rules(void) {
     CHECK(rl_generate(e, &q, &gp, 1, &d, NULL, &err) == 0, "%s", err.msg);
     int first_at = 0;
     while (ref.tokens[first_at] != stop_id[0]) first_at++;
-    CHECK(d.n_tokens == first_at + 1 && d.finish == RL_FINISH_STOP, "stop token ends the completion (n %d)",
-          d.n_tokens);
+    CHECK(d.n_tokens == first_at + 1 && d.finish == RL_FINISH_STOP,
+          "stop token ends the completion (n %d)", d.n_tokens);
     CHECK(d.tokens[d.n_tokens - 1] == stop_id[0], "the stop token is kept in tokens");
     rl_completion_free(&ref);
     rl_completion_free(&c);
@@ -290,10 +296,12 @@ static void test_bad_requests(void) {
     rl_gen_params p = params_at(1.0f, 30);
     rl_gen_prompt gp = {f.prompts[0].data, (int)f.prompts[0].len, 1, 1};
     rl_completion c[4];
-    CHECK(rl_generate(e, &p, &gp, 1, c, NULL, &err) != 0 && err.kind == RL_EINPUT, "too long: %s", err.msg);
+    CHECK(rl_generate(e, &p, &gp, 1, c, NULL, &err) != 0 && err.kind == RL_EINPUT, "too long: %s",
+          err.msg);
     gp.n_samples = 3;
     p.max_new_tokens = 4;
-    CHECK(rl_generate(e, &p, &gp, 1, c, NULL, &err) != 0 && err.kind == RL_EINPUT, "group > slots: %s", err.msg);
+    CHECK(rl_generate(e, &p, &gp, 1, c, NULL, &err) != 0 && err.kind == RL_EINPUT,
+          "group > slots: %s", err.msg);
     gp.n_ids = 0;
     gp.n_samples = 1;
     CHECK(rl_generate(e, &p, &gp, 1, c, NULL, &err) != 0 && err.kind == RL_EINPUT, "empty prompt");
@@ -315,14 +323,19 @@ static rl_reward *default_reward(void) {
     return rw;
 }
 
-static void score_traces(rl_reward *rw, const rl_problem *pr, char traces[][1024], int n, rl_vresult *res) {
+static void score_traces(rl_reward *rw, const rl_problem *pr, char traces[][1024], int n,
+                         rl_vresult *res) {
     rl_vsample s[64];
     double reward[64];
     uint8_t skipped[64];
     rl_err err = {0};
     for (int i = 0; i < n; i++)
-        s[i] = (rl_vsample){.prompt = pr[i].text, .completion = traces[i], .n_tokens = (int32_t)strlen(traces[i]),
-                            .max_tokens = 256, .answer = pr[i].answer, .task = rl_task_kind_name(pr[i].kind)};
+        s[i] = (rl_vsample){.prompt = pr[i].text,
+                            .completion = traces[i],
+                            .n_tokens = (int32_t)strlen(traces[i]),
+                            .max_tokens = 256,
+                            .answer = pr[i].answer,
+                            .task = rl_task_kind_name(pr[i].kind)};
     CHECK(rl_reward_score(rw, s, NULL, n, res, reward, skipped, &err) == 0, "%s", err.msg);
 }
 
@@ -356,11 +369,13 @@ static void test_teacher_traces(void) {
         score_traces(rw, pr, traces, N, res);
         for (int i = 0; i < N; i++) {
             const rl_vresult *row = &res[i * nv];
-            CHECK(row[iacc].score == 1.0, "%s accuracy %.2f on %s\n%s\n(%s)", rl_task_kind_name(pr[i].kind),
-                  row[iacc].score, pr[i].text, traces[i], row[iacc].detail);
-            CHECK(row[ipath].score == 1.0, "path quality %.3f on %s\n%s\n(%s)", row[ipath].score, pr[i].text,
-                  traces[i], row[ipath].detail);
-            CHECK(row[ifmt].score == 1.0, "format %.2f on\n%s\n(%s)", row[ifmt].score, traces[i], row[ifmt].detail);
+            CHECK(row[iacc].score == 1.0, "%s accuracy %.2f on %s\n%s\n(%s)",
+                  rl_task_kind_name(pr[i].kind), row[iacc].score, pr[i].text, traces[i],
+                  row[iacc].detail);
+            CHECK(row[ipath].score == 1.0, "path quality %.3f on %s\n%s\n(%s)", row[ipath].score,
+                  pr[i].text, traces[i], row[ipath].detail);
+            CHECK(row[ifmt].score == 1.0, "format %.2f on\n%s\n(%s)", row[ifmt].score, traces[i],
+                  row[ifmt].detail);
         }
         // Now a teacher that slips often: every wrong trace is scored wrong, and has lower path quality.
         p.error_rate = 0.5;
@@ -378,15 +393,18 @@ static void test_teacher_traces(void) {
         for (int i = 0; i < N; i++) {
             const rl_vresult *row = &res[i * nv];
             if (pr[i].id) {
-                CHECK(row[iacc].score == 0.0, "a slipped trace must be wrong: %s\n%s", pr[i].text, traces[i]);
+                CHECK(row[iacc].score == 0.0, "a slipped trace must be wrong: %s\n%s", pr[i].text,
+                      traces[i]);
                 path_slipped += row[ipath].score;
                 n_caught += row[ipath].score < 1.0;
             } else
-                CHECK(row[iacc].score == 1.0, "an unslipped trace is right: %s\n%s", pr[i].text, traces[i]);
+                CHECK(row[iacc].score == 1.0, "an unslipped trace is right: %s\n%s", pr[i].text,
+                      traces[i]);
         }
         // Path quality sees most slips as false claims; a miscopied operand that equals another
         // number of the problem reads as a true, grounded claim, and only accuracy catches it.
-        CHECK(n_caught >= n_wrong * 3 / 4, "path quality flags most slipped traces (%d of %d)", n_caught, n_wrong);
+        CHECK(n_caught >= n_wrong * 3 / 4, "path quality flags most slipped traces (%d of %d)",
+              n_caught, n_wrong);
         CHECK(path_slipped / n_wrong < 0.8, "slipped traces lose path quality on average (%.3f)",
               path_slipped / n_wrong);
     }
@@ -403,14 +421,17 @@ static void test_task_streams(void) {
     CHECK(rl_taskset_init(&ts, &p, 42, 300, &err) == 0, "%s", err.msg);
     CHECK(ts.n_heldout == 300, "held-out size");
     for (int i = 0; i < ts.n_heldout; i++)
-        for (int j = 0; j < i; j++) CHECK(strcmp(ts.heldout[i].text, ts.heldout[j].text) != 0, "duplicate held-out");
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(ts.heldout[i].text, ts.heldout[j].text) != 0, "duplicate held-out");
     int arith = 0;
     for (uint64_t i = 0; i < 3000; i++) {
         rl_problem a, b;
         rl_taskset_train(&ts, i, &a);
         rl_taskset_train(&ts, i, &b);
-        CHECK(strcmp(a.text, b.text) == 0, "train problem %llu is deterministic", (unsigned long long)i);
-        CHECK(!rl_taskset_is_heldout(&ts, a.text), "train problem equals a held-out one: %s", a.text);
+        CHECK(strcmp(a.text, b.text) == 0, "train problem %llu is deterministic",
+              (unsigned long long)i);
+        CHECK(!rl_taskset_is_heldout(&ts, a.text), "train problem equals a held-out one: %s",
+              a.text);
         arith += a.kind == RL_TASK_ARITH;
         // The reference answer is the value of the expression / derivative.
         if (a.kind == RL_TASK_ARITH) CHECK(strncmp(a.text, "Compute ", 8) == 0, "arith text");
@@ -421,7 +442,8 @@ static void test_task_streams(void) {
     p.weights[1] = 0;
     p.arith_min_ops = p.arith_max_ops = 1;
     p.arith_max_operand = 2;
-    CHECK(rl_taskset_init(&ts, &p, 42, 100, &err) != 0 && err.kind == RL_EINPUT, "tiny task space: %s", err.msg);
+    CHECK(rl_taskset_init(&ts, &p, 42, 100, &err) != 0 && err.kind == RL_EINPUT,
+          "tiny task space: %s", err.msg);
     // Arithmetic answers checked independently: evaluate the text with precedence.
     rl_task_params_defaults(&p);
     for (uint64_t i = 0; i < 500; i++) {
@@ -442,7 +464,8 @@ static void test_task_streams(void) {
         int nt = 0;
         terms[0] = vals[0];
         for (int k = 0; k < n; k++) {
-            if (ops[k] == '*') terms[nt] *= vals[k + 1];
+            if (ops[k] == '*')
+                terms[nt] *= vals[k + 1];
             else {
                 tops[nt] = ops[k];
                 terms[++nt] = vals[k + 1];
@@ -468,24 +491,28 @@ static void test_datasets(void) {
     char path[256], warn_path[256];
     snprintf(path, sizeof path, "%s/d.jsonl", dir);
     snprintf(warn_path, sizeof warn_path, "%s/warn.txt", dir);
-    write_file(path, "{\"prompt\": \"1+1?\", \"answer\": \"2\", \"split\": \"train\"}\n"
-                     "not json\n"
-                     "{\"prompt\": \"2+2?\", \"answer\": 4, \"split\": \"test\"}\n"
-                     "\n"
-                     "{\"answer\": \"5\"}\n"
-                     "{\"prompt\": \"sort\", \"tests\": [{\"input\": \"3 1\", \"output\": \"1 3\"}]}\n"
-                     "{\"prompt\": \"bad tests\", \"tests\": [{\"input\": 3}]}\n"
-                     "{\"prompt\": \"p\", \"response\": \"<think>\\nr\\n</think>\\n\\\\boxed{1}\"}\n");
+    write_file(path,
+               "{\"prompt\": \"1+1?\", \"answer\": \"2\", \"split\": \"train\"}\n"
+               "not json\n"
+               "{\"prompt\": \"2+2?\", \"answer\": 4, \"split\": \"test\"}\n"
+               "\n"
+               "{\"answer\": \"5\"}\n"
+               "{\"prompt\": \"sort\", \"tests\": [{\"input\": \"3 1\", \"output\": \"1 3\"}]}\n"
+               "{\"prompt\": \"bad tests\", \"tests\": [{\"input\": 3}]}\n"
+               "{\"prompt\": \"p\", \"response\": \"<think>\\nr\\n</think>\\n\\\\boxed{1}\"}\n");
     rl_dataset ds;
     rl_err err = {0};
     FILE *warn = fopen(warn_path, "w");
-    rl_dataset_opts o = {.train_path = path, .split_key = "split", .fail_on_bad_line = 0, .warn = warn};
+    rl_dataset_opts o = {
+        .train_path = path, .split_key = "split", .fail_on_bad_line = 0, .warn = warn};
     CHECK(rl_dataset_load(&ds, &o, &err) == 0, "%s", err.msg);
     fclose(warn);
     CHECK(ds.n_bad == 3, "three bad lines skipped (got %d)", ds.n_bad);
-    CHECK(ds.n_heldout == 1 && strcmp(ds.heldout[0].answer, "4") == 0, "split by key; numeric answer as text");
+    CHECK(ds.n_heldout == 1 && strcmp(ds.heldout[0].answer, "4") == 0,
+          "split by key; numeric answer as text");
     CHECK(ds.n_train == 3, "train lines (got %d)", ds.n_train);
-    CHECK(ds.train[1].tests_json && strstr(ds.train[1].tests_json, "\"1 3\""), "tests kept as JSON");
+    CHECK(ds.train[1].tests_json && strstr(ds.train[1].tests_json, "\"1 3\""),
+          "tests kept as JSON");
     CHECK(ds.train[2].response != NULL && ds.train[2].line == 8, "response and line number");
     rl_dataset_free(&ds);
     // The warnings name the file and each bad line.
@@ -512,8 +539,10 @@ static void test_datasets(void) {
     fclose(f);
     rl_dataset_opts fo = {.train_path = path, .heldout_fraction = 0.2, .seed = 5};
     rl_dataset a, b;
-    CHECK(rl_dataset_load(&a, &fo, &err) == 0 && rl_dataset_load(&b, &fo, &err) == 0, "%s", err.msg);
-    CHECK(a.n_heldout == b.n_heldout && a.n_heldout > 150 && a.n_heldout < 250, "fraction split (%d)", a.n_heldout);
+    CHECK(rl_dataset_load(&a, &fo, &err) == 0 && rl_dataset_load(&b, &fo, &err) == 0, "%s",
+          err.msg);
+    CHECK(a.n_heldout == b.n_heldout && a.n_heldout > 150 && a.n_heldout < 250,
+          "fraction split (%d)", a.n_heldout);
     for (int i = 0; i < a.n_heldout && i < b.n_heldout; i++)
         CHECK(strcmp(a.heldout[i].prompt, b.heldout[i].prompt) == 0, "split is deterministic");
     CHECK(a.n_train + a.n_heldout == 1000, "every line lands once");
@@ -521,7 +550,8 @@ static void test_datasets(void) {
     rl_dataset_free(&b);
     // Missing file.
     rl_dataset_opts mo = {.train_path = "/nonexistent/x.jsonl"};
-    CHECK(rl_dataset_load(&ds, &mo, &err) != 0 && err.kind == RL_EINPUT && strstr(err.msg, "/nonexistent/x.jsonl"),
+    CHECK(rl_dataset_load(&ds, &mo, &err) != 0 && err.kind == RL_EINPUT &&
+              strstr(err.msg, "/nonexistent/x.jsonl"),
           "missing file named: %s", err.msg);
     unlink(path);
     unlink(warn_path);

@@ -17,18 +17,27 @@
 #include "test_util.h"
 
 // The micro run: a 2-layer model, 30 SFT steps, 8 RL steps of 4 prompts x 4 samples.
-static const char *MICRO[] = {
-    "--set", "model.hidden_size=32",     "--set", "model.num_hidden_layers=2",
-    "--set", "model.num_attention_heads=4", "--set", "model.num_key_value_heads=2",
-    "--set", "model.intermediate_size=48", "--set", "sft.steps=30",
-    "--set", "sft.batch_size=8",          "--set", "sft.warmup_steps=5",
-    "--set", "algorithm.steps=8",         "--set", "rollout.prompts_per_step=4",
-    "--set", "rollout.group_size=4",      "--set", "rollout.max_new_tokens=40",
-    "--set", "eval.n=12",                 "--set", "eval.k=2",
-    "--set", "eval.every=0",              "--set", "checkpoint.every=2",
-    "--set", "checkpoint.keep=0",         "--set", "data.heldout_size=40",
-    "--set", "logging.progress=never",    "--set", "algorithm.lr=3e-3",
-    NULL};
+static const char *MICRO[] = {"--set", "model.hidden_size=32",
+                              "--set", "model.num_hidden_layers=2",
+                              "--set", "model.num_attention_heads=4",
+                              "--set", "model.num_key_value_heads=2",
+                              "--set", "model.intermediate_size=48",
+                              "--set", "sft.steps=30",
+                              "--set", "sft.batch_size=8",
+                              "--set", "sft.warmup_steps=5",
+                              "--set", "algorithm.steps=8",
+                              "--set", "rollout.prompts_per_step=4",
+                              "--set", "rollout.group_size=4",
+                              "--set", "rollout.max_new_tokens=40",
+                              "--set", "eval.n=12",
+                              "--set", "eval.k=2",
+                              "--set", "eval.every=0",
+                              "--set", "checkpoint.every=2",
+                              "--set", "checkpoint.keep=0",
+                              "--set", "data.heldout_size=40",
+                              "--set", "logging.progress=never",
+                              "--set", "algorithm.lr=3e-3",
+                              NULL};
 
 // Starts `rlpipe train configs/tiny.yaml MICRO... extra...` with out_dir; returns the pid.
 static pid_t start_train(const char *out_dir, const char *const *extra) {
@@ -85,19 +94,20 @@ static char *rollout_digest(const char *out_dir) {
     sqlite3 *db;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return NULL;
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(db,
-                       "SELECT r.step, r.group_id, r.sample_idx, r.reward, r.completion FROM rollouts r "
-                       "JOIN runs u ON u.id = r.run_id WHERE u.name = 'tiny' "
-                       "ORDER BY r.step, r.group_id, r.sample_idx",
-                       -1, &st, NULL);
+    sqlite3_prepare_v2(
+        db,
+        "SELECT r.step, r.group_id, r.sample_idx, r.reward, r.completion FROM rollouts r "
+        "JOIN runs u ON u.id = r.run_id WHERE u.name = 'tiny' "
+        "ORDER BY r.step, r.group_id, r.sample_idx",
+        -1, &st, NULL);
     size_t cap = 1 << 16, len = 0;
     char *out = malloc(cap);
     out[0] = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         char line[1024];
         int n = snprintf(line, sizeof line, "%d %d %d %.17g %s\n", sqlite3_column_int(st, 0),
-                         sqlite3_column_int(st, 1), sqlite3_column_int(st, 2), sqlite3_column_double(st, 3),
-                         (const char *)sqlite3_column_text(st, 4));
+                         sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
+                         sqlite3_column_double(st, 3), (const char *)sqlite3_column_text(st, 4));
         if (n < 0) break;
         if (len + (size_t)n + 1 > cap) out = realloc(out, cap = 2 * (cap + (size_t)n));
         memcpy(out + len, line, (size_t)n + 1);
@@ -119,8 +129,9 @@ static int run_steps(const char *out_dir, const char *name) {
     sqlite3_busy_timeout(db, 1000);
     sqlite3_stmt *st;
     int n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM steps s JOIN runs u ON u.id = s.run_id WHERE u.name = ?",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db, "SELECT count(*) FROM steps s JOIN runs u ON u.id = s.run_id WHERE u.name = ?", -1,
+            &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
@@ -129,7 +140,9 @@ static int run_steps(const char *out_dir, const char *name) {
     return n;
 }
 
-static int logged_steps(const char *out_dir) { return run_steps(out_dir, "tiny"); }
+static int logged_steps(const char *out_dir) {
+    return run_steps(out_dir, "tiny");
+}
 
 static void rm_rf(const char *dir) {
     char cmd[600];
@@ -144,7 +157,8 @@ static void sleep_ms(int ms) {
 
 // Kills a training run (SIGKILL) once run `name` has logged `at_step` steps plus `delay_ms`,
 // resumes it until it finishes, and compares with the uninterrupted reference.
-static void kill_and_resume(const char *ref_dir, const char *dir, const char *name, int at_step, int delay_ms) {
+static void kill_and_resume(const char *ref_dir, const char *dir, const char *name, int at_step,
+                            int delay_ms) {
     rm_rf(dir);
     pid_t pid = start_train(dir, NULL);
     for (int i = 0; i < 30000 && run_steps(dir, name) < at_step; i++) sleep_ms(2);
@@ -153,20 +167,24 @@ static void kill_and_resume(const char *ref_dir, const char *dir, const char *na
     wait_code(pid);
     char final_path[600];
     snprintf(final_path, sizeof final_path, "%s/final/model.safetensors", dir);
-    CHECK(access(final_path, F_OK) != 0, "the run was killed before it finished (%s after step %d)", name, at_step);
+    CHECK(access(final_path, F_OK) != 0, "the run was killed before it finished (%s after step %d)",
+          name, at_step);
     const char *resume[] = {"--resume", NULL};
     int code = run_train(dir, resume);
-    CHECK(code == 0, "resumed run (killed at %s step %d + %d ms) exits %d", name, at_step, delay_ms, code);
+    CHECK(code == 0, "resumed run (killed at %s step %d + %d ms) exits %d", name, at_step, delay_ms,
+          code);
     char a[600], b[600];
     snprintf(a, sizeof a, "%s/final/model.safetensors", ref_dir);
     snprintf(b, sizeof b, "%s/final/model.safetensors", dir);
     size_t la = 0, lb = 0;
     char *wa = read_file(a, &la), *wb = read_file(b, &lb);
     CHECK(wa && wb && la == lb && memcmp(wa, wb, la) == 0,
-          "final weights identical after kill at step %d + %d ms (%zu vs %zu bytes)", at_step, delay_ms, la, lb);
+          "final weights identical after kill at step %d + %d ms (%zu vs %zu bytes)", at_step,
+          delay_ms, la, lb);
     char *da = rollout_digest(ref_dir), *db = rollout_digest(dir);
-    CHECK(da && db && strcmp(da, db) == 0, "logged rollouts and rewards identical (no duplicates) after kill at "
-                                           "step %d + %d ms",
+    CHECK(da && db && strcmp(da, db) == 0,
+          "logged rollouts and rewards identical (no duplicates) after kill at "
+          "step %d + %d ms",
           at_step, delay_ms);
     free(wa);
     free(wb);
@@ -195,31 +213,37 @@ static void test_resume_determinism(void) {
 // The one query the issue asks for: per-step accuracy and reward by verifier.
 static void test_per_step_query(void) {
     sqlite3 *db;
-    CHECK(sqlite3_open_v2("/tmp/rlpipe-test-train-ref/rollouts.db", &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
+    CHECK(sqlite3_open_v2("/tmp/rlpipe-test-train-ref/rollouts.db", &db, SQLITE_OPEN_READONLY,
+                          NULL) == SQLITE_OK,
           "open");
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT step, reward_mean, accuracy, path_quality, format, efficiency "
-                                "FROM step_summary WHERE run_id = (SELECT id FROM runs WHERE name = 'tiny') "
-                                "ORDER BY step",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(
+        db,
+        "SELECT step, reward_mean, accuracy, path_quality, format, efficiency "
+        "FROM step_summary WHERE run_id = (SELECT id FROM runs WHERE name = 'tiny') "
+        "ORDER BY step",
+        -1, &st, NULL);
     CHECK(rc == SQLITE_OK, "%s", sqlite3_errmsg(db));
     int rows = 0;
     while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         rows++;
         for (int c = 1; c < 6; c++) {
             double v = sqlite3_column_double(st, c);
-            CHECK(sqlite3_column_type(st, c) != SQLITE_NULL && v >= 0 && v <= 1, "step %d column %d = %g", rows, c, v);
+            CHECK(sqlite3_column_type(st, c) != SQLITE_NULL && v >= 0 && v <= 1,
+                  "step %d column %d = %g", rows, c, v);
         }
     }
     CHECK(rows == 8, "one row per step (got %d)", rows);
     sqlite3_finalize(st);
     // Both evaluations exist: RL step 0 (before any update) and the last step.
-    rc = sqlite3_prepare_v2(db, "SELECT step FROM evals e JOIN runs u ON u.id = e.run_id WHERE u.name = 'tiny' "
-                                "AND split = 'heldout' ORDER BY step",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        db,
+        "SELECT step FROM evals e JOIN runs u ON u.id = e.run_id WHERE u.name = 'tiny' "
+        "AND split = 'heldout' ORDER BY step",
+        -1, &st, NULL);
     int steps[4], n = 0;
-    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && n < 4) steps[n++] = sqlite3_column_int(st, 0);
+    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && n < 4)
+        steps[n++] = sqlite3_column_int(st, 0);
     CHECK(n == 2 && steps[0] == 0 && steps[1] == 8, "held-out evals at steps 0 and 8 (%d rows)", n);
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -235,8 +259,10 @@ static void test_nonfinite_updates_stop_the_run(void) {
     snprintf(model_dir, sizeof model_dir, "%s/start", dir);
     snprintf(ref_dir, sizeof ref_dir, "%s/checkpoints/reference", dir);
     snprintf(cmd, sizeof cmd,
-             "mkdir -p %s/checkpoints && %s model init --config configs/tiny.yaml --set model.hidden_size=32 "
-             "--set model.num_hidden_layers=2 --set model.num_attention_heads=4 --set model.num_key_value_heads=2 "
+             "mkdir -p %s/checkpoints && %s model init --config configs/tiny.yaml --set "
+             "model.hidden_size=32 "
+             "--set model.num_hidden_layers=2 --set model.num_attention_heads=4 --set "
+             "model.num_key_value_heads=2 "
              "--set model.intermediate_size=48 --out %s >/dev/null 2>&1 && cp -r %s %s",
              dir, test_rlpipe_bin(), model_dir, model_dir, ref_dir);
     CHECK(system(cmd) == 0, "set up the start model: %s", cmd);
@@ -252,8 +278,11 @@ static void test_nonfinite_updates_stop_the_run(void) {
     fclose(f);
     char model_set[600];
     snprintf(model_set, sizeof model_set, "model.path=%s", model_dir);
-    const char *extra[] = {"--set", model_set, "--set", "sft.enabled=false", "--set", "algorithm.kl_coef=0.1",
-                           "--set", "algorithm.max_nonfinite_steps=2", "--set", "eval.at_start=false",
+    const char *extra[] = {"--set",    model_set,
+                           "--set",    "sft.enabled=false",
+                           "--set",    "algorithm.kl_coef=0.1",
+                           "--set",    "algorithm.max_nonfinite_steps=2",
+                           "--set",    "eval.at_start=false",
                            "--resume", NULL};
     int code = run_train(dir, extra);
     CHECK(code == 1, "non-finite run exits 1 (got %d)", code);
@@ -271,10 +300,12 @@ static void test_nonfinite_updates_stop_the_run(void) {
     sqlite3_finalize(st);
     sqlite3_prepare_v2(db, "SELECT status FROM runs WHERE name = 'tiny'", -1, &st, NULL);
     char status[32] = "";
-    if (sqlite3_step(st) == SQLITE_ROW) snprintf(status, sizeof status, "%s", sqlite3_column_text(st, 0));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(status, sizeof status, "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     sqlite3_close(db);
-    CHECK(rows == 2 && nonfinite == 2, "two skipped updates logged (%d of %d steps)", nonfinite, rows);
+    CHECK(rows == 2 && nonfinite == 2, "two skipped updates logged (%d of %d steps)", nonfinite,
+          rows);
     CHECK(strcmp(status, "failed") == 0, "run marked failed (%s)", status);
     // The policy itself was never touched: it is still the start model.
     rm_rf(dir);

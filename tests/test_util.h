@@ -21,30 +21,30 @@
 static int test_failures_ = 0;
 static int test_checks_ = 0;
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        test_checks_++;                                                                           \
-        if (!(cond)) {                                                                            \
-            test_failures_++;                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fputc('\n', stderr);                                                                  \
-        }                                                                                         \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        test_checks_++;                                                                            \
+        if (!(cond)) {                                                                             \
+            test_failures_++;                                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol, what)                                                               \
-    do {                                                                                          \
-        double a_ = (double)(a), b_ = (double)(b);                                                \
-        double s_ = fabs(b_) > 1.0 ? fabs(b_) : 1.0;                                              \
-        CHECK(fabs(a_ - b_) <= (tol) * s_ && !isnan(a_), "%s: got %.9g, want %.9g (tol %g)",      \
-              (what), a_, b_, (double)(tol));                                                     \
+#define CHECK_NEAR(a, b, tol, what)                                                                \
+    do {                                                                                           \
+        double a_ = (double)(a), b_ = (double)(b);                                                 \
+        double s_ = fabs(b_) > 1.0 ? fabs(b_) : 1.0;                                               \
+        CHECK(fabs(a_ - b_) <= (tol)*s_ && !isnan(a_), "%s: got %.9g, want %.9g (tol %g)", (what), \
+              a_, b_, (double)(tol));                                                              \
     } while (0)
 
-#define RUN(fn)                                                                                   \
-    do {                                                                                          \
-        int before_ = test_failures_;                                                             \
-        fn();                                                                                     \
-        fprintf(stderr, "%s %s\n", test_failures_ == before_ ? "ok  " : "FAIL", #fn);             \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        int before_ = test_failures_;                                                              \
+        fn();                                                                                      \
+        fprintf(stderr, "%s %s\n", test_failures_ == before_ ? "ok  " : "FAIL", #fn);              \
     } while (0)
 
 static inline int test_summary(void) {
