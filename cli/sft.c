@@ -201,10 +201,12 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
             if ((rc = log_sft_step(r, run_id, step + 1, loss, gnorm, lr, ntok / dt, dt, err)))
                 break;
         if (sc->eval_every > 0 && (step + 1) % sc->eval_every == 0) {
+            // The SFT curve: the same held-out measure as RL's, logged to the SFT run's evals.
             rl_eval_result e;
-            if ((rc = rl_run_eval(r, 1, c->eval.temperature, c->eval.n, &e, err))) break;
-            rl_progress_note(prog, "[sft] step %d: held-out pass@1 %.1f%% (T=%.1f), mean len %.1f",
-                             step + 1, 100 * e.pass_at_1, e.temperature, e.len_mean);
+            if ((rc = rl_run_eval(r, c->eval.k, c->eval.temperature, c->eval.n, &e, err))) break;
+            if ((rc = rl_eval_log(r, step + 1, &e, err))) break;
+            rl_progress_note(prog, "[sft] step %d: held-out pass@1 %.1f%%, pass@%d %.1f%% (T=%.1f)", step + 1,
+                             100 * e.pass_at_1, e.k, 100 * e.pass_at_k, e.temperature);
         }
         out->final_loss = loss;
     }
