@@ -106,18 +106,8 @@ int cmd_sample(int argc, char **argv) {
             break;
         gp[i] = (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
     }
-    int max_new =
-        cfg.eval.max_new_tokens > 0 ? cfg.eval.max_new_tokens : cfg.rollout.max_new_tokens;
-    rl_gen_params gparams = {
-        .sampling = {.temperature = (float)temperature, .top_p = (float)cfg.eval.top_p},
-        .greedy = temperature <= 0,
-        .max_new_tokens = max_new,
-        .stop_ids = run.stop_ids,
-        .n_stop_ids = run.n_stop_ids,
-        .stop_strings = (const char *const *)cfg.rollout.stop.v,
-        .n_stop_strings = cfg.rollout.stop.n,
-        .seed = (uint64_t)cfg.run.seed + 104729,
-    };
+    int max_new = rl_run_max_new_tokens(&run, RL_GEN_SAMPLE);
+    rl_gen_params gparams = rl_run_gen_params(&run, RL_GEN_SAMPLE, temperature);
     int total = n_prompts * k;
     comps = rl_calloc((size_t)total, sizeof *comps);
     int *prompt_of = rl_malloc((size_t)total * sizeof(int));

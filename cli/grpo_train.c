@@ -91,19 +91,7 @@ static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_time
         return -1;
     }
     b->n_prompts += P;
-    rl_gen_params gparams = {
-        .sampling = {.temperature = (float)c->rollout.temperature,
-                     .top_k = c->rollout.top_k,
-                     .top_p = (float)c->rollout.top_p,
-                     .min_p = (float)c->rollout.min_p},
-        .greedy = c->rollout.greedy,
-        .max_new_tokens = c->rollout.max_new_tokens,
-        .stop_ids = r->stop_ids,
-        .n_stop_ids = r->n_stop_ids,
-        .stop_strings = (const char *const *)c->rollout.stop.v,
-        .n_stop_strings = c->rollout.stop.n,
-        .seed = (uint64_t)c->run.seed,
-    };
+    rl_gen_params gparams = rl_run_gen_params(r, RL_GEN_ROLLOUT, 0);
     double t0 = rl_now();
     rl_gen_stats st;
     rc = rl_generate(r->engine, &gparams, gp, P, b->comps + s0, &st, err);

@@ -336,6 +336,34 @@ int rl_run_heldout_prompt(rl_run *r, int index, rl_prompt *out, rl_err *err) {
     return from_item(r, &r->data.heldout[index], HELDOUT_KEY_BASE + index, out, err);
 }
 
+int rl_run_max_new_tokens(const rl_run *r, rl_gen_purpose purpose) {
+    const rl_config *c = r->cfg;
+    if (purpose == RL_GEN_ROLLOUT || c->eval.max_new_tokens <= 0) return c->rollout.max_new_tokens;
+    return c->eval.max_new_tokens;
+}
+
+rl_gen_params rl_run_gen_params(const rl_run *r, rl_gen_purpose purpose, double temperature) {
+    const rl_config *c = r->cfg;
+    static const uint64_t seed_offset[3] = {0, 7919, 104729};
+    rl_gen_params p = {
+        .max_new_tokens = rl_run_max_new_tokens(r, purpose),
+        .stop_ids = r->stop_ids,
+        .n_stop_ids = r->n_stop_ids,
+        .stop_strings = (const char *const *)c->rollout.stop.v,
+        .n_stop_strings = c->rollout.stop.n,
+        .seed = (uint64_t)c->run.seed + seed_offset[purpose],
+    };
+    if (purpose == RL_GEN_ROLLOUT) {
+        p.sampling = (rl_sampling){(float)c->rollout.temperature, c->rollout.top_k,
+                                   (float)c->rollout.top_p, (float)c->rollout.min_p};
+        p.greedy = c->rollout.greedy;
+    } else {
+        p.sampling = (rl_sampling){(float)temperature, 0, (float)c->eval.top_p, 0.0f};
+        p.greedy = temperature <= 0;
+    }
+    return p;
+}
+
 int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err) {
     // Long enough for the longest prompt we are likely to see plus the completion budget.
     int need = max_new_tokens + 256;
@@ -415,11 +443,10 @@ int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps
 
 int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_result *out,
                 rl_err *err) {
-    const rl_config *c = r->cfg;
     int n = rl_run_n_heldout(r);
     if (n_problems > 0 && n_problems < n) n = n_problems;
     if (k < 1) k = 1;
-    int max_new = c->eval.max_new_tokens > 0 ? c->eval.max_new_tokens : c->rollout.max_new_tokens;
+    int max_new = rl_run_max_new_tokens(r, RL_GEN_EVAL);
     memset(out, 0, sizeof *out);
     out->n = n;
     out->k = k;
@@ -439,19 +466,7 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
     uint8_t *skipped = rl_malloc((size_t)chunk * k);
     double correct_share = 0, any_correct = 0, len_sum = 0, rew_sum = 0, new_tokens = 0, gen_s = 0;
     double vsum[16] = {0};
-    rl_gen_params gparams = {
-        .sampling = {.temperature = (float)temperature,
-                     .top_k = 0,
-                     .top_p = (float)c->eval.top_p,
-                     .min_p = 0},
-        .greedy = temperature <= 0,
-        .max_new_tokens = max_new,
-        .stop_ids = r->stop_ids,
-        .n_stop_ids = r->n_stop_ids,
-        .stop_strings = (const char *const *)c->rollout.stop.v,
-        .n_stop_strings = c->rollout.stop.n,
-        .seed = (uint64_t)c->run.seed + 7919, // eval draws apart from training samples
-    };
+    rl_gen_params gparams = rl_run_gen_params(r, RL_GEN_EVAL, temperature);
     int rc = 0;
     for (int base = 0; base < n && rc == 0; base += chunk) {
         int m = n - base < chunk ? n - base : chunk;

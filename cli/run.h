@@ -94,6 +94,21 @@ int rl_run_n_heldout(const rl_run *r);
 // Renders problem text through prompt_template and the chat template, and tokenises it.
 int rl_run_render(rl_run *r, rl_prompt *p, rl_err *err);
 
+// What samples are drawn for. Each purpose has its own seed offset, so an evaluation never draws
+// the numbers a training rollout used.
+typedef enum rl_gen_purpose {
+    RL_GEN_ROLLOUT = 0,
+    RL_GEN_EVAL = 1,
+    RL_GEN_SAMPLE = 2
+} rl_gen_purpose;
+
+// Generation parameters: rollouts use the rollout section; evaluation and `sample` use the given
+// temperature (0 = greedy) with eval.top_p and eval.max_new_tokens. Stop tokens come from the
+// chat template, stop strings from rollout.stop.
+rl_gen_params rl_run_gen_params(const rl_run *r, rl_gen_purpose purpose, double temperature);
+// The completion budget of a purpose: rollout.max_new_tokens, or eval.max_new_tokens (0 = the same).
+int rl_run_max_new_tokens(const rl_run *r, rl_gen_purpose purpose);
+
 // A sampling engine large enough for `slots` sequences of the configured lengths (reused).
 int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err);
 

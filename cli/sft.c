@@ -205,8 +205,8 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
             rl_eval_result e;
             if ((rc = rl_run_eval(r, c->eval.k, c->eval.temperature, c->eval.n, &e, err))) break;
             if ((rc = rl_eval_log(r, step + 1, &e, err))) break;
-            rl_progress_note(prog, "[sft] step %d: held-out pass@1 %.1f%%, pass@%d %.1f%% (T=%.1f)", step + 1,
-                             100 * e.pass_at_1, e.k, 100 * e.pass_at_k, e.temperature);
+            rl_progress_note(prog, "[sft] step %d: held-out pass@1 %.1f%%, pass@%d %.1f%% (T=%.1f)",
+                             step + 1, 100 * e.pass_at_1, e.k, 100 * e.pass_at_k, e.temperature);
         }
         out->final_loss = loss;
     }
