@@ -1,0 +1,360 @@
+// Causal grouped-query attention on the GPU: training forward and backward, the KV cache store
+// and attention against the cache. Simple kernels, correct first (performance is a later step).
+//
+// Every kernel gives one warp one (row, head) pair. Keys are visited in tiles of 32, one key per
+// lane: each lane computes its key's score (a dot product over hd against the query held in
+// shared memory), the warp takes the tile's max and sum with shuffles (online softmax with a
+// running max m and sum l, as flash attention and the CPU kernel), then the warp accumulates the
+// tile's value rows, lane d holding output elements d, d+32, ... in registers. Scores and sums
+// are float32; scale hd^-0.5; lse = m + log l is kept for the backward pass.
+//
+// Backward (probabilities recomputed from lse, no atomics, so it is deterministic):
+//   dq kernel, one warp per (b, t, h): dq_t = scale * sum_j P_tj (dout_t.v_j - D_t) k_j
+//   dkv kernel, one warp per (b, j, kv head): dk_j = scale * sum_{h, t} P_tj (dout_t.v_j - D_t) q_t
+//                                             dv_j = sum_{h, t} P_tj dout_t
+// with D_t = dout_t . out_t; the two kernels write disjoint columns of dqkv, every element once
+// (zeros at padded positions).
+#include "kernels/cuda/cuda_common.h"
+
+enum { KBLOCK = RL_KV_BLOCK, HDL = RL_CUDA_HD_LANES, WARPS = RL_CUDA_WARPS };
+
+// First key position a query at position t may see (window = 0: no window).
+__device__ __forceinline__ static int first_key(int t, int window) {
+    return window > 0 && t - window + 1 > 0 ? t - window + 1 : 0;
+}
+
+// The shape of one attention call, passed by value to every kernel.
+typedef struct att_dims {
+    int B, T, NH, NKV, hd, window, rep;
+    size_t qkv_dim, att_dim; // floats per fused q|k|v row, per attention output row
+    float scale;
+} att_dims;
+
+static att_dims dims_of(int B, int T, int NH, int NKV, int hd, int window) {
+    att_dims a;
+    a.B = B, a.T = T, a.NH = NH, a.NKV = NKV, a.hd = hd, a.window = window, a.rep = NH / NKV;
+    a.qkv_dim = (size_t)(NH + 2 * NKV) * hd;
+    a.att_dim = (size_t)NH * hd;
+    a.scale = 1.0f / sqrtf((float)hd);
+    return a;
+}
+
+// dot(a[hd] in shared memory, b[hd] in global memory), by one lane.
+__device__ __forceinline__ static float dot_lane(const float *a, const float *b, int hd) {
+    float s = 0.0f;
+    for (int d = 0; d < hd; d++) s += a[d] * b[d];
+    return s;
+}
+
+// x[hd] (global) into shared memory, by the whole warp.
+__device__ __forceinline__ static void load_row(float *dst, const float *src, int hd, int lane) {
+    for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+    __syncwarp();
+}
+
+// One online-softmax step for a tile: s is this lane's scaled score (-inf for lanes without a
+// key). Updates the running max m and sum l, rescales acc, returns this lane's weight
+// exp(s - m_new). The tile holds at least one key, so m_new is finite.
+__device__ __forceinline__ static float softmax_tile(float s, float *m, float *l, float acc[HDL]) {
+    float mnew = fmaxf(*m, warp_max(s));
+    float p = s == -INFINITY ? 0.0f : expf(s - mnew);
+    float corr = expf(*m - mnew); // 0 on the first tile (m = -inf)
+    *l = *l * corr + warp_sum(p);
+    *m = mnew;
+#pragma unroll
+    for (int i = 0; i < HDL; i++) acc[i] *= corr;
+    return p;
+}
+
+// acc[i] += w * row[lane + 32 i] for the valid elements.
+__device__ __forceinline__ static void axpy_lanes(float acc[HDL], float w, const float *row, int hd,
+                                                  int lane) {
+#pragma unroll
+    for (int i = 0; i < HDL; i++) {
+        int d = lane + 32 * i;
+        if (d < hd) acc[i] += w * row[d];
+    }
+}
+
+__device__ __forceinline__ static void store_lanes(float *dst, const float acc[HDL], float mul,
+                                                   int hd, int lane) {
+#pragma unroll
+    for (int i = 0; i < HDL; i++) {
+        int d = lane + 32 * i;
+        if (d < hd) dst[d] = acc[i] * mul;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Training forward: one warp per (b, t, h); warp index = (b*T + t)*NH + h.
+
+__global__ static void attention_forward_kernel(float *out, float *lse, const float *qkv,
+                                                const int32_t *lengths, att_dims a) {
+    __shared__ float qs[WARPS][RL_MAX_HEAD_DIM];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    size_t gw = (size_t)blockIdx.x * WARPS + warp;
+    if (gw >= (size_t)a.B * a.T * a.NH) return; // whole warps leave; no block barrier below
+    int h = (int)(gw % a.NH);
+    size_t row = gw / a.NH;
+    int t = (int)(row % a.T), b = (int)(row / a.T);
+    int len = lengths ? lengths[b] : a.T;
+    int hd = a.hd;
+    float *o = out + row * a.att_dim + (size_t)h * hd;
+    if (t >= len) { // padding: zeros, never attended
+        for (int d = lane; d < hd; d += 32) o[d] = 0.0f;
+        if (lse && lane == 0) lse[row * a.NH + h] = 0.0f;
+        return;
+    }
+    int kvh = h / a.rep;
+    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const float *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd; // key j at kb + j*qkv_dim
+    const float *vb = kb + (size_t)a.NKV * hd;
+    float *q = qs[warp];
+    load_row(q, base + (size_t)t * a.qkv_dim + (size_t)h * hd, hd, lane);
+    float acc[HDL] = {0};
+    float m = -INFINITY, l = 0.0f;
+    for (int j0 = first_key(t, a.window); j0 <= t; j0 += 32) {
+        int j = j0 + lane;
+        float s = j <= t ? dot_lane(q, kb + (size_t)j * a.qkv_dim, hd) * a.scale : -INFINITY;
+        float p = softmax_tile(s, &m, &l, acc);
+        int nb = min(32, t - j0 + 1);
+        for (int u = 0; u < nb; u++) {
+            float pu = __shfl_sync(0xffffffffu, p, u);
+            axpy_lanes(acc, pu, vb + (size_t)(j0 + u) * a.qkv_dim, hd, lane);
+        }
+    }
+    store_lanes(o, acc, 1.0f / l, hd, lane);
+    if (lse && lane == 0) lse[row * a.NH + h] = m + logf(l);
+}
+
+void attention_forward_cuda(const rl_backend *be, float *out, float *lse, const float *qkv,
+                            const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                            int window) {
+    if (B <= 0 || T <= 0 || NH <= 0) return;
+    rl_cuda_ctx *ctx = cu_ctx(be);
+    att_dims a = dims_of(B, T, NH, NKV, hd, window);
+    size_t warps = (size_t)B * T * NH;
+    attention_forward_kernel<<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(out, lse, qkv,
+                                                                                      lengths, a);
+    cudaLaunchCheck(ctx);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Training backward
+
+// dq of (b, t, h): one warp; warp index = (b*T + t)*NH + h.
+__global__ static void attention_backward_dq_kernel(float *dqkv, const float *dout,
+                                                    const float *qkv, const float *out,
+                                                    const float *lse, const int32_t *lengths,
+                                                    att_dims a) {
+    __shared__ float qs[WARPS][RL_MAX_HEAD_DIM], dos[WARPS][RL_MAX_HEAD_DIM];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    size_t gw = (size_t)blockIdx.x * WARPS + warp;
+    if (gw >= (size_t)a.B * a.T * a.NH) return;
+    int h = (int)(gw % a.NH);
+    size_t row = gw / a.NH;
+    int t = (int)(row % a.T), b = (int)(row / a.T);
+    int len = lengths ? lengths[b] : a.T;
+    int hd = a.hd;
+    float *dq = dqkv + row * a.qkv_dim + (size_t)h * hd;
+    if (t >= len) {
+        for (int d = lane; d < hd; d += 32) dq[d] = 0.0f;
+        return;
+    }
+    int kvh = h / a.rep;
+    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const float *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd;
+    const float *vb = kb + (size_t)a.NKV * hd;
+    const float *dout_t = dout + row * a.att_dim + (size_t)h * hd;
+    const float *out_t = out + row * a.att_dim + (size_t)h * hd;
+    float *q = qs[warp], *dt = dos[warp];
+    load_row(q, base + (size_t)t * a.qkv_dim + (size_t)h * hd, hd, lane);
+    load_row(dt, dout_t, hd, lane);
+    float D = 0.0f;
+    for (int d = lane; d < hd; d += 32) D += dt[d] * out_t[d];
+    D = warp_sum(D);
+    float lse_t = lse[row * a.NH + h];
+    float acc[HDL] = {0};
+    for (int j0 = first_key(t, a.window); j0 <= t; j0 += 32) {
+        int j = j0 + lane;
+        float ds = 0.0f;
+        if (j <= t) {
+            float s = dot_lane(q, kb + (size_t)j * a.qkv_dim, hd);
+            float dp = dot_lane(dt, vb + (size_t)j * a.qkv_dim, hd);
+            float p = expf(s * a.scale - lse_t);
+            ds = p * (dp - D) * a.scale; // d score_j, times the scale
+        }
+        int nb = min(32, t - j0 + 1);
+        for (int u = 0; u < nb; u++) {
+            float w = __shfl_sync(0xffffffffu, ds, u);
+            axpy_lanes(acc, w, kb + (size_t)(j0 + u) * a.qkv_dim, hd, lane);
+        }
+    }
+    store_lanes(dq, acc, 1.0f, hd, lane);
+}
+
+// dk and dv of (b, j, kvh): one warp; warp index = (b*T + j)*NKV + kvh. Key j is seen by the
+// queries t in [j, j + window - 1] (all t >= j without a window) below the length, of every
+// query head of the group.
+__global__ static void attention_backward_dkv_kernel(float *dqkv, const float *dout,
+                                                     const float *qkv, const float *out,
+                                                     const float *lse, const int32_t *lengths,
+                                                     att_dims a) {
+    __shared__ float ks[WARPS][RL_MAX_HEAD_DIM], vs[WARPS][RL_MAX_HEAD_DIM];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    size_t gw = (size_t)blockIdx.x * WARPS + warp;
+    if (gw >= (size_t)a.B * a.T * a.NKV) return;
+    int kvh = (int)(gw % a.NKV);
+    size_t row = gw / a.NKV;
+    int j = (int)(row % a.T), b = (int)(row / a.T);
+    int len = lengths ? lengths[b] : a.T;
+    int hd = a.hd;
+    float *dk = dqkv + row * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd;
+    float *dv = dk + (size_t)a.NKV * hd;
+    if (j >= len) {
+        for (int d = lane; d < hd; d += 32) dk[d] = 0.0f, dv[d] = 0.0f;
+        return;
+    }
+    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    float *k = ks[warp], *v = vs[warp];
+    load_row(k, base + (size_t)j * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd, hd, lane);
+    load_row(v, base + (size_t)j * a.qkv_dim + (size_t)(a.NH + a.NKV) * hd + (size_t)kvh * hd, hd,
+             lane);
+    int tmax = a.window > 0 ? min(len - 1, j + a.window - 1) : len - 1;
+    float acc_k[HDL] = {0}, acc_v[HDL] = {0};
+    for (int r = 0; r < a.rep; r++) {
+        int h = kvh * a.rep + r;
+        const float *qh = base + (size_t)h * hd; // query of position t at qh + t*qkv_dim
+        size_t orow0 = (size_t)b * a.T;          // output row of position 0
+        for (int t0 = j; t0 <= tmax; t0 += 32) {
+            int t = t0 + lane;
+            float p = 0.0f, ds = 0.0f;
+            if (t <= tmax) {
+                size_t orow = orow0 + t;
+                const float *dout_t = dout + orow * a.att_dim + (size_t)h * hd;
+                const float *out_t = out + orow * a.att_dim + (size_t)h * hd;
+                float s = dot_lane(k, qh + (size_t)t * a.qkv_dim, hd);
+                float dp = dot_lane(v, dout_t, hd);
+                float D = 0.0f;
+                for (int d = 0; d < hd; d++) D += dout_t[d] * out_t[d];
+                p = expf(s * a.scale - lse[orow * a.NH + h]);
+                ds = p * (dp - D) * a.scale;
+            }
+            int nt = min(32, tmax - t0 + 1);
+            for (int u = 0; u < nt; u++) {
+                float pu = __shfl_sync(0xffffffffu, p, u);
+                float dsu = __shfl_sync(0xffffffffu, ds, u);
+                size_t orow = orow0 + t0 + u;
+                axpy_lanes(acc_v, pu, dout + orow * a.att_dim + (size_t)h * hd, hd, lane);
+                axpy_lanes(acc_k, dsu, qh + (size_t)(t0 + u) * a.qkv_dim, hd, lane);
+            }
+        }
+    }
+    store_lanes(dk, acc_k, 1.0f, hd, lane);
+    store_lanes(dv, acc_v, 1.0f, hd, lane);
+}
+
+void attention_backward_cuda(const rl_backend *be, float *dqkv, const float *dout, const float *qkv,
+                             const float *out, const float *lse, const int32_t *lengths, int B,
+                             int T, int NH, int NKV, int hd, int window) {
+    if (B <= 0 || T <= 0 || NH <= 0) return;
+    rl_cuda_ctx *ctx = cu_ctx(be);
+    att_dims a = dims_of(B, T, NH, NKV, hd, window);
+    size_t warps_q = (size_t)B * T * NH, warps_kv = (size_t)B * T * NKV;
+    attention_backward_dq_kernel<<<cu_blocks(warps_q, WARPS), WARPS * 32, 0, ctx->stream>>>(
+        dqkv, dout, qkv, out, lse, lengths, a);
+    cudaLaunchCheck(ctx);
+    attention_backward_dkv_kernel<<<cu_blocks(warps_kv, WARPS), WARPS * 32, 0, ctx->stream>>>(
+        dqkv, dout, qkv, out, lse, lengths, a);
+    cudaLaunchCheck(ctx);
+}
+
+// ------------------------------------------------------------------------------------------------
+// KV cache. The layout is the CPU's (kernels/cpu/attention_cpu.c), so caches of both backends
+// hold the same floats at the same offsets: slot s, block b = pos / KBLOCK, kv head kvh:
+//   keys   at (s*cap + b*KBLOCK)*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
+//   values at the same offset, rows [KBLOCK][hd]
+// The transposed keys suit the one-key-per-lane scoring: lanes read adjacent floats.
+
+__global__ static void kv_store_kernel(float *kcache, float *vcache, const float *qkv,
+                                       const int32_t *slot, const int32_t *pos, int n, int NH,
+                                       int NKV, int hd, int cap) {
+    size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
+    size_t total = (size_t)n * kv_dim;
+    for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t i = idx / kv_dim, e = idx % kv_dim; // row, element of its k (or v) part
+        int kvh = (int)(e / hd), d = (int)(e % hd);
+        int p = pos[i], jj = p % KBLOCK;
+        size_t block =
+            ((size_t)slot[i] * cap + (size_t)(p - jj)) * kv_dim + (size_t)kvh * hd * KBLOCK;
+        const float *k = qkv + i * qkv_dim + (size_t)NH * hd;
+        kcache[block + (size_t)d * KBLOCK + jj] = k[e];
+        vcache[block + (size_t)jj * hd + d] = k[kv_dim + e];
+    }
+}
+
+void kv_store_cuda(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
+                   const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
+                   int cap) {
+    if (n <= 0 || NKV <= 0 || hd <= 0) return;
+    rl_cuda_ctx *ctx = cu_ctx(be);
+    size_t total = (size_t)n * NKV * hd;
+    kv_store_kernel<<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
+        kcache, vcache, qkv, slot, pos, n, NH, NKV, hd, cap);
+    cudaLaunchCheck(ctx);
+}
+
+// One warp per (row i, query head h); warp index = i*NH + h.
+__global__ static void attention_cached_kernel(float *out, const float *qkv, const float *kcache,
+                                               const float *vcache, const int32_t *slot,
+                                               const int32_t *pos, int n, int NH, int NKV, int hd,
+                                               int cap, int window, float scale) {
+    __shared__ float qs[WARPS][RL_MAX_HEAD_DIM];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    size_t gw = (size_t)blockIdx.x * WARPS + warp;
+    if (gw >= (size_t)n * NH) return;
+    int h = (int)(gw % NH);
+    size_t i = gw / NH;
+    int kvh = h / (NH / NKV), p = pos[i];
+    size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
+    size_t blk_stride = (size_t)KBLOCK * kv_dim;
+    size_t at = (size_t)slot[i] * cap * kv_dim + (size_t)kvh * hd * KBLOCK; // block 0 of the slot
+    const float *kslot = kcache + at, *vslot = vcache + at;
+    float *q = qs[warp];
+    load_row(q, qkv + i * qkv_dim + (size_t)h * hd, hd, lane);
+    float acc[HDL] = {0};
+    float m = -INFINITY, l = 0.0f;
+    for (int j0 = first_key(p, window); j0 <= p; j0 += 32) {
+        int j = j0 + lane;
+        float s = -INFINITY;
+        if (j <= p) {
+            const float *kt = kslot + (size_t)(j / KBLOCK) * blk_stride + j % KBLOCK;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++) dot += q[d] * kt[(size_t)d * KBLOCK];
+            s = dot * scale;
+        }
+        float w = softmax_tile(s, &m, &l, acc);
+        int nb = min(32, p - j0 + 1);
+        for (int u = 0; u < nb; u++) {
+            float wu = __shfl_sync(0xffffffffu, w, u);
+            int ju = j0 + u;
+            const float *vrow =
+                vslot + (size_t)(ju / KBLOCK) * blk_stride + (size_t)(ju % KBLOCK) * hd;
+            axpy_lanes(acc, wu, vrow, hd, lane);
+        }
+    }
+    store_lanes(out + i * NH * hd + (size_t)h * hd, acc, 1.0f / l, hd, lane);
+}
+
+void attention_cached_forward_cuda(const rl_backend *be, float *out, const float *qkv,
+                                   const float *kcache, const float *vcache, const int32_t *slot,
+                                   const int32_t *pos, int n, int NH, int NKV, int hd, int cap,
+                                   int window) {
+    if (n <= 0 || NH <= 0) return;
+    rl_cuda_ctx *ctx = cu_ctx(be);
+    size_t warps = (size_t)n * NH;
+    attention_cached_kernel<<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(
+        out, qkv, kcache, vcache, slot, pos, n, NH, NKV, hd, cap, window, 1.0f / sqrtf((float)hd));
+    cudaLaunchCheck(ctx);
+}

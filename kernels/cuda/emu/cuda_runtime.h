@@ -1,0 +1,105 @@
+/*
+ * emu/cuda_runtime.h: a CPU stand-in for the parts of the CUDA runtime API and of CUDA C++'s
+ * device language that kernels/cuda/ uses, so that the kernels' logic (indexing, formulas, warp
+ * shuffles, barriers, the backend's memory discipline) can be run and tested on a machine
+ * without a GPU. Never part of a real build: only kernels/cuda/emu/check.sh puts this folder on
+ * the include path.
+ *
+ * Model: a launch runs its blocks one after another; the threads of a block are cooperative
+ * fibers that switch only at __syncthreads, __syncwarp and shuffles (so races that need real
+ * concurrency are NOT found here). __shared__ becomes a function-local static, shared by the
+ * block's fibers. Device memory is mapped PROT_NONE outside kernels and copies, so host code
+ * that dereferences backend memory crashes.
+ *
+ * Owns: nothing (declarations; emu.cpp holds the state of the emulation).
+ */
+#ifndef RL_EMU_CUDA_RUNTIME_H
+#define RL_EMU_CUDA_RUNTIME_H
+
+#include <functional>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__      static
+
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+const dim3 &emu_thread_idx();
+int emu_lane();
+extern dim3 emu_block_idx, emu_block_dim, emu_grid_dim;
+#define threadIdx (emu_thread_idx())
+#define blockIdx  (emu_block_idx)
+#define blockDim  (emu_block_dim)
+#define gridDim   (emu_grid_dim)
+
+// kernel<<<grid, block, smem, stream>>>(args) is rewritten (launch_rewrite.py) into
+// emu_launch(dim3(grid), dim3(block), [=]() { kernel(args); }).
+void emu_launch(dim3 grid, dim3 block, std::function<void()> body);
+void emu_syncthreads();
+void emu_syncwarp();
+// Every lane of the warp publishes `size` bytes at v and receives lane src_lane's into out.
+void emu_exchange(const void *v, size_t size, int src_lane, void *out);
+
+#define __syncthreads() emu_syncthreads()
+#define __syncwarp()    emu_syncwarp()
+
+template <class T> T __shfl_xor_sync(unsigned, T v, int mask) {
+    T r;
+    emu_exchange(&v, sizeof v, emu_lane() ^ mask, &r);
+    return r;
+}
+
+template <class T> T __shfl_sync(unsigned, T v, int src) {
+    T r;
+    emu_exchange(&v, sizeof v, src % 32, &r);
+    return r;
+}
+
+static inline int min(int a, int b) {
+    return a < b ? a : b;
+}
+static inline int max(int a, int b) {
+    return a > b ? a : b;
+}
+
+typedef enum cudaError {
+    cudaSuccess = 0,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorNoDevice = 100
+} cudaError_t;
+typedef void *cudaStream_t;
+enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+#define cudaStreamNonBlocking 1
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor;
+};
+
+const char *cudaGetErrorString(cudaError_t e);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaMalloc(void **p, size_t bytes);
+template <class T> cudaError_t cudaMalloc(T **p, size_t bytes) {
+    return cudaMalloc((void **)p, bytes);
+}
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t s);
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
+
+#endif

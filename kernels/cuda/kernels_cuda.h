@@ -1,0 +1,70 @@
+/*
+ * kernels_cuda: the CUDA implementations of every operation of kernels/kernels.h (xxx_cuda, the
+ * very same function types as the CPU's xxx_cpu, so the compiler checks that the two backends
+ * match), and the one CUDA-specific entry point, rl_backend_cuda_open.
+ *
+ * Every pointer argument of an xxx_cuda function is device memory from the CUDA backend's
+ * mem_alloc, and every call is queued on the backend's stream (asynchronous: call synchronize,
+ * or mem_download, before reading results on the host). The one exception is sumsq, which
+ * returns its result on the host and therefore waits.
+ *
+ * Numerics: float32 throughout, cuBLAS cublasSgemm for matrix products (TF32 tensor-op math only
+ * when asked for), plain kernels for the rest. Reductions whose result the CPU makes
+ * deterministic are deterministic here too (fixed order, no atomics): bias / RMSNorm weight /
+ * embedding gradients, the sum of squares.
+ *
+ * Owns: nothing (declarations only). Built only when rlpipe is configured with CUDA
+ * (RLPIPE_HAVE_CUDA_BACKEND).
+ */
+#ifndef RL_KERNELS_CUDA_H
+#define RL_KERNELS_CUDA_H
+
+// kernels/backend.h and the headers it includes are C: from CUDA C++ they keep C linkage.
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "kernels/backend.h"
+
+// The CUDA backend on device `device` (index among the visible devices), with TF32 tensor-op
+// math for matrix products when tf32 != 0 (faster, ~1e-3 relative error; off by default because
+// the parity tests compare float32 results to ~1e-5). Release it with rl_backend_release.
+// RL_EINPUT when there is no such device or its compute capability is below 8.0; RL_EINTERNAL
+// when the stream, cuBLAS handle or workspace cannot be created.
+//
+// rl_backend_cuda(err) (kernels/backend.h) is rl_backend_cuda_open(device, tf32) with the device
+// from $RLPIPE_CUDA_DEVICE (default 0; CUDA_VISIBLE_DEVICES selects which GPUs are visible) and
+// tf32 from $RLPIPE_CUDA_TF32 (1 = on; default off). $RLPIPE_CUDA_SYNC=1 makes every operation
+// wait for its kernels and check them (slow; pins an asynchronous error to the op that caused it).
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err);
+
+rl_gemm_fn gemm_cuda;
+rl_matmul_forward_fn matmul_forward_cuda;
+rl_matmul_backward_fn matmul_backward_cuda;
+rl_embedding_forward_fn embedding_forward_cuda;
+rl_embedding_backward_fn embedding_backward_cuda;
+rl_rmsnorm_forward_fn rmsnorm_forward_cuda;
+rl_rmsnorm_backward_fn rmsnorm_backward_cuda;
+rl_rope_forward_fn rope_forward_cuda;
+rl_rope_backward_fn rope_backward_cuda;
+rl_swiglu_forward_fn swiglu_forward_cuda;
+rl_swiglu_backward_fn swiglu_backward_cuda;
+rl_residual_forward_fn residual_forward_cuda;
+rl_attention_forward_fn attention_forward_cuda;
+rl_attention_backward_fn attention_backward_cuda;
+rl_kv_store_fn kv_store_cuda;
+rl_attention_cached_forward_fn attention_cached_forward_cuda;
+rl_gather_rows_fn gather_rows_cuda;
+rl_logprob_forward_fn logprob_forward_cuda;
+rl_logprob_backward_fn logprob_backward_cuda;
+rl_logsoftmax_forward_fn logsoftmax_forward_cuda;
+rl_adamw_update_fn adamw_update_cuda;
+rl_sumsq_fn sumsq_cuda;
+rl_scale_fn scale_cuda;
+rl_fill_fn fill_cuda;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
