@@ -111,9 +111,7 @@ int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "eval: %d problems x %d samples in %.1f s (%.0f tokens/s)\n", e.n, e.k,
             e.seconds, e.tokens_per_s);
 done:
-    if (run.log && run.run_id >= 0)
-        rl_log_finish_run(run.log, run.run_id, code == CLI_EXIT_OK ? "finished" : "failed", NULL);
-    rl_run_free(&run);
+    rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);
     return code;

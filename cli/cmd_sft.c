@@ -72,9 +72,7 @@ int cmd_sft(int argc, char **argv) {
     }
     fprintf(stderr, "sft: %d steps in %.1f s, %.0f tokens/s, final loss %.4f\n", res.steps,
             res.seconds, res.tokens_per_s, res.final_loss);
-    if (rl_model_save(run.model, save_dir, cfg.model.save_dtype == RL_CFG_BF16, &err) ||
-        rl_model_save_tokenizer(
-            save_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path, &err)) {
+    if (rl_run_save_model(&run, save_dir, &err)) {
         code = cli_report(&err);
         goto done;
     }
@@ -87,9 +85,7 @@ int cmd_sft(int argc, char **argv) {
     rl_eval_print(&run, "sft", &e, 1, stdout);
     if (rl_eval_log(&run, res.steps, &e, &err)) code = cli_report(&err);
 done:
-    if (run.log && run.run_id >= 0)
-        rl_log_finish_run(run.log, run.run_id, code == CLI_EXIT_OK ? "finished" : "failed", NULL);
-    rl_run_free(&run);
+    rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);
     return code;

@@ -63,9 +63,7 @@ static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
     }
     fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps,
             res.seconds, res.tokens_per_s, res.final_loss);
-    RL_TRY(rl_model_save(r->model, sft_dir, c->model.save_dtype == RL_CFG_BF16, err));
-    RL_TRY(rl_model_save_tokenizer(
-        sft_dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path, err));
+    RL_TRY(rl_run_save_model(r, sft_dir, err));
     return rl_log_finish_run(r->log, r->run_id, "finished", err);
 }
 
@@ -113,9 +111,7 @@ int cmd_train(int argc, char **argv) {
                       cfg.algorithm.time_budget_s);
     rl_train_result res;
     if (rl_grpo_train(&run, &prog, resume, &res, &err) ||
-        rl_model_save(run.model, final_dir, cfg.model.save_dtype == RL_CFG_BF16, &err) ||
-        rl_model_save_tokenizer(
-            final_dir, cfg.tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : cfg.tokenizer.path, &err)) {
+        rl_run_save_model(&run, final_dir, &err)) {
         code = cli_report(&err);
         goto done;
     }
@@ -128,9 +124,7 @@ int cmd_train(int argc, char **argv) {
                rl_now() - t_start);
     printf("final policy: %s\n", final_dir);
 done:
-    if (run.log && run.run_id >= 0)
-        rl_log_finish_run(run.log, run.run_id, code == CLI_EXIT_OK ? "finished" : "failed", NULL);
-    rl_run_free(&run);
+    rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);
     return code;

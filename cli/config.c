@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/config.h"
 #include "cli/config_internal.h"
+#include "policy/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -940,47 +941,14 @@ int rl_config_load_text(rl_config *c, const char *text, size_t len, const char *
     return apply_text(c, text, len, name, err);
 }
 
-static int read_file(const char *path, char **out, size_t *out_len, rl_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rl_fail(err, RL_EINPUT, "%s: cannot open config: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = rl_malloc(cap);
-    for (;;) {
-        if (len == cap) {
-            if (cap >= MAX_CONFIG_BYTES) {
-                free(buf);
-                fclose(f);
-                return rl_fail(err, RL_EINPUT, "%s: config larger than %u bytes", path,
-                               MAX_CONFIG_BYTES);
-            }
-            cap *= 2;
-            buf = rl_realloc(buf, cap);
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return rl_fail(err, RL_EINPUT, "%s: cannot read config: %s", path, strerror(saved));
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 int rl_config_load(rl_config *c, const char *path, rl_err *err) {
     rl_config_defaults(c);
     if (!path) return 0;
     char *text = NULL;
     size_t len = 0;
-    RL_TRY(read_file(path, &text, &len, err));
+    RL_TRY(rl_read_file(path, MAX_CONFIG_BYTES, &text, &len, err));
     c->source_path = rl_strdup(path);
-    c->source_text = rl_realloc(text, len + 1);
-    c->source_text[len] = '\0';
+    c->source_text = text; // NUL-terminated by rl_read_file
     return apply_text(c, c->source_text, len, path, err);
 }
 

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/config.h"
 #include "cli/config_internal.h"
+#include "policy/fileio.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -208,14 +209,6 @@ int rl_config_validate(const rl_config *c, rl_err *err) {
     return 0;
 }
 
-// dir + "/" + leaf, owned.
-static char *join_path(const char *dir, const char *leaf) {
-    size_t n = strlen(dir) + 1 + strlen(leaf) + 1;
-    char *s = rl_malloc(n);
-    snprintf(s, n, "%s/%s", dir, leaf);
-    return s;
-}
-
 static void replace(char **field, char *value) {
     free(*field);
     *field = value;
@@ -223,10 +216,10 @@ static void replace(char **field, char *value) {
 
 int rl_config_finish(rl_config *c, rl_err *err) {
     RL_TRY(rl_config_validate(c, err));
-    if (!c->run.out_dir[0]) replace(&c->run.out_dir, join_path("runs", c->run.name));
-    if (!c->logging.db[0]) replace(&c->logging.db, join_path(c->run.out_dir, "rollouts.db"));
+    if (!c->run.out_dir[0]) replace(&c->run.out_dir, rl_path_join("runs", c->run.name));
+    if (!c->logging.db[0]) replace(&c->logging.db, rl_path_join(c->run.out_dir, "rollouts.db"));
     if (!c->checkpoint.dir[0])
-        replace(&c->checkpoint.dir, join_path(c->run.out_dir, "checkpoints"));
+        replace(&c->checkpoint.dir, rl_path_join(c->run.out_dir, "checkpoints"));
     if (c->tokenizer.kind == RL_CFG_TOK_HF && !c->tokenizer.path[0])
         replace(&c->tokenizer.path, rl_strdup(c->model.path));
     return 0;

@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/run.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
@@ -12,6 +11,7 @@
 
 #include "kernels/rng.h"
 #include "policy/checkpoint.h"
+#include "policy/fileio.h"
 
 void rl_prompt_free(rl_prompt *p) {
     if (!p) return;
@@ -178,27 +178,8 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     return 0;
 }
 
-static int mkdir_p(const char *path, rl_err *err) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return rl_fail(err, RL_EINPUT, "run.out_dir: bad path '%s'", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rl_fail(err, RL_EINPUT, "cannot create directory %s: %s", buf,
-                               strerror(errno));
-            buf[i] = saved;
-        }
-    }
-    return 0;
-}
-
 int rl_run_open_output(rl_run *r, rl_err *err) {
-    RL_TRY(mkdir_p(r->cfg->run.out_dir, err));
+    if (rl_make_dirs(r->cfg->run.out_dir, err)) return rl_err_prefix(err, "run.out_dir: ");
     return rl_log_open(&r->log, r->cfg->logging.db, 1, err);
 }
 
@@ -251,6 +232,19 @@ void rl_run_free(rl_run *r) {
     if (r->log) rl_log_close(r->log);
     if (r->be) rl_backend_release(r->be);
     memset(r, 0, sizeof *r);
+}
+
+void rl_run_end(rl_run *r, int ok) {
+    if (r->log && r->run_id >= 0)
+        rl_log_finish_run(r->log, r->run_id, ok ? "finished" : "failed", NULL);
+    rl_run_free(r);
+}
+
+int rl_run_save_model(const rl_run *r, const char *dir, rl_err *err) {
+    const rl_config *c = r->cfg;
+    RL_TRY(rl_model_save(r->model, dir, c->model.save_dtype == RL_CFG_BF16, err));
+    return rl_model_save_tokenizer(
+        dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path, err);
 }
 
 // ---- prompts ---------------------------------------------------------------------------------

@@ -82,6 +82,13 @@ int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err);
 
 void rl_run_free(rl_run *r);
 
+// Ends a command's run: the run row (when one was started) is marked finished (ok) or failed, then
+// r is freed.
+void rl_run_end(rl_run *r, int ok);
+
+// Saves r->model to dir in model.save_dtype, with the config's tokenizer (byte or tokenizer.path).
+int rl_run_save_model(const rl_run *r, const char *dir, rl_err *err);
+
 // The newest trained model of this config's out_dir: <out_dir>/final, else <out_dir>/sft. Returns
 // 1 and fills buf when one exists (a directory with a config.json), 0 otherwise.
 int rl_run_default_model(const rl_config *cfg, char *buf, size_t size);

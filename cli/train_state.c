@@ -8,29 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "policy/checkpoint.h"
+#include "policy/fileio.h"
 #include "policy/safetensors.h"
-
-static int remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char child[4096];
-        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-        if (remove_tree(child)) rc = -1;
-    }
-    closedir(d);
-    return rmdir(path) == 0 ? rc : -1;
-}
 
 static int write_state_json(const char *path, const rl_train_state *s, int adam_step, rl_err *err) {
     json_t *o =
@@ -72,15 +53,14 @@ static void prune(const char *root, int keep) {
             if (steps[i] < steps[oldest]) oldest = i;
         char path[4096];
         snprintf(path, sizeof path, "%s/step-%08d", root, steps[oldest]);
-        remove_tree(path);
+        rl_remove_tree(path);
         steps[oldest] = steps[--n];
     }
 }
 
 int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
                        const rl_train_state *state, const char *tokenizer, int keep, rl_err *err) {
-    if (mkdir(root, 0777) != 0 && errno != EEXIST)
-        return rl_fail(err, RL_EINPUT, "checkpoint.dir %s: %s", root, strerror(errno));
+    if (rl_make_dir(root, err)) return rl_err_prefix(err, "checkpoint.dir ");
     char tmp[4096], final_dir[4096], path[4200];
     snprintf(final_dir, sizeof final_dir, "%s/step-%08d", root, state->step);
     snprintf(tmp, sizeof tmp, "%s/.tmp-step-%08d-XXXXXX", root, state->step);
@@ -101,7 +81,8 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
     if (rl_st_write(path, t, 2, RL_ST_F32, err)) goto fail;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (write_state_json(path, state, opt->step, err)) goto fail;
-    remove_tree(final_dir); // a stale checkpoint of the same step (from a killed run) is replaced
+    // A stale checkpoint of the same step (from a killed run) is replaced.
+    rl_remove_tree(final_dir);
     if (rename(tmp, final_dir) != 0) {
         rl_fail(err, RL_EINTERNAL, "cannot rename %s to %s: %s", tmp, final_dir, strerror(errno));
         goto fail;
@@ -113,7 +94,7 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
 fail:
     free(mh);
     free(vh);
-    remove_tree(tmp);
+    rl_remove_tree(tmp);
     return rc;
 }
 

@@ -1,13 +1,13 @@
 // checkpoint: load / save a Qwen2 model as a Hugging Face model directory. See checkpoint.h.
-#define _GNU_SOURCE // renameat2, nftw
+#define _GNU_SOURCE // renameat2
 #include "policy/checkpoint.h"
+#include "policy/fileio.h"
 #include "policy/hf_config.h"
 #include "policy/safetensors.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,26 +29,9 @@ static const char *const TOKENIZER_FILES[] = {"tokenizer.json",
 // At most this many names are listed in a warning or error about missing / unexpected tensors.
 #define NAMES_LISTED 4
 
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = rl_malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static int is_regular_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int is_directory(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int file_in_dir_exists(const char *dir, const char *name) {
-    char *p = join_path(dir, name);
-    int ok = is_regular_file(p);
+    char *p = rl_path_join(dir, name);
+    int ok = rl_is_file(p);
     free(p);
     return ok;
 }
@@ -147,7 +130,7 @@ static int read_tensors(rl_model *m, const rl_ckpt *ck, rl_err *err) {
 
 int rl_model_load(rl_model **out, const char *dir, const rl_backend *be, rl_err *err) {
     *out = NULL;
-    if (!is_directory(dir))
+    if (!rl_is_dir(dir))
         return rl_fail(err, RL_EINPUT, "%s: not a model directory (config.json + safetensors)",
                        dir);
     rl_model_config cfg;
@@ -173,59 +156,26 @@ int rl_model_load(rl_model **out, const char *dir, const rl_backend *be, rl_err 
 // ------------------------------------------------------------------------------------------------
 // Small file helpers
 
-static int write_file_atomic(const char *path, const void *data, size_t n, rl_err *err) {
-    size_t plen = strlen(path) + 32;
-    char *tmp = rl_malloc(plen);
-    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rl_fail(err, RL_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    int ok = fwrite(data, 1, n, fp) == n;
-    ok = fflush(fp) == 0 && ok;
-    ok = fsync(fileno(fp)) == 0 && ok;
-    ok = fclose(fp) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return rl_fail(err, RL_EINTERNAL, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
-}
-
 static int copy_file(const char *src, const char *dst, rl_err *err) {
-    FILE *fp = fopen(src, "rb");
-    if (!fp) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", src, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = rl_malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, fp)) > 0) {
-        n += got;
-        if (n == cap) buf = rl_realloc(buf, cap *= 2);
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    int rc = bad ? rl_fail(err, RL_EINPUT, "%s: read error", src) : 0;
-    if (rc == 0) rc = write_file_atomic(dst, buf, n, err);
+    char *buf;
+    size_t n;
+    RL_TRY(rl_read_file(src, 0, &buf, &n, err));
+    int rc = rl_write_file_atomic(dst, buf, n, err);
     free(buf);
     return rc;
 }
 
 static int copy_if_present(const char *src_dir, const char *dst_dir, const char *name,
                            rl_err *err) {
-    char *src = join_path(src_dir, name), *dst = join_path(dst_dir, name);
-    int rc = is_regular_file(src) ? copy_file(src, dst, err) : 0;
+    char *src = rl_path_join(src_dir, name), *dst = rl_path_join(dst_dir, name);
+    int rc = rl_is_file(src) ? copy_file(src, dst, err) : 0;
     free(src);
     free(dst);
     return rc;
 }
 
 static void remove_in_dir(const char *dir, const char *name) {
-    char *p = join_path(dir, name);
+    char *p = rl_path_join(dir, name);
     unlink(p); // ENOENT is the usual case and fine
     free(p);
 }
@@ -238,15 +188,6 @@ static int sync_dir(const char *dir) {
     return rc;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    return remove(path) == 0 ? 0 : -1;
-}
-
-// Deletes a directory tree this module created or validated (symbolic links are not followed).
-static void remove_tree(const char *dir) {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 // ------------------------------------------------------------------------------------------------
 // Tokenizer files
 
@@ -255,9 +196,9 @@ static void remove_tree(const char *dir) {
 // file with another name was given). Both malloc'd.
 static int locate_tokenizer(const char *tokenizer, char **json_path, char **src_dir, rl_err *err) {
     *json_path = *src_dir = NULL;
-    if (is_directory(tokenizer)) {
-        char *p = join_path(tokenizer, "tokenizer.json");
-        if (!is_regular_file(p)) {
+    if (rl_is_dir(tokenizer)) {
+        char *p = rl_path_join(tokenizer, "tokenizer.json");
+        if (!rl_is_file(p)) {
             free(p);
             return rl_fail(err, RL_EINPUT, "%s: no tokenizer.json in this directory", tokenizer);
         }
@@ -265,7 +206,7 @@ static int locate_tokenizer(const char *tokenizer, char **json_path, char **src_
         *src_dir = rl_strdup(tokenizer);
         return 0;
     }
-    if (!is_regular_file(tokenizer))
+    if (!rl_is_file(tokenizer))
         return rl_fail(err, RL_EINPUT, "%s: no such tokenizer file or directory", tokenizer);
     *json_path = rl_strdup(tokenizer);
     const char *slash = strrchr(tokenizer, '/');
@@ -287,8 +228,8 @@ static int same_file(const char *a, const char *b) {
 static int write_tokenizer(const char *dir, const char *tokenizer, rl_err *err) {
     if (strcmp(tokenizer, "byte") == 0) {
         static const char MARKER[] = "{\"kind\": \"byte\"}\n";
-        char *p = join_path(dir, RL_TOKENIZER_MARKER);
-        int rc = write_file_atomic(p, MARKER, sizeof MARKER - 1, err);
+        char *p = rl_path_join(dir, RL_TOKENIZER_MARKER);
+        int rc = rl_write_file_atomic(p, MARKER, sizeof MARKER - 1, err);
         free(p);
         if (rc == 0)
             for (int i = 0; i < N_TOKENIZER_FILES; i++) remove_in_dir(dir, TOKENIZER_FILES[i]);
@@ -296,7 +237,7 @@ static int write_tokenizer(const char *dir, const char *tokenizer, rl_err *err) 
     }
     char *json, *src_dir;
     RL_TRY(locate_tokenizer(tokenizer, &json, &src_dir, err));
-    char *dst = join_path(dir, "tokenizer.json");
+    char *dst = rl_path_join(dir, "tokenizer.json");
     int rc = 0;
     if (!same_file(json, dst)) {
         rc = copy_file(json, dst, err);
@@ -311,7 +252,7 @@ static int write_tokenizer(const char *dir, const char *tokenizer, rl_err *err) 
 }
 
 int rl_model_save_tokenizer(const char *dir, const char *tokenizer, rl_err *err) {
-    if (!is_directory(dir)) return rl_fail(err, RL_EINPUT, "%s: not a directory", dir);
+    if (!rl_is_dir(dir)) return rl_fail(err, RL_EINPUT, "%s: not a directory", dir);
     RL_TRY(write_tokenizer(dir, tokenizer, err));
     sync_dir(dir);
     return 0;
@@ -325,9 +266,9 @@ static int carry_tokenizer(const char *old_dir, const char *new_dir, rl_err *err
 }
 
 int rl_model_tokenizer_path(const char *dir, char *buf, size_t size, rl_err *err) {
-    char *marker = join_path(dir, RL_TOKENIZER_MARKER);
+    char *marker = rl_path_join(dir, RL_TOKENIZER_MARKER);
     int rc;
-    if (is_regular_file(marker)) {
+    if (rl_is_file(marker)) {
         json_error_t jerr;
         json_t *root = json_load_file(marker, 0, &jerr);
         const char *kind = json_string_value(json_object_get(root, "kind"));
@@ -425,15 +366,7 @@ static int make_parents(const char *dir, rl_err *err) {
     int rc = 0;
     if (slash && slash != p) {
         *slash = '\0';
-        for (char *q = p + 1; rc == 0; q++) {
-            if (*q != '/' && *q != '\0') continue;
-            char c = *q;
-            *q = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                rc = rl_fail(err, RL_EINPUT, "%s: cannot create directory: %s", p, strerror(errno));
-            *q = c;
-            if (c == '\0') break;
-        }
+        rc = rl_make_dirs(p, err);
     }
     free(p);
     return rc;
@@ -449,7 +382,7 @@ static int swap_into_place(const char *tmp, const char *dir, int exists, rl_err 
     }
 #ifdef RENAME_EXCHANGE
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-        remove_tree(tmp); // now the old contents
+        rl_remove_tree(tmp); // now the old contents
         return 0;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
@@ -469,7 +402,7 @@ static int swap_into_place(const char *tmp, const char *dir, int exists, rl_err 
                      strerror(errno));
         rename(old, dir);
     } else {
-        remove_tree(old);
+        rl_remove_tree(old);
     }
     free(old);
     return rc;
@@ -517,7 +450,7 @@ int rl_model_save_ex(const rl_model *m, const char *dir_in, const rl_model_save_
         rc = write_model_dir(m, tmp, exists ? dir : NULL, &o, err);
         if (rc == 0) rc = swap_into_place(tmp, dir, exists, err);
         if (rc != 0) {
-            remove_tree(tmp);
+            rl_remove_tree(tmp);
             rl_err_prefix(err, "saving the model to %s: ", dir);
         }
     }

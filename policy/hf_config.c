@@ -1,6 +1,7 @@
 // hf_config: Qwen2 config.json <-> rl_model_config. See hf_config.h for the rules.
 #define _POSIX_C_SOURCE 200809L
 #include "policy/hf_config.h"
+#include "policy/fileio.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define CONFIG_MAX_BYTES (16u << 20) // real configs are ~1 KB
 
@@ -45,29 +45,9 @@ typedef struct parse_ctx {
     rl_err *err;
 } parse_ctx;
 
-static const char *json_kind(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 static int type_error(parse_ctx *c, const char *key, const char *want, const json_t *v) {
     return rl_fail(c->err, RL_EINPUT, "%s: \"%s\" must be %s, got %s", c->src, key, want,
-                   json_kind(v));
+                   rl_json_type_name(v));
 }
 
 static int get_int(parse_ctx *c, const char *key, int *out, long long min, int nullable) {
@@ -292,7 +272,8 @@ int rl_hf_config_parse(rl_model_config *cfg, const char *json, size_t len, const
                        je.text);
     int rc;
     if (!json_is_object(root)) {
-        rc = rl_fail(err, RL_EINPUT, "%s: expected a JSON object, got %s", source, json_kind(root));
+        rc = rl_fail(err, RL_EINPUT, "%s: expected a JSON object, got %s", source,
+                     rl_json_type_name(root));
     } else {
         parse_ctx c = {root, source, err};
         rc = parse_fields(&c, cfg);
@@ -355,19 +336,10 @@ int rl_hf_config_load(rl_model_config *cfg, const char *path_or_dir, rl_err *err
         snprintf(path, sizeof path, "%s/config.json", path_or_dir);
     else
         snprintf(path, sizeof path, "%s", path_or_dir);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = rl_malloc(CONFIG_MAX_BYTES + 1);
-    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, fp);
-    int bad = ferror(fp);
-    fclose(fp);
-    int rc;
-    if (bad)
-        rc = rl_fail(err, RL_EINPUT, "%s: read error", path);
-    else if (n > CONFIG_MAX_BYTES)
-        rc = rl_fail(err, RL_EINPUT, "%s: file too large", path);
-    else
-        rc = rl_hf_config_parse(cfg, buf, n, path, err);
+    char *buf;
+    size_t n;
+    RL_TRY(rl_read_file(path, CONFIG_MAX_BYTES, &buf, &n, err));
+    int rc = rl_hf_config_parse(cfg, buf, n, path, err);
     free(buf);
     return rc;
 }
@@ -425,29 +397,6 @@ static void tb_eos(text_buf *b, const rl_model_config *cfg, const char *sep) {
     }
 }
 
-static int write_text_atomic(const char *path, const char *text, rl_err *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return rl_fail(err, RL_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fputs(text, fp) >= 0;
-    ok = (fflush(fp) == 0) && ok;
-    ok = (fsync(fileno(fp)) == 0) && ok;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return rl_fail(err, RL_EINTERNAL, "%s: write failed: %s", path, strerror(e));
-    }
-    return 0;
-}
-
-static int make_dir(const char *dir, rl_err *err) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return rl_fail(err, RL_EINPUT, "%s: cannot create directory: %s", dir, strerror(errno));
-    return 0;
-}
-
 int rl_hf_config_save(const rl_model_config *cfg, const char *dir, const char *torch_dtype,
                       rl_err *err) {
     if (!torch_dtype) torch_dtype = "float32";
@@ -457,7 +406,7 @@ int rl_hf_config_save(const rl_model_config *cfg, const char *dir, const char *t
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     RL_TRY(rl_hf_config_check(cfg, path, err));
-    RL_TRY(make_dir(dir, err));
+    RL_TRY(rl_make_dir(dir, err));
     char theta[64], eps[64];
     format_double(theta, sizeof theta, cfg->rope_theta);
     format_double(eps, sizeof eps, cfg->rms_norm_eps);
@@ -490,7 +439,7 @@ int rl_hf_config_save(const rl_model_config *cfg, const char *dir, const char *t
     tb_printf(b, "  \"use_cache\": true,\n");
     tb_printf(b, "  \"use_sliding_window\": %s,\n", cfg->use_sliding_window ? "true" : "false");
     tb_printf(b, "  \"vocab_size\": %d\n}\n", cfg->vocab_size);
-    int rc = write_text_atomic(path, b->s, err);
+    int rc = rl_write_file_atomic(path, b->s, strlen(b->s), err);
     free(b);
     return rc;
 }
@@ -499,14 +448,14 @@ int rl_hf_generation_config_save(const rl_model_config *cfg, const char *dir, rl
     char path[4096];
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     RL_TRY(rl_hf_config_check(cfg, path, err));
-    RL_TRY(make_dir(dir, err));
+    RL_TRY(rl_make_dir(dir, err));
     text_buf *b = rl_malloc(sizeof *b);
     b->n = 0;
     tb_printf(b, "{\n");
     tb_token_or_null(b, "bos_token_id", cfg->bos_token_id, ",");
     tb_eos(b, cfg, "");
     tb_printf(b, "}\n");
-    int rc = write_text_atomic(path, b->s, err);
+    int rc = rl_write_file_atomic(path, b->s, strlen(b->s), err);
     free(b);
     return rc;
 }

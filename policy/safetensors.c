@@ -2,6 +2,7 @@
 // See safetensors.h for the format and the rules enforced.
 #define _POSIX_C_SOURCE 200809L
 #include "policy/safetensors.h"
+#include "policy/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -172,27 +173,6 @@ static uint64_t load_le64(const unsigned char *p) {
     return v;
 }
 
-// JSON type names for "expected X, got Y" messages.
-static const char *json_kind(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 // jansson reports a duplicate key right after the key's closing quote but names it only when it
 // is short; recover the key from the text so the message can name the tensor.
 static void duplicate_key_at(const char *text, size_t len, size_t pos, char *out, size_t cap) {
@@ -229,7 +209,7 @@ static int parse_entry(rl_st_tensor *t, json_t *entry, uint64_t data_size, const
     const char *name = t->name;
     if (!json_is_object(entry))
         return rl_fail(err, RL_EINPUT, "%s: tensor \"%s\": header entry is %s, expected an object",
-                       path, name, json_kind(entry));
+                       path, name, rl_json_type_name(entry));
     json_t *jd = json_object_get(entry, "dtype");
     json_t *js = json_object_get(entry, "shape");
     json_t *jo = json_object_get(entry, "data_offsets");
@@ -240,7 +220,7 @@ static int parse_entry(rl_st_tensor *t, json_t *entry, uint64_t data_size, const
                              : "data_offsets");
     if (!json_is_string(jd))
         return rl_fail(err, RL_EINPUT, "%s: tensor \"%s\": dtype is %s, expected a string", path,
-                       name, json_kind(jd));
+                       name, rl_json_type_name(jd));
     int dt = rl_st_dtype_from_name(json_string_value(jd));
     if (dt < 0)
         return rl_fail(err, RL_EINPUT, "%s: tensor \"%s\": unknown dtype \"%s\"", path, name,
@@ -249,7 +229,7 @@ static int parse_entry(rl_st_tensor *t, json_t *entry, uint64_t data_size, const
 
     if (!json_is_array(js))
         return rl_fail(err, RL_EINPUT, "%s: tensor \"%s\": shape is %s, expected an array", path,
-                       name, json_kind(js));
+                       name, rl_json_type_name(js));
     if (json_array_size(js) > RL_ST_MAX_DIMS)
         return rl_fail(err, RL_EINPUT, "%s: tensor \"%s\": %zu dimensions, at most %d supported",
                        path, name, json_array_size(js), RL_ST_MAX_DIMS);
@@ -261,7 +241,7 @@ static int parse_entry(rl_st_tensor *t, json_t *entry, uint64_t data_size, const
         if (!json_is_integer(jv) || json_integer_value(jv) < 0)
             return rl_fail(err, RL_EINPUT,
                            "%s: tensor \"%s\": shape[%d] is %s, expected a non-negative integer",
-                           path, name, d, json_is_integer(jv) ? "negative" : json_kind(jv));
+                           path, name, d, json_is_integer(jv) ? "negative" : rl_json_type_name(jv));
         t->shape[d] = (int64_t)json_integer_value(jv);
         if (__builtin_mul_overflow(numel, (uint64_t)t->shape[d], &numel))
             return rl_fail(err, RL_EINPUT, "%s: tensor \"%s\": shape overflows 64 bits", path,
@@ -307,14 +287,14 @@ static int parse_entry(rl_st_tensor *t, json_t *entry, uint64_t data_size, const
 static int parse_metadata(rl_st_file *f, json_t *meta, rl_err *err) {
     if (!json_is_object(meta))
         return rl_fail(err, RL_EINPUT, "%s: __metadata__ is %s, expected an object of strings",
-                       f->path, json_kind(meta));
+                       f->path, rl_json_type_name(meta));
     f->meta = rl_calloc(2 * json_object_size(meta) + 1, sizeof(char *));
     const char *k;
     json_t *v;
     json_object_foreach(meta, k, v) {
         if (!json_is_string(v))
             return rl_fail(err, RL_EINPUT, "%s: __metadata__ \"%s\" is %s, expected a string",
-                           f->path, k, json_kind(v));
+                           f->path, k, rl_json_type_name(v));
         f->meta[2 * f->n_meta] = rl_strdup(k);
         f->meta[2 * f->n_meta + 1] = rl_strdup(json_string_value(v));
         f->n_meta++;
@@ -385,7 +365,7 @@ static int parse_header(rl_st_file *f, rl_err *err) {
     int rc = 0;
     if (!json_is_object(root)) {
         rc = rl_fail(err, RL_EINPUT, "%s: header is %s, expected a JSON object", f->path,
-                     json_kind(root));
+                     rl_json_type_name(root));
         goto done;
     }
     uint64_t data_size = (uint64_t)f->size - f->data_start;
@@ -537,16 +517,6 @@ struct rl_ckpt {
     ckpt_entry *entries; // sorted by name
 };
 
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = rl_malloc(a + b + 2);
-    memcpy(p, dir, a);
-    size_t k = a;
-    if (a && dir[a - 1] != '/') p[k++] = '/';
-    memcpy(p + k, name, b + 1);
-    return p;
-}
-
 static char *dir_of(const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) return rl_strdup(".");
@@ -555,39 +525,6 @@ static char *dir_of(const char *path) {
     memcpy(d, path, (size_t)(slash - path));
     d[slash - path] = '\0';
     return d;
-}
-
-static int is_regular_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// Reads a whole (small) file; the index of a 32B model is about 70 KB.
-static int read_small_file(const char *path, char **out, size_t *len, rl_err *err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = rl_malloc(cap);
-    for (;;) {
-        n += fread(buf + n, 1, cap - n, fp);
-        if (n < cap) break;
-        if (cap >= RL_ST_MAX_HEADER) {
-            fclose(fp);
-            free(buf);
-            return rl_fail(err, RL_EINPUT, "%s: larger than %llu bytes", path, RL_ST_MAX_HEADER);
-        }
-        cap *= 2;
-        buf = rl_realloc(buf, cap);
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        return rl_fail(err, RL_EINPUT, "%s: read error", path);
-    }
-    *out = buf;
-    *len = n;
-    return 0;
 }
 
 // Shard names come from a file we do not control: keep them inside the checkpoint directory.
@@ -632,7 +569,8 @@ static void ckpt_build_entries(rl_ckpt *c) {
 static int ckpt_open_index(rl_ckpt *c, const char *index_path, rl_err *err) {
     size_t len = 0;
     char *text = NULL;
-    RL_TRY(read_small_file(index_path, &text, &len, err));
+    // The index of a 32B model is about 70 KB; a header-sized cap is generous.
+    RL_TRY(rl_read_file(index_path, RL_ST_MAX_HEADER, &text, &len, err));
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
@@ -656,7 +594,7 @@ static int ckpt_open_index(rl_ckpt *c, const char *index_path, rl_err *err) {
     json_t *meta = json_object_get(root, "metadata");
     if (meta && !json_is_object(meta) && !json_is_null(meta)) {
         rl_fail(err, RL_EINPUT, "%s: \"metadata\" is %s, expected an object", index_path,
-                json_kind(meta));
+                rl_json_type_name(meta));
         goto done;
     }
     // Shards in first-seen order; shard_of maps a shard name to its file index.
@@ -666,7 +604,7 @@ static int ckpt_open_index(rl_ckpt *c, const char *index_path, rl_err *err) {
     json_object_foreach(wm, name, v) {
         if (!json_is_string(v)) {
             rl_fail(err, RL_EINPUT, "%s: weight_map \"%s\" is %s, expected a shard file name",
-                    index_path, name, json_kind(v));
+                    index_path, name, rl_json_type_name(v));
             goto done_shards;
         }
         const char *shard = json_string_value(v);
@@ -678,7 +616,7 @@ static int ckpt_open_index(rl_ckpt *c, const char *index_path, rl_err *err) {
             goto done_shards;
         }
         if (json_object_get(shard_of, shard)) continue;
-        char *sp = join_path(dir, shard);
+        char *sp = rl_path_join(dir, shard);
         int r = ckpt_add_file(c, sp, err);
         free(sp);
         if (r != 0) {
@@ -733,11 +671,11 @@ int rl_ckpt_open(rl_ckpt **out, const char *path, rl_err *err) {
     c->path = rl_strdup(path);
     int rc;
     if (S_ISDIR(st.st_mode)) {
-        char *single = join_path(path, RL_ST_SINGLE_NAME);
-        char *index = join_path(path, RL_ST_INDEX_NAME);
-        if (is_regular_file(single))
+        char *single = rl_path_join(path, RL_ST_SINGLE_NAME);
+        char *index = rl_path_join(path, RL_ST_INDEX_NAME);
+        if (rl_is_file(single))
             rc = ckpt_add_file(c, single, err);
-        else if (is_regular_file(index))
+        else if (rl_is_file(index))
             rc = ckpt_open_index(c, index, err);
         else
             rc = rl_fail(err, RL_EINPUT, "%s: no %s or %s in this directory", path,
@@ -824,15 +762,7 @@ typedef struct out_file {
 } out_file;
 
 static void out_flush(out_file *o) {
-    size_t off = 0;
-    while (off < o->used && !o->failed_errno) {
-        ssize_t w = write(o->fd, o->buf + off, o->used - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            o->failed_errno = w < 0 ? errno : EIO;
-        else
-            off += (size_t)w;
-    }
+    if (!o->failed_errno) o->failed_errno = rl_write_all(o->fd, o->buf, o->used);
     o->used = 0;
 }
 
@@ -935,20 +865,16 @@ int rl_st_write(const char *path, const rl_st_out_tensor *ts, int n, rl_st_dtype
     char *header = build_header(path, ts, n, dt, &hlen, err);
     if (!header) return -1;
 
-    size_t plen = strlen(path);
-    char *tmp = rl_malloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    out_file *o = rl_malloc(sizeof *o);
-    o->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    o->failed_errno = 0;
-    o->used = 0;
-    if (o->fd < 0) {
-        rl_fail(err, RL_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
-        free(o);
-        free(tmp);
+    char *tmp;
+    int fd = rl_atomic_open(path, &tmp, err);
+    if (fd < 0) {
         free(header);
         return -1;
     }
+    out_file *o = rl_malloc(sizeof *o);
+    o->fd = fd;
+    o->failed_errno = 0;
+    o->used = 0;
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     out_bytes(o, lenbuf, 8);
@@ -960,18 +886,7 @@ int rl_st_write(const char *path, const rl_st_out_tensor *ts, int n, rl_st_dtype
         if (dt == RL_ST_F32) {
             out_flush(o);
             // Large F32 tensors go straight from the caller's memory to the file.
-            const unsigned char *p = (const unsigned char *)ts[i].data;
-            size_t left = numel * 4;
-            while (left > 0 && !o->failed_errno) {
-                ssize_t w = write(o->fd, p, left > (1u << 30) ? (1u << 30) : left);
-                if (w < 0 && errno == EINTR) continue;
-                if (w <= 0)
-                    o->failed_errno = w < 0 ? errno : EIO;
-                else {
-                    p += w;
-                    left -= (size_t)w;
-                }
-            }
+            if (!o->failed_errno) o->failed_errno = rl_write_all(o->fd, ts[i].data, numel * 4);
         } else {
             for (size_t j = 0; j < numel; j += 4096) {
                 size_t k = numel - j < 4096 ? numel - j : 4096;
@@ -981,47 +896,13 @@ int rl_st_write(const char *path, const rl_st_out_tensor *ts, int n, rl_st_dtype
         }
     }
     out_flush(o);
-    int e = o->failed_errno;
-    if (!e && fsync(o->fd) != 0) e = errno;
-    if (close(o->fd) != 0 && !e) e = errno;
+    int failed = o->failed_errno;
     free(o);
-    if (!e && rename(tmp, path) != 0) e = errno;
-    if (e) {
-        unlink(tmp);
-        free(tmp);
-        return rl_fail(err, RL_EINTERNAL, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
-}
-
-// A small text file written atomically (the shard index).
-static int write_text_atomic(const char *path, const char *text, rl_err *err) {
-    size_t plen = strlen(path);
-    char *tmp = rl_malloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rl_fail(err, RL_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    int ok = fputs(text, fp) >= 0;
-    ok = (fflush(fp) == 0) && ok;
-    ok = (fsync(fileno(fp)) == 0) && ok;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return rl_fail(err, RL_EINTERNAL, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
+    return rl_atomic_commit(fd, tmp, path, failed, err);
 }
 
 static void remove_if_exists(const char *dir, const char *name) {
-    char *p = join_path(dir, name);
+    char *p = rl_path_join(dir, name);
     unlink(p); // ENOENT is the common case and fine
     free(p);
 }
@@ -1029,8 +910,7 @@ static void remove_if_exists(const char *dir, const char *name) {
 int rl_ckpt_write(const char *dir, const rl_st_out_tensor *ts, int n, rl_st_dtype dt,
                   size_t max_shard_bytes, rl_err *err) {
     RL_TRY(check_out_tensors(dir, ts, n, dt, err));
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return rl_fail(err, RL_EINPUT, "%s: cannot create directory: %s", dir, strerror(errno));
+    RL_TRY(rl_make_dir(dir, err));
     size_t esize = (size_t)DTYPES[dt].bits / 8;
     // Plan: shard_start[s] is the first tensor of shard s.
     int *shard_start = rl_malloc(((size_t)n + 2) * sizeof(int));
@@ -1050,7 +930,7 @@ int rl_ckpt_write(const char *dir, const rl_st_out_tensor *ts, int n, rl_st_dtyp
 
     int rc = 0;
     if (n_shards == 1) {
-        char *p = join_path(dir, RL_ST_SINGLE_NAME);
+        char *p = rl_path_join(dir, RL_ST_SINGLE_NAME);
         rc = rl_st_write(p, ts, n, dt, err);
         free(p);
         if (rc == 0) remove_if_exists(dir, RL_ST_INDEX_NAME);
@@ -1061,7 +941,7 @@ int rl_ckpt_write(const char *dir, const rl_st_out_tensor *ts, int n, rl_st_dtyp
     for (int s = 0; s < n_shards && rc == 0; s++) {
         char name[64];
         snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
-        char *p = join_path(dir, name);
+        char *p = rl_path_join(dir, name);
         rc = rl_st_write(p, ts + shard_start[s], shard_start[s + 1] - shard_start[s], dt, err);
         free(p);
         for (int i = shard_start[s]; i < shard_start[s + 1]; i++)
@@ -1077,8 +957,8 @@ int rl_ckpt_write(const char *dir, const rl_st_out_tensor *ts, int n, rl_st_dtyp
         size_t tl = strlen(text);
         text = rl_realloc(text, tl + 2);
         memcpy(text + tl, "\n", 2);
-        char *ip = join_path(dir, RL_ST_INDEX_NAME);
-        rc = write_text_atomic(ip, text, err);
+        char *ip = rl_path_join(dir, RL_ST_INDEX_NAME);
+        rc = rl_write_file_atomic(ip, text, strlen(text), err);
         free(ip);
         free(text);
         // Transformers prefers model.safetensors over the index: a stale one would win.

@@ -8,14 +8,13 @@
 #define _POSIX_C_SOURCE       200809L
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "policy/tok_internal.h"
+#include "policy/fileio.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <utf8proc.h>
 
 // ---- GPT-2 bytes_to_unicode ------------------------------------------------------------------
@@ -440,50 +439,6 @@ static int compile_regex(rl_tokenizer *tok, const char *pattern, int literal, co
     return 0;
 }
 
-// Reads the whole file; RL_EINPUT if it cannot.
-static int read_file(const char *path, char **data, size_t *len, rl_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    char *buf = rl_malloc(cap);
-    for (;;) {
-        if (n == cap) buf = rl_realloc(buf, cap *= 2);
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return rl_fail(err, RL_EINPUT, "%s: read error", path);
-    }
-    *data = buf;
-    *len = n;
-    return 0;
-}
-
-static const char *type_of(const json_t *v) {
-    if (!v) return "missing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 // A boolean field that may be absent (def) but must be a boolean when present.
 static int get_bool(const json_t *obj, const char *key, int def, int *out, const char *file,
                     const char *where, rl_err *err) {
@@ -491,7 +446,7 @@ static int get_bool(const json_t *obj, const char *key, int def, int *out, const
     if (!v || json_is_null(v)) return *out = def, 0;
     if (!json_is_boolean(v))
         return rl_fail(err, RL_EINPUT, "%s: %s.%s must be a boolean, got %s", file, where, key,
-                       type_of(v));
+                       rl_json_type_name(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -533,7 +488,7 @@ static int check_byte_level(const json_t *bl, int *use_regex, const char *file, 
 static int load_pre_tokenizer(rl_tokenizer *tok, const json_t *pre, const char *file, rl_err *err) {
     if (!pre || !json_is_object(pre))
         return rl_fail(err, RL_EINPUT, "%s: pre_tokenizer must be an object, got %s", file,
-                       type_of(pre));
+                       rl_json_type_name(pre));
     const char *type = json_string_value(json_object_get(pre, "type"));
     const json_t *split = NULL, *bl = NULL;
     if (type && strcmp(type, "ByteLevel") == 0) {
@@ -606,7 +561,7 @@ static int check_model_options(rl_tokenizer *tok, const json_t *model, const cha
     const char *type = json_string_value(json_object_get(model, "type"));
     if (json_object_get(model, "type") && (!type || strcmp(type, "BPE") != 0))
         return rl_fail(err, RL_EINPUT, "%s: model.type must be \"BPE\", got '%s'", file,
-                       type ? type : type_of(json_object_get(model, "type")));
+                       type ? type : rl_json_type_name(json_object_get(model, "type")));
     const json_t *dropout = json_object_get(model, "dropout");
     if (dropout && !json_is_null(dropout) &&
         !(json_is_number(dropout) && json_number_value(dropout) == 0.0))
@@ -627,7 +582,7 @@ static int check_model_options(rl_tokenizer *tok, const json_t *model, const cha
 static int read_id(const json_t *v, int32_t *id, const char *file, const char *what, rl_err *err) {
     if (!json_is_integer(v))
         return rl_fail(err, RL_EINPUT, "%s: %s: id must be an integer, got %s", file, what,
-                       type_of(v));
+                       rl_json_type_name(v));
     json_int_t x = json_integer_value(v);
     if (x < 0 || x >= MAX_TOKEN_ID)
         return rl_fail(err, RL_EINPUT, "%s: %s: id %lld is outside [0, %d)", file, what,
@@ -640,7 +595,7 @@ static int load_added_tokens(rl_tokenizer *tok, const json_t *list, const char *
     if (!list || json_is_null(list)) return 0;
     if (!json_is_array(list))
         return rl_fail(err, RL_EINPUT, "%s: added_tokens must be an array, got %s", file,
-                       type_of(list));
+                       rl_json_type_name(list));
     size_t n = json_array_size(list);
     tok->added = rl_calloc(n ? n : 1, sizeof *tok->added);
     for (size_t i = 0; i < n; i++) {
@@ -649,7 +604,7 @@ static int load_added_tokens(rl_tokenizer *tok, const json_t *list, const char *
         snprintf(where, sizeof where, "added_tokens[%zu]", i);
         if (!json_is_object(t))
             return rl_fail(err, RL_EINPUT, "%s: %s must be an object, got %s", file, where,
-                           type_of(t));
+                           rl_json_type_name(t));
         const json_t *content = json_object_get(t, "content");
         if (!json_is_string(content) || json_string_length(content) == 0)
             return rl_fail(err, RL_EINPUT, "%s: %s.content must be a non-empty string", file,
@@ -756,7 +711,7 @@ static int merge_parts(const json_t *m, size_t i, char **a, char **b, const char
     return rl_fail(err, RL_EINPUT,
                    "%s: model.merges[%zu] must be \"A B\" or [\"A\", \"B\"], got "
                    "%s",
-                   file, i, type_of(m));
+                   file, i, rl_json_type_name(m));
 }
 
 static int merge_token_id(const json_t *vocab, const char *s, int32_t *id, size_t i,
@@ -778,7 +733,7 @@ static int load_merges(rl_tokenizer *tok, const json_t *model, const json_t *voc
         merges = NULL;
     else if (!json_is_array(merges))
         return rl_fail(err, RL_EINPUT, "%s: model.merges must be an array, got %s", file,
-                       type_of(merges));
+                       rl_json_type_name(merges));
     size_t n = merges ? json_array_size(merges) : 0;
     if (n >= UINT32_MAX / 4)
         return rl_fail(err, RL_EINPUT, "%s: model.merges has too many entries", file);
@@ -817,16 +772,16 @@ static int load_merges(rl_tokenizer *tok, const json_t *model, const json_t *voc
 static int load_json(rl_tokenizer *tok, const json_t *root, const char *file, rl_err *err) {
     if (!json_is_object(root))
         return rl_fail(err, RL_EINPUT, "%s: top level must be an object, got %s", file,
-                       type_of(root));
+                       rl_json_type_name(root));
     const json_t *model = json_object_get(root, "model");
     if (!json_is_object(model))
         return rl_fail(err, RL_EINPUT, "%s: \"model\" must be an object, got %s", file,
-                       type_of(model));
+                       rl_json_type_name(model));
     RL_TRY(check_model_options(tok, model, file, err));
     const json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab) || json_object_size(vocab) == 0)
         return rl_fail(err, RL_EINPUT, "%s: model.vocab must be a non-empty object, got %s", file,
-                       json_is_object(vocab) ? "an empty object" : type_of(vocab));
+                       json_is_object(vocab) ? "an empty object" : rl_json_type_name(vocab));
     RL_TRY(check_normalizer(tok, json_object_get(root, "normalizer"), file, err));
     RL_TRY(load_pre_tokenizer(tok, json_object_get(root, "pre_tokenizer"), file, err));
     RL_TRY(check_decoder(json_object_get(root, "decoder"), file, err));
@@ -855,18 +810,10 @@ static int load_json(rl_tokenizer *tok, const json_t *root, const char *file, rl
 }
 
 int tok_bpe_load(rl_tokenizer **out, const char *path, rl_err *err) {
-    struct stat st;
-    char *file;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        size_t n = strlen(path);
-        file = rl_malloc(n + 32);
-        snprintf(file, n + 32, "%s%stokenizer.json", path, n > 0 && path[n - 1] == '/' ? "" : "/");
-    } else {
-        file = rl_strdup(path);
-    }
+    char *file = rl_is_dir(path) ? rl_path_join(path, "tokenizer.json") : rl_strdup(path);
     char *data = NULL;
     size_t len = 0;
-    if (read_file(file, &data, &len, err) != 0) {
+    if (rl_read_file(file, 0, &data, &len, err) != 0) {
         rl_err_prefix(err, "tokenizer: ");
         free(file);
         return -1;

@@ -34,9 +34,7 @@ static int by_group(const void *pa, const void *pb) {
     return a->index < b->index ? -1 : a->index > b->index;
 }
 
-// order[] = sample indices sorted by (group, index); starts[0..g] the group boundaries in order[].
-// Returns the number of groups g.
-static int group_order(const int32_t *group, int n, int *order, int *starts) {
+int rl_adv_group_order(const int32_t *group, int n, int *order, int *starts) {
     keyed *k = rl_malloc((size_t)(n > 0 ? n : 1) * sizeof *k);
     for (int i = 0; i < n; i++) k[i] = (keyed){group ? group[i] : 0, i};
     qsort(k, (size_t)n, sizeof *k, by_group);
@@ -117,7 +115,7 @@ int rl_advantages(const rl_adv_opts *o, const double *reward, const int32_t *gro
 
     int *order = rl_malloc((size_t)n * sizeof *order);
     int *starts = rl_malloc((size_t)(n + 1) * sizeof *starts);
-    int n_groups = group_order(group, n, order, starts);
+    int n_groups = rl_adv_group_order(group, n, order, starts);
     double bstd = o->kind == RL_ADV_BATCH_STD ? batch_std(reward, skipped, n) : 0.0;
 
     for (int g = 0; g < n_groups; g++) {
@@ -161,7 +159,7 @@ void rl_zero_variance_groups(const double *reward, const int32_t *group, const u
     if (n > 0) {
         int *order = rl_malloc((size_t)n * sizeof *order);
         int *starts = rl_malloc((size_t)(n + 1) * sizeof *starts);
-        groups = group_order(group, n, order, starts);
+        groups = rl_adv_group_order(group, n, order, starts);
         for (int g = 0; g < groups; g++) {
             const int *idx = order + starts[g];
             int m = starts[g + 1] - starts[g];

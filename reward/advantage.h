@@ -47,6 +47,11 @@ rl_adv_opts rl_adv_defaults(void);
 int rl_adv_kind_from_name(const char *name);
 const char *rl_adv_kind_name(int kind);
 
+// order[] = the n sample indices sorted by (group, index): each group's samples adjacent, in their
+// original order; starts[0..g] (room for n + 1) the group boundaries in order[]. group NULL = one
+// group. Returns the number of groups g. (The registry scores whole groups in this order too.)
+int rl_adv_group_order(const int32_t *group, int n, int *order, int *starts);
+
 // adv[s] for n samples. group NULL = one group; skipped NULL = none skipped. RL_EINPUT for an
 // unknown kind or a negative eps / zero_tol; RL_EINTERNAL for non-finite rewards of
 // non-skipped samples.

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "reward/reward.h"
 
+#include "reward/advantage.h"
 #include "reward/builtin.h"
 #include "reward/lineproc.h"
 
@@ -402,33 +403,6 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-typedef struct keyed {
-    int32_t group;
-    int index;
-} keyed;
-
-static int by_group(const void *pa, const void *pb) {
-    const keyed *a = pa, *b = pb;
-    if (a->group != b->group) return a->group < b->group ? -1 : 1;
-    return a->index < b->index ? -1 : a->index > b->index;
-}
-
-// order[] = sample indices sorted by (group, index); returns the number of groups and fills
-// starts[0..n_groups] with the boundaries in order[].
-static int group_order(const int32_t *group, int n, int *order, int *starts) {
-    keyed *k = rl_malloc((size_t)n * sizeof *k);
-    for (int i = 0; i < n; i++) k[i] = (keyed){group[i], i};
-    qsort(k, (size_t)n, sizeof *k, by_group);
-    int g = 0;
-    for (int i = 0; i < n; i++) {
-        order[i] = k[i].index;
-        if (i == 0 || k[i].group != k[i - 1].group) starts[g++] = i;
-    }
-    starts[g] = n;
-    free(k);
-    return g;
-}
-
 static void run_jobs(batch *b, int threads) {
     int n_workers = threads < b->n_jobs ? threads : b->n_jobs;
     pthread_t tid[MAX_THREADS];
@@ -459,7 +433,7 @@ int rl_reward_score(rl_reward *rw, const rl_vsample *samples, const int32_t *gro
     if (group) {
         order = rl_malloc((size_t)n * sizeof *order);
         starts = rl_malloc((size_t)(n + 1) * sizeof *starts);
-        n_groups = group_order(group, n, order, starts);
+        n_groups = rl_adv_group_order(group, n, order, starts);
         b.order = order;
         b.gathered = rl_malloc((size_t)n * sizeof *b.gathered);
         for (int k = 0; k < n; k++) b.gathered[k] = samples[order[k]];
