@@ -38,19 +38,24 @@ static int dir_has_model(const char *dir) {
     return stat(probe, &st) == 0;
 }
 
+// Replaces the policy with the model saved in dir.
+static int start_from(rl_run *r, const char *dir, rl_err *err) {
+    rl_model *m;
+    RL_TRY(rl_model_load(&m, dir, r->be, err));
+    rl_engine_free(r->engine); // its KV cache and scratch belong to the old model
+    r->engine = NULL;
+    r->engine_slots = r->engine_len = 0;
+    rl_model_free(r->model);
+    r->model = m;
+    return 0;
+}
+
 // Cold start: SFT as its own run row, then the fine-tuned model is the policy RL starts from.
 static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
     const rl_config *c = r->cfg;
     char name[512];
     snprintf(name, sizeof name, "%s-sft", c->run.name);
-    if (resume && dir_has_model(sft_dir)) {
-        // SFT finished before the interruption: start RL from its saved model.
-        rl_model *m;
-        RL_TRY(rl_model_load(&m, sft_dir, r->be, err));
-        rl_model_free(r->model);
-        r->model = m;
-        return 0;
-    }
+    if (resume && dir_has_model(sft_dir)) return start_from(r, sft_dir, err);
     RL_TRY(rl_run_start(r, name, resume, err));
     if (resume && rl_log_truncate_after(r->log, r->run_id, 0, err)) return -1;
     rl_progress prog;
@@ -64,7 +69,9 @@ static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
     fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps,
             res.seconds, res.tokens_per_s, res.final_loss);
     RL_TRY(rl_run_save_model(r, sft_dir, err));
-    return rl_log_finish_run(r->log, r->run_id, "finished", err);
+    RL_TRY(rl_log_finish_run(r->log, r->run_id, "finished", err));
+    // RL starts from exactly the weights a resumed run would load (model.save_dtype: bf16 rounds).
+    return c->model.save_dtype == RL_CFG_BF16 ? start_from(r, sft_dir, err) : 0;
 }
 
 int cmd_train(int argc, char **argv) {
