@@ -38,20 +38,22 @@ static void print_usage(FILE *out) {
                  "2 bad usage or input, 1 internal failure.\n");
 }
 
-// OpenMP worker threads spin while they wait for work by default. When anything else runs on
-// the machine (another job, a verifier's sandboxed program, a compiler), a spinning thread holds
-// a core its partner needs and a tiny model's step can take 10x longer; waiting passively costs
-// little (see README, Performance). libgomp reads the policy when it is loaded, before main(),
-// so rlpipe re-executes itself once with OMP_WAIT_POLICY=PASSIVE unless the user chose a policy.
-static void prefer_passive_openmp_wait(char **argv) {
+// OpenMP worker threads spin while they wait for work, by default for long enough (~300,000
+// iterations) that when anything else runs on the machine (another job, a verifier's sandboxed
+// program, a compiler) a spinning thread holds a core its partner needs and a tiny model's step
+// can take 3-10x longer. A short spin (GOMP_SPINCOUNT=1000) keeps the fast hand-offs between
+// back-to-back parallel regions that batched decoding needs and then sleeps (see README,
+// Performance). libgomp reads its settings when it is loaded, before main(), so rlpipe
+// re-executes itself once with the short spin unless the user chose a policy.
+static void prefer_short_openmp_spin(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    if (setenv("GOMP_SPINCOUNT", "1000", 1) != 0) return;
     execv("/proc/self/exe", argv);
     // exec failed (no /proc): carry on with the default policy.
 }
 
 int main(int argc, char **argv) {
-    prefer_passive_openmp_wait(argv);
+    prefer_short_openmp_spin(argv);
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;
