@@ -519,16 +519,16 @@ void rl_eval_print(const rl_run *r, const char *label, const rl_eval_result *e, 
                    FILE *out) {
     int nv = r->n_verifiers;
     if (header) {
-        fprintf(out, "| %-14s | %5s | %3s | %4s | %7s | %7s |", "model", "n", "k", "T", "pass@1",
+        fprintf(out, "| %-16s | %5s | %3s | %4s | %7s | %7s |", "model", "n", "k", "T", "pass@1",
                 "pass@k");
         for (int v = 0; v < nv; v++) fprintf(out, " %12s |", rl_reward_name(r->reward, v));
         fprintf(out, " %6s | %8s | %6s |\n", "reward", "mean len", "secs");
-        fprintf(out, "|%s|%s|%s|%s|%s|%s|", "----------------", "-------", "-----", "------",
+        fprintf(out, "|%s|%s|%s|%s|%s|%s|", "------------------", "-------", "-----", "------",
                 "---------", "---------");
         for (int v = 0; v < nv; v++) fprintf(out, "%s|", "--------------");
         fprintf(out, "%s|%s|%s|\n", "--------", "----------", "--------");
     }
-    fprintf(out, "| %-14s | %5d | %3d | %4.2f | %6.1f%% | %6.1f%% |", label, e->n, e->k,
+    fprintf(out, "| %-16s | %5d | %3d | %4.2f | %6.1f%% | %6.1f%% |", label, e->n, e->k,
             e->temperature, 100 * e->pass_at_1, 100 * e->pass_at_k);
     for (int v = 0; v < nv; v++) fprintf(out, " %12.3f |", e->verifier_means[v]);
     fprintf(out, " %6.3f | %8.1f | %6.1f |\n", e->reward_mean, e->len_mean, e->seconds);
