@@ -157,7 +157,7 @@ static void finish_text(live_seq *s) {
     s->bytes = NULL;
 }
 
-// Generates prompts [p0, p1) whose samples fit the cache together.
+// Generates prompts [p0, p1) whose samples fit the cache together, into out[0 .. their samples).
 static int generate_round(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *prompts,
                           int p0, int p1, rl_completion *out, rl_gen_stats *st, rl_err *err) {
     int n_prompts = p1 - p0, n_seq = 0;
@@ -190,8 +190,7 @@ static int generate_round(rl_engine *e, const rl_gen_params *p, const rl_gen_pro
         st->prompt_tokens += pr->n_ids;
         for (int s = 0; s < pr->n_samples; s++, k++) {
             live_seq *q = &seqs[k];
-            q->out = out;
-            while (q->out->prompt != p0 + i || q->out->sample != s) q->out++; // out is ordered
+            q->out = &out[k]; // out holds this round's samples, prompt by prompt
             q->slot = slots[i] + s;
             if (s > 0) rl_kv_cache_copy_slot(e->cache, q->slot, slots[i]);
             q->rng = rl_rng_stream(p->seed, RL_RNG_SAMPLE, pr->key, (uint64_t)s);
@@ -270,16 +269,17 @@ int rl_generate(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *promp
             c->logp_sample = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
             c->logp_policy = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
         }
-    int p0 = 0;
+    int p0 = 0, first = 0; // first: index in out of prompt p0's first sample
     while (p0 < n_prompts) {
         int p1 = p0, used = 0;
         while (p1 < n_prompts && used + prompts[p1].n_samples <= e->max_slots)
             used += prompts[p1++].n_samples;
-        if (generate_round(e, p, prompts, p0, p1, out, &st, err)) {
+        if (generate_round(e, p, prompts, p0, p1, out + first, &st, err)) {
             for (int i = 0; i < total; i++) rl_completion_free(&out[i]);
             return -1;
         }
         p0 = p1;
+        first += used;
     }
     st.seconds = rl_now() - t0;
     st.tokens_per_s = st.seconds > 0 ? st.new_tokens / st.seconds : 0;
