@@ -1,11 +1,14 @@
 // bench_model: throughput of the Qwen2 model on a backend (not a test).
 //
-//   bench_model [tiny|25m|all] [--device cpu|cuda] [--steps N] [--decode-steps N]
+//   bench_model [tiny|25m|qwen0.5b|all] [--device cpu|cuda] [--steps N] [--decode-steps N]
 //
 // For each model size it prints: the machine's sgemm rate (a 1024^3 product and the exact
 // matrix-product shapes of one training step), the training step (forward + log-probs + backward
 // + grad norm + AdamW) in tokens/s and achieved GFLOP/s with the time split, and batched
-// decoding at batch 64 (prefill, then one token per sequence per step) in tokens/s with the split.
+// decoding at batch 64 (prefill, then one token per sequence per step) in tokens/s with the split,
+// then batch-1 decoding next to its memory-bandwidth limit (every weight is read once per token:
+// weight bytes / the machine's measured read bandwidth). "qwen0.5b" is Qwen2.5-0.5B's exact shape
+// with random weights, decoding only (all = tiny and 25m; name it to run it).
 //
 // FLOPs are counted explicitly: a training step is 6 * N_matmul * tokens (N_matmul = parameters
 // in matrix products, lm_head included, embedding lookup excluded) plus attention, 3x its forward
@@ -17,6 +20,7 @@
 #include "policy/optim.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +28,14 @@
 typedef struct bench_size {
     const char *name;
     int C, L, NH, NKV, FF, V, B, T;
-    int prompt, gen; // decoding: prompt tokens per sequence, generated tokens per sequence
+    int prompt, gen;  // decoding: prompt tokens per sequence, generated tokens per sequence
+    int decode_only;  // 1: batch-1 decoding only (too large to train here), not part of "all"
 } bench_size;
 
 static const bench_size SIZES[] = {
-    {"tiny", 128, 4, 4, 1, 336, 272, 32, 128, 32, 96},
-    {"25m", 512, 8, 8, 2, 1408, 4096, 8, 256, 32, 64},
+    {"tiny", 128, 4, 4, 1, 336, 272, 32, 128, 32, 96, 0},
+    {"25m", 512, 8, 8, 2, 1408, 4096, 8, 256, 32, 64, 0},
+    {"qwen0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32, 32, 32, 1},
 };
 
 static rl_model_config config_of(const bench_size *s) {
@@ -235,9 +241,68 @@ static int bench_decode(rl_model *m, const bench_size *s, int batch, int gen) {
     return 0;
 }
 
+// ---- batch-1 decoding against the memory-bandwidth limit ---------------------------------------
+
+// The machine's read bandwidth in GB/s: the best of 5 sums over a 512 MB buffer (far larger than
+// any cache), on as many threads as the kernels use.
+static double read_bandwidth_gbs(void) {
+    size_t n = (size_t)64 << 20; // 64-bit words: 512 MB
+    uint64_t *x = rl_malloc(n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) x[i] = i * 0x9E3779B97F4A7C15ull;
+    double best = 1e30;
+    uint64_t sink = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = rl_now();
+        uint64_t acc = 0; // integer sums vectorise without reassociation concerns
+#pragma omp parallel for simd reduction(+ : acc) schedule(static)
+        for (size_t i = 0; i < n; i++) acc += x[i];
+        double t = rl_now() - t0;
+        sink ^= acc;
+        if (t < best) best = t;
+    }
+    free(x);
+    if (sink == 42) printf(" "); // keeps the sums alive
+    return (double)n * sizeof(uint64_t) / best / 1e9;
+}
+
+static int bench_decode_one(rl_model *m, const bench_size *s, int gen, double gbs) {
+    rl_err err;
+    int P = s->prompt, V = m->V;
+    rl_kv_cache *c = rl_kv_cache_create(m, 1, P + gen + 1, &err);
+    if (!c) return fprintf(stderr, "%s\n", err.msg);
+    int32_t *prompt = rl_malloc((size_t)P * sizeof(int32_t)), next = 0, count = P;
+    float *logits = rl_malloc((size_t)V * sizeof(float));
+    double *step_times = rl_malloc((size_t)gen * sizeof(double));
+    rl_rng rng = rl_rng_stream(3, RL_RNG_DATA, 0, 0);
+    for (int i = 0; i < P; i++) prompt[i] = (int32_t)rl_rng_below(&rng, V);
+    const int32_t *list = prompt;
+    int slot = 0;
+    if (rl_model_prefill(m, c, 1, &slot, &list, &count, logits, &err))
+        return fprintf(stderr, "%s\n", err.msg);
+    for (int step = 0; step < gen; step++) {
+        double ts = rl_now();
+        next = rl_argmax(logits, V);
+        if (rl_model_decode_step(m, c, 1, &slot, &next, logits, &err))
+            return fprintf(stderr, "%s\n", err.msg);
+        step_times[step] = rl_now() - ts;
+    }
+    double med = median(step_times, gen);
+    // Bytes every token must read: each weight matrix once (the tied lm_head is the embedding),
+    // plus the KV cache, negligible at these lengths.
+    double bytes = 4.0 * matmul_params(m);
+    printf("  decode batch 1, %d steps:     %8.1f tokens/s (median step %.2f ms); bandwidth limit "
+           "%.1f tokens/s (%.0f MB of weights per token at %.1f GB/s read) = %.0f%% of it\n",
+           gen, 1.0 / med, 1e3 * med, gbs * 1e9 / bytes, bytes / 1e6, gbs,
+           100.0 * (1.0 / med) / (gbs * 1e9 / bytes));
+    rl_kv_cache_free(c);
+    free(prompt), free(logits), free(step_times);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *which = "all", *device = "cpu";
     int steps = 5, gen = -1;
+    double gbs = 0.0; // measured once, when the first batch-1 run needs it
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
             device = argv[++i];
@@ -248,7 +313,7 @@ int main(int argc, char **argv) {
         else if (argv[i][0] != '-')
             which = argv[i];
         else {
-            fprintf(stderr, "usage: bench_model [tiny|25m|all] [--device cpu|cuda] [--steps N] "
+            fprintf(stderr, "usage: bench_model [tiny|25m|qwen0.5b|all] [--device cpu|cuda] [--steps N] "
                             "[--decode-steps N]\n");
             return 2;
         }
@@ -261,7 +326,8 @@ int main(int argc, char **argv) {
     printf("backend %s; %s\n", be->name, desc);
     for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++) {
         const bench_size *s = &SIZES[k];
-        if (strcmp(which, "all") != 0 && strcmp(which, s->name) != 0) continue;
+        if (strcmp(which, s->name) != 0 && (strcmp(which, "all") != 0 || s->decode_only))
+            continue;
         rl_model_config cfg = config_of(s);
         rl_model *m;
         if (rl_model_create(&m, &cfg, be, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
@@ -270,9 +336,13 @@ int main(int argc, char **argv) {
                "matrix products\n",
                s->name, s->C, s->L, s->NH, s->NKV, m->hd, s->FF, s->V,
                1e-6 * rl_model_num_weights(m), 1e-6 * matmul_params(m));
-        bench_sgemm(be, m, s->B * s->T);
-        if (bench_train(m, s, steps)) return 1;
-        if (bench_decode(m, s, 64, gen > 0 ? gen : s->gen)) return 1;
+        if (!s->decode_only) {
+            bench_sgemm(be, m, s->B * s->T);
+            if (bench_train(m, s, steps)) return 1;
+            if (bench_decode(m, s, 64, gen > 0 ? gen : s->gen)) return 1;
+        }
+        if (!gbs) gbs = read_bandwidth_gbs();
+        if (bench_decode_one(m, s, gen > 0 ? gen : s->gen, gbs)) return 1;
         rl_model_free(m);
     }
     rl_backend_release(be);

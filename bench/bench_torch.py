@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench_torch: the PyTorch side of bench/bench_model.c (not a test; needs torch + transformers).
 
-  /usr/bin/python3 bench/bench_torch.py [tiny|25m|all] [--steps N] [--decode-steps N]
+  /usr/bin/python3 bench/bench_torch.py [tiny|25m|qwen0.5b|all] [--steps N] [--decode-steps N]
                                         [--threads N]
 
 Same model sizes, batch and sequence lengths as bench_model.c, run with Hugging Face's
@@ -11,7 +11,9 @@ Qwen2ForCausalLM (float32, eager attention: the attention torch 1.13 has) on the
                weight decay 0.1 on matrices only), B x T random tokens; one warm-up step, then
                the mean of --steps steps
   decoding     batch 64: prefill of the random prompts, then one greedy token per sequence per
-               step against the KV cache (past_key_values), argmax on the logits
+               step against the KV cache (past_key_values), argmax on the logits; then the
+               same at batch 1 (qwen0.5b, Qwen2.5-0.5B's shape, decodes at batch 1 only and is
+               run only when named, as in bench_model)
 printed in bench_model's format, so the two can be read side by side.
 """
 import argparse
@@ -25,7 +27,9 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 SIZES = [
     ("tiny", 128, 4, 4, 1, 336, 272, 32, 128, 32, 96),
     ("25m", 512, 8, 8, 2, 1408, 4096, 8, 256, 32, 64),
+    ("qwen0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32, 32, 32),
 ]
+DECODE_ONLY = ("qwen0.5b",)
 
 
 def make_model(C, L, NH, NKV, FF, V):
@@ -110,15 +114,18 @@ def main():
           % (torch.__version__, transformers.__version__, torch.get_num_threads()))
     for size in SIZES:
         name, C, L, NH, NKV, FF, V, B, T, P, gen = size
-        if args.which not in ("all", name):
+        if args.which != name and (args.which != "all" or name in DECODE_ONLY):
             continue
         model = make_model(C, L, NH, NKV, FF, V)
         n = sum(p.numel() for p in model.parameters())
         print("\n%s: C=%d L=%d NH=%d NKV=%d hd=%d FF=%d V=%d (tied): %.2fM parameters, %.2fM in "
               "matrix products" % (name, C, L, NH, NKV, C // NH, FF, V, 1e-6 * n,
                                    1e-6 * matmul_params(C, L, NH, NKV, FF, V)))
-        bench_train(model, size, args.steps)
-        bench_decode(model, size, 64, args.decode_steps if args.decode_steps > 0 else gen)
+        steps = args.decode_steps if args.decode_steps > 0 else gen
+        if name not in DECODE_ONLY:
+            bench_train(model, size, args.steps)
+            bench_decode(model, size, 64, steps)
+        bench_decode(model, size, 1, steps)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ static void prefer_short_openmp_spin(char **argv) {
 }
 
 int main(int argc, char **argv) {
-    prefer_short_openmp_spin(argv);
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;
@@ -64,6 +63,8 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0) return cmd_version(argc - 1, argv + 1);
+    // after the answers that need no threads, so `rlpipe --help` starts in one exec
+    prefer_short_openmp_spin(argv);
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(name, COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "rlpipe: unknown command '%s' (see rlpipe --help)\n", name);

@@ -80,12 +80,36 @@ const rl_backend *rl_backend_cpu(void) {
 }
 
 #ifndef RLPIPE_HAVE_CUDA_BACKEND
-// Built without the CUDA backend: kernels/cuda/ defines the real one when it is compiled in.
-const rl_backend *rl_backend_cuda(rl_err *err) {
+// Built without the CUDA backend. With it, kernels/cuda_module.c (the dlopen loader) or, in the
+// emulator build, kernels/cuda/backend_cuda.cu itself defines this function.
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err) {
     rl_fail(err, RL_EINPUT, "device 'cuda': this rlpipe was built without CUDA support");
     return NULL;
 }
 #endif
+
+// A device index or switch from the environment: unset or empty gives def; anything but a small
+// non-negative integer is bad input.
+static int env_int(const char *name, int def, int *out, rl_err *err) {
+    const char *s = getenv(name);
+    *out = def;
+    if (!s || !*s) return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1 << 20)
+        return rl_fail(err, RL_EINPUT, "device 'cuda': %s=%s is not a non-negative integer", name,
+                       s);
+    *out = (int)v;
+    return 0;
+}
+
+const rl_backend *rl_backend_cuda(rl_err *err) {
+    int device, tf32;
+    if (env_int("RLPIPE_CUDA_DEVICE", 0, &device, err) ||
+        env_int("RLPIPE_CUDA_TF32", 0, &tf32, err))
+        return NULL;
+    return rl_backend_cuda_open(device, tf32, err);
+}
 
 const rl_backend *rl_backend_get(const char *name, rl_err *err) {
     if (name && strcmp(name, "cpu") == 0) return rl_backend_cpu();

@@ -77,12 +77,33 @@ struct rl_backend {
     rl_fill_fn *fill;
 };
 
+// Stamp of this table's layout, compared when the CUDA module is loaded: a module built from
+// other sources (a stale librlpipe_cuda.so next to a newer rlpipe) is refused, not called.
+// Bump the version when an operation's meaning changes without changing the table's size.
+#define RL_BACKEND_ABI ((unsigned)(sizeof(struct rl_backend) << 8 | 1u))
+
 // The CPU backend (OpenBLAS + OpenMP). Always available; a constant table.
 const rl_backend *rl_backend_cpu(void);
 
-// The CUDA backend, or NULL (with a message in err) when rlpipe was built without CUDA or no
-// device is usable. Release it with rl_backend_release. (backend.c holds the stub returning
-// NULL; a build with the CUDA backend defines RLPIPE_HAVE_CUDA_BACKEND and the real function.)
+// The CUDA backend on device `device` (index among the visible devices), with TF32 tensor-op
+// math for matrix products when tf32 != 0 (faster, ~1e-3 relative error; off by default because
+// the parity tests compare float32 results to ~1e-5), or NULL with a message in err: RL_EINPUT
+// when rlpipe was built without CUDA, the CUDA module cannot be loaded, there is no such device
+// or its compute capability is below 8.0; RL_EINTERNAL when the stream, cuBLAS handle or
+// workspace cannot be created. Release it with rl_backend_release.
+//
+// Loading: the CUDA kernels, the CUDA runtime and cuBLAS live in a separate module,
+// librlpipe_cuda.so, opened with dlopen on the first call, so a process that never asks for
+// a GPU (rlpipe --help, rlpipe verify used as a reward function) never loads them (~220 MB and
+// ~0.2 s). kernels/cuda_module.c says where the module is looked for ($RLPIPE_CUDA_MODULE
+// first). The emulator build (kernels/cuda/emu) links the kernels in statically instead.
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err);
+
+// rl_backend_cuda_open(device, tf32) with the device from $RLPIPE_CUDA_DEVICE (default 0;
+// CUDA_VISIBLE_DEVICES selects which GPUs are visible) and tf32 from $RLPIPE_CUDA_TF32 (1 = on;
+// default off); anything but a small non-negative integer there is RL_EINPUT.
+// $RLPIPE_CUDA_SYNC=1 makes every operation wait for its kernels and check them (slow; pins an
+// asynchronous error to the op that caused it).
 const rl_backend *rl_backend_cuda(rl_err *err);
 
 // The backend named "cpu" or "cuda" (RL_EINPUT for another name or an unavailable backend).

@@ -47,7 +47,7 @@ if [ "${1:-}" = "--prepare" ]; then
     find "$dir" -name CMakeFiles -type d -prune -exec rm -rf {} +
     # shared libraries that are neither glibc's nor CUDA's (the GPU machine has its own CUDA)
     mkdir -p "$dir/_libs"
-    for exe in "$dir"/rlpipe "$dir"/tests/test_* "$dir"/bench/bench_*; do
+    for exe in "$dir"/rlpipe "$dir"/librlpipe_cuda.so "$dir"/tests/test_* "$dir"/bench/bench_*; do
         [ -x "$exe" ] || continue
         ldd "$exe" | awk '$3 ~ /^\// {print $3}'
     done | sort -u | while read -r lib; do
@@ -158,7 +158,7 @@ if [ -z "$BUILD" ] && [ -x build-gpu/tests/test_cuda ]; then
         mkdir -p "$(dirname "$built_in")" && ln -s "$ROOT" "$built_in"
     fi
     say "using the carried build-gpu (built in ${built_in:-?}), libraries from build-gpu/_libs.tgz"
-    part "carried build runs here" 20 - sh -c 'ldd build-gpu/tests/test_cuda | grep -E "not found|cublas|cudart" ; ! ldd build-gpu/tests/test_cuda | grep -q "not found"'
+    part "carried build runs here" 20 - sh -c 'ldd build-gpu/librlpipe_cuda.so | grep -E "not found|cublas|cudart" ; ! ldd build-gpu/librlpipe_cuda.so build-gpu/tests/test_cuda | grep -q "not found"'
 fi
 if [ -z "$BUILD" ]; then
     say "no build: neither a build here nor a carried build-gpu (scripts/gpu_check.sh --prepare)"
@@ -166,7 +166,7 @@ if [ -z "$BUILD" ]; then
     FAILED=1
 else
     if command -v cuobjdump >/dev/null 2>&1; then
-        part "sm_80 and sm_90 code in test_cuda" 20 - sh -c "cuobjdump --list-elf $BUILD/tests/test_cuda >/tmp/rlpipe-elf.txt 2>&1; cat /tmp/rlpipe-elf.txt; grep -q sm_80 /tmp/rlpipe-elf.txt && grep -q sm_90 /tmp/rlpipe-elf.txt"
+        part "sm_80 and sm_90 code in librlpipe_cuda.so" 20 - sh -c "cuobjdump --list-elf $BUILD/librlpipe_cuda.so >/tmp/rlpipe-elf.txt 2>&1; cat /tmp/rlpipe-elf.txt; grep -q sm_80 /tmp/rlpipe-elf.txt && grep -q sm_90 /tmp/rlpipe-elf.txt"
     fi
 
     # ---- the CUDA tests

@@ -212,10 +212,34 @@ static void test_creates_nothing(void) {
     rmdir(dir);
 }
 
+// The binary links neither the CUDA runtime nor cuBLAS, whatever the build: the CUDA backend is a
+// module loaded on demand (kernels/cuda_module.c), so `rlpipe --help` or `rlpipe verify` start
+// without ~220 MB of GPU libraries.
+static void test_no_cuda_link(void) {
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof cmd, "ldd '%s' 2>&1", test_rlpipe_bin());
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL, "run ldd");
+    if (!p) return;
+    char line[1024];
+    int n = 0, cuda = 0;
+    while (fgets(line, sizeof line, p)) {
+        n++;
+        if (strstr(line, "libcudart") || strstr(line, "libcublas") || strstr(line, "libcuda.")) {
+            cuda++;
+            fprintf(stderr, "  linked: %s", line);
+        }
+    }
+    pclose(p);
+    CHECK(n > 0 && cuda == 0, "rlpipe's shared libraries include no CUDA library (%d of %d)", cuda,
+          n);
+}
+
 int main(void) {
     RUN(test_binary_exists);
     if (access(test_rlpipe_bin(), X_OK) != 0) return test_summary();
     RUN(test_help);
+    RUN(test_no_cuda_link);
     RUN(test_usage_errors);
     RUN(test_check_and_show);
     RUN(test_bad_configs);

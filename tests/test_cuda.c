@@ -187,6 +187,35 @@ static void check_unavailable(const rl_err *err) {
     rl_backend_release(NULL);
 }
 
+#ifdef RLPIPE_CUDA_MODULE
+// The dlopen loader (kernels/cuda_module.c): a module path that does not exist, a file that is not
+// a shared object, and a shared object without the entry points are each a clear RL_EINPUT that
+// names the module, never a crash; unsetting the variable finds the built module again.
+static void check_module_loader(void) {
+    static const struct {
+        const char *path, *says;
+    } bad[] = {
+        {"/nonexistent/librlpipe_cuda.so", "RLPIPE_CUDA_MODULE"},
+        {"CMakeLists.txt", "RLPIPE_CUDA_MODULE"},
+        {"libm.so.6", "not an rlpipe CUDA module"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rl_err err = {0};
+        setenv("RLPIPE_CUDA_MODULE", bad[i].path, 1);
+        const rl_backend *be = rl_backend_cuda_open(0, 0, &err);
+        CHECK(be == NULL && err.kind == RL_EINPUT && strstr(err.msg, bad[i].says),
+              "RLPIPE_CUDA_MODULE=%s refused: '%s'", bad[i].path, err.msg);
+        rl_backend_release(be);
+    }
+    unsetenv("RLPIPE_CUDA_MODULE");
+    rl_err err = {0};
+    const rl_backend *be = rl_backend_cuda_open(0, 0, &err);
+    CHECK(be != NULL || !strstr(err.msg, "cannot load"), "the built module is found: '%s'",
+          err.msg);
+    rl_backend_release(be);
+}
+#endif
+
 #ifdef RLPIPE_HAVE_CUDA_BACKEND
 // Bad environment values are bad input, checked before any device is touched.
 static void check_env_knobs(void) {
@@ -1005,6 +1034,9 @@ int main(void) {
     GPU = rl_backend_get("cuda", &err);
 #ifdef RLPIPE_HAVE_CUDA_BACKEND
     check_env_knobs();
+#endif
+#ifdef RLPIPE_CUDA_MODULE
+    check_module_loader();
 #endif
     if (!GPU) {
         check_unavailable(&err);

@@ -131,8 +131,9 @@ static void ref_gemm(double *c, const double *a, const double *b, int M, int N, 
 }
 
 static void test_gemm(void) {
-    int shapes[][3] = {{5, 7, 3}, {33, 17, 65}, {1, 40, 9}};
-    for (int s = 0; s < 3; s++)
+    // M = 1 rows take the CPU's sgemv path (batch-1 decode), large enough to use its vector code
+    int shapes[][3] = {{5, 7, 3}, {33, 17, 65}, {1, 40, 9}, {1, 301, 257}};
+    for (int s = 0; s < 4; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
                 int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];

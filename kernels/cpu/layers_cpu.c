@@ -93,11 +93,6 @@ void rmsnorm_backward_cpu(const rl_backend *be, float *dinp, float *dweight, con
 // ------------------------------------------------------------------------------------------------
 // RoPE
 
-void rl_rope_inv_freq(float *inv_freq, int hd, float theta) {
-    // torch: 1.0 / (base ** (arange(0, hd, 2).float() / hd)), every step in float32
-    for (int i = 0; i < hd / 2; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
-}
-
 // Rotates (sign = +1) or applies the transposed rotation (sign = -1) to every head of N rows.
 static void rope_apply(float *x, const int32_t *pos, int N, int n_heads, int hd, int row_stride,
                        float theta, float sign) {

@@ -1,5 +1,6 @@
 // Matrix products on the CPU: OpenBLAS sgemm (threaded by OpenBLAS itself over the shared
-// OpenMP pool) plus the bias add / bias gradient around it. See kernels/kernels.h.
+// OpenMP pool; sgemv for a single row) plus the bias add / bias gradient around it. See
+// kernels/kernels.h.
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/kernels.h"
 
@@ -15,6 +16,14 @@ void gemm_cpu(const rl_backend *be, float *c, const float *a, const float *b, in
     }
     int lda = trans_a ? M : K;
     int ldb = trans_b ? K : N;
+    if (M == 1) { // one row (batch-1 decode): OpenBLAS's sgemv is 2-5x faster than a 1-row sgemm
+        // a is one row either way (K x 1 with lda 1 is the same K contiguous floats); c = op(b)^T a
+        if (trans_b) // b is [N, K]: c[n] = sum_k b[n, k] a[k]
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, b, ldb, a, 1, beta, c, 1);
+        else // b is [K, N]: c[n] = sum_k b[k, n] a[k]
+            cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, b, ldb, a, 1, beta, c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, lda, b, ldb, beta, c, N);
 }

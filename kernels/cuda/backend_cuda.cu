@@ -230,25 +230,12 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err) {
     return be;
 }
 
-// A device index or switch from the environment (kernels_cuda.h): unset or empty gives def;
-// anything but a small non-negative integer is bad input.
-static int env_int(const char *name, int def, int *out, rl_err *err) {
-    const char *s = getenv(name);
-    *out = def;
-    if (!s || !*s) return 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || v < 0 || v > 1 << 20)
-        return rl_fail(err, RL_EINPUT, "device 'cuda': %s=%s is not a non-negative integer", name,
-                       s);
-    *out = (int)v;
-    return 0;
+// The module's entry point, looked up by kernels/cuda_module.c after dlopen: the ABI stamp first
+// (a module built from other sources is refused), then the same open as the static build's.
+RL_CUDA_MODULE_EXPORT unsigned rl_cuda_module_abi(void) {
+    return RL_BACKEND_ABI;
 }
 
-const rl_backend *rl_backend_cuda(rl_err *err) {
-    int device, tf32;
-    if (env_int("RLPIPE_CUDA_DEVICE", 0, &device, err) ||
-        env_int("RLPIPE_CUDA_TF32", 0, &tf32, err))
-        return NULL;
+RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32, rl_err *err) {
     return rl_backend_cuda_open(device, tf32, err);
 }

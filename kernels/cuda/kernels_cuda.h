@@ -1,7 +1,7 @@
 /*
  * kernels_cuda: the CUDA implementations of every operation of kernels/kernels.h (xxx_cuda, the
  * very same function types as the CPU's xxx_cpu, so the compiler checks that the two backends
- * match), and the one CUDA-specific entry point, rl_backend_cuda_open.
+ * match), and the module entry points the dlopen loader looks up.
  *
  * Every pointer argument of an xxx_cuda function is device memory from the CUDA backend's
  * mem_alloc, and every call is queued on the backend's stream (asynchronous: call synchronize,
@@ -26,17 +26,12 @@ extern "C" {
 
 #include "kernels/backend.h"
 
-// The CUDA backend on device `device` (index among the visible devices), with TF32 tensor-op
-// math for matrix products when tf32 != 0 (faster, ~1e-3 relative error; off by default because
-// the parity tests compare float32 results to ~1e-5). Release it with rl_backend_release.
-// RL_EINPUT when there is no such device or its compute capability is below 8.0; RL_EINTERNAL
-// when the stream, cuBLAS handle or workspace cannot be created.
-//
-// rl_backend_cuda(err) (kernels/backend.h) is rl_backend_cuda_open(device, tf32) with the device
-// from $RLPIPE_CUDA_DEVICE (default 0; CUDA_VISIBLE_DEVICES selects which GPUs are visible) and
-// tf32 from $RLPIPE_CUDA_TF32 (1 = on; default off). $RLPIPE_CUDA_SYNC=1 makes every operation
-// wait for its kernels and check them (slow; pins an asynchronous error to the op that caused it).
-const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err);
+// rl_backend_cuda_open (kernels/backend.h) is defined in backend_cuda.cu. Built as the module
+// librlpipe_cuda.so, only the two entry points below are exported (cuda/module.map); the loader
+// (kernels/cuda_module.c) checks the ABI stamp, then opens the backend through the module.
+#define RL_CUDA_MODULE_EXPORT __attribute__((visibility("default")))
+RL_CUDA_MODULE_EXPORT unsigned rl_cuda_module_abi(void);
+RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32, rl_err *err);
 
 rl_gemm_fn gemm_cuda;
 rl_matmul_forward_fn matmul_forward_cuda;
