@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 #include "rollout/log.h"
+#include "rollout/log_doc.h"
 
 #include <errno.h>
 #include <inttypes.h>

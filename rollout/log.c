@@ -1,6 +1,7 @@
 // log: the SQLite rollout log (schema, versioning, one transaction per step). See log.h.
 #define _POSIX_C_SOURCE 200809L
 #include "rollout/log.h"
+#include "rollout/log_doc.h"
 
 #include <errno.h>
 #include <inttypes.h>

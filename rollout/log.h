@@ -4,7 +4,7 @@
  * every verifier score of every rollout and the evaluations, so a person can query training with
  * `sqlite3`, pandas or `rlpipe logs`. The schema (tables, views, version) is defined in log.c,
  * with one line of documentation per column next to it, and rollout/SCHEMA.md is generated from
- * them (log_doc.c); it is versioned with PRAGMA user_version and tagged with PRAGMA
+ * them (log_doc.h); it is versioned with PRAGMA user_version and tagged with PRAGMA
  * application_id, so a newer or foreign file is refused with a clear error.
  *
  * Writing one step is ONE transaction:
@@ -38,7 +38,6 @@
 #define RL_ROLLOUT_LOG_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 #include "kernels/rl_error.h"
 
@@ -125,22 +124,6 @@ int rl_log_open(rl_log **out, const char *path, int create, rl_err *err);
 int rl_log_open_readonly(rl_log **out, const char *path, rl_err *err);
 // Closes the connection (rolls back a step still in progress). NULL is fine.
 void rl_log_close(rl_log *log);
-
-// The schema reference. rl_log_schema_sql() is the DDL a new file is created with;
-// rl_log_schema_docs() its documentation: one entry per table or view (column NULL) and one per
-// column (type set only for view columns SQLite declares no type for).
-typedef struct rl_log_doc {
-    const char *object; // table or view
-    const char *column; // NULL: the entry describes the object itself
-    const char *type;   // for computed view columns, else NULL
-    const char *text;   // one line of Markdown
-} rl_log_doc;
-const char *rl_log_schema_sql(void);
-const rl_log_doc *rl_log_schema_docs(int *n);
-// Writes the Markdown reference of every table, view and column (rollout/SCHEMA.md) to out,
-// built from the schema itself (SQLite's table_xinfo, index and foreign-key pragmas) and the docs.
-// RL_EINTERNAL naming the entry when a column has no description or a description names nothing.
-int rl_log_schema_markdown(FILE *out, rl_err *err);
 
 // The underlying connection, for queries (the CLI); the handle keeps ownership.
 struct sqlite3 *rl_log_sqlite(rl_log *log);

@@ -1,8 +1,9 @@
 // log_doc: the rollout log's schema reference (rollout/SCHEMA.md), generated from the schema itself.
 // The DDL is loaded into an in-memory database and read back with SQLite's pragmas, so the columns,
 // types, keys and indexes printed are the ones a new file has; the one-line descriptions come from
-// the table next to the DDL in log.c. See log.h.
+// the table next to the DDL in log.c. See log_doc.h.
 #define _POSIX_C_SOURCE 200809L
+#include "rollout/log_doc.h"
 #include "rollout/log.h"
 
 #include <sqlite3.h>
