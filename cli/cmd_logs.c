@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 #include "rollout/log.h"
+#include "rollout/log_doc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +20,7 @@ static const char USAGE[] =
     "       rlpipe logs DB rollouts [--run ID|NAME] [--step N] [--limit K] [--sort id|best|worst]\n"
     "       rlpipe logs DB show ROLLOUT_ID\n"
     "       rlpipe logs DB sql \"SELECT ...\"\n"
+    "       rlpipe logs --schema-doc\n"
     "\n"
     "Reads the SQLite rollout log DB (e.g. runs/tiny/rollouts.db) read-only.\n"
     "\n"
@@ -30,6 +32,8 @@ static const char USAGE[] =
     "  show        one rollout in full: prompt, completion, reward, advantage, every verdict\n"
     "  sql         any read-only SQL (tables runs, steps, rollouts, scores, evals; views\n"
     "              step_summary, step_verifier_means, rollout_summary, run_summary)\n"
+    "  --schema-doc  print the Markdown reference of every table, view and column\n"
+    "              (rollout/SCHEMA.md), generated from the schema; needs no DB\n"
     "\n"
     "options:\n"
     "  --run ID|NAME         a run by name or id\n"
@@ -712,11 +716,25 @@ static int parse_args(int argc, char **argv, logs_opts *o) {
     return 0;
 }
 
+// rlpipe logs --schema-doc: the schema reference, which rollout/SCHEMA.md is.
+static int schema_doc(int argc, char **argv) {
+    if (argc > 2)
+        return cli_usage_error("logs", "--schema-doc takes no argument, got '%s'", argv[2]);
+    rl_err err = {0};
+    if (rl_log_schema_markdown(stdout, &err) != 0) return cli_report(&err);
+    if (fflush(stdout) != 0) {
+        rl_fail(&err, RL_EINTERNAL, "logs --schema-doc: cannot write the output");
+        return cli_report(&err);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_logs(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         fputs(USAGE, stdout);
         return CLI_EXIT_OK;
     }
+    if (argc >= 2 && strcmp(argv[1], "--schema-doc") == 0) return schema_doc(argc, argv);
     logs_opts o;
     int code = parse_args(argc, argv, &o);
     if (code) return code;

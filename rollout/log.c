@@ -1,6 +1,7 @@
 // log: the SQLite rollout log (schema, versioning, one transaction per step). See log.h.
 #define _POSIX_C_SOURCE 200809L
 #include "rollout/log.h"
+#include "rollout/log_doc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +24,9 @@
 
 // ---- the schema (version 1) -------------------------------------------------------------------
 // Append-only in spirit: a change that alters the meaning of a column bumps RL_LOG_SCHEMA_VERSION.
-// The README documents every column; keep the two in step.
+// LOG_DOCS below describes every table, view and column; rollout/SCHEMA.md is generated from the
+// two (`rlpipe logs --schema-doc`), and test_docs fails when a column has no description or the
+// file is stale.
 
 static const char SCHEMA_SQL[] =
     "CREATE TABLE meta (\n"
@@ -192,6 +195,231 @@ static const char SCHEMA_SQL[] =
     "  (SELECT COUNT(*) FROM rollouts o WHERE o.run_id = r.id) AS n_rollouts,\n"
     "  (SELECT COUNT(*) FROM evals e WHERE e.run_id = r.id)    AS n_evals\n"
     "FROM runs r;\n";
+
+// One line per table and view (column NULL), then one per column, in the schema's order. type is
+// given only for view columns computed by an expression (SQLite declares no type for those).
+#define T(obj, text)                                                                               \
+    { obj, NULL, NULL, text }
+#define C(obj, col, text)                                                                          \
+    { obj, col, NULL, text }
+#define V(obj, col, type, text)                                                                    \
+    { obj, col, type, text }
+static const rl_log_doc LOG_DOCS[] = {
+    T("meta", "Key/value facts about the file: `application` (`rlpipe rollout log`), "
+              "`schema_version`, `created_by` (rlpipe version), `created_at`"),
+    C("meta", "key", "the fact's name"),
+    C("meta", "value", "its value, as text"),
+
+    T("runs", "One row per run (normally one per file; `rlpipe train` adds its cold-start SFT as "
+              "a second run, `NAME-sft`)"),
+    C("runs", "id", "run id"),
+    C("runs", "name", "run name from the config, unique in the file"),
+    C("runs", "status",
+      "`running`, `finished`, `failed` or `interrupted` (a resumed run is "
+      "`running` again)"),
+    C("runs", "seed",
+      "the run seed (its 64 bits as a signed integer: a seed >= 2^63 reads "
+      "negative)"),
+    C("runs", "config_yaml", "the full validated config the run used, as YAML"),
+    C("runs", "out_dir", "the run's output directory (NULL if not recorded)"),
+    C("runs", "rlpipe_version", "the rlpipe version that started the run"),
+    C("runs", "started_at", "when the run started"),
+    C("runs", "finished_at", "when it finished, failed or was interrupted (NULL while running)"),
+
+    T("steps", "One row per training step; the trainer fills the statistics it measured, the rest "
+               "are NULL (e.g. `kl` in SFT steps)"),
+    C("steps", "run_id", "the run"),
+    C("steps", "step", "step number, from 0"),
+    C("steps", "phase", "`sft` or `rl`"),
+    C("steps", "loss",
+      "the optimised objective (clipped policy-gradient surrogate + KL term, or "
+      "SFT cross-entropy)"),
+    C("steps", "kl", "mean per-token KL divergence to the reference policy"),
+    C("steps", "entropy", "mean per-token entropy of the policy on the sampled tokens"),
+    C("steps", "clip_frac", "fraction of tokens whose probability ratio was clipped"),
+    C("steps", "grad_norm", "global gradient norm before clipping"),
+    C("steps", "lr", "learning rate of this update"),
+    C("steps", "reward_mean", "mean total reward over the step's rollouts"),
+    C("steps", "reward_std", "standard deviation of the total reward over the step's rollouts"),
+    C("steps", "accuracy", "mean score of the accuracy verifier"),
+    C("steps", "len_mean", "mean completion length in tokens"),
+    C("steps", "len_max", "longest completion in tokens"),
+    C("steps", "truncated_frac", "fraction of completions stopped by the token budget"),
+    C("steps", "n_rollouts", "rollouts generated this step"),
+    C("steps", "n_groups_kept", "prompt groups with a non-zero advantage that entered the update"),
+    C("steps", "nonfinite",
+      "1 if the update was skipped because of a non-finite loss or "
+      "gradient"),
+    C("steps", "tokens_per_s", "generation throughput (completion tokens per second)"),
+    C("steps", "train_tokens_per_s",
+      "update throughput (tokens through forward + backward per "
+      "second)"),
+    C("steps", "t_rollout", "seconds spent generating"),
+    C("steps", "t_verify", "seconds spent scoring"),
+    C("steps", "t_update", "seconds spent in the policy update"),
+    C("steps", "t_total", "seconds for the whole step"),
+    C("steps", "extra", "a JSON object with any other statistic (`json_extract(extra, '$.name')`)"),
+    C("steps", "logged_at", "when the step was written"),
+
+    T("rollouts", "One row per sampled completion"),
+    C("rollouts", "id", "rollout id (`rlpipe logs DB show ID`)"),
+    C("rollouts", "run_id", "the run that generated it"),
+    C("rollouts", "step", "the step that generated it"),
+    C("rollouts", "group_id",
+      "the prompt's group within the step (0 .. prompts per step - 1); "
+      "the advantage is relative to this group"),
+    C("rollouts", "sample_idx", "which of the group's samples (0 .. G - 1)"),
+    C("rollouts", "prompt_idx",
+      "index of the prompt in its source (dataset row or task-generator "
+      "counter)"),
+    C("rollouts", "task", "task family (`arith`, `code`, a dataset name) or NULL"),
+    C("rollouts", "prompt", "the prompt text, before the chat template"),
+    C("rollouts", "completion", "the decoded completion"),
+    C("rollouts", "answer", "the reference answer (NULL for code tasks judged by tests)"),
+    C("rollouts", "n_tokens", "completion length in tokens"),
+    C("rollouts", "n_prompt_tokens", "prompt length in tokens (NULL if unknown)"),
+    C("rollouts", "finish_reason",
+      "`stop` (end-of-sequence or a stop string) or `length` (token "
+      "budget reached)"),
+    C("rollouts", "reward", "total reward, the sum of weight x score over the verifiers (gated)"),
+    C("rollouts", "advantage",
+      "group-relative advantage (`algorithm.advantage`); 0 for groups "
+      "left out of the update"),
+    C("rollouts", "sample_logprob_sum",
+      "sum of the sampled tokens' log-probabilities under the "
+      "sampling distribution"),
+
+    T("scores", "One row per rollout and verifier: every verdict that entered the reward"),
+    C("scores", "rollout_id", "the rollout"),
+    C("scores", "verifier",
+      "`accuracy`, `path_quality`, `format`, `efficiency` or a plugin's "
+      "name"),
+    C("scores", "weight", "the verifier's weight in the reward"),
+    C("scores", "score",
+      "its score in [0, 1] (NULL only if the verifier returned a non-finite "
+      "number)"),
+    C("scores", "status",
+      "`ok`; `skipped` (the reference could not be judged; score 0); `error` "
+      "(the verifier failed); `timeout`"),
+    C("scores", "detail",
+      "the verifier's one-line explanation, e.g. `different: answer 41, "
+      "reference 42`"),
+
+    T("evals", "One row per evaluation of the policy (an evaluation logged again for the same "
+               "run, step and split replaces the row)"),
+    C("evals", "id", "evaluation id"),
+    C("evals", "run_id", "the run"),
+    C("evals", "step", "training steps completed when the policy was evaluated"),
+    C("evals", "split", "`heldout`, `train` or a dataset name"),
+    C("evals", "n", "prompts evaluated"),
+    C("evals", "k", "samples per prompt"),
+    C("evals", "temperature", "sampling temperature"),
+    C("evals", "pass_at_1", "unbiased pass@1 estimate from the k samples (mean accuracy)"),
+    C("evals", "pass_at_k", "unbiased pass@k estimate from the k samples"),
+    C("evals", "accuracy_greedy", "accuracy of greedy decoding (NULL if not run)"),
+    C("evals", "accuracy", "mean score of the accuracy verifier (NULL if not configured)"),
+    C("evals", "path_quality",
+      "mean score of the path_quality verifier (NULL if not "
+      "configured)"),
+    C("evals", "format", "mean score of the format verifier (NULL if not configured)"),
+    C("evals", "efficiency", "mean score of the efficiency verifier (NULL if not configured)"),
+    C("evals", "verifier_means", "JSON object of every verifier's mean score, plugins included"),
+    C("evals", "len_mean", "mean completion length in tokens"),
+    C("evals", "seconds", "wall time of the evaluation"),
+    C("evals", "extra", "JSON object with anything else"),
+    C("evals", "created_at", "when it was written"),
+
+    T("step_verifier_means", "One row per run, step and verifier (plugins too): what each "
+                             "verifier thought of the step's rollouts, whatever the status"),
+    C("step_verifier_means", "run_id", "the run"),
+    C("step_verifier_means", "step", "the step"),
+    C("step_verifier_means", "verifier", "the verifier's name"),
+    V("step_verifier_means", "n", "INTEGER", "verdicts"),
+    V("step_verifier_means", "weight", "REAL", "the verifier's weight"),
+    V("step_verifier_means", "mean_score", "REAL", "mean score"),
+    V("step_verifier_means", "mean_weighted", "REAL",
+      "mean of weight x score: the verifier's "
+      "mean contribution to the reward (ungated)"),
+    V("step_verifier_means", "min_score", "REAL", "lowest score"),
+    V("step_verifier_means", "max_score", "REAL", "highest score"),
+    V("step_verifier_means", "n_ok", "INTEGER", "verdicts with status `ok`"),
+    V("step_verifier_means", "n_skipped", "INTEGER", "verdicts with status `skipped`"),
+    V("step_verifier_means", "n_error", "INTEGER", "verdicts with status `error`"),
+    V("step_verifier_means", "n_timeout", "INTEGER", "verdicts with status `timeout`"),
+
+    T("step_summary", "One row per run and step: reward and the built-in verifiers' means computed "
+                      "from the rollouts and scores themselves, next to the update's statistics"),
+    C("step_summary", "run_id", "the run"),
+    C("step_summary", "step", "the step"),
+    C("step_summary", "phase", "`sft` or `rl`"),
+    V("step_summary", "n_rollouts", "INTEGER", "rollouts logged for the step"),
+    V("step_summary", "reward_mean", "REAL", "mean reward"),
+    V("step_summary", "reward_min", "REAL", "lowest reward"),
+    V("step_summary", "reward_max", "REAL", "highest reward"),
+    V("step_summary", "accuracy", "REAL", "mean accuracy score"),
+    V("step_summary", "path_quality", "REAL", "mean path_quality score"),
+    V("step_summary", "format", "REAL", "mean format score"),
+    V("step_summary", "efficiency", "REAL", "mean efficiency score"),
+    V("step_summary", "len_mean", "REAL", "mean completion length in tokens"),
+    V("step_summary", "truncated_frac", "REAL",
+      "fraction of completions with `finish_reason = "
+      "'length'`"),
+    C("step_summary", "loss", "from `steps`"),
+    C("step_summary", "kl", "from `steps`"),
+    C("step_summary", "entropy", "from `steps`"),
+    C("step_summary", "grad_norm", "from `steps`"),
+    C("step_summary", "lr", "from `steps`"),
+    C("step_summary", "t_total", "from `steps`"),
+
+    T("rollout_summary", "One row per rollout, its scores side by side, every verdict as one "
+                         "text, and its rank in its step"),
+    C("rollout_summary", "id", "rollout id"),
+    C("rollout_summary", "run_id", "the run"),
+    C("rollout_summary", "step", "the step"),
+    C("rollout_summary", "group_id", "the prompt's group within the step"),
+    C("rollout_summary", "sample_idx", "which of the group's samples"),
+    C("rollout_summary", "prompt_idx", "index of the prompt in its source"),
+    C("rollout_summary", "task", "task family or NULL"),
+    C("rollout_summary", "n_tokens", "completion length in tokens"),
+    C("rollout_summary", "finish_reason", "`stop` or `length`"),
+    C("rollout_summary", "reward", "total reward"),
+    C("rollout_summary", "advantage", "group-relative advantage"),
+    V("rollout_summary", "accuracy", "REAL", "the accuracy verifier's score"),
+    V("rollout_summary", "path_quality", "REAL", "the path_quality verifier's score"),
+    V("rollout_summary", "format", "REAL", "the format verifier's score"),
+    V("rollout_summary", "efficiency", "REAL", "the efficiency verifier's score"),
+    V("rollout_summary", "best_rank", "INTEGER", "1 = highest reward in its step (ties by id)"),
+    V("rollout_summary", "worst_rank", "INTEGER", "1 = lowest reward in its step (ties by id)"),
+    V("rollout_summary", "details", "TEXT",
+      "every verdict as `verifier score status: detail; ...`"),
+    C("rollout_summary", "answer", "the reference answer"),
+    C("rollout_summary", "prompt", "the prompt text"),
+    C("rollout_summary", "completion", "the decoded completion"),
+
+    T("run_summary", "One row per run: how far it got"),
+    C("run_summary", "id", "run id"),
+    C("run_summary", "name", "run name"),
+    C("run_summary", "status", "`running`, `finished`, `failed` or `interrupted`"),
+    C("run_summary", "seed", "the run seed"),
+    C("run_summary", "started_at", "when the run started"),
+    C("run_summary", "finished_at", "when it ended (NULL while running)"),
+    V("run_summary", "n_steps", "INTEGER", "steps logged"),
+    V("run_summary", "last_step", "INTEGER", "the last logged step (NULL if none)"),
+    V("run_summary", "n_rollouts", "INTEGER", "rollouts logged"),
+    V("run_summary", "n_evals", "INTEGER", "evaluations logged"),
+};
+#undef T
+#undef C
+#undef V
+
+const char *rl_log_schema_sql(void) {
+    return SCHEMA_SQL;
+}
+
+const rl_log_doc *rl_log_schema_docs(int *n) {
+    *n = (int)(sizeof LOG_DOCS / sizeof LOG_DOCS[0]);
+    return LOG_DOCS;
+}
 
 // ---- the handle -------------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
  * log: the SQLite rollout log. One database file per run directory holds the run (config text,
  * seed, status), every step's statistics, every rollout (prompt, completion, reward, advantage),
  * every verifier score of every rollout and the evaluations, so a person can query training with
- * `sqlite3`, pandas or `rlpipe logs`. The schema (tables, views, version) is defined in log.c and
- * documented in README.md ("The rollout log"); it is versioned with PRAGMA user_version and tagged
- * with PRAGMA application_id, so a newer or foreign file is refused with a clear error.
+ * `sqlite3`, pandas or `rlpipe logs`. The schema (tables, views, version) is defined in log.c,
+ * with one line of documentation per column next to it, and rollout/SCHEMA.md is generated from
+ * them (log_doc.h); it is versioned with PRAGMA user_version and tagged with PRAGMA
+ * application_id, so a newer or foreign file is refused with a clear error.
  *
  * Writing one step is ONE transaction:
  *
