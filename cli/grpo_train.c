@@ -554,10 +554,13 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     out->seconds = rl_now() - t0;
     out->steps = state.step;
     rl_progress_finish(prog);
+    // The last checkpoint before the last evaluation (which changes nothing it holds), so a stop
+    // signal during the evaluation loses no step.
+    if ((rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c),
+                                 c->checkpoint.keep, err)))
+        goto done;
     if ((rc = do_eval(r, state.step, &out->after, prog, err))) goto done;
     out->have_after = 1;
-    rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c),
-                            c->checkpoint.keep, err);
 done:
     rl_progress_finish(prog);
     step_batch_free(&sb);

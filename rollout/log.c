@@ -483,7 +483,7 @@ static double mono_now(void) {
 }
 
 // SQLite calls this while another connection holds a lock: sleep with exponential backoff (1 ms
-// doubling to 250 ms) until busy_timeout_s have passed since the first call of this wait, or the
+// doubling to 256 ms) until busy_timeout_s have passed since the first call of this wait, or the
 // caller's stop flag is raised (a signal asked the process to end). 0 gives up: SQLITE_BUSY.
 static int busy_wait(void *ctx, int count) {
     rl_log *log = ctx;
