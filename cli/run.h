@@ -8,7 +8,8 @@
  * tokenizer, model files, dataset, verifier options) is loaded before rl_run_open_output creates
  * the run directory or touches the log.
  *
- * Owns: every object it creates (model, tokenizer, verifiers, engine, log handle).
+ * Owns: every object it creates (model, tokenizer, verifiers, engine, log handle) and the run
+ * directory's lock (released by rl_run_free).
  */
 #ifndef RL_RUN_H
 #define RL_RUN_H

@@ -71,6 +71,14 @@ static int wait_code(pid_t pid) {
 }
 
 static char ERR[8192];
+static char ERR_PATH[128]; // per process, like every directory below
+
+// "/tmp/rlpipe-test-rundir-<pid>-<what>" in a static buffer of its own per call site.
+#define TDIR(what)                                                                                 \
+    (snprintf(tdir_##what, sizeof tdir_##what, "/tmp/rlpipe-test-rundir-%ld-" #what,              \
+              (long)getpid()),                                                                     \
+     tdir_##what)
+static char tdir_lock[128], tdir_clean[128], tdir_out[128], tdir_busy[128], tdir_sig[128];
 
 static const char *read_err(const char *path) {
     FILE *f = fopen(path, "r");
@@ -81,7 +89,7 @@ static const char *read_err(const char *path) {
 }
 
 static int run_cmd(const char *cmd, const char *dir, const char *const *extra) {
-    return wait_code(start(cmd, dir, extra, "/tmp/rlpipe-test-rundir.err"));
+    return wait_code(start(cmd, dir, extra, ERR_PATH));
 }
 
 static void rm_rf(const char *dir) {
@@ -159,7 +167,7 @@ static void wait_steps(const char *dir, int n, pid_t pid) {
 
 // (a) A second process on a live run directory.
 static void test_one_process_per_run_dir(void) {
-    const char *dir = "/tmp/rlpipe-test-rundir-lock";
+    const char *dir = TDIR(lock);
     rm_rf(dir);
     const char *slow[] = {"--set", "algorithm.steps=40", "--set", "rollout.max_new_tokens=80",
                           "--set", "checkpoint.every=1", NULL};
@@ -169,16 +177,16 @@ static void test_one_process_per_run_dir(void) {
     const char *resume[] = {"--set", "algorithm.steps=40", "--set", "rollout.max_new_tokens=80",
                             "--set", "checkpoint.every=1", "--resume", NULL};
     int code = run_cmd("train", dir, resume);
-    const char *err = read_err("/tmp/rlpipe-test-rundir.err");
+    const char *err = read_err(ERR_PATH);
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "pid %ld", (long)a);
     CHECK(code == 2, "a --resume while the run trains exits %d (want 2): %s", code, err);
     CHECK(strstr(err, pid_text) != NULL, "the refusal names the holder (%s): %s", pid_text, err);
     code = run_cmd("sft", dir, NULL);
-    CHECK(code == 2 && strstr(read_err("/tmp/rlpipe-test-rundir.err"), pid_text),
+    CHECK(code == 2 && strstr(read_err(ERR_PATH), pid_text),
           "sft on the live run dir exits %d: %s", code, ERR);
     code = run_cmd("eval", dir, NULL);
-    CHECK(code == 2 && strstr(read_err("/tmp/rlpipe-test-rundir.err"), pid_text),
+    CHECK(code == 2 && strstr(read_err(ERR_PATH), pid_text),
           "eval on the live run dir exits %d: %s", code, ERR);
     code = wait_code(a);
     CHECK(code == 0, "the first run finishes undisturbed (exit %d)", code);
@@ -193,14 +201,14 @@ static void test_one_process_per_run_dir(void) {
     // Once it has ended, the directory is free again.
     code = run_cmd("train", dir, resume);
     CHECK(code == 0, "a --resume after the run ended exits %d: %s", code,
-          read_err("/tmp/rlpipe-test-rundir.err"));
+          read_err(ERR_PATH));
     rm_rf(dir);
 }
 
 // (b) + (d): leftovers of killed saves are removed, look-alikes are not; pruning deletes only
 // the run's own checkpoints.
 static void test_leftovers_and_pruning(void) {
-    const char *dir = "/tmp/rlpipe-test-rundir-clean";
+    const char *dir = TDIR(clean);
     rm_rf(dir);
     sh("mkdir -p %s/checkpoints && cd %s && mkdir final.tmp-a1B2c3 sft.tmp-Zz9Yy8 final.old-Qq1Ww2 "
        "checkpoints/.tmp-step-00000004-Ab12Cd checkpoints/reference.tmp-x1y2z3 "
@@ -213,7 +221,7 @@ static void test_leftovers_and_pruning(void) {
     const char *extra[] = {"--set", "algorithm.steps=6", "--set", "checkpoint.every=2", "--set",
                            "checkpoint.keep=2", NULL};
     int code = run_cmd("train", dir, extra);
-    read_err("/tmp/rlpipe-test-rundir.err");
+    read_err(ERR_PATH);
     CHECK(code == 0, "run exits %d: %s", code, ERR);
     const char *gone[] = {"final.tmp-a1B2c3", "sft.tmp-Zz9Yy8", "final.old-Qq1Ww2",
                           "checkpoints/.tmp-step-00000004-Ab12Cd",
@@ -238,7 +246,7 @@ static void test_leftovers_and_pruning(void) {
 
 // (c) Output paths of the wrong kind are refused before the first step.
 static void test_outputs_checked_first(void) {
-    const char *dir = "/tmp/rlpipe-test-rundir-out";
+    const char *dir = TDIR(out);
     struct {
         const char *setup; // shell, %s = dir (twice)
         const char *cmd;
@@ -260,7 +268,7 @@ static void test_outputs_checked_first(void) {
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int code = run_cmd(cases[i].cmd, dir, NULL);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        const char *err = read_err("/tmp/rlpipe-test-rundir.err");
+        const char *err = read_err(ERR_PATH);
         CHECK(code == 2, "case %zu (%s): exit %d (want 2): %s", i, cases[i].cmd, code, err);
         CHECK(strstr(err, cases[i].needle) && strchr(err, '\n') == err + strlen(err) - 1,
               "case %zu: one line naming %s: %s", i, cases[i].needle, err);
@@ -295,17 +303,17 @@ static void hold_lock_after_step(const char *dir, int step, int hold_ms, pid_t p
 }
 
 static void test_busy_log(void) {
-    const char *dir = "/tmp/rlpipe-test-rundir-busy";
+    const char *dir = TDIR(busy);
     rm_rf(dir);
     // 6.5 s of someone else's write lock (the old fixed limit was 5 s), with the default
     // logging.busy_timeout_s: the run waits and finishes.
     const char *patient[] = {"--set", "algorithm.steps=4", NULL};
-    pid_t a = start("train", dir, patient, "/tmp/rlpipe-test-rundir.err");
+    pid_t a = start("train", dir, patient, ERR_PATH);
     hold_lock_after_step(dir, 1, 6500, a);
     int code = wait_code(a);
     char b[64];
     CHECK(code == 0, "a run outwaits a 6.5 s lock (exit %d): %s", code,
-          read_err("/tmp/rlpipe-test-rundir.err"));
+          read_err(ERR_PATH));
     CHECK(rl_steps(dir) == 4, "all steps logged (%d)", rl_steps(dir));
     CHECK(strcmp(status_of(dir, "tiny", b, sizeof b), "finished") == 0, "status %s", b);
     // Held past a 1 s timeout: the run fails with the key in the message, and its status is
@@ -313,10 +321,10 @@ static void test_busy_log(void) {
     rm_rf(dir);
     const char *hasty[] = {"--set", "algorithm.steps=4", "--set", "logging.busy_timeout_s=1",
                            NULL};
-    a = start("train", dir, hasty, "/tmp/rlpipe-test-rundir.err");
+    a = start("train", dir, hasty, ERR_PATH);
     hold_lock_after_step(dir, 1, 3000, a);
     code = wait_code(a);
-    const char *err = read_err("/tmp/rlpipe-test-rundir.err");
+    const char *err = read_err(ERR_PATH);
     CHECK(code == 1, "a lock held past the timeout fails the run (exit %d): %s", code, err);
     CHECK(strstr(err, "logging.busy_timeout_s") != NULL, "the message names the key: %s", err);
     CHECK(strcmp(status_of(dir, "tiny", b, sizeof b), "failed") == 0, "status '%s', not running",
@@ -326,16 +334,16 @@ static void test_busy_log(void) {
 
 // (e) SIGTERM and SIGINT: stop after the step, checkpoint, status 'interrupted'; --resume ends it.
 static void test_stop_signals(void) {
-    const char *dir = "/tmp/rlpipe-test-rundir-sig";
+    const char *dir = TDIR(sig);
     int sigs[2] = {SIGTERM, SIGINT};
     for (int k = 0; k < 2; k++) {
         rm_rf(dir);
         const char *extra[] = {"--set", "algorithm.steps=30", "--set", "checkpoint.every=0", NULL};
-        pid_t a = start("train", dir, extra, "/tmp/rlpipe-test-rundir.err");
+        pid_t a = start("train", dir, extra, ERR_PATH);
         wait_steps(dir, 2, a);
         kill(a, sigs[k]);
         int code = wait_code(a);
-        const char *err = read_err("/tmp/rlpipe-test-rundir.err");
+        const char *err = read_err(ERR_PATH);
         char b[64];
         CHECK(code == 128 + sigs[k], "signal %d: exit %d (want %d): %s", sigs[k], code,
               128 + sigs[k], err);
@@ -351,7 +359,7 @@ static void test_stop_signals(void) {
                                 "--resume", NULL};
         code = run_cmd("train", dir, resume);
         CHECK(code == 0, "resume after signal %d exits %d: %s", sigs[k], code,
-              read_err("/tmp/rlpipe-test-rundir.err"));
+              read_err(ERR_PATH));
         CHECK(rl_steps(dir) == 30 &&
                   strcmp(status_of(dir, "tiny", b, sizeof b), "finished") == 0,
               "resumed to the end: %d steps, %s", rl_steps(dir), b);
@@ -364,11 +372,12 @@ int main(void) {
         fprintf(stderr, "rlpipe binary not found at %s\n", test_rlpipe_bin());
         return 1;
     }
+    snprintf(ERR_PATH, sizeof ERR_PATH, "/tmp/rlpipe-test-rundir-%ld.err", (long)getpid());
     RUN(test_outputs_checked_first);
     RUN(test_leftovers_and_pruning);
     RUN(test_one_process_per_run_dir);
     RUN(test_busy_log);
     RUN(test_stop_signals);
-    unlink("/tmp/rlpipe-test-rundir.err");
+    unlink(ERR_PATH);
     return test_summary();
 }
