@@ -111,6 +111,7 @@ int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "eval: %d problems x %d samples in %.1f s (%.0f tokens/s)\n", e.n, e.k,
             e.seconds, e.tokens_per_s);
 done:
+    if (code != CLI_EXIT_OK && rl_run_stop_signal()) code = 128 + rl_run_stop_signal();
     rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);

@@ -22,7 +22,8 @@ static const char USAGE[] =
     "       rlpipe logs DB sql \"SELECT ...\"\n"
     "       rlpipe logs --schema-doc\n"
     "\n"
-    "Reads the SQLite rollout log DB (e.g. runs/tiny/rollouts.db) read-only.\n"
+    "Reads the SQLite rollout log DB (e.g. runs/tiny/rollouts.db) read-only, also while a run\n"
+    "writes it and on a read-only file system; it leaves no -wal/-shm files behind.\n"
     "\n"
     "  runs        every run in the file: status, steps, rollouts, evals\n"
     "  steps       per-step reward, mean score of each built-in verifier, length, loss, KL\n"
@@ -31,7 +32,10 @@ static const char USAGE[] =
     "              scores; --sort best|worst orders by reward; default --limit 50\n"
     "  show        one rollout in full: prompt, completion, reward, advantage, every verdict\n"
     "  sql         any read-only SQL (tables runs, steps, rollouts, scores, evals; views\n"
-    "              step_summary, step_verifier_means, rollout_summary, run_summary)\n"
+    "              step_summary, step_verifier_means, rollout_summary, run_summary). Anything\n"
+    "              else is refused before it runs: writes, schema changes, transactions,\n"
+    "              SAVEPOINT, ATTACH, pragmas that set something, functions outside the\n"
+    "              built-in read set (load_extension, fts3_tokenizer, readfile, ...)\n"
     "  --schema-doc  print the Markdown reference of every table, view and column\n"
     "              (rollout/SCHEMA.md), generated from the schema; needs no DB\n"
     "\n"
@@ -602,8 +606,18 @@ static int logs_sql(rl_log *log, const logs_opts *o, rl_err *err) {
     while (sql && *sql) {
         sqlite3_stmt *st = NULL;
         const char *tail = NULL;
+        rl_log_clear_refused(log);
         if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK) {
-            rc = rl_fail(err, RL_EINPUT, "%s: sql: %s", o->db, sqlite3_errmsg(db));
+            const char *what = rl_log_refused(log);
+            if (what) {
+                while (*sql == ' ' || *sql == '\n' || *sql == '\t') sql++;
+                int len = (int)strcspn(sql, ";");
+                rc = rl_fail(err, RL_EINPUT,
+                             "%s: sql: only read-only statements are allowed; refusing %s in: "
+                             "%.*s",
+                             o->db, what, len > 200 ? 200 : len, sql);
+            } else
+                rc = rl_fail(err, RL_EINPUT, "%s: sql: %s", o->db, sqlite3_errmsg(db));
             break;
         }
         if (!st) break; // only whitespace or comments left
@@ -613,7 +627,7 @@ static int logs_sql(rl_log *log, const logs_opts *o, rl_err *err) {
             const char *text = sqlite3_sql(st);
             while (*text == ' ' || *text == '\n' || *text == '\t') text++;
             rc = rl_fail(err, RL_EINPUT,
-                         "%s: sql: only read-only statements are allowed, refusing: %.200s", o->db,
+                         "%s: sql: only read-only statements are allowed; refusing: %.200s", o->db,
                          text);
             break;
         }

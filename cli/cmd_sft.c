@@ -45,10 +45,17 @@ int cmd_sft(int argc, char **argv) {
     rl_config cfg;
     rl_run run = {0};
     int code = CLI_EXIT_OK;
+    char save_dir[4096];
     if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err) ||
         rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
-                    &err) ||
-        rl_run_open_output(&run, &err)) {
+                    &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
+    snprintf(save_dir, sizeof save_dir, "%s/sft", cfg.run.out_dir);
+    if (out_dir) snprintf(save_dir, sizeof save_dir, "%s", out_dir);
+    rl_run_add_model_output(&run, save_dir);
+    if (rl_run_open_output(&run, &err)) {
         code = cli_report(&err);
         goto done;
     }
@@ -58,9 +65,6 @@ int cmd_sft(int argc, char **argv) {
         code = cli_report(&err);
         goto done;
     }
-    char save_dir[4096];
-    snprintf(save_dir, sizeof save_dir, "%s/sft", cfg.run.out_dir);
-    if (out_dir) snprintf(save_dir, sizeof save_dir, "%s", out_dir);
 
     rl_progress prog;
     rl_progress_start(&prog, stderr, cfg.logging.progress, "sft", cfg.sft.steps,
@@ -85,6 +89,7 @@ int cmd_sft(int argc, char **argv) {
     rl_eval_print(&run, "sft", &e, 1, stdout);
     if (rl_eval_log(&run, res.steps, &e, &err)) code = cli_report(&err);
 done:
+    if (code != CLI_EXIT_OK && rl_run_stop_signal()) code = 128 + rl_run_stop_signal();
     rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);

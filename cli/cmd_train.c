@@ -28,6 +28,11 @@ static void usage(FILE *out) {
             "  --resume          continue from the newest checkpoint of this run (rows logged\n"
             "                    after it are replaced); a run killed at any moment and resumed\n"
             "                    ends with the same weights and rewards as an uninterrupted one\n"
+            "\n"
+            "One process at a time writes a run directory (a lock on <out_dir>/rlpipe.lock; a\n"
+            "second one exits 2 naming the first's pid). Output paths are checked before the\n"
+            "first step. SIGINT or SIGTERM stops after the step in progress with a checkpoint\n"
+            "(status 'interrupted', exit 128+signal); a second signal stops at once.\n"
             "  -h, --help        this help\n");
 }
 
@@ -63,13 +68,14 @@ static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
                       c->sft.time_budget_s);
     rl_sft_result res;
     if (rl_sft(r, &prog, &res, err)) {
-        rl_log_finish_run(r->log, r->run_id, "failed", NULL);
+        rl_run_record_status(r, 0);
         return -1;
     }
     fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps,
             res.seconds, res.tokens_per_s, res.final_loss);
     RL_TRY(rl_run_save_model(r, sft_dir, err));
     RL_TRY(rl_log_finish_run(r->log, r->run_id, "finished", err));
+    if (rl_run_stop_signal()) return rl_run_fail_stopped(err, "after SFT (RL starts on --resume)");
     // RL starts from exactly the weights a resumed run would load (model.save_dtype: bf16 rounds).
     return c->model.save_dtype == RL_CFG_BF16 ? start_from(r, sft_dir, err) : 0;
 }
@@ -95,16 +101,23 @@ int cmd_train(int argc, char **argv) {
     rl_run run = {0};
     int code = CLI_EXIT_OK;
     double t_start = rl_now();
+    char sft_dir[4096], final_dir[4096];
     if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err) ||
         rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
-                    &err) ||
-        rl_run_open_output(&run, &err)) {
+                    &err)) {
         code = cli_report(&err);
         goto done;
     }
-    char sft_dir[4096], final_dir[4096];
     snprintf(sft_dir, sizeof sft_dir, "%s/sft", cfg.run.out_dir);
     snprintf(final_dir, sizeof final_dir, "%s/final", cfg.run.out_dir);
+    // Every output path is checked before the first step, not found wrong after the whole run.
+    rl_run_add_model_output(&run, final_dir);
+    if (cfg.sft.enabled && !cfg.model.path[0]) rl_run_add_model_output(&run, sft_dir);
+    run.writes_checkpoints = 1;
+    if (rl_run_open_output(&run, &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
     if (cfg.sft.enabled && !cfg.model.path[0] && cold_start(&run, resume, sft_dir, &err)) {
         code = cli_report(&err);
         goto done;
@@ -131,6 +144,7 @@ int cmd_train(int argc, char **argv) {
                rl_now() - t_start);
     printf("final policy: %s\n", final_dir);
 done:
+    if (code != CLI_EXIT_OK && rl_run_stop_signal()) code = 128 + rl_run_stop_signal();
     rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);

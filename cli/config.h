@@ -212,6 +212,7 @@ typedef struct rl_cfg_logging {
     int progress; // RL_CFG_PROGRESS_*
     int every;
     int log_rollouts;
+    double busy_timeout_s; // wait this long for another connection's write lock
 } rl_cfg_logging;
 
 typedef struct rl_cfg_checkpoint {

@@ -167,6 +167,7 @@ SECTION("logging", "The SQLite rollout log and console progress"),
 {"logging.progress",                  ENUM, F(logging.progress),               "auto",  0, 0, 0, V("auto", "always", "never"), "progress line on stderr: when it is a terminal, always, never"},
 {"logging.every",                     INT,  F(logging.every),                  "1",     1, 1 << 20, 0, NULL, "print a summary every this many steps"},
 {"logging.log_rollouts",              BOOL, F(logging.log_rollouts),           "true",  0, 0, 0, NULL, "store every rollout and score (false: step statistics only)"},
+{"logging.busy_timeout_s",            NUM,  F(logging.busy_timeout_s),         "60",    0, 604800, 0, NULL, "seconds a write waits (retrying with backoff) while another connection holds the log's write lock, before the run fails"},
 
 SECTION("checkpoint", "Saved model states"),
 {"checkpoint.every",                  INT,  F(checkpoint.every),               "0",     0, IMAX, 0, NULL, "save every this many RL steps; 0 = only at the end"},

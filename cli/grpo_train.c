@@ -530,18 +530,37 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
             rl_eval_result e;
             if ((rc = do_eval(r, state.step, &e, prog, err))) goto done;
         }
-        if (c->checkpoint.every > 0 && state.step % c->checkpoint.every == 0 &&
-            (rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c),
-                                     c->checkpoint.keep, err)))
+        int saved = 0;
+        if (c->checkpoint.every > 0 && state.step % c->checkpoint.every == 0) {
+            if ((rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state,
+                                         tokenizer_name(c), c->checkpoint.keep, err)))
+                goto done;
+            saved = 1;
+        }
+        if (rl_run_stop_signal()) {
+            // SIGINT / SIGTERM: the step is complete and logged; keep it, so --resume goes on
+            // from here exactly as the uninterrupted run would.
+            if (!saved && (rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state,
+                                                   tokenizer_name(c), c->checkpoint.keep, err)))
+                goto done;
+            char what[4400];
+            snprintf(what, sizeof what,
+                     "after RL step %d; checkpoint saved in %s/step-%08d (continue with --resume)",
+                     state.step, c->checkpoint.dir, state.step);
+            rc = rl_run_fail_stopped(err, what);
             goto done;
+        }
     }
     out->seconds = rl_now() - t0;
     out->steps = state.step;
     rl_progress_finish(prog);
+    // The last checkpoint before the last evaluation (which changes nothing it holds), so a stop
+    // signal during the evaluation loses no step.
+    if ((rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c),
+                                 c->checkpoint.keep, err)))
+        goto done;
     if ((rc = do_eval(r, state.step, &out->after, prog, err))) goto done;
     out->have_after = 1;
-    rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, opt, &state, tokenizer_name(c),
-                            c->checkpoint.keep, err);
 done:
     rl_progress_finish(prog);
     step_batch_free(&sb);

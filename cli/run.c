@@ -1,13 +1,20 @@
 // run: shared set-up and evaluation of the run commands. See run.h.
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE // flock, O_NOFOLLOW
 #include "cli/run.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kernels/rng.h"
 #include "policy/checkpoint.h"
@@ -178,9 +185,237 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     return 0;
 }
 
+// ---- the run directory: output checks, lock, leftovers, signals -------------------------------
+
+void rl_run_add_model_output(rl_run *r, const char *dir) {
+    if (dir && r->n_model_outputs < (int)(sizeof r->model_outputs / sizeof r->model_outputs[0]))
+        r->model_outputs[r->n_model_outputs++] = dir;
+}
+
+// A path that must be a directory when it exists.
+static int check_dir_path(const char *key, const char *path, rl_err *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+        return rl_fail(err, RL_EINPUT, "%s: %s exists and is not a directory", key, path);
+    return 0;
+}
+
+static char *parent_of(const char *path) {
+    char *p = rl_strdup(path);
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+    char *slash = strrchr(p, '/');
+    if (!slash)
+        strcpy(p, ".");
+    else if (slash == p)
+        p[1] = '\0';
+    else
+        *slash = '\0';
+    return p;
+}
+
+// Step 1 of rl_run_open_output: every output path, before anything is created.
+static int check_outputs(const rl_run *r, rl_err *err) {
+    const rl_config *c = r->cfg;
+    RL_TRY(check_dir_path("run.out_dir", c->run.out_dir, err));
+    struct stat st;
+    if (stat(c->logging.db, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return rl_fail(err, RL_EINPUT, "logging.db: %s exists and is not a regular file",
+                           c->logging.db);
+    } else {
+        char *parent = parent_of(c->logging.db);
+        int ok = rl_is_dir(parent) || strcmp(parent, c->run.out_dir) == 0;
+        if (!ok) rl_fail(err, RL_EINPUT, "logging.db: directory %s does not exist", parent);
+        free(parent);
+        if (!ok) return -1;
+    }
+    for (int i = 0; i < r->n_model_outputs; i++)
+        if (rl_model_check_save_dir(r->model_outputs[i], err))
+            return rl_err_prefix(err, "the run saves a model there: ");
+    if (r->writes_checkpoints) {
+        RL_TRY(check_dir_path("checkpoint.dir", c->checkpoint.dir, err));
+        if (c->algorithm.kl_coef != 0) {
+            char ref[4096];
+            snprintf(ref, sizeof ref, "%s/reference", c->checkpoint.dir);
+            if (rl_model_check_save_dir(ref, err))
+                return rl_err_prefix(err, "checkpoint.dir: ");
+        }
+    }
+    return 0;
+}
+
+// The pid written in a lock file, or 0 (the holder may not have written it yet: retry briefly).
+static long lock_holder(int fd) {
+    for (int attempt = 0; attempt < 50; attempt++) {
+        char buf[32] = {0};
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+        if (pid > 0) return pid;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+// Step 2: <out_dir>/rlpipe.lock, flock'ed for the life of the process's run.
+static int lock_run_dir(rl_run *r, rl_err *err) {
+    const char *dir = r->cfg->run.out_dir;
+    char *path = rl_path_join(dir, "rlpipe.lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        rl_fail(err, RL_EINPUT, "run.out_dir: cannot open the run lock %s: %s", path,
+                strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+        close(fd);
+        if (e != EWOULDBLOCK)
+            rl_fail(err, RL_EINPUT, "run.out_dir: cannot lock %s: %s", path, strerror(e));
+        else if (pid > 0)
+            rl_fail(err, RL_EINPUT,
+                    "%s is in use by another rlpipe process (pid %ld, lock %s); wait for it to "
+                    "end or stop it before starting or resuming a run there",
+                    dir, pid, path);
+        else
+            rl_fail(err, RL_EINPUT,
+                    "%s is in use by another rlpipe process (lock %s); wait for it to end or "
+                    "stop it before starting or resuming a run there",
+                    dir, path);
+        free(path);
+        return -1;
+    }
+    free(path);
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        // The lock holds without the pid; only the message of a second process is poorer.
+    }
+    r->lock_fd = fd;
+    r->have_lock = 1;
+    return 0;
+}
+
+// 1 when name is prefix followed by exactly mkdtemp's six letters or digits.
+static int is_temp_name(const char *name, const char *prefix) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0 || strlen(name) != n + 6) return 0;
+    for (int i = 0; i < 6; i++) {
+        char ch = name[n + i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+// ".tmp-step-NNNNNNNN-XXXXXX" (rl_train_ckpt_save's temporary).
+static int is_ckpt_temp_name(const char *name) {
+    if (strncmp(name, ".tmp-step-", 10) != 0 || strlen(name) != 10 + 8 + 1 + 6) return 0;
+    for (int i = 10; i < 18; i++)
+        if (name[i] < '0' || name[i] > '9') return 0;
+    return is_temp_name(name + 18, "-");
+}
+
+// Removes the directories in dir (not symbolic links, not files) whose names a killed save of
+// `base` leaves: base.tmp-XXXXXX, base.old-XXXXXX; base NULL: checkpoint temporaries.
+static void remove_leftovers(const char *dir, const char *base) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char tmp_prefix[512], old_prefix[512];
+    if (base) {
+        snprintf(tmp_prefix, sizeof tmp_prefix, "%s.tmp-", base);
+        snprintf(old_prefix, sizeof old_prefix, "%s.old-", base);
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int ours = base ? is_temp_name(e->d_name, tmp_prefix) || is_temp_name(e->d_name, old_prefix)
+                        : is_ckpt_temp_name(e->d_name) ||
+                              is_temp_name(e->d_name, "reference.tmp-") ||
+                              is_temp_name(e->d_name, "reference.old-");
+        if (!ours) continue;
+        char *path = rl_path_join(dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            rl_remove_tree(path);
+            fprintf(stderr, "rlpipe: removed %s (left by an interrupted save)\n", path);
+        }
+        free(path);
+    }
+    closedir(d);
+}
+
+// Step 3, under the lock: only this run's own temporary names.
+static void clean_leftovers(const rl_run *r) {
+    const rl_config *c = r->cfg;
+    remove_leftovers(c->run.out_dir, "final");
+    remove_leftovers(c->run.out_dir, "sft");
+    for (int i = 0; i < r->n_model_outputs; i++) {
+        char *parent = parent_of(r->model_outputs[i]);
+        char *copy = rl_strdup(r->model_outputs[i]);
+        size_t n = strlen(copy);
+        while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
+        const char *slash = strrchr(copy, '/');
+        remove_leftovers(parent, slash ? slash + 1 : copy);
+        free(copy);
+        free(parent);
+    }
+    if (r->writes_checkpoints) remove_leftovers(c->checkpoint.dir, NULL);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+    static const char msg[] = "\nrlpipe: stopping after the step in progress (send the signal "
+                              "again to stop at once)\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+}
+
+int rl_run_stop_signal(void) {
+    return stop_signal;
+}
+
+int rl_run_fail_stopped(rl_err *err, const char *what) {
+    return rl_fail(err, RL_EINTERNAL, "interrupted by %s %s",
+                   stop_signal == SIGINT ? "SIGINT" : "SIGTERM", what);
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; // the second signal takes the default action: the process ends
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 int rl_run_open_output(rl_run *r, rl_err *err) {
+    RL_TRY(check_outputs(r, err));
     if (rl_make_dirs(r->cfg->run.out_dir, err)) return rl_err_prefix(err, "run.out_dir: ");
-    return rl_log_open(&r->log, r->cfg->logging.db, 1, err);
+    RL_TRY(lock_run_dir(r, err));
+    clean_leftovers(r);
+    RL_TRY(rl_log_open(&r->log, r->cfg->logging.db, 1, err));
+    rl_log_set_busy_timeout(r->log, r->cfg->logging.busy_timeout_s, &stop_signal);
+    catch_stop_signals();
+    return 0;
+}
+
+void rl_run_record_status(rl_run *r, int ok) {
+    if (!r->log || r->run_id < 0) return;
+    const char *status = ok ? "finished" : stop_signal ? "interrupted" : "failed";
+    double wait = r->cfg->logging.busy_timeout_s;
+    // The last word of a run is worth waiting for, even after a stop signal.
+    rl_log_set_busy_timeout(r->log, wait > 10 ? wait : 10, NULL);
+    rl_err e = {0};
+    if (rl_log_finish_run(r->log, r->run_id, status, &e))
+        fprintf(stderr, "rlpipe: warning: could not record the run's status '%s': %s\n", status,
+                e.msg);
+    rl_log_set_busy_timeout(r->log, wait, &stop_signal);
 }
 
 int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err) {
@@ -231,12 +466,17 @@ void rl_run_free(rl_run *r) {
     rl_tokenizer_free(r->tok);
     if (r->log) rl_log_close(r->log);
     if (r->be) rl_backend_release(r->be);
+    if (r->have_lock) {
+        // The pid goes with the lock, so a stale one never names a process that holds nothing.
+        if (ftruncate(r->lock_fd, 0) != 0) {
+        }
+        close(r->lock_fd);
+    }
     memset(r, 0, sizeof *r);
 }
 
 void rl_run_end(rl_run *r, int ok) {
-    if (r->log && r->run_id >= 0)
-        rl_log_finish_run(r->log, r->run_id, ok ? "finished" : "failed", NULL);
+    rl_run_record_status(r, ok);
     rl_run_free(r);
 }
 
@@ -463,6 +703,10 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
     rl_gen_params gparams = rl_run_gen_params(r, RL_GEN_EVAL, temperature);
     int rc = 0;
     for (int base = 0; base < n && rc == 0; base += chunk) {
+        if (stop_signal) {
+            rc = rl_run_fail_stopped(err, "during the evaluation");
+            break;
+        }
         int m = n - base < chunk ? n - base : chunk;
         for (int i = 0; i < m && rc == 0; i++) {
             rc = rl_run_heldout_prompt(r, base + i, &prompts[i], err);

@@ -8,7 +8,8 @@
  * tokenizer, model files, dataset, verifier options) is loaded before rl_run_open_output creates
  * the run directory or touches the log.
  *
- * Owns: every object it creates (model, tokenizer, verifiers, engine, log handle).
+ * Owns: every object it creates (model, tokenizer, verifiers, engine, log handle) and the run
+ * directory's lock (released by rl_run_free).
  */
 #ifndef RL_RUN_H
 #define RL_RUN_H
@@ -65,6 +66,13 @@ typedef struct rl_run {
     rl_log *log;
     int64_t run_id; // the run row steps and evals are logged to (-1 = none)
     int verbose;
+
+    // What the command will write, checked by rl_run_open_output before anything is created.
+    const char *model_outputs[4]; // model directories it saves (not owned)
+    int n_model_outputs;
+    int writes_checkpoints; // checkpoint.dir (and its reference/ when algorithm.kl_coef > 0)
+    int lock_fd;            // the run directory's lock (valid when have_lock)
+    int have_lock;
 } rl_run;
 
 enum { RL_RUN_MODEL = 1, RL_RUN_DATA = 2, RL_RUN_REWARD = 4, RL_RUN_SFT = 8 };
@@ -73,8 +81,36 @@ enum { RL_RUN_MODEL = 1, RL_RUN_DATA = 2, RL_RUN_REWARD = 4, RL_RUN_SFT = 8 };
 // model_dir (may be NULL) overrides model.path.
 int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir, rl_err *err);
 
-// Creates run.out_dir and opens the log (logging.db).
+// Declares a model directory the command will save to (kept as a pointer: it must outlive r).
+void rl_run_add_model_output(rl_run *r, const char *dir);
+
+// Opens the run's output, in this order, so that bad paths fail before anything is written and
+// two processes never write one run directory:
+//   1. checks every output path (run.out_dir, logging.db, the declared model directories, and
+//      checkpoint.dir with reference/ when writes_checkpoints): a path that exists as the wrong
+//      kind (a file for a directory, a non-model directory where a model is saved, ...) is
+//      RL_EINPUT naming it;
+//   2. creates run.out_dir and takes an exclusive lock on <out_dir>/rlpipe.lock (flock; the
+//      file holds the holder's pid), held until rl_run_free: a second process is RL_EINPUT
+//      naming the holder's pid;
+//   3. removes what killed saves of this run left: <out_dir>/{sft,final}.tmp-XXXXXX and
+//      .old-XXXXXX, the same beside each declared model directory, and
+//      <checkpoint.dir>/.tmp-step-NNNNNNNN-XXXXXX, reference.tmp-XXXXXX (only those names);
+//   4. opens the log (logging.db) with logging.busy_timeout_s, and catches SIGINT and SIGTERM
+//      (see rl_run_stop_signal).
 int rl_run_open_output(rl_run *r, rl_err *err);
+
+// The signal (SIGINT or SIGTERM) that asked a run command to stop, or 0. The first such signal
+// only raises this flag (training loops stop after the step in flight, saving a checkpoint);
+// a second one ends the process at once. Process-wide: signals are.
+int rl_run_stop_signal(void);
+// RL_EINPUT-free failure for a stop request: "interrupted by SIGTERM <what>".
+int rl_run_fail_stopped(rl_err *err, const char *what);
+
+// Records the run row's final status: finished (ok), interrupted (a stop signal came) or
+// failed, waiting up to max(logging.busy_timeout_s, 10 s) for the log's write lock; a failure to
+// record it is a warning on stderr.
+void rl_run_record_status(rl_run *r, int ok);
 
 // Starts the run row `name` in the log (status running) and makes it r->run_id; with resume, an
 // existing row of that name is reopened instead. A fresh start over an existing row is RL_EINPUT.
@@ -82,8 +118,8 @@ int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err);
 
 void rl_run_free(rl_run *r);
 
-// Ends a command's run: the run row (when one was started) is marked finished (ok) or failed, then
-// r is freed.
+// Ends a command's run: the run row (when one was started) gets its final status
+// (rl_run_record_status), then r is freed (the lock released).
 void rl_run_end(rl_run *r, int ok);
 
 // Saves r->model to dir in model.save_dtype, with the config's tokenizer (byte or tokenizer.path).

@@ -164,6 +164,10 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
         double el = rl_now() - t0;
         if (sc->steps > 0 && step >= sc->steps) break;
         if (sc->steps <= 0 && el >= sc->time_budget_s) break;
+        if (rl_run_stop_signal()) {
+            rc = rl_run_fail_stopped(err, "during SFT (it starts over on --resume)");
+            break;
+        }
         double progress = sc->steps > 0 ? (double)step / sc->steps : el / sc->time_budget_s;
         double lr =
             rl_lr_at(sc->lr_schedule, sc->lr, sc->warmup_steps, sc->min_lr_ratio, step, progress);

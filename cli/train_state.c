@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "policy/checkpoint.h"
 #include "policy/fileio.h"
@@ -35,6 +36,30 @@ static int ckpt_step_of(const char *name) {
     return (int)v;
 }
 
+// 1 when root/name is a real directory (not a symbolic link) holding the regular file `file`.
+static int dir_holds(const char *root, const char *name, const char *file) {
+    char path[4600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    snprintf(path, sizeof path, "%s/%s/%s", root, name, file);
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// A checkpoint this code wrote: its marker names the same step as the directory.
+static int is_our_checkpoint(const char *root, const char *name, int step) {
+    if (!dir_holds(root, name, RL_CKPT_MARKER)) return 0;
+    char path[4600];
+    snprintf(path, sizeof path, "%s/%s/%s", root, name, RL_CKPT_MARKER);
+    json_t *o = json_load_file(path, 0, NULL);
+    json_t *js = json_object_get(o, "step");
+    int ok = json_is_integer(js) && json_integer_value(js) == step;
+    json_decref(o);
+    return ok;
+}
+
+// Deletes the oldest checkpoints until `keep` remain, counting and deleting only directories
+// that carry this code's marker: a step-N directory anyone else put there is left alone.
 static void prune(const char *root, int keep) {
     if (keep <= 0) return;
     DIR *d = opendir(root);
@@ -43,7 +68,7 @@ static void prune(const char *root, int keep) {
     struct dirent *e;
     while ((e = readdir(d)) && n < 4096) {
         int s = ckpt_step_of(e->d_name);
-        if (s >= 0) steps[n++] = s;
+        if (s >= 0 && is_our_checkpoint(root, e->d_name, s)) steps[n++] = s;
     }
     closedir(d);
     // Delete the oldest until `keep` remain.
@@ -81,7 +106,22 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
     if (rl_st_write(path, t, 2, RL_ST_F32, err)) goto fail;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (write_state_json(path, state, opt->step, err)) goto fail;
-    // A stale checkpoint of the same step (from a killed run) is replaced.
+    snprintf(path, sizeof path, "%s/%s", tmp, RL_CKPT_MARKER);
+    char marker[64];
+    int mlen = snprintf(marker, sizeof marker, "{\"step\": %d}\n", state->step);
+    if (rl_write_file_atomic(path, marker, (size_t)mlen, err)) goto fail;
+    // A stale checkpoint of the same step (from a killed run) is replaced; a directory of that
+    // name that is not a checkpoint (no marker, no trainer state) is not ours to delete.
+    char name[64];
+    snprintf(name, sizeof name, "step-%08d", state->step);
+    struct stat st;
+    if (lstat(final_dir, &st) == 0 && !is_our_checkpoint(root, name, state->step) &&
+        !dir_holds(root, name, "trainer_state.json")) {
+        rl_fail(err, RL_EINPUT,
+                "%s exists and is not an rlpipe checkpoint (no %s); refusing to replace it",
+                final_dir, RL_CKPT_MARKER);
+        goto fail;
+    }
     rl_remove_tree(final_dir);
     if (rename(tmp, final_dir) != 0) {
         rl_fail(err, RL_EINTERNAL, "cannot rename %s to %s: %s", tmp, final_dir, strerror(errno));
@@ -105,7 +145,7 @@ int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step) {
     struct dirent *e;
     while ((e = readdir(d))) {
         int s = ckpt_step_of(e->d_name);
-        if (s > best) best = s;
+        if (s > best && dir_holds(root, e->d_name, "trainer_state.json")) best = s;
     }
     closedir(d);
     if (best < 0) return 0;

@@ -5,11 +5,14 @@
  *       model/                 the policy as a Hugging Face directory (F32, bit-exact)
  *       optimizer.safetensors  AdamW moments "adam.m", "adam.v" [n_params] (F32)
  *       trainer_state.json     {"step", "data_pos", "adam_step", "nonfinite_streak", "seed"}
+ *       rlpipe_checkpoint.json {"step"}: the marker that says rlpipe wrote this directory
  *   <checkpoint.dir>/reference/   the frozen reference policy (only when kl_coef > 0)
  *
  * A checkpoint is written into a temporary sibling directory and renamed into place in one step,
  * so a directory named step-N is always complete: a process killed while saving leaves the
- * previous checkpoints untouched. The random streams are counter-based (kernels/rng.h), so the
+ * previous checkpoints untouched (its .tmp-step-* directory is removed by the next run or resume,
+ * rl_run_open_output). Pruning (checkpoint.keep) deletes only directories that carry the marker
+ * with their own step; anything else named step-N is left alone. The random streams are counter-based (kernels/rng.h), so the
  * step and data position are all the randomness state there is.
  *
  * Owns: nothing beyond each call.
@@ -24,6 +27,8 @@
 #include "policy/model.h"
 #include "policy/optim.h"
 
+#define RL_CKPT_MARKER "rlpipe_checkpoint.json"
+
 typedef struct rl_train_state {
     int step;             // updates completed
     int64_t data_pos;     // next index of the training prompt stream
@@ -36,8 +41,8 @@ typedef struct rl_train_state {
 int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
                        const rl_train_state *state, const char *tokenizer, int keep, rl_err *err);
 
-// The newest complete checkpoint under root: 1 and its path (and step) when there is one, 0 when
-// there is none.
+// The newest complete checkpoint under root (a step-N directory holding trainer_state.json): 1 and
+// its path (and step) when there is one, 0 when there is none.
 int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step);
 
 // Restores weights into m (same shape), the optimizer moments into opt and the state.

@@ -408,31 +408,48 @@ static int swap_into_place(const char *tmp, const char *dir, int exists, rl_err 
     return rc;
 }
 
+// Whether dir (no trailing slash) may be saved to: absent, or a real directory that is empty or a
+// model directory. *exists says whether it is there.
+static int check_save_dir(const char *dir, int *exists, rl_err *err) {
+    struct stat st;
+    *exists = 0;
+    if (!dir[0]) return rl_fail(err, RL_EINPUT, "empty model directory name");
+    if (lstat(dir, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        return rl_fail(err, RL_EINPUT, "%s: %s", dir, strerror(errno));
+    }
+    *exists = 1;
+    if (S_ISLNK(st.st_mode))
+        return rl_fail(err, RL_EINPUT, "%s is a symbolic link; save to the path it points to",
+                       dir);
+    if (!S_ISDIR(st.st_mode))
+        return rl_fail(err, RL_EINPUT, "%s exists and is not a directory", dir);
+    if (!replaceable(dir))
+        return rl_fail(err, RL_EINPUT,
+                       "%s exists and is not a model directory (no config.json) nor empty; "
+                       "refusing to replace it",
+                       dir);
+    return 0;
+}
+
+int rl_model_check_save_dir(const char *dir_in, rl_err *err) {
+    char *dir = rl_strdup(dir_in);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') dir[--len] = '\0';
+    int exists;
+    int rc = check_save_dir(dir, &exists, err);
+    free(dir);
+    return rc;
+}
+
 int rl_model_save_ex(const rl_model *m, const char *dir_in, const rl_model_save_opts *opts,
                      rl_err *err) {
     rl_model_save_opts o = opts ? *opts : (rl_model_save_opts){0};
     char *dir = rl_strdup(dir_in);
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') dir[--len] = '\0'; // "out/" -> "out"
-    int rc = 0, exists = 0;
-    struct stat st;
-    if (len == 0) {
-        rc = rl_fail(err, RL_EINPUT, "empty model directory name");
-    } else if (lstat(dir, &st) == 0) {
-        exists = 1;
-        if (S_ISLNK(st.st_mode))
-            rc = rl_fail(err, RL_EINPUT, "%s is a symbolic link; save to the path it points to",
-                         dir);
-        else if (!S_ISDIR(st.st_mode))
-            rc = rl_fail(err, RL_EINPUT, "%s exists and is not a directory", dir);
-        else if (!replaceable(dir))
-            rc = rl_fail(err, RL_EINPUT,
-                         "%s exists and is not a model directory (no config.json) nor empty; "
-                         "refusing to replace it",
-                         dir);
-    } else if (errno != ENOENT) {
-        rc = rl_fail(err, RL_EINPUT, "%s: %s", dir, strerror(errno));
-    }
+    int exists = 0;
+    int rc = check_save_dir(dir, &exists, err);
     if (rc == 0) rc = make_parents(dir, err);
     char *tmp = NULL;
     if (rc == 0) {

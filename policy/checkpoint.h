@@ -56,6 +56,11 @@ int rl_model_save(const rl_model *m, const char *dir, int bf16, rl_err *err);
 int rl_model_save_ex(const rl_model *m, const char *dir, const rl_model_save_opts *opts,
                      rl_err *err);
 
+// Whether a save to dir would be allowed (it is absent, or an empty or model directory, not a
+// symbolic link), with rl_model_save's message; nothing is created. Lets a run check its output
+// paths before its first step instead of failing at the end.
+int rl_model_check_save_dir(const char *dir, rl_err *err);
+
 // Puts a tokenizer into an existing model directory, each file atomically: "byte" writes
 // rlpipe_tokenizer.json; a tokenizer.json path (or a directory holding one) copies tokenizer.json
 // and, when present next to it, tokenizer_config.json, special_tokens_map.json,

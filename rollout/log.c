@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RLPIPE_VERSION
@@ -427,6 +429,12 @@ struct rl_log {
     sqlite3 *db;
     char *path;
     int readonly;
+    // Waiting for another connection's write lock (see rl_log_set_busy_timeout).
+    double busy_timeout_s;
+    const volatile sig_atomic_t *busy_stop;
+    double busy_since;
+    // Readers: what the authorizer refused last ("PRAGMA writable_schema", ...), or "".
+    char refused[160];
     int in_step;    // a step transaction is open
     int64_t run_id; // the step in progress
     int step;
@@ -499,8 +507,13 @@ const char *rl_log_path(const rl_log *log) {
 
 // ---- small helpers ----------------------------------------------------------------------------
 
-// "path: what: sqlite's message".
+// "path: what: sqlite's message", with a hint when another connection held the lock too long.
 static int db_fail(rl_log *log, rl_err *err, int kind, const char *what) {
+    if ((sqlite3_errcode(log->db) & 0xff) == SQLITE_BUSY && !log->readonly)
+        return rl_fail(err, kind,
+                       "%s: %s: %s (another connection held the write lock for more than %g s; "
+                       "raise logging.busy_timeout_s)",
+                       log->path, what, sqlite3_errmsg(log->db), log->busy_timeout_s);
     return rl_fail(err, kind, "%s: %s: %s", log->path, what, sqlite3_errmsg(log->db));
 }
 
@@ -689,6 +702,230 @@ static int prepare_writers(rl_log *log, rl_err *err) {
     return 0;
 }
 
+// ---- waiting for the write lock ---------------------------------------------------------------
+
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// SQLite calls this while another connection holds a lock: sleep with exponential backoff (1 ms
+// doubling to 256 ms) until busy_timeout_s have passed since the first call of this wait, or the
+// caller's stop flag is raised (a signal asked the process to end). 0 gives up: SQLITE_BUSY.
+static int busy_wait(void *ctx, int count) {
+    rl_log *log = ctx;
+    double now = mono_now();
+    if (count == 0) log->busy_since = now;
+    if (log->busy_stop && *log->busy_stop) return 0;
+    double left = log->busy_timeout_s - (now - log->busy_since);
+    if (left <= 0) return 0;
+    double nap = 0.001 * (double)(1u << (count < 8 ? count : 8));
+    if (nap > left) nap = left;
+    struct timespec ts = {(time_t)nap, (long)((nap - (double)(time_t)nap) * 1e9)};
+    nanosleep(&ts, NULL); // a signal cuts the nap short; the flag is checked on the next call
+    return 1;
+}
+
+void rl_log_set_busy_timeout(rl_log *log, double seconds, const volatile sig_atomic_t *stop) {
+    if (!log || !log->db) return;
+    log->busy_timeout_s = seconds > 0 ? seconds : 0;
+    log->busy_stop = stop;
+    sqlite3_busy_handler(log->db, busy_wait, log);
+}
+
+// ---- readers: read-only by construction ----------------------------------------------------------
+// A reader's connection refuses, at prepare time, everything that is not a read: the authorizer
+// allows SELECT, reading columns, recursive CTEs, the built-in functions below and read-only
+// pragmas; everything else (writes, schema changes, transactions, savepoints, ATTACH, other
+// pragmas, fts3_tokenizer, load_extension, readfile, ...) is SQLITE_DENY. Defensive mode,
+// query_only, no extension loading, no ATTACH slots and an untrusted schema back it up.
+
+static const char *const READ_FUNCTIONS[] = {
+    // core scalar functions
+    "abs", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex", "ifnull", "iif",
+    "instr", "length", "like", "likelihood", "likely", "lower", "ltrim", "max", "min", "nullif",
+    "octet_length", "printf", "quote", "random", "replace", "round", "rtrim", "sign", "soundex",
+    "substr", "substring", "trim", "typeof", "unhex", "unicode", "unlikely", "upper",
+    "sqlite_version", "sqlite_source_id", "->", "->>",
+    // aggregates
+    "avg", "count", "group_concat", "string_agg", "sum", "total",
+    // date and time
+    "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
+    // math
+    "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh",
+    "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power",
+    "radians", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+    // window functions
+    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+    "first_value", "last_value", "nth_value",
+    // JSON (the functions return new text; none writes)
+    "json", "json_array", "json_array_length", "json_extract", "json_insert", "json_object",
+    "json_patch", "json_remove", "json_replace", "json_set", "json_type", "json_valid",
+    "json_quote", "json_group_array", "json_group_object", "json_each", "json_tree",
+    "json_error_position", "jsonb", "jsonb_array", "jsonb_extract", "jsonb_insert",
+    "jsonb_object", "jsonb_patch", "jsonb_remove", "jsonb_replace", "jsonb_set",
+    "jsonb_group_array", "jsonb_group_object"};
+
+// Pragmas that only report. With an argument only the ones whose argument names what to report.
+static const char *const READ_PRAGMAS[] = {
+    "application_id", "user_version", "schema_version", "data_version", "page_count",
+    "page_size", "freelist_count", "encoding", "compile_options", "database_list",
+    "collation_list", "function_list", "module_list", "pragma_list", "table_list",
+    "integrity_check", "quick_check", "foreign_key_check", "foreign_key_list", "table_info",
+    "table_xinfo", "index_list", "index_info", "index_xinfo"};
+static const char *const READ_PRAGMAS_WITH_ARG[] = {
+    "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+    "foreign_key_check", "integrity_check", "quick_check", "table_list"};
+
+static int in_set(const char *s, const char *const *set, size_t n) {
+    if (!s) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(s, set[i]) == 0) return 1;
+    return 0;
+}
+#define IN_SET(s, set) in_set((s), (set), sizeof(set) / sizeof((set)[0]))
+
+static int refuse(rl_log *log, const char *what, const char *name) {
+    snprintf(log->refused, sizeof log->refused, "%s%s%s", what, name ? " " : "", name ? name : "");
+    return SQLITE_DENY;
+}
+
+static int read_only_authorizer(void *ctx, int action, const char *a, const char *b,
+                                const char *db_name, const char *trigger) {
+    (void)db_name;
+    (void)trigger;
+    rl_log *log = ctx;
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_RECURSIVE:
+        return SQLITE_OK;
+    case SQLITE_FUNCTION:
+        return IN_SET(b, READ_FUNCTIONS) ? SQLITE_OK : refuse(log, "the function", b);
+    case SQLITE_PRAGMA:
+        if (b == NULL ? IN_SET(a, READ_PRAGMAS) : IN_SET(a, READ_PRAGMAS_WITH_ARG))
+            return SQLITE_OK;
+        return refuse(log, "PRAGMA", a);
+    case SQLITE_TRANSACTION:
+        return refuse(log, "a transaction statement", a);
+    case SQLITE_SAVEPOINT:
+        return refuse(log, "SAVEPOINT/RELEASE", b);
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+        return refuse(log, "ATTACH/DETACH", NULL);
+    case SQLITE_UPDATE:
+        // Reading an eponymous virtual table (pragma_table_info, json_each) asks about updating
+        // the schema table's columns while it declares the table; nothing is written then, and a
+        // real UPDATE of sqlite_master is stopped by defensive mode and query_only.
+        if (a && (strcmp(a, "sqlite_master") == 0 || strcmp(a, "sqlite_schema") == 0))
+            return SQLITE_OK;
+        return refuse(log, "a write to", a);
+    case SQLITE_INSERT:
+    case SQLITE_DELETE:
+        return refuse(log, "a write to", a);
+    default:
+        return refuse(log, "a statement that changes the database", NULL);
+    }
+}
+
+static void harden_reader(rl_log *log) {
+    sqlite3 *db = log->db;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
+#ifdef SQLITE_DBCONFIG_TRUSTED_SCHEMA
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+#endif
+    sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+    sqlite3_set_authorizer(db, read_only_authorizer, log);
+}
+
+const char *rl_log_refused(const rl_log *log) {
+    return log && log->refused[0] ? log->refused : NULL;
+}
+
+void rl_log_clear_refused(rl_log *log) {
+    if (log) log->refused[0] = '\0';
+}
+
+// How a reader opens the file. A WAL database opened SQLITE_OPEN_READONLY leaves -wal and -shm
+// files behind (it cannot checkpoint and delete them on close), and cannot open at all where
+// those cannot be created (a read-only directory or file system). So:
+//   - writable directory and file: open read-write, made read-only by query_only and the
+//     authorizer; closing the last connection then removes -wal and -shm as a writer's would;
+//   - otherwise, when a non-empty -wal exists (a writer is running or was killed) try a plain
+//     read-only open, which works when the -shm exists; else open with immutable=1 (SQLite
+//     reads the file alone, creating and locking nothing; a -wal it cannot read is ignored, so
+//     say so on stderr).
+// RLPIPE_LOG_ASSUME_READONLY_DIR=1 in the environment treats the directory as not writable
+// (tests, where running as root makes every directory writable).
+static int dir_writable(const char *path) {
+    const char *env = getenv("RLPIPE_LOG_ASSUME_READONLY_DIR");
+    if (env && strcmp(env, "1") == 0) return 0;
+    char *dir = rl_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int ok = access(dir, W_OK) == 0 && access(path, W_OK) == 0;
+    free(dir);
+    return ok;
+}
+
+static int wal_has_frames(const char *path) {
+    size_t n = strlen(path) + 8;
+    char *wal = rl_malloc(n);
+    snprintf(wal, n, "%s-wal", path);
+    struct stat st;
+    int yes = stat(wal, &st) == 0 && st.st_size > 0;
+    free(wal);
+    return yes;
+}
+
+// path as a file: URI (so that ?immutable=1 can follow), with %, ? and # escaped.
+static char *file_uri(const char *path, const char *query) {
+    size_t n = strlen(path);
+    char *u = rl_malloc(n * 3 + strlen(query) + 16);
+    size_t k = (size_t)sprintf(u, "file:");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f)
+            k += (size_t)sprintf(u + k, "%%%02X", c);
+        else
+            u[k++] = (char)c;
+    }
+    sprintf(u + k, "%s", query);
+    return u;
+}
+
+static int open_reader(rl_log *log, const char *path) {
+    int rc;
+    if (dir_writable(path))
+        return sqlite3_open_v2(path, &log->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (wal_has_frames(path)) {
+        rc = sqlite3_open_v2(path, &log->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK &&
+            sqlite3_exec(log->db, "SELECT COUNT(*) FROM sqlite_master", NULL, NULL, NULL) ==
+                SQLITE_OK)
+            return SQLITE_OK;
+        sqlite3_close(log->db);
+        log->db = NULL;
+        fprintf(stderr,
+                "rlpipe: warning: %s-wal holds changes that cannot be read without write access "
+                "to the directory; showing the database file without them\n",
+                path);
+    }
+    char *uri = file_uri(path, "?immutable=1");
+    rc = sqlite3_open_v2(uri, &log->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    free(uri);
+    return rc;
+}
+
 static int open_log(rl_log **out, const char *path, int create, int readonly, rl_err *err) {
     *out = NULL;
     if (!path || !*path) return rl_fail(err, RL_EINPUT, "rollout log: empty path");
@@ -704,22 +941,22 @@ static int open_log(rl_log **out, const char *path, int create, int readonly, rl
     rl_log *log = rl_calloc(1, sizeof *log);
     log->path = rl_strdup(path);
     log->readonly = readonly;
-    int flags = SQLITE_OPEN_NOMUTEX |
-                (readonly ? SQLITE_OPEN_READONLY
-                          : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
-    if (sqlite3_open_v2(path, &log->db, flags, NULL) != SQLITE_OK) {
+    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    int orc = readonly ? open_reader(log, path) : sqlite3_open_v2(path, &log->db, flags, NULL);
+    if (orc != SQLITE_OK) {
         rl_fail(err, RL_EINPUT, "%s: cannot open the rollout log: %s", path,
                 log->db ? sqlite3_errmsg(log->db) : "out of memory");
         rl_log_close(log);
         return -1;
     }
     sqlite3_extended_result_codes(log->db, 1);
-    sqlite3_busy_timeout(log->db, 5000);
+    rl_log_set_busy_timeout(log, RL_LOG_DEFAULT_BUSY_TIMEOUT_S, NULL);
 
     int ok;
     if (readonly) {
-        ok = check_or_init_schema(log, 0, err) == 0 &&
-             exec_sql(log, "PRAGMA query_only = 1", "opening read-only", err) == 0;
+        ok = exec_sql(log, "PRAGMA query_only = 1", "opening read-only", err) == 0 &&
+             check_or_init_schema(log, 0, err) == 0;
+        if (ok) harden_reader(log);
     } else {
         // Check and (for a new file) create the schema under one write lock, so two processes
         // creating the same file at once cannot both initialise it. The journal mode changes

@@ -37,12 +37,14 @@
 #ifndef RL_ROLLOUT_LOG_H
 #define RL_ROLLOUT_LOG_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "kernels/rl_error.h"
 
 #define RL_LOG_SCHEMA_VERSION 1          // PRAGMA user_version of files this code writes
 #define RL_LOG_APPLICATION_ID 0x726C706C // PRAGMA application_id: 'rlpl'
+#define RL_LOG_DEFAULT_BUSY_TIMEOUT_S 60.0 // waiting for another connection's write lock
 
 typedef struct rl_log rl_log;
 struct sqlite3;
@@ -120,8 +122,25 @@ void rl_eval_row_init(rl_eval_row *e);
 // A missing file with create=0, a non-SQLite file, a foreign SQLite file or a newer schema
 // version is RL_EINPUT naming the file.
 int rl_log_open(rl_log **out, const char *path, int create, rl_err *err);
-// Opens an existing log read-only (SQLITE_OPEN_READONLY and query_only); same checks.
+// Opens an existing log for reading; same checks. The connection is read-only by construction:
+// query_only, defensive mode, no ATTACH, no extensions, the FTS3 tokenizer function off, and an
+// authorizer that refuses at prepare time every statement that is not a read (writes, schema
+// changes, transactions, SAVEPOINT, ATTACH, pragmas other than read-only ones such as
+// user_version or table_info, functions outside the built-in read set: fts3_tokenizer,
+// load_extension, readfile, ...); rl_log_refused() then says what was refused. No -wal / -shm
+// file is left behind: in a writable directory the file is opened read-write (closing the last
+// connection removes them); in a read-only directory or file system it is opened with
+// immutable=1 (or plain read-only when a live writer's -wal and -shm exist).
 int rl_log_open_readonly(rl_log **out, const char *path, rl_err *err);
+// What a reader's authorizer refused last ("PRAGMA writable_schema", "the function
+// fts3_tokenizer", ...), or NULL; rl_log_clear_refused forgets it.
+const char *rl_log_refused(const rl_log *log);
+void rl_log_clear_refused(rl_log *log);
+
+// How long a statement waits for another connection's write lock before failing with
+// "database is locked" (retrying with exponential backoff; default RL_LOG_DEFAULT_BUSY_TIMEOUT_S).
+// When stop is not NULL the wait ends early once *stop is non-zero (a signal handler's flag).
+void rl_log_set_busy_timeout(rl_log *log, double seconds, const volatile sig_atomic_t *stop);
 // Closes the connection (rolls back a step still in progress). NULL is fine.
 void rl_log_close(rl_log *log);
 
