@@ -37,13 +37,13 @@ static const char CODE_PRELUDE[] =
 
 typedef struct bench_run {
     rl_bench b;
-    const char *label;  // the table's name for it
-    int n;              // problems evaluated
-    rl_ids *ids;        // [n] rendered prompts
-    char **texts;       // [n] rendered prompt text (for --prompts-out)
-    char ***responses;  // [n][k] from --responses, or NULL
-    int *n_responses;   // [n]
-    void *format;       // the format verifier for this benchmark
+    const char *label; // the table's name for it
+    int n;             // problems evaluated
+    rl_ids *ids;       // [n] rendered prompts
+    char **texts;      // [n] rendered prompt text (for --prompts-out)
+    char ***responses; // [n][k] from --responses, or NULL
+    int *n_responses;  // [n]
+    void *format;      // the format verifier for this benchmark
 } bench_run;
 
 typedef struct graders {
@@ -123,7 +123,8 @@ static int make_format(bench_run *r, const graders *g, int style, int tmpl_r1, r
     } else
         opts[n++] = (rl_voption){"preset", tmpl_r1 ? "r1_prompt" : "r1"};
     rl_bench_grader gr = rl_bench_grader_of(r->b.kind);
-    if (gr == RL_BENCH_GRADE_CODE || (gr == RL_BENCH_GRADE_CHOICE && style != RL_BENCH_STYLE_SEED)) {
+    if (gr == RL_BENCH_GRADE_CODE ||
+        (gr == RL_BENCH_GRADE_CHOICE && style != RL_BENCH_STYLE_SEED)) {
         opts[n++] = (rl_voption){"answer", "none"};
         opts[n++] = (rl_voption){"trailing", "any"};
     }
@@ -182,9 +183,9 @@ static int read_responses(const char *path, bench_run *br, int n_br, int *k_out,
                          path, lineno, json_string_value(bn));
         else if (!json_is_integer(ix) || json_integer_value(ix) < 0 ||
                  json_integer_value(ix) >= r->b.n)
-            rc = rl_fail(err, RL_EINPUT,
-                         "%s:%d: \"index\": expected a problem index in 0..%d of %s", path, lineno,
-                         r->b.n - 1, r->b.path);
+            rc =
+                rl_fail(err, RL_EINPUT, "%s:%d: \"index\": expected a problem index in 0..%d of %s",
+                        path, lineno, r->b.n - 1, r->b.path);
         else if (!json_is_string(one) && !json_is_array(many))
             rc = rl_fail(err, RL_EINPUT,
                          "%s:%d: expected \"completion\" (a string) or \"completions\" (a list)",
@@ -250,16 +251,19 @@ static void grade_code(const graders *g, const rl_bench_item *it, const rl_vtest
     size_t n = strlen(code);
     char *wrapped = rl_malloc(n + sizeof CODE_PRELUDE + 32);
     snprintf(wrapped, n + sizeof CODE_PRELUDE + 32, "```python\n%s%s\n```\n", CODE_PRELUDE, code);
-    rl_vsample s = {.prompt = it->prompt, .completion = wrapped, .tests = tests,
-                    .n_tests = it->n_tests, .task = "code"};
+    rl_vsample s = {.prompt = it->prompt,
+                    .completion = wrapped,
+                    .tests = tests,
+                    .n_tests = it->n_tests,
+                    .task = "code"};
     g->code_api->score(g->code, &s, out);
     free(wrapped);
     free(code);
 }
 
 static void grade(const graders *g, const bench_run *r, const rl_bench_item *it,
-                  const rl_vtest *tests, const char *text, int n_tokens, int max_new,
-                  int truncated, rl_vresult *acc, rl_vresult *fmt) {
+                  const rl_vtest *tests, const char *text, int n_tokens, int max_new, int truncated,
+                  rl_vresult *acc, rl_vresult *fmt) {
     memset(acc, 0, sizeof *acc);
     switch (rl_bench_grader_of(r->b.kind)) {
     case RL_BENCH_GRADE_MATH: {
@@ -274,8 +278,11 @@ static void grade(const graders *g, const bench_run *r, const rl_bench_item *it,
         grade_code(g, it, tests, text, acc);
         break;
     }
-    rl_vsample s = {.prompt = it->prompt, .completion = text, .n_tokens = n_tokens,
-                    .max_tokens = max_new, .truncated = truncated};
+    rl_vsample s = {.prompt = it->prompt,
+                    .completion = text,
+                    .n_tokens = n_tokens,
+                    .max_tokens = max_new,
+                    .truncated = truncated};
     memset(fmt, 0, sizeof *fmt);
     g->fmt_api->score(r->format, &s, fmt);
     rl_vresult_sanitize(acc);
@@ -300,8 +307,8 @@ typedef struct bench_result {
 } bench_result;
 
 typedef struct sample {
-    char *text;    // as scored: the forced start + the generated text
-    int n_tokens;  // generated tokens
+    char *text;   // as scored: the forced start + the generated text
+    int n_tokens; // generated tokens
     int finish;
     rl_vresult acc, fmt;
 } sample;
@@ -550,8 +557,10 @@ static int write_prompts(const char *path, bench_run *br, int n_br, rl_err *err)
             free(s);
         }
     int bad = ferror(f);
-    if (f != stdout) bad |= fclose(f) != 0;
-    else fflush(f);
+    if (f != stdout)
+        bad |= fclose(f) != 0;
+    else
+        fflush(f);
     return bad ? rl_fail(err, RL_EINPUT, "--prompts-out %s: write failed", path) : 0;
 }
 
@@ -564,7 +573,8 @@ static int start_unique_run(rl_run *run, rl_err *err) {
             snprintf(name, sizeof name, "%s-bench-%d", run->cfg->run.name, i);
         int64_t id;
         rl_err probe = {0};
-        if (rl_log_find_run(run->log, name, &id, &probe) != 0) return rl_run_start(run, name, 0, err);
+        if (rl_log_find_run(run->log, name, &id, &probe) != 0)
+            return rl_run_start(run, name, 0, err);
     }
     return rl_fail(err, RL_EINPUT, "too many benchmark runs in %s", run->cfg->logging.db);
 }
@@ -582,7 +592,8 @@ int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
     const char *start = o.style == RL_BENCH_STYLE_SEED ? "###" : "";
     char found[4096];
     int sampling = !o.responses && !o.prompts_out;
-    if (sampling && !o.model && !cfg->model.path[0] && rl_run_default_model(cfg, found, sizeof found))
+    if (sampling && !o.model && !cfg->model.path[0] &&
+        rl_run_default_model(cfg, found, sizeof found))
         o.model = found;
     int k = o.k > 0 ? o.k : cfg->eval.k;
 
@@ -631,8 +642,8 @@ int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
     if (rl_run_open_output(&run, &err) || start_unique_run(&run, &err)) goto fail;
     bench_result res[MAX_BENCH];
     for (int b = 0; b < n_br; b++) {
-        fprintf(stderr, "bench: %s (%s): %d problems x %d samples\n", br[b].label,
-                    br[b].b.path, br[b].n, k);
+        fprintf(stderr, "bench: %s (%s): %d problems x %d samples\n", br[b].label, br[b].b.path,
+                br[b].n, k);
         if (run_bench(&run, &g, &o, &br[b], b, k, start, &res[b], &err)) goto fail;
     }
     printf("benchmarks (%s, %s):\n", o.responses ? o.responses : (o.model ? o.model : "init"),

@@ -28,13 +28,13 @@
 typedef struct rl_bench_eval_opts {
     const char *const *specs; // [n_specs] "NAME=FILE"
     int n_specs;
-    const char *model;       // model directory or NULL (model.path, out_dir/final, out_dir/sft)
-    int k;                   // samples per problem (<= 0: eval.k)
-    int n;                   // first n problems of each benchmark (<= 0: all)
-    double temperature;      // < 0: 0.6
-    double top_p;            // < 0: 0.95
-    int style;               // rl_bench_style
-    const int *pass_k;       // [n_pass_k] extra pass@k rows (each <= k)
+    const char *model;  // model directory or NULL (model.path, out_dir/final, out_dir/sft)
+    int k;              // samples per problem (<= 0: eval.k)
+    int n;              // first n problems of each benchmark (<= 0: all)
+    double temperature; // < 0: 0.6
+    double top_p;       // < 0: 0.95
+    int style;          // rl_bench_style
+    const int *pass_k;  // [n_pass_k] extra pass@k rows (each <= k)
     int n_pass_k;
     const char *responses;   // JSONL of completions to score instead of sampling, or NULL
     const char *prompts_out; // write the rendered prompts as JSONL here and stop, or NULL

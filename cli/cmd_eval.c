@@ -141,8 +141,10 @@ int cmd_eval(int argc, char **argv) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > 100000 || (*end && *end != ',') || n_pass_k == 7) {
-            rc = cli_usage_error("eval", "--pass-k: expected up to 7 integers >= 1 separated by "
-                                         "commas, got '%s'", pks);
+            rc = cli_usage_error("eval",
+                                 "--pass-k: expected up to 7 integers >= 1 separated by "
+                                 "commas, got '%s'",
+                                 pks);
             break;
         }
         pass_k[n_pass_k++] = (int)v;

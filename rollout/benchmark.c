@@ -23,14 +23,14 @@ static const struct {
     const char *name;
     rl_bench_kind kind;
 } NAMES[] = {
-    {"math500", RL_BENCH_MATH500},       {"math_500", RL_BENCH_MATH500},
-    {"math", RL_BENCH_MATH500},          {"aime", RL_BENCH_AIME},
-    {"aime24", RL_BENCH_AIME},           {"aime2024", RL_BENCH_AIME},
-    {"aime_2024", RL_BENCH_AIME},        {"aime25", RL_BENCH_AIME},
-    {"aime2025", RL_BENCH_AIME},         {"aime_2025", RL_BENCH_AIME},
-    {"gpqa", RL_BENCH_GPQA},             {"gpqa_diamond", RL_BENCH_GPQA},
-    {"mmlu_pro", RL_BENCH_MMLU_PRO},     {"mmlupro", RL_BENCH_MMLU_PRO},
-    {"livecodebench", RL_BENCH_LCB},     {"lcb", RL_BENCH_LCB},
+    {"math500", RL_BENCH_MATH500},   {"math_500", RL_BENCH_MATH500},
+    {"math", RL_BENCH_MATH500},      {"aime", RL_BENCH_AIME},
+    {"aime24", RL_BENCH_AIME},       {"aime2024", RL_BENCH_AIME},
+    {"aime_2024", RL_BENCH_AIME},    {"aime25", RL_BENCH_AIME},
+    {"aime2025", RL_BENCH_AIME},     {"aime_2025", RL_BENCH_AIME},
+    {"gpqa", RL_BENCH_GPQA},         {"gpqa_diamond", RL_BENCH_GPQA},
+    {"mmlu_pro", RL_BENCH_MMLU_PRO}, {"mmlupro", RL_BENCH_MMLU_PRO},
+    {"livecodebench", RL_BENCH_LCB}, {"lcb", RL_BENCH_LCB},
 };
 
 int rl_bench_kind_from_name(const char *name) {
@@ -532,8 +532,7 @@ static int lcb_tests(rl_bench_item *it, json_t *o, const char *name, const char 
     json_error_t jerr;
     if (*p == '[') {
         list = json_loads(s, 0, &jerr);
-        if (!list)
-            return rl_fail(err, RL_EINPUT, "field \"%s\": bad JSON: %s", name, jerr.text);
+        if (!list) return rl_fail(err, RL_EINPUT, "field \"%s\": bad JSON: %s", name, jerr.text);
     } else {
         rl_err e = {0};
         if (rl_lcb_decode_private(s, strlen(s), max_bytes, &decoded, &e))
@@ -553,9 +552,8 @@ static int lcb_tests(rl_bench_item *it, json_t *o, const char *name, const char 
 static int load_lcb(rl_bench_item *it, json_t *o, const rl_bench_opts *opt, rl_err *err) {
     static const char *const Q[] = {"question_content", "content", NULL};
     static const char *const ID[] = {"question_id", "id", NULL};
-    static const char *const META[] = {"question_id",  "question_title", "platform",
-                                       "contest_date", "difficulty",     "contest_id",
-                                       NULL};
+    static const char *const META[] = {"question_id", "question_title", "platform", "contest_date",
+                                       "difficulty",  "contest_id",     NULL};
     char *q = NULL, *func = NULL;
     RL_TRY(need_text(o, Q, &q, err));
     json_t *md = json_object_get(o, "metadata"), *md_parsed = NULL;
@@ -575,7 +573,8 @@ static int load_lcb(rl_bench_item *it, json_t *o, const rl_bench_opts *opt, rl_e
                 free(q);
                 free(func);
                 json_decref(md_parsed);
-                return rl_fail(err, RL_EINPUT, "field \"metadata\": func_name is not a Python name");
+                return rl_fail(err, RL_EINPUT,
+                               "field \"metadata\": func_name is not a Python name");
             }
     }
     json_decref(md_parsed);
@@ -676,8 +675,8 @@ static int csv_record(FILE *f, buf *cells, size_t **starts, int *n, int *line, c
         } else {
             while (c != ',' && c != '\n' && c != '\r' && c != EOF) {
                 if (c == '"')
-                    return rl_fail(err, RL_EINPUT, "%s:%d: a quote inside an unquoted field",
-                                   path, *line);
+                    return rl_fail(err, RL_EINPUT, "%s:%d: a quote inside an unquoted field", path,
+                                   *line);
                 char ch = (char)c;
                 buf_add(cells, &ch, 1);
                 c = fgetc(f);
@@ -729,8 +728,8 @@ static int read_csv(rl_bench *b, FILE *f, row_fn fn, const rl_bench_opts *opt, r
             json_t *s = json_string(cells.s + starts[i]);
             if (!s) {
                 json_decref(obj);
-                rc = rl_fail(err, RL_EINPUT, "%s:%d: field \"%s\" is not valid UTF-8", b->path,
-                             at, header[i]);
+                rc = rl_fail(err, RL_EINPUT, "%s:%d: field \"%s\" is not valid UTF-8", b->path, at,
+                             header[i]);
                 break;
             }
             json_object_set_new(obj, header[i], s);

@@ -69,9 +69,9 @@ typedef struct rl_bench_test {
 } rl_bench_test;
 
 typedef struct rl_bench_item {
-    char *id;     // the release's id (unique_id, ID, Record ID, question_id) or "line N"
-    char *prompt; // the user message: the benchmark's standard prompt around the problem
-    char *answer; // math: the reference; choice: the correct letter; code: NULL
+    char *id;             // the release's id (unique_id, ID, Record ID, question_id) or "line N"
+    char *prompt;         // the user message: the benchmark's standard prompt around the problem
+    char *answer;         // math: the reference; choice: the correct letter; code: NULL
     rl_bench_test *tests; // [n_tests] code tests (public, then private)
     int n_tests;
     int n_options; // choice: the number of options (letters A..)
@@ -89,8 +89,8 @@ typedef struct rl_bench {
 
 typedef struct rl_bench_opts {
     rl_bench_style style;
-    uint64_t shuffle_seed;   // GPQA option order
-    size_t max_test_bytes;   // limit on one problem's decoded tests (0 = 1 GiB)
+    uint64_t shuffle_seed; // GPQA option order
+    size_t max_test_bytes; // limit on one problem's decoded tests (0 = 1 GiB)
 } rl_bench_opts;
 
 // The kind called name (case-insensitive, '-' read as '_'), or -1.

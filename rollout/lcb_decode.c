@@ -6,7 +6,6 @@
 #include <string.h>
 #include <zlib.h>
 
-
 static int b64_value(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;

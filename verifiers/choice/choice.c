@@ -28,8 +28,8 @@ static const char *last_of(const char *s, const char *end, const char *needle) {
 
 // Skips blanks and answer markup: * $ ( [ { ~ and \text{ \textbf{ \mathrm{ \mathbf{ \boxed{.
 static const char *skip_markup(const char *p, const char *end) {
-    static const char *const macros[] = {"\\text{", "\\textbf{", "\\mathrm{", "\\mathbf{",
-                                         "\\boxed{", "\\(",      "\\[",       NULL};
+    static const char *const macros[] = {"\\text{",  "\\textbf{", "\\mathrm{", "\\mathbf{",
+                                         "\\boxed{", "\\(",       "\\[",       NULL};
     for (;;) {
         while (p < end && strchr(" \t*$([{~", *p) && *p) p++;
         int moved = 0;

@@ -82,11 +82,10 @@ static void *format_create(const rl_voption *opts, int32_t n_opts, char *err, si
             start = v;
             ok = 1;
         } else {
-            snprintf(
-                err, err_len,
-                "unknown option '%s' (format takes preset, think, think_open, start, answer, "
-                "trailing)",
-                k);
+            snprintf(err, err_len,
+                     "unknown option '%s' (format takes preset, think, think_open, start, answer, "
+                     "trailing)",
+                     k);
             return NULL;
         }
         if (!ok) {
