@@ -134,6 +134,52 @@ static int make_format(bench_run *r, const graders *g, int style, int tmpl_r1, r
     return 0;
 }
 
+// The math and code verifiers, with the options of the config's accuracy entry routed as the
+// accuracy dispatcher routes them ("math." / "code." prefixes, else whichever takes the key).
+// Code answers must pass every test (scoring: all, which also stops at the first failure)
+// unless the entry says otherwise.
+static int make_graders(const rl_config *cfg, graders *g, rl_err *err) {
+    const rl_verifier_spec *acc = NULL;
+    for (int i = 0; i < cfg->reward.verifiers.n; i++)
+        if (strcmp(cfg->reward.verifiers.v[i].name, "accuracy") == 0 &&
+            !cfg->reward.verifiers.v[i].plugin && !cfg->reward.verifiers.v[i].command)
+            acc = &cfg->reward.verifiers.v[i];
+    int n = acc ? acc->n_options : 0;
+    rl_voption *mo = rl_calloc((size_t)n + 1, sizeof *mo),
+               *co = rl_calloc((size_t)n + 2, sizeof *co);
+    int nm = 0, nc = 0, scoring_set = 0, rc = 0;
+    char why[256] = "";
+    for (int i = 0; i < n && rc == 0; i++) {
+        rl_voption o = acc->options[i];
+        if (strncmp(o.key, "math.", 5) == 0) {
+            mo[nm++] = (rl_voption){o.key + 5, o.value};
+            continue;
+        }
+        if (strncmp(o.key, "code.", 5) == 0)
+            o.key += 5;
+        else {
+            void *probe = g->math_api->create(&o, 1, why, sizeof why);
+            if (probe) {
+                g->math_api->destroy(probe);
+                mo[nm++] = o;
+                continue;
+            }
+        }
+        scoring_set |= strcmp(o.key, "scoring") == 0;
+        co[nc++] = o;
+    }
+    if (!scoring_set) co[nc++] = (rl_voption){"scoring", "all"};
+    g->math = g->math_api->create(mo, nm, why, sizeof why);
+    if (!g->math) rc = rl_fail(err, RL_EINPUT, "reward.verifiers: accuracy: math: %s", why);
+    if (rc == 0) {
+        g->code = g->code_api->create(co, nc, why, sizeof why);
+        if (!g->code) rc = rl_fail(err, RL_EINPUT, "reward.verifiers: accuracy: %s", why);
+    }
+    free(mo);
+    free(co);
+    return rc;
+}
+
 // ---- --responses ------------------------------------------------------------------------------
 
 static int push_response(bench_run *r, int idx, const char *text) {
@@ -439,6 +485,9 @@ static int run_bench(rl_run *run, const graders *g, const rl_bench_eval_opts *o,
             free(tests[i]);
             tests[i] = NULL;
         }
+        if (r->n > chunk)
+            fprintf(stderr, "bench: %s: %d/%d problems, %.0f s\n", r->label, base + m, r->n,
+                    rl_now() - t0);
         for (int j = 0; j < m * k; j++) {
             free(smp[j].text);
             smp[j].text = NULL;
@@ -632,13 +681,7 @@ int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
                 goto fail;
             }
     }
-    char why[256] = "";
-    g.math = g.math_api->create(NULL, 0, why, sizeof why);
-    g.code = g.code_api->create(NULL, 0, why, sizeof why);
-    if (!g.math || !g.code) {
-        rl_fail(&err, RL_EINTERNAL, "verifiers: %s", why);
-        goto fail;
-    }
+    if (make_graders(cfg, &g, &err)) goto fail;
     if (rl_run_open_output(&run, &err) || start_unique_run(&run, &err)) goto fail;
     bench_result res[MAX_BENCH];
     for (int b = 0; b < n_br; b++) {

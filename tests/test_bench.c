@@ -700,6 +700,12 @@ static void test_cli_errors(void) {
         {"--style seed", "go with --benchmark"},
         {"--benchmark math500=" DATA "math500.jsonl --responses " DATA "aime24.jsonl",
          "\"benchmark\""},
+        {"--benchmark math500=" DATA "math500.jsonl --responses RESP --set "
+         "'reward.verifiers=[{name: accuracy, weight: 1, code.bogus: 1}]'",
+         "bogus"},
+        {"--benchmark math500=" DATA "math500.jsonl --responses RESP --set "
+         "'reward.verifiers=[{name: accuracy, weight: 1, math.float_rounding: 99}]'",
+         "float_rounding"},
         {"--benchmark math500=" DATA "math500.jsonl --benchmark aime=" DATA
          "aime24.jsonl --responses RESP",
          "no completion for aime problem 0"},
@@ -716,7 +722,8 @@ static void test_cli_errors(void) {
         char args[1024];
         const char *r = strstr(cases[i].args, "RESP");
         if (r)
-            snprintf(args, sizeof args, "%.*s%s", (int)(r - cases[i].args), cases[i].args, resp);
+            snprintf(args, sizeof args, "%.*s%s%s", (int)(r - cases[i].args), cases[i].args, resp,
+                     r + 4);
         else
             snprintf(args, sizeof args, "%s", cases[i].args);
         snprintf(cmd, sizeof cmd, "%s eval configs/tiny.yaml --set run.out_dir=%s %s",
