@@ -630,8 +630,8 @@ static int start_unique_run(rl_run *run, rl_err *err) {
 
 int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
     rl_bench_eval_opts o = *o_in;
-    if (o.temperature < 0) o.temperature = 0.6;
-    if (o.top_p < 0) o.top_p = 0.95;
+    if (o.temperature < 0) o.temperature = cfg->eval.temperature; // default 0.6 (R1)
+    if (o.top_p < 0) o.top_p = cfg->eval.top_p;                   // default 0.95 (R1)
     rl_err err = {0};
     bench_run br[MAX_BENCH];
     int n_br = 0, code = CLI_EXIT_OK;

@@ -35,7 +35,7 @@ static void usage(FILE *out) {
         "              [--shuffle-seed S] [--step S]\n"
         "  --benchmark NAME=FILE  a benchmark file in its release's format (JSON lines, or CSV\n"
         "                    for a .csv file); NAME: %s\n"
-        "  --top-p P         nucleus mass (benchmarks: default 0.95; T defaults to 0.6)\n"
+        "  --top-p P         nucleus mass (default eval.top_p = 0.95; T: eval.temperature = 0.6)\n"
         "  --style S         standard (each benchmark's usual prompt) or seed (answers in\n"
         "                    \\boxed{}, the response forced to start with ###)\n"
         "  --pass-k LIST     also report the unbiased pass@k for these k (<= K)\n"

@@ -710,6 +710,10 @@ static void test_cli_errors(void) {
          "aime24.jsonl --responses RESP",
          "no completion for aime problem 0"},
     };
+    // The shipped benchmark config is valid.
+    snprintf(cmd, sizeof cmd, "%s config check configs/examples/r1-distill-bench.yaml",
+             test_rlpipe_bin());
+    CHECK(run(cmd, NULL, err, sizeof err) == 0, "r1-distill-bench.yaml: %s", err);
     char resp[300];
     snprintf(resp, sizeof resp, "%s/partial.jsonl", tmpdir);
     FILE *f = fopen(resp, "w");
