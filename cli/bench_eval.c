@@ -693,8 +693,14 @@ int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
            cfg->logging.db);
     print_header(stdout);
     for (int b = 0; b < n_br; b++) print_rows(stdout, &br[b], &res[b], &o);
-    printf("T = %.2f, top-p = %.2f, style %s; pass@1 = mean over the k samples of each problem\n",
-           o.temperature, o.top_p, o.style ? "seed (###)" : "standard");
+    if (o.responses)
+        printf("completions from %s, style %s; pass@1 = mean over the k samples of each problem\n",
+               o.responses, o.style ? "seed (###)" : "standard");
+    else
+        printf("T = %.2f, top-p = %.2f, style %s; pass@1 = mean over the k samples of each "
+               "problem\n",
+               o.temperature, o.top_p, o.style ? "seed (###)" : "standard");
+
     goto done;
 fail:
     code = cli_report(&err);
