@@ -742,6 +742,48 @@ static void test_cli_errors(void) {
     }
 }
 
+// R1's chat template with the seed style: the prompt ends "<think>\n###", so a response closes
+// the think block and ends with one box (format preset seed with think_open: prompt).
+static void test_cli_r1_template(void) {
+    char cmd[4096], err[8192], dir[300], resp[300], db_path[400];
+    snprintf(dir, sizeof dir, "%s/r1", tmpdir);
+    snprintf(db_path, sizeof db_path, "%s/rollouts.db", dir);
+    snprintf(resp, sizeof resp, "%s/r1.jsonl", tmpdir);
+    const char *base = "eval configs/tiny.yaml --set tokenizer.chat_template=r1 --set run.name=r "
+                       "--benchmark aime=" DATA "aime24_caps.jsonl --style seed";
+    snprintf(cmd, sizeof cmd, "%s %s --prompts-out -", test_rlpipe_bin(), base);
+    char *out = NULL;
+    CHECK(run(cmd, &out, err, sizeof err) == 0, "%s", err);
+    json_t *first = out ? json_loads(out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    const char *text = json_string_value(json_object_get(first, "text"));
+    CHECK(text && strstr(text, "<\xef\xbd\x9cUser\xef\xbd\x9c>What is $12 \\times 13$?") &&
+              strlen(text) > 12 && strcmp(text + strlen(text) - 11, "<think>\n###") == 0,
+          "r1 text: %s", text ? text : "");
+    json_decref(first);
+    free(out);
+    FILE *f = fopen(resp, "w");
+    fprintf(f, "{\"benchmark\": \"aime\", \"index\": 0, \"completions\": "
+               "[\" 12*13=156\\n</think>\\n\\\\boxed{156}\", \" 156\\n\\\\boxed{156}\"]}\n"
+               "{\"benchmark\": \"aime\", \"index\": 1, \"completions\": "
+               "[\" 999-1=998\\n</think>\\n\\\\boxed{998}\", \"</think>\\\\boxed{997}\"]}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s %s --set run.out_dir=%s --responses %s", test_rlpipe_bin(), base,
+             dir, resp);
+    out = NULL;
+    CHECK(run(cmd, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(out && strstr(out, "| AIME           | pass@1  |   75.0% |     2 |   2 |"), "%s",
+          out ? out : "");
+    free(out);
+    sqlite3 *db = NULL;
+    sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL);
+    // Sample 0 of each problem has the whole format; sample 1 misses </think> (problem 0) or the
+    // reasoning (problem 1).
+    CHECK(query_int(db, "SELECT COUNT(*) FROM rollouts r JOIN scores s ON s.rollout_id = r.id "
+                        "WHERE s.verifier = 'format' AND (s.score = 1) = (r.sample_idx = 0)") == 4,
+          "r1 + seed format verdicts");
+    sqlite3_close(db);
+}
+
 // The real sampling path: a tiny random model, 2 problems x 2 samples of two benchmarks.
 static void test_cli_sampling(void) {
     char cmd[4096], err[8192], dir[300], db_path[400];
@@ -782,6 +824,7 @@ int main(void) {
     RUN(test_cli_errors);
     RUN(test_cli_standard_style);
     RUN(test_cli_seed_style);
+    RUN(test_cli_r1_template);
     RUN(test_cli_sampling);
     char rm[400];
     snprintf(rm, sizeof rm, "rm -rf %s", tmpdir);
