@@ -624,9 +624,12 @@ static int read_jsonl(rl_bench *b, FILE *f, row_fn fn, const rl_bench_opts *opt,
             rc = rl_fail(err, RL_EINPUT, "%s:%d: NUL byte in the line", b->path, lineno);
             break;
         }
-        if (all_blank(line)) continue;
+        const char *text = line;
+        if (lineno == 1 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) // a UTF-8 BOM
+            text += 3, len -= 3;
+        if (all_blank(text)) continue;
         json_error_t jerr;
-        json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!obj) {
             rc = rl_fail(err, RL_EINPUT, "%s:%d: not JSON: %s (column %d)", b->path, lineno,
                          jerr.text, jerr.column);
@@ -708,6 +711,8 @@ static int read_csv(rl_bench *b, FILE *f, row_fn fn, const rl_bench_opts *opt, r
         header = malloc((size_t)n * sizeof *header);
         if (!header) abort();
         for (int i = 0; i < n; i++) header[i] = rl_strdup(cells.s + starts[i]);
+        if (strncmp(header[0], "\xef\xbb\xbf", 3) == 0) // a UTF-8 BOM (spreadsheet exports)
+            memmove(header[0], header[0] + 3, strlen(header[0]) - 2);
     }
     while (rc == 0) {
         int at = line;

@@ -463,6 +463,22 @@ static void test_bad_rows(void) {
     fclose(f);
     CHECK(load(&b, "math500", path, 0, &err) != 0 && strstr(err.msg, "no problems"), "%s", err.msg);
     rl_bench_free(&b);
+    // A UTF-8 byte-order mark (spreadsheet and Windows exports) is skipped in both formats; CRLF
+    // line ends are fine.
+    snprintf(path, sizeof path, "%s/bom.jsonl", tmpdir);
+    f = fopen(path, "w");
+    fputs("\xef\xbb\xbf{\"problem\": \"1+1?\", \"answer\": \"2\"}\r\n", f);
+    fclose(f);
+    CHECK(load(&b, "math500", path, 0, &err) == 0 && b.n == 1, "bom jsonl: %s", err.msg);
+    rl_bench_free(&b);
+    snprintf(path, sizeof path, "%s/bom.csv", tmpdir);
+    f = fopen(path, "w");
+    fputs("\xef\xbb\xbfQuestion,Correct Answer,Incorrect Answer 1,Incorrect Answer 2,Incorrect "
+          "Answer 3\r\nq,a,b,c,d\r\n",
+          f);
+    fclose(f);
+    CHECK(load(&b, "gpqa", path, 0, &err) == 0 && b.n == 1, "bom csv: %s", err.msg);
+    rl_bench_free(&b);
 }
 
 // ---- rlpipe eval --benchmark, end to end ---------------------------------------------------------
