@@ -800,6 +800,32 @@ static void test_cli_r1_template(void) {
     sqlite3_close(db);
 }
 
+// The seed preset in a reward config, as training uses it: rlpipe verify scores fixed completions.
+static void test_seed_preset_in_reward(void) {
+    char cmd[4096], err[8192], cfg[300], in[300];
+    snprintf(cfg, sizeof cfg, "%s/seed.yaml", tmpdir);
+    snprintf(in, sizeof in, "%s/seed_in.jsonl", tmpdir);
+    FILE *f = fopen(cfg, "w");
+    fputs("reward:\n  verifiers:\n    - {name: accuracy, weight: 0.4}\n"
+          "    - {name: format, weight: 0.2, preset: seed}\n",
+          f);
+    fclose(f);
+    f = fopen(in, "w");
+    fputs("{\"prompt\": \"1+1?\", \"answer\": \"2\", \"completion\": \"### 1+1=2 so "
+          "\\\\boxed{2}\"}\n"
+          "{\"prompt\": \"1+1?\", \"answer\": \"2\", \"completion\": \"1+1=2 so "
+          "\\\\boxed{2}\"}\n",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s verify --config %s < %s", test_rlpipe_bin(), cfg, in);
+    char *out = NULL;
+    CHECK(run(cmd, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(out && strstr(out, "\"format\":1.0") && strstr(out, "\"format\":0.6666666667") &&
+              strstr(out, "failed: start"),
+          "%s", out ? out : "");
+    free(out);
+}
+
 // The real sampling path: a tiny random model, 2 problems x 2 samples of two benchmarks.
 static void test_cli_sampling(void) {
     char cmd[4096], err[8192], dir[300], db_path[400];
@@ -841,6 +867,7 @@ int main(void) {
     RUN(test_cli_standard_style);
     RUN(test_cli_seed_style);
     RUN(test_cli_r1_template);
+    RUN(test_seed_preset_in_reward);
     RUN(test_cli_sampling);
     char rm[400];
     snprintf(rm, sizeof rm, "rm -rf %s", tmpdir);
