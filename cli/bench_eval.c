@@ -477,7 +477,7 @@ static int run_bench(rl_run *run, const graders *g, const rl_bench_eval_opts *o,
             }
             res->correct += correct;
             share_sum += (double)correct / k;
-            for (int p = 0; p < o->n_pass_k && p < 8; p++)
+            for (int p = 0; p < o->n_pass_k && p < 7; p++)
                 passk_sum[p] += rl_pass_at_k(k, correct, o->pass_k[p]);
             passk_sum[7] += correct > 0; // pass@k at k = samples, for the evals row
         }
@@ -493,6 +493,7 @@ static int run_bench(rl_run *run, const graders *g, const rl_bench_eval_opts *o,
             smp[j].text = NULL;
         }
     }
+    for (int j = 0; j < chunk * k; j++) free(smp[j].text); // left by a failed chunk
     free(smp);
     free(gprompts);
     free(comps);
