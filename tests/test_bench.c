@@ -226,6 +226,7 @@ static void test_choice(void) {
         {"Thinking... Answer: C", 4, 'C'},
         {"answer: c", 4, 0}, // a lower-case letter is not an option letter
         {"**Answer:** (B)", 4, 'B'},
+        {"__Answer__: _D_", 4, 'D'},
         {"The answer is D.", 4, 'D'},
         {"Final answer: $\\boxed{A}$", 4, 'A'},
         {"\\boxed{\\text{B}}", 4, 'B'},

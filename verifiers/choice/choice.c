@@ -31,7 +31,7 @@ static const char *skip_markup(const char *p, const char *end) {
     static const char *const macros[] = {"\\text{",  "\\textbf{", "\\mathrm{", "\\mathbf{",
                                          "\\boxed{", "\\(",       "\\[",       NULL};
     for (;;) {
-        while (p < end && strchr(" \t*$([{~", *p) && *p) p++;
+        while (p < end && *p && strchr(" \t*_$([{~", *p)) p++;
         int moved = 0;
         for (int i = 0; macros[i]; i++) {
             size_t n = strlen(macros[i]);
@@ -61,14 +61,14 @@ static int starts_with_ci(const char *p, const char *end, const char *word) {
 // "answer" at p followed by ':' or "is", then the letter. Returns the letter or 0.
 static char after_answer_word(const char *p, const char *end, int n_options) {
     p += 6; // "answer"
-    while (p < end && (*p == ' ' || *p == '*' || *p == '\t')) p++;
+    while (p < end && (*p == ' ' || *p == '*' || *p == '_' || *p == '\t')) p++;
     if (p < end && *p == ':')
         p++;
     else if (starts_with_ci(p, end, "is") && (p + 2 >= end || !is_alnum(p[2])))
         p += 2;
     else
         return 0;
-    while (p < end && (*p == '*' || *p == ' ' || *p == ':')) p++;
+    while (p < end && (*p == '*' || *p == '_' || *p == ' ' || *p == ':')) p++;
     return letter_at(skip_markup(p, end), end, n_options);
 }
 
@@ -94,8 +94,7 @@ char rl_choice_extract(const char *completion, int n_options) {
             best_at = p;
         }
     }
-    (void)best_at;
-    return best;
+    return best_at ? best : 0;
 }
 
 char rl_choice_reference(const char *reference) {

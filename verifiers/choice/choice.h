@@ -5,7 +5,7 @@
  * Extraction reads the text after the last </think> (the whole completion when it has none; the
  * reasoning is never searched) and takes the LAST of these, so a restated answer at the end wins:
  *   Answer: C   answer is C   answer: (C)   **Answer:** C   Answer: $\boxed{C}$   (case-insensitive
- *               "answer", optionally "final answer", then ':' or "is", then markup * $ ( [ { and
+ *               "answer", optionally "final answer", then ':' or "is", then markup * _ $ ( [ { and
  *               \text{ / \textbf{ / \mathrm{, then ONE capital letter not followed by a letter
  *               or digit)
  *   \boxed{C}   \boxed{(C)}   \boxed{\text{C}}   \boxed{C) 42} (the box must start with the letter)
