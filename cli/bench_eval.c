@@ -647,6 +647,8 @@ int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
         o.model = found;
     int k = o.k > 0 ? o.k : cfg->eval.k;
 
+    // Scoring and printing prompts run no model: they need no GPU.
+    if (!sampling) cfg->run.device = RL_CFG_CPU;
     // Everything that can fail on bad input comes before the log is touched.
     if (load_benches(&o, br, &n_br, &err) ||
         rl_run_init(&run, cfg, sampling ? RL_RUN_MODEL : 0, o.model, &err))

@@ -768,7 +768,9 @@ static void test_cli_r1_template(void) {
     snprintf(resp, sizeof resp, "%s/r1.jsonl", tmpdir);
     const char *base = "eval configs/tiny.yaml --set tokenizer.chat_template=r1 --set run.name=r "
                        "--benchmark aime=" DATA "aime24_caps.jsonl --style seed";
-    snprintf(cmd, sizeof cmd, "%s %s --prompts-out -", test_rlpipe_bin(), base);
+    // Printing prompts (and scoring responses) runs no model, so it needs no GPU either.
+    snprintf(cmd, sizeof cmd, "%s %s --set run.device=cuda --prompts-out -", test_rlpipe_bin(),
+             base);
     char *out = NULL;
     CHECK(run(cmd, &out, err, sizeof err) == 0, "%s", err);
     json_t *first = out ? json_loads(out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
@@ -784,8 +786,8 @@ static void test_cli_r1_template(void) {
                "{\"benchmark\": \"aime\", \"index\": 1, \"completions\": "
                "[\" 999-1=998\\n</think>\\n\\\\boxed{998}\", \"</think>\\\\boxed{997}\"]}\n");
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s %s --set run.out_dir=%s --responses %s", test_rlpipe_bin(), base,
-             dir, resp);
+    snprintf(cmd, sizeof cmd, "%s %s --set run.device=cuda --set run.out_dir=%s --responses %s",
+             test_rlpipe_bin(), base, dir, resp);
     out = NULL;
     CHECK(run(cmd, &out, err, sizeof err) == 0, "%s", err);
     CHECK(out && strstr(out, "| AIME           | pass@1  |   75.0% |     2 |   2 |"), "%s",
