@@ -689,7 +689,13 @@ static int csv_record(FILE *f, buf *cells, size_t **starts, int *n, int *line, c
         if (cells->len > from && memchr(cells->s + from, '\0', cells->len - from))
             return rl_fail(err, RL_EINPUT, "%s:%d: NUL byte", path, *line);
         buf_add(cells, "", 1); // each cell NUL-terminated in place
-        if (c == '\r') c = fgetc(f);
+        if (c == '\r') {       // CRLF, or a lone CR (old Mac files) that ends the record too
+            c = fgetc(f);
+            if (c != '\n' && c != EOF) {
+                ungetc(c, f);
+                c = '\n';
+            }
+        }
         if (c == '\n' || c == EOF) {
             (*line)++;
             return 0;

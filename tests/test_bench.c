@@ -480,6 +480,17 @@ static void test_bad_rows(void) {
     fclose(f);
     CHECK(load(&b, "gpqa", path, 0, &err) == 0 && b.n == 1, "bom csv: %s", err.msg);
     rl_bench_free(&b);
+    // Lone CR line ends (old Mac exports) end records too, and lose no character.
+    snprintf(path, sizeof path, "%s/cr.csv", tmpdir);
+    f = fopen(path, "w");
+    fputs("Question,Correct Answer,Incorrect Answer 1,Incorrect Answer 2,Incorrect Answer 3\r"
+          "q1,a,b,c,d\rq2,\"x\ry\",b,c,d\r",
+          f);
+    fclose(f);
+    CHECK(load(&b, "gpqa", path, 0, &err) == 0 && b.n == 2 && strstr(b.items[0].prompt, "\nq1\n") &&
+              strstr(b.items[1].prompt, ") x\ry"),
+          "cr csv: %s", err.msg);
+    rl_bench_free(&b);
 }
 
 // ---- rlpipe eval --benchmark, end to end ---------------------------------------------------------
