@@ -677,6 +677,11 @@ int rl_bench_eval_run(rl_config *cfg, const rl_bench_eval_opts *o_in) {
     }
     if (o.responses) {
         if (read_responses(o.responses, br, n_br, &k, &err)) goto fail;
+        if (o.k > 0 && o.k != k) {
+            rl_fail(&err, RL_EINPUT, "--k %d: %s has %d completion(s) per problem", o.k,
+                    o.responses, k);
+            goto fail;
+        }
         for (int p = 0; p < o.n_pass_k; p++)
             if (o.pass_k[p] > k) {
                 rl_fail(&err, RL_EINPUT, "--pass-k %d: more than the %d completions per problem",

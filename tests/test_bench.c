@@ -734,6 +734,8 @@ static void test_cli_errors(void) {
         {"--benchmark math500=" DATA "math500.jsonl --responses RESP --set "
          "'reward.verifiers=[{name: accuracy, weight: 1, math.float_rounding: 99}]'",
          "float_rounding"},
+        {"--benchmark math500=" DATA "math500.jsonl --responses RESP --k 4",
+         "has 1 completion(s) per problem"},
         {"--benchmark math500=" DATA "math500.jsonl --benchmark aime=" DATA
          "aime24.jsonl --responses RESP",
          "no completion for aime problem 0"},
