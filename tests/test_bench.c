@@ -480,6 +480,47 @@ static void test_bad_rows(void) {
     fclose(f);
     CHECK(load(&b, "gpqa", path, 0, &err) == 0 && b.n == 1, "bom csv: %s", err.msg);
     rl_bench_free(&b);
+    // Hostile lines: a NUL byte, invalid UTF-8, 100k nested arrays, a 4 MB problem (accepted).
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *says;
+    } hostile[] = {
+        {"{\"problem\": \"a\0b\", \"answer\": \"1\"}\n", 34, "NUL"},
+        {"{\"problem\": \"\xff\xfe\", \"answer\": \"1\"}\n", 33, "not JSON"},
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        snprintf(path, sizeof path, "%s/hostile%zu.jsonl", tmpdir, i);
+        f = fopen(path, "wb");
+        fputs("{\"problem\": \"ok\", \"answer\": \"1\"}\n", f);
+        fwrite(hostile[i].bytes, 1, hostile[i].len, f);
+        fclose(f);
+        char where[400];
+        snprintf(where, sizeof where, "%s:2: ", path);
+        CHECK(load(&b, "math500", path, 0, &err) != 0 &&
+                  strncmp(err.msg, where, strlen(where)) == 0 && strstr(err.msg, hostile[i].says),
+              "hostile %zu: %s", i, err.msg);
+        rl_bench_free(&b);
+    }
+    snprintf(path, sizeof path, "%s/deep.jsonl", tmpdir);
+    f = fopen(path, "wb");
+    fputs("{\"problem\": ", f);
+    for (int i = 0; i < 100000; i++) fputc('[', f);
+    fputc('\n', f);
+    fclose(f);
+    CHECK(load(&b, "math500", path, 0, &err) != 0 && strstr(err.msg, ":1: not JSON"), "deep: %s",
+          err.msg);
+    rl_bench_free(&b);
+    snprintf(path, sizeof path, "%s/big.jsonl", tmpdir);
+    f = fopen(path, "wb");
+    fputs("{\"problem\": \"", f);
+    for (int i = 0; i < 4 << 20; i++) fputc('x', f);
+    fputs("\", \"answer\": \"7\"}\n", f);
+    fclose(f);
+    CHECK(load(&b, "math500", path, 0, &err) == 0 && b.n == 1 &&
+              strlen(b.items[0].prompt) > 4 << 20,
+          "big: %s", err.msg);
+    rl_bench_free(&b);
     // Lone CR line ends (old Mac exports) end records too, and lose no character.
     snprintf(path, sizeof path, "%s/cr.csv", tmpdir);
     f = fopen(path, "w");
