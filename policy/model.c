@@ -565,6 +565,8 @@ int rl_model_logits(rl_model *m, float *logits, rl_err *err) {
 // ------------------------------------------------------------------------------------------------
 // Backward
 
+static void backward_trunk(rl_model *m);
+
 int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl_err *err) {
     if (!m->have_logprobs)
         return rl_fail(err, RL_EINTERNAL,
@@ -575,10 +577,7 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
     rl_model_grad_acts *g = &m->gacts;
     const rl_model_weights *p = &m->params;
     rl_model_weights *dp = &m->grads;
-    int B = m->B, T = m->T, n = B * T;
-    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
-    size_t FF = m->FF;
-    float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
+    size_t N = (size_t)m->B * m->T, C = m->C;
 
     // seeds, zero at padding
     memcpy(m->h_f1, dlogp, N * sizeof(float));
@@ -603,6 +602,61 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
                                      p->wlm, rows, m->C, m->V));
     }
     m->logits_valid = 0; // consumed
+    backward_trunk(m);
+    return 0;
+}
+
+int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err) {
+    if (m->B == 0) return rl_fail(err, RL_EINTERNAL, "model backward_logits: no forward pass");
+    ensure_grads(m);
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    size_t N = (size_t)m->B * m->T, C = m->C, V = m->V;
+    // The seeds go through the lm_head chunk by chunk, in the logits buffer; padded rows are
+    // zeroed on the host so whatever the caller left there changes nothing.
+    float *host = NULL;
+    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+        int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
+        const float *src = dlogits + r0 * V;
+        int padded = 0;
+        for (int i = 0; i < rows && !padded; i++) {
+            size_t r = r0 + (size_t)i;
+            padded = (int)(r % (size_t)m->T) >= m->h_lengths[r / (size_t)m->T];
+        }
+        if (padded) {
+            if (!host) host = rl_malloc(m->logits_rows * V * sizeof(float));
+            memcpy(host, src, (size_t)rows * V * sizeof(float));
+            for (int i = 0; i < rows; i++) {
+                size_t r = r0 + (size_t)i;
+                if ((int)(r % (size_t)m->T) >= m->h_lengths[r / (size_t)m->T])
+                    memset(host + (size_t)i * V, 0, V * sizeof(float));
+            }
+            src = host;
+        }
+        be->mem_upload(be, a->logits, src, (size_t)rows * V * sizeof(float));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, m->gacts.dln + r0 * C, m->grads.wlm, NULL, a->logits,
+                                     a->lnf + r0 * C, m->params.wlm, rows, m->C, m->V));
+    }
+    free(host);
+    m->logits_valid = 0; // the buffer now holds seeds
+    m->have_logprobs = 0;
+    backward_trunk(m);
+    return 0;
+}
+
+// Backward from the gradient of the final norm's output (gacts.dln, all N rows) to every
+// parameter.
+static void backward_trunk(rl_model *m) {
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    rl_model_grad_acts *g = &m->gacts;
+    const rl_model_weights *p = &m->params;
+    rl_model_weights *dp = &m->grads;
+    int B = m->B, T = m->T, n = B * T;
+    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
+    size_t FF = m->FF;
+    float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
 
     be->mem_zero(be, g->dres, N * C * sizeof(float));
     RL_TIMED(m, other,
@@ -646,7 +700,6 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
                                       rstd1, n, m->C));
     }
     RL_TIMED(m, other, be->embedding_backward(be, dp->wte, g->dres, a->tokens, n, m->C));
-    return 0;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -226,6 +226,14 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
 // and -dentropy p (log p + H)/temperature. RL_EINTERNAL if token_logprobs has not run.
 int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl_err *err);
 
+// After rl_model_forward (token_logprobs not needed): ACCUMULATES into the gradient block the
+// gradient of any objective whose gradient with respect to the logits is dlogits [B,T,V] (host;
+// rows at padded positions ignored). Distillation uses it: its loss depends on the whole
+// distribution, not on one token's log-probability. Composed of the backend's existing ops (the
+// seeds are uploaded into the logits buffer chunk by chunk and go through the lm_head's matmul
+// backward), so every backend has it.
+int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err);
+
 // Logits of every position of the last forward, [B,T,V] host (zeros at padded positions).
 int rl_model_logits(rl_model *m, float *logits, rl_err *err);
 
