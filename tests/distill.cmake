@@ -1,0 +1,3 @@
+# distill: the distillation math (tau, KL loss and gradient, top-k) and the model's backward from
+# logits (test_distill); `rlpipe distill` end to end on tiny models (test_distill_cli).
+rl_add_test(test_distill SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_distill.c LIBS rl_policy rl_kernels)
