@@ -16,8 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CACHE_MAGIC   "RLPDTK01"
-#define MIN_PROMPT    1
+#define CACHE_MAGIC           "RLPDTK01"
+#define MIN_PROMPT            1
+#define MAX_CHUNK             256             // sequences per teacher-scoring / perplexity forward
 #define TEACHER_PURPOSE_TRAIN 0x7465616368ull // seeds of the teacher's writing
 #define TEACHER_PURPOSE_HELD  0x68656c64ull
 
@@ -50,11 +51,11 @@ typedef struct dbatch {
     int B, T;
     size_t cap, cap_v;
     int32_t *tokens, *lengths, *targets;
-    float *logp;   // [B*T] scratch for perplexity
-    float *tlogp;  // [B*T, V] teacher log-probabilities at temperature 1
-    float *tent;   // [B*T] teacher entropy
-    float *z;      // [B*T, V] student logits, then the gradient wrt them (in place)
-    double *work;  // [2V]
+    float *logp;  // [B*T] scratch for perplexity
+    float *tlogp; // [B*T, V] teacher log-probabilities at temperature 1
+    float *tent;  // [B*T] teacher entropy
+    float *z;     // [B*T, V] student logits, then the gradient wrt them (in place)
+    double *work; // [2V]
 } dbatch;
 
 static void dbatch_reserve(dbatch *b, int B, int T, int V) {
@@ -219,8 +220,10 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-// What the cache depends on: the teacher's weights, the source settings and every prompt.
-static uint64_t cache_fingerprint(rl_run *r, rl_model *teacher, const rl_prompt *prompts, int n) {
+// What the cache depends on: the teacher's weights, the source settings, every prompt and, for
+// the dataset source, every example's tokens (ex, or NULL).
+static uint64_t cache_fingerprint(rl_run *r, rl_model *teacher, const rl_prompt *prompts,
+                                  const dseq *ex, int n) {
     const rl_cfg_distill *d = &r->cfg->distill;
     uint64_t h = 1469598103934665603ull;
     size_t np;
@@ -229,19 +232,24 @@ static uint64_t cache_fingerprint(rl_run *r, rl_model *teacher, const rl_prompt 
     teacher->be->mem_download(teacher->be, host, params, np * sizeof(float));
     h = fnv(h, host, np * sizeof(float));
     free(host);
-    int64_t ints[] = {d->source, d->examples, d->cache_topk, r->cfg->run.seed,
-                      rl_run_max_new_tokens(r, RL_GEN_ROLLOUT), teacher->V};
+    int64_t ints[] = {d->source,
+                      d->examples,
+                      d->cache_topk,
+                      r->cfg->run.seed,
+                      rl_run_max_new_tokens(r, RL_GEN_ROLLOUT),
+                      teacher->V};
     h = fnv(h, ints, sizeof ints);
     h = fnv(h, &d->teacher_temperature, sizeof d->teacher_temperature);
     for (int i = 0; i < n; i++) {
         h = fnv(h, prompts[i].ids.data, prompts[i].ids.len * sizeof(int32_t));
-        if (prompts[i].response) h = fnv(h, prompts[i].response, strlen(prompts[i].response));
+        if (ex) h = fnv(h, ex[i].ids, (size_t)ex[i].len * sizeof(int32_t));
+        if (ex) h = fnv(h, &ex[i].n_prompt, sizeof ex[i].n_prompt);
     }
     return h;
 }
 
-static int cache_write(const char *path, uint64_t fp, int V, int k, const dseq *ex,
-                       const dtop *top, int n, rl_err *err) {
+static int cache_write(const char *path, uint64_t fp, int V, int k, const dseq *ex, const dtop *top,
+                       int n, rl_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
@@ -266,8 +274,8 @@ static int cache_write(const char *path, uint64_t fp, int V, int k, const dseq *
 }
 
 // 1: loaded; 0: missing or for other settings (to rebuild); -1: unreadable (error set).
-static int cache_read(const char *path, uint64_t fp, int V, int k, int max_len, dseq *ex,
-                      dtop *top, int n, rl_err *err) {
+static int cache_read(const char *path, uint64_t fp, int V, int k, int max_len, dseq *ex, dtop *top,
+                      int n, rl_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     char magic[8];
@@ -286,8 +294,8 @@ static int cache_read(const char *path, uint64_t fp, int V, int k, int max_len, 
     int ok = 1;
     for (int i = 0; i < n && ok; i++) {
         int len, np;
-        ok = fread(&len, 4, 1, f) == 1 && fread(&np, 4, 1, f) == 1 && len >= 1 &&
-             len <= max_len && np >= MIN_PROMPT && np <= len;
+        ok = fread(&len, 4, 1, f) == 1 && fread(&np, 4, 1, f) == 1 && len >= 1 && len <= max_len &&
+             np >= MIN_PROMPT && np <= len;
         if (!ok) break;
         ex[i].len = len;
         ex[i].n_prompt = np;
@@ -320,9 +328,10 @@ static int cache_build(rl_model *teacher, dseq *ex, dtop *top, int n, int k, int
                        rl_err *err) {
     dbatch b = {0};
     int rc = 0;
+    if (batch > MAX_CHUNK) batch = MAX_CHUNK;
     for (int i0 = 0; i0 < n && rc == 0; i0 += batch) {
         int B = n - i0 < batch ? n - i0 : batch;
-        const dseq *seqs[1024];
+        const dseq *seqs[MAX_CHUNK];
         for (int i = 0; i < B; i++) seqs[i] = &ex[i0 + i];
         dbatch_fill(&b, seqs, B, V);
         if ((rc = teacher_score(teacher, &b, V, err))) break;
@@ -348,15 +357,16 @@ static int cache_build(rl_model *teacher, dseq *ex, dtop *top, int n, int k, int
 // ---- perplexity --------------------------------------------------------------------------------
 
 // exp(mean negative log-likelihood) of the completions of text under the student.
-static int student_perplexity(rl_model *m, const dseq *text, int n, int batch, int V,
-                              double *ppl, rl_err *err) {
+static int student_perplexity(rl_model *m, const dseq *text, int n, int batch, int V, double *ppl,
+                              rl_err *err) {
     dbatch b = {0};
     double nll = 0;
     long count = 0;
     int rc = 0;
+    if (batch > MAX_CHUNK) batch = MAX_CHUNK;
     for (int i0 = 0; i0 < n && rc == 0; i0 += batch) {
         int B = n - i0 < batch ? n - i0 : batch;
-        const dseq *seqs[1024];
+        const dseq *seqs[MAX_CHUNK];
         for (int i = 0; i < B; i++) seqs[i] = &text[i0 + i];
         dbatch_fill(&b, seqs, B, V);
         if ((rc = rl_model_forward(m, b.tokens, b.lengths, B, b.T, err))) break;
@@ -374,8 +384,8 @@ static int student_perplexity(rl_model *m, const dseq *text, int n, int batch, i
 
 // ---- the loop ----------------------------------------------------------------------------------
 
-static int log_step(rl_run *r, int step, double loss, const rl_distill_step_row *d,
-                    double gnorm, double lr, double tps, double dt, rl_err *err) {
+static int log_step(rl_run *r, int step, double loss, const rl_distill_step_row *d, double gnorm,
+                    double lr, double tps, double dt, rl_err *err) {
     if (!r->log) return 0;
     RL_TRY(rl_log_begin_step(r->log, r->run_id, step, err));
     rl_step_stats s;
@@ -417,7 +427,8 @@ static int evaluate(rl_run *r, rl_progress *prog, int step, const dseq *held, in
         row.seconds = t_ppl;
         RL_TRY(rl_log_eval(r->log, &row, err));
     }
-    rl_progress_note(prog, "[distill] step %d: held-out perplexity %.4f on teacher text, pass@1 %.1f%%",
+    rl_progress_note(prog,
+                     "[distill] step %d: held-out perplexity %.4f on teacher text, pass@1 %.1f%%",
                      step, ppl, 100 * e.pass_at_1);
     out->perplexity = ppl;
     out->pass_at_1 = e.pass_at_1;
@@ -434,8 +445,8 @@ int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_resul
     int V = r->model->V, B = d->batch_size, k = d->cache_topk > V ? V : d->cache_topk;
     int max_len = max_seq_len(r, teacher);
     int n_ex = d->source == RL_CFG_DISTILL_ON_POLICY ? 0 : d->examples;
-    rl_distill_tau tau = {d->tau, d->tau_fixed, d->tau_min,     d->tau_max,
-                          d->tau_start, d->tau_end, d->tau_decay};
+    rl_distill_tau tau = {d->tau,       d->tau_fixed, d->tau_min,  d->tau_max,
+                          d->tau_start, d->tau_end,   d->tau_decay};
     uint64_t seed = (uint64_t)c->run.seed;
     double log_v = log((double)V);
 
@@ -463,14 +474,24 @@ int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_resul
 
     // The training examples (fixed for the sources teacher and dataset).
     if (rc == 0 && n_ex > 0) {
-        for (int i = 0; i < n_ex && rc == 0; i++) rc = rl_run_train_prompt(r, (uint64_t)i, 0, &prompts[i], err);
-        int cached = 0;
+        for (int i = 0; i < n_ex && rc == 0; i++)
+            rc = rl_run_train_prompt(r, (uint64_t)i, 0, &prompts[i], err);
+        int cached = 0, built = 0;
         uint64_t fp = 0;
+        if (rc == 0 && d->source == RL_CFG_DISTILL_DATASET) {
+            // cheap to build, and the cache must know them (sft.path may have changed)
+            for (int i = 0; i < n_ex && rc == 0; i++)
+                rc = dataset_example(r, (uint64_t)i, max_len, &ex[i], err);
+            built = 1;
+        }
         if (rc == 0 && k > 0) {
-            fp = cache_fingerprint(r, teacher, prompts, n_ex);
+            fp = cache_fingerprint(r, teacher, prompts, built ? ex : NULL, n_ex);
+            if (built)
+                for (int i = 0; i < n_ex; i++) dseq_free(&ex[i]); // the cache holds them too
             cached = cache_read(d->cache_path, fp, V, k, max_len, ex, top, n_ex, err);
             if (cached < 0) rc = -1;
-            if (cached == 0)
+            if (cached == 0) {
+                built = 0;
                 for (int i = 0; i < n_ex; i++) {
                     dseq_free(&ex[i]);
                     free(top[i].entropy);
@@ -478,23 +499,25 @@ int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_resul
                     free(top[i].logp);
                     memset(&top[i], 0, sizeof top[i]);
                 }
-            if (cached > 0) rl_progress_note(prog, "[distill] teacher cache %s reused", d->cache_path);
+            }
+            if (cached > 0)
+                rl_progress_note(prog, "[distill] teacher cache %s reused", d->cache_path);
         }
-        if (rc == 0 && !cached) {
+        if (rc == 0 && !cached && !built) {
             if (d->source == RL_CFG_DISTILL_TEACHER)
                 rc = write_completions(r, teacher, &t_eng, prompts, n_ex, d->teacher_temperature,
                                        seed ^ TEACHER_PURPOSE_TRAIN, max_len, ex, err);
             else
                 for (int i = 0; i < n_ex && rc == 0; i++)
                     rc = dataset_example(r, (uint64_t)i, max_len, &ex[i], err);
-            if (rc == 0 && k > 0) {
-                double t0 = rl_now();
-                rc = cache_build(teacher, ex, top, n_ex, k, B, V, err);
-                if (rc == 0) rc = cache_write(d->cache_path, fp, V, k, ex, top, n_ex, err);
-                if (rc == 0)
-                    rl_progress_note(prog, "[distill] teacher top-%d cached in %s (%.1f s)", k,
-                                     d->cache_path, rl_now() - t0);
-            }
+        }
+        if (rc == 0 && !cached && k > 0) {
+            double t0 = rl_now();
+            rc = cache_build(teacher, ex, top, n_ex, k, B, V, err);
+            if (rc == 0) rc = cache_write(d->cache_path, fp, V, k, ex, top, n_ex, err);
+            if (rc == 0)
+                rl_progress_note(prog, "[distill] teacher top-%d cached in %s (%.1f s)", k,
+                                 d->cache_path, rl_now() - t0);
         }
         for (int i = 0; i < n_ex; i++) rl_prompt_free(&prompts[i]);
     }
@@ -608,8 +631,8 @@ int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_resul
         long ntok = 0;
         for (int i = 0; i < B; i++) ntok += b.lengths[i];
         tokens += ntok;
-        rl_distill_step_row row = {kl * inv,  tsum * inv, nt ? tmin : NAN, nt ? tmax : NAN,
-                                   ent_t * inv, ent_s * inv, nt};
+        rl_distill_step_row row = {
+            kl * inv, tsum * inv, nt ? tmin : NAN, nt ? tmax : NAN, ent_t * inv, ent_s * inv, nt};
         rl_progress_update(prog, step + 1, "loss %.4f | tau %.2f | H_T %.3f | lr %.2e", loss,
                            row.tau_mean, row.teacher_entropy, lr);
         if (c->logging.every > 0 && (step + 1) % c->logging.every == 0)

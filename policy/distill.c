@@ -10,8 +10,8 @@ double rl_distill_schedule(const rl_distill_tau *t, double progress) {
     if (t->mode != RL_DISTILL_TAU_DYNAMIC) return 1.0;
     if (!(progress > 0)) progress = 0; // also NaN
     if (progress > 1) progress = 1;
-    double d = t->decay == RL_DISTILL_DECAY_LINEAR ? 1.0 - progress
-                                                   : 0.5 * (1.0 + cos(PI * progress));
+    double d =
+        t->decay == RL_DISTILL_DECAY_LINEAR ? 1.0 - progress : 0.5 * (1.0 + cos(PI * progress));
     return t->s_end + (t->s_start - t->s_end) * d;
 }
 

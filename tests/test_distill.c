@@ -35,8 +35,7 @@ static double kl_ref(int reverse, const double *t, const double *z, int V, doubl
     double p[512], q[512], d = 0;
     softmax_ref(t, V, tau, p);
     softmax_ref(z, V, tau, q);
-    for (int i = 0; i < V; i++)
-        d += reverse ? q[i] * log(q[i] / p[i]) : p[i] * log(p[i] / q[i]);
+    for (int i = 0; i < V; i++) d += reverse ? q[i] * log(q[i] / p[i]) : p[i] * log(p[i] / q[i]);
     return tau * tau * d;
 }
 
@@ -61,8 +60,8 @@ static void test_tau_formula(void) {
     CHECK_NEAR(rl_distill_tau_of(&dy, 1, 0), 3.0 * 2.0, 1e-12, "uniform teacher, start");
     CHECK_NEAR(rl_distill_tau_of(&dy, 0.5, 0.5), 2.0 * 1.25, 1e-12, "half way");
     CHECK_NEAR(rl_distill_tau_of(&dy, 0.25, 1), 1.5 * 0.5, 1e-12, "end of training");
-    CHECK_NEAR(rl_distill_schedule(&dy, 0.25), 0.5 + 1.5 * (1 + cos(3.14159265358979323846 * 0.25)) / 2, 1e-12,
-               "cosine at 1/4");
+    CHECK_NEAR(rl_distill_schedule(&dy, 0.25),
+               0.5 + 1.5 * (1 + cos(3.14159265358979323846 * 0.25)) / 2, 1e-12, "cosine at 1/4");
     CHECK_NEAR(rl_distill_tau_of(&dy, 7, 0), 6.0, 1e-12, "entropy clamped to 1");
     CHECK_NEAR(rl_distill_tau_of(&dy, -1, 2), 0.5, 1e-12, "entropy and progress clamped");
     CHECK_NEAR(rl_distill_tau_of(&dy, NAN, NAN), 2.0, 1e-12, "NaN clamps to 0");

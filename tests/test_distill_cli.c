@@ -52,7 +52,7 @@ static int rlpipe(const char *const *args) {
 }
 
 #define MICRO_MODEL                                                                                \
-    "--set", "model.hidden_size=32", "--set", "model.num_hidden_layers=1", "--set",               \
+    "--set", "model.hidden_size=32", "--set", "model.num_hidden_layers=1", "--set",                \
         "model.num_attention_heads=2", "--set", "model.num_key_value_heads=1", "--set",            \
         "model.intermediate_size=48", "--set", "model.max_position_embeddings=128"
 
@@ -62,14 +62,39 @@ static int distill(const char *name, const char *const *extra) {
     snprintf(teacher, sizeof teacher, "distill.teacher=%s/teacher", DIR_);
     snprintf(out, sizeof out, "run.out_dir=%s/%s", DIR_, name);
     snprintf(run_name, sizeof run_name, "run.name=%s", name);
-    const char *base[] = {"distill", "configs/distill-student.yaml", MICRO_MODEL,
-                          "--set", teacher, "--set", out, "--set", run_name,
-                          "--set", "distill.examples=24", "--set", "distill.batch_size=6",
-                          "--set", "distill.steps=30", "--set", "distill.warmup_steps=2",
-                          "--set", "distill.eval_n=6", "--set", "eval.n=4", "--set", "eval.k=1",
-                          "--set", "rollout.max_new_tokens=20", "--set", "distill.cache_topk=0",
-                          "--set", "distill.lr=1e-2", "--set", "data.heldout_size=8",
-                          "--set", "run.threads=1"};
+    const char *base[] = {"distill",
+                          "configs/distill-student.yaml",
+                          MICRO_MODEL,
+                          "--set",
+                          teacher,
+                          "--set",
+                          out,
+                          "--set",
+                          run_name,
+                          "--set",
+                          "distill.examples=24",
+                          "--set",
+                          "distill.batch_size=6",
+                          "--set",
+                          "distill.steps=30",
+                          "--set",
+                          "distill.warmup_steps=2",
+                          "--set",
+                          "distill.eval_n=6",
+                          "--set",
+                          "eval.n=4",
+                          "--set",
+                          "eval.k=1",
+                          "--set",
+                          "rollout.max_new_tokens=20",
+                          "--set",
+                          "distill.cache_topk=0",
+                          "--set",
+                          "distill.lr=1e-2",
+                          "--set",
+                          "data.heldout_size=8",
+                          "--set",
+                          "run.threads=1"};
     const char *argv[128];
     int n = 0;
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++) argv[n++] = base[i];
@@ -110,9 +135,20 @@ static void make_teacher(void) {
     char out[128];
     snprintf(out, sizeof out, "%s/teacher", DIR_);
     // A random model with large weights: sharply peaked, varied distributions to learn.
-    const char *args[] = {"model", "init", "--config", "configs/distill-student.yaml", MICRO_MODEL,
-                          "--set", "model.num_hidden_layers=2", "--set", "model.init_std=0.3",
-                          "--out", out, "--seed", "5", NULL};
+    const char *args[] = {"model",
+                          "init",
+                          "--config",
+                          "configs/distill-student.yaml",
+                          MICRO_MODEL,
+                          "--set",
+                          "model.num_hidden_layers=2",
+                          "--set",
+                          "model.init_std=0.3",
+                          "--out",
+                          out,
+                          "--seed",
+                          "5",
+                          NULL};
     CHECK(rlpipe(args) == 0, "teacher init: %s", ERR);
 }
 
@@ -145,7 +181,7 @@ static void test_distill_lowers_kl_and_logs(void) {
 
 static void test_fixed_reverse(void) {
     // At a fixed temperature the KL of successive steps is comparable: it must fall.
-    const char *extra[] = {"--set", "distill.tau=fixed", "--set", "distill.tau_fixed=2.5",
+    const char *extra[] = {"--set", "distill.tau=fixed",  "--set", "distill.tau_fixed=2.5",
                            "--set", "distill.kl=reverse", NULL};
     CHECK(distill("rev", extra) == 0, "reverse: %s", ERR);
     sqlite3 *db = open_db("rev");
@@ -169,8 +205,9 @@ static void test_cache_roundtrip(void) {
     char cache[128], set[160];
     snprintf(cache, sizeof cache, "%s/topk.bin", DIR_);
     snprintf(set, sizeof set, "distill.cache_path=%s", cache);
-    const char *extra[] = {"--set", "distill.cache_topk=8", "--set", set, "--set",
-                           "distill.steps=6", "--set", "logging.progress=always", NULL};
+    const char *extra[] = {"--set", "distill.cache_topk=8", "--set", set,
+                           "--set", "distill.steps=6",      "--set", "logging.progress=always",
+                           NULL};
     CHECK(distill("c1", extra) == 0, "cache write: %s", ERR);
     CHECK(strstr(ERR, "cached in") != NULL, "first run scores the teacher: %s", ERR);
     struct stat sb;
@@ -182,14 +219,15 @@ static void test_cache_roundtrip(void) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT loss FROM steps WHERE step = %d", s);
         double la = q(a, sql), lb = q(b, sql);
-        CHECK(la == lb && isfinite(la), "step %d: loss %.17g from the fresh cache, %.17g reused",
-              s, la, lb);
+        CHECK(la == lb && isfinite(la), "step %d: loss %.17g from the fresh cache, %.17g reused", s,
+              la, lb);
     }
     sqlite3_close(a);
     sqlite3_close(b);
     // another k: not the same cache, scored again (not an error)
-    const char *k4[] = {"--set", "distill.cache_topk=4", "--set", set, "--set",
-                        "distill.steps=2", "--set", "logging.progress=always", NULL};
+    const char *k4[] = {"--set", "distill.cache_topk=4", "--set", set,
+                        "--set", "distill.steps=2",      "--set", "logging.progress=always",
+                        NULL};
     CHECK(distill("c3", k4) == 0 && strstr(ERR, "cached in"), "k changed: rebuilt: %s", ERR);
     // a damaged cache: refused with exit 2 naming the file
     CHECK(distill("c4", k4) == 0 && strstr(ERR, "reused"), "k=4 reused: %s", ERR);
@@ -206,8 +244,7 @@ static void test_cache_roundtrip(void) {
     f = fopen(cache, "wb");
     fputs("hello, this is not a cache file", f);
     fclose(f);
-    CHECK(distill("c6", k4) == 2 && strstr(ERR, "not an rlpipe teacher cache"), "foreign: %s",
-          ERR);
+    CHECK(distill("c6", k4) == 2 && strstr(ERR, "not an rlpipe teacher cache"), "foreign: %s", ERR);
 }
 
 static void test_sources(void) {
@@ -221,6 +258,14 @@ static void test_sources(void) {
     db = open_db("ds");
     CHECK(q(db, "SELECT COUNT(*) FROM distill_steps WHERE n_tokens > 0") == 3, "dataset rows");
     sqlite3_close(db);
+    // the dataset source with a cache: scored once, then reused
+    char set[160];
+    snprintf(set, sizeof set, "distill.cache_path=%s/ds-topk.bin", DIR_);
+    const char *dsc[] = {"--set", "distill.source=dataset", "--set", "distill.steps=2", "--set",
+                         "distill.cache_topk=4", "--set", set, "--set", "logging.progress=always",
+                         NULL};
+    CHECK(distill("dsc1", dsc) == 0 && strstr(ERR, "cached in"), "dataset cache: %s", ERR);
+    CHECK(distill("dsc2", dsc) == 0 && strstr(ERR, "reused"), "dataset cache reused: %s", ERR);
 }
 
 static void expect_refused(const char *name, const char *const *extra, const char *needle) {
@@ -238,8 +283,8 @@ static void test_config_errors(void) {
     expect_refused("e2", missing, "/nonexistent/teacher");
     const char *range[] = {"--set", "distill.tau_min=3", "--set", "distill.tau_max=2", NULL};
     expect_refused("e3", range, "distill.tau_m");
-    const char *cache_onp[] = {"--set", "distill.source=on_policy", "--set",
-                               "distill.cache_topk=4", NULL};
+    const char *cache_onp[] = {"--set", "distill.source=on_policy", "--set", "distill.cache_topk=4",
+                               NULL};
     expect_refused("e4", cache_onp, "distill.cache_topk");
     const char *bad_kl[] = {"--set", "distill.kl=sideways", NULL};
     expect_refused("e5", bad_kl, "distill.kl");
@@ -251,12 +296,16 @@ static void test_config_errors(void) {
         char tok[256], out[128];
         snprintf(tok, sizeof tok, "tokenizer.path=%s/data/qwen2-tokenizer", shared);
         snprintf(out, sizeof out, "%s/qwen-teacher", DIR_);
-        const char *init[] = {"model", "init", "--set", "model.hidden_size=8",
-                              "--set", "model.num_hidden_layers=1", "--set",
-                              "model.num_attention_heads=1", "--set",
-                              "model.num_key_value_heads=1", "--set",
-                              "model.intermediate_size=8", "--set", "tokenizer.kind=hf", "--set",
-                              tok, "--out", out, NULL};
+        const char *init[] = {"model", "init",
+                              "--set", "model.hidden_size=8",
+                              "--set", "model.num_hidden_layers=1",
+                              "--set", "model.num_attention_heads=1",
+                              "--set", "model.num_key_value_heads=1",
+                              "--set", "model.intermediate_size=8",
+                              "--set", "tokenizer.kind=hf",
+                              "--set", tok,
+                              "--out", out,
+                              NULL};
         CHECK(rlpipe(init) == 0, "qwen-vocab teacher: %s", ERR);
         char set[160];
         snprintf(set, sizeof set, "distill.teacher=%s", out);
