@@ -1,7 +1,8 @@
 // distill: the token-level distillation loop of `rlpipe distill` (cli/distill.md). See trainer.h.
 //
 // One step: B sequences (prompt + completion) -> the teacher's log-probabilities at every
-// completion position (a forward of the teacher, or the top-k cache) -> the student's logits ->
+// completion position (the teacher's scoring forward, which keeps no activations, or the top-k
+// cache) -> the student's logits ->
 // per token tau and tau^2 KL (policy/distill.h) and its gradient wrt the logits -> the student's
 // backward from those logits -> AdamW. The teacher never runs backward and keeps no gradients.
 #define _POSIX_C_SOURCE 200809L
@@ -197,8 +198,7 @@ static int dataset_example(rl_run *r, uint64_t index, int max_len, dseq *s, rl_e
 // Teacher log-probabilities (temperature 1) and entropy at every target position of the batch
 // in b (rows without a target are left alone).
 static int teacher_score(rl_model *teacher, dbatch *b, int V, rl_err *err) {
-    RL_TRY(rl_model_forward(teacher, b->tokens, b->lengths, b->B, b->T, err));
-    RL_TRY(rl_model_logits(teacher, b->tlogp, err));
+    RL_TRY(rl_model_score_logits(teacher, b->tokens, b->lengths, b->B, b->T, b->tlogp, err));
     size_t n = (size_t)b->B * b->T;
     for (size_t r = 0; r < n; r++) {
         if (b->targets[r] < 0) continue;

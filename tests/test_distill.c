@@ -369,6 +369,54 @@ static void test_model_kl_gradient_fd(void) {
     rl_model_free(m);
 }
 
+// The scoring mode (no activations kept) gives the logits of forward + logits, and leaves the
+// training state alone.
+static void test_score_logits_matches_forward(void) {
+    const rl_backend *be = rl_backend_cpu();
+    rl_model *m = tiny_model(be);
+    if (!m) return;
+    int B = 3, T = 7, V = m->V;
+    int32_t tokens[21], lengths[3] = {7, 2, 5};
+    for (int i = 0; i < 21; i++) tokens[i] = (int32_t)rl_rng_below(&G, (uint32_t)V);
+    size_t n = (size_t)B * T * V;
+    float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    rl_err err = {0};
+    CHECK(rl_model_forward(m, tokens, lengths, B, T, &err) == 0, "forward");
+    CHECK(rl_model_logits(m, want, &err) == 0, "logits");
+    for (size_t i = 0; i < n; i++) got[i] = NAN;
+    CHECK(rl_model_score_logits(m, tokens, lengths, B, T, got, &err) == 0, "score: %s", err.msg);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= worst)) worst = d;
+    }
+    CHECK(worst < 1e-5, "score_logits differs from forward by %g", worst);
+    CHECK(got[(size_t)(1 * T + 3) * V] == 0.0f, "padded rows are zero");
+    // the forward's state is intact: backward_logits after a score still works on it
+    CHECK(rl_model_backward_logits(m, want, &err) == 0, "backward after score: %s", err.msg);
+    // bad input is refused like forward's
+    int32_t bad[21];
+    memcpy(bad, tokens, sizeof bad);
+    bad[4] = V;
+    CHECK(rl_model_score_logits(m, bad, lengths, B, T, got, &err) != 0 && err.kind == RL_EINPUT &&
+              strstr(err.msg, "vocabulary"),
+          "token outside the vocabulary: %s", err.msg);
+    // no activation block was needed for scoring alone
+    rl_model *fresh = tiny_model(be);
+    CHECK(rl_model_score_logits(fresh, tokens, lengths, B, T, got, &err) == 0, "fresh score");
+    CHECK(fresh->acts_block == NULL && fresh->grads_block == NULL, "scoring keeps no activations");
+    double worst2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= worst2)) worst2 = d;
+    }
+    CHECK(worst2 < 1e-5, "fresh model scores the same (%g)", worst2);
+    rl_model_free(fresh);
+    free(want);
+    free(got);
+    rl_model_free(m);
+}
+
 int main(void) {
     G = rl_rng_stream(20261206, 0, 0, 0);
     RUN(test_tau_formula);
@@ -377,5 +425,6 @@ int main(void) {
     RUN(test_topk);
     RUN(test_backward_logits_matches_backward);
     RUN(test_model_kl_gradient_fd);
+    RUN(test_score_logits_matches_forward);
     return test_summary();
 }
