@@ -1,10 +1,10 @@
 // distill: the token-level distillation loop of `rlpipe distill` (cli/distill.md). See trainer.h.
 //
 // One step: B sequences (prompt + completion) -> the teacher's log-probabilities at every
-// completion position (the teacher's scoring forward, which keeps no activations, or the top-k
-// cache) -> the student's logits ->
-// per token tau and tau^2 KL (policy/distill.h) and its gradient wrt the logits -> the student's
-// backward from those logits -> AdamW. The teacher never runs backward and keeps no gradients.
+// completion position (its scoring forward, which keeps no activations, or the top-k cache) ->
+// the student's logits -> per token tau and tau^2 KL (policy/distill.h) and its gradient wrt the
+// logits -> the student's backward from those logits -> AdamW. The teacher never runs backward
+// and keeps no gradients.
 #define _POSIX_C_SOURCE 200809L
 #include "cli/trainer.h"
 #include "kernels/rng.h"
