@@ -744,7 +744,7 @@ static int unknown_key(const cfg_ctx *x, const char *path, const yaml_node_t *ke
     if (!dot)
         return ctx_fail(x, path, key,
                         "unknown section (sections: run, model, tokenizer, data, "
-                        "rollout, reward, algorithm, sft, eval, logging, checkpoint)");
+                        "rollout, reward, algorithm, sft, distill, eval, logging, checkpoint)");
     return ctx_fail(x, path, key, "unknown key in section %.*s (see rlpipe config reference)",
                     (int)(dot - path), path);
 }
