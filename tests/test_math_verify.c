@@ -194,7 +194,9 @@ static void test_grade(void) {
 static void test_options(void) {
     rl_math_opts o;
     rl_math_opts_default(&o);
-    CHECK(o.extract == RL_MATH_EXTRACT_BOXED && o.float_rounding == 6 && !o.percent, "defaults");
+    CHECK(o.extract == RL_MATH_EXTRACT_BOXED && o.float_rounding == 6 && !o.percent &&
+              o.set_relation == 1,
+          "defaults");
     o.float_rounding = 2;
     CHECK(rl_math_equal("(\\frac{3}{5},\\frac{8}{3}]", "(0.6,2.6667]", &o, NULL, 0) == 1,
           "rounding 2");
@@ -206,6 +208,9 @@ static void test_options(void) {
     CHECK(rl_math_equal("50\\%", "50", &o, NULL, 0) == 1, "percent lenient");
     CHECK(rl_math_equal("50", "50\\%", &o, NULL, 0) == 1, "percent lenient");
     CHECK(rl_math_equal("50\\%", "0.5", &o, NULL, 0) == 1, "percent lenient keeps 0.5");
+    CHECK(rl_math_equal("x \\in [-2,7]", "-2 \\le x \\le 7", &o, NULL, 0) == 1,
+          "set_relation lenient by default");
+    o.set_relation = 0;
     CHECK(rl_math_equal("x \\in [-2,7]", "-2 \\le x \\le 7", &o, NULL, 0) == 0,
           "set_relation strict");
     o.set_relation = 1;

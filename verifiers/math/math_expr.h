@@ -87,6 +87,7 @@ enum {
 
 #define MXF_FLOAT 0x1u // node is or holds a decimal literal ("0.5", "1e-3")
 #define MXF_PAREN 0x2u // node was written inside (...) (tuples, groups)
+#define MXF_CFORM 0x4u // MX_BINOM written C(n, k)
 
 typedef struct mx_node {
     uint8_t kind;  // mx_kind

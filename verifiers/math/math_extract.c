@@ -44,9 +44,41 @@ static int same_content(const char *a, int na, const char *b, int nb) {
     }
 }
 
+// A percent sign written after a box ("\boxed{25}\%", "\boxed{25} %", "\boxed{25} percent"):
+// the length of the sign, 0 when there is none.
+static int percent_after(const char *p, const char *end) {
+    static const char *const signs[] = {"\\%", "%", "\\text{\\%}", "\\text{%}", "\\text{ percent}",
+                                        "\\text{percent}", "percent", "per cent", "pct"};
+    const char *q = p;
+    for (int k = 0; k < 3 && q < end; k++) { // spacing: " ", "\,", "\ ", "$"
+        while (q < end && (*q == ' ' || *q == '\t')) q++;
+        if (end - q >= 2 && q[0] == '\\' && (q[1] == ',' || q[1] == ' ' || q[1] == ';'))
+            q += 2;
+        else if (q < end && *q == '$' && q + 1 < end && q[1] != '$')
+            q++;
+        else
+            break;
+    }
+    for (size_t k = 0; k < sizeof signs / sizeof signs[0]; k++) {
+        size_t n = strlen(signs[k]);
+        if ((size_t)(end - q) >= n && starts_ci(q, end, signs[k]) &&
+            !(isalpha((unsigned char)signs[k][n - 1]) && q + n < end &&
+              isalpha((unsigned char)q[n])))
+            return (int)(q + n - p);
+    }
+    return 0;
+}
+
+// Whether a box's content already says percent.
+static int has_percent(const char *a, const char *b) {
+    for (const char *p = a; p < b; p++)
+        if (*p == '%' || starts_ci(p, b, "percent") || starts_ci(p, b, "pct")) return 1;
+    return 0;
+}
+
 int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
     const char *box[MAX_BOXES];
-    int len[MAX_BOXES], n = 0, extra = 0, cmd;
+    int len[MAX_BOXES], pct[MAX_BOXES], n = 0, extra = 0, cmd;
     const char *p = s, *taken = s;
     if (cap) out[0] = '\0';
     while ((p = next_box(p, end, &cmd)) != NULL) {
@@ -73,6 +105,27 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
             a = q + 1;
             b = r;
             taken = r + 1;
+            int sign = percent_after(taken, end);
+            if (sign && !has_percent(a, b)) {
+                taken += sign;
+                p = taken;
+                while (a < b && isspace((unsigned char)*a)) a++;
+                while (b > a && isspace((unsigned char)b[-1])) b--;
+                if (a == b) continue;
+                if (b - a > MX_MAX_TEXT) return -1;
+                int dup = 0;
+                for (int k = 0; k < n && !dup; k++)
+                    dup = pct[k] && same_content(box[k], len[k], a, (int)(b - a));
+                if (dup) continue;
+                if (n < MAX_BOXES) {
+                    box[n] = a;
+                    pct[n] = 1;
+                    len[n++] = (int)(b - a);
+                } else {
+                    extra++;
+                }
+                continue;
+            }
         } else { // \boxed 5
             a = q;
             b = q;
@@ -86,10 +139,12 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
         if (a == b) continue;
         if (b - a > MX_MAX_TEXT) return -1;
         int dup = 0;
-        for (int k = 0; k < n && !dup; k++) dup = same_content(box[k], len[k], a, (int)(b - a));
+        for (int k = 0; k < n && !dup; k++)
+            dup = !pct[k] && same_content(box[k], len[k], a, (int)(b - a));
         if (dup) continue;
         if (n < MAX_BOXES) {
             box[n] = a;
+            pct[n] = 0;
             len[n++] = (int)(b - a);
         } else {
             extra++;
@@ -97,11 +152,12 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
     }
     size_t used = 0;
     for (int k = 0; k < n; k++) {
-        size_t need = (size_t)len[k] + (k ? 2 : 0);
+        size_t need = (size_t)len[k] + (k ? 2 : 0) + (pct[k] ? 2 : 0);
         if (used + need + 1 > cap) return -1;
         if (k) memcpy(out + used, ", ", 2), used += 2;
         memcpy(out + used, box[k], (size_t)len[k]);
         used += (size_t)len[k];
+        if (pct[k]) memcpy(out + used, "\\%", 2), used += 2;
         out[used] = '\0';
     }
     return n + extra;
@@ -236,6 +292,42 @@ static int parses(const char *a, const char *b) {
     return ok;
 }
 
+// One TeX argument at p ({group} or one character); the position after it, or NULL.
+static const char *tex_arg_end(const char *p, const char *end) {
+    while (p < end && *p == ' ') p++;
+    if (p >= end) return NULL;
+    if (*p != '{') return isalnum((unsigned char)*p) ? p + 1 : NULL;
+    int depth = 0;
+    for (const char *q = p; q < end && q - p < 512; q++) {
+        if (*q == '\\' && q + 1 < end) {
+            q++;
+            continue;
+        }
+        if (*q == '{')
+            depth++;
+        else if (*q == '}' && --depth == 0)
+            return q + 1;
+    }
+    return NULL;
+}
+
+// A bare \frac{a}{b} or \sqrt{a} outside any environment ("\frac{3}{4}" as the whole answer is
+// three quarters, never its denominator).
+static int latex_at(const char *p, const char *end, span *out) {
+    static const char *const cmds[] = {"\\frac", "\\dfrac", "\\tfrac", "\\sqrt"};
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+        size_t n = strlen(cmds[k]);
+        if ((size_t)(end - p) <= n || memcmp(p, cmds[k], n) != 0 || isalpha((unsigned char)p[n]))
+            continue;
+        const char *q = tex_arg_end(p + n, end);
+        if (q && k < 3) q = tex_arg_end(q, end);
+        if (!q) return 0;
+        *out = (span){p, q, q};
+        return 1;
+    }
+    return 0;
+}
+
 // The rightmost environment or number in [s, end) that parses. A number that does not parse
 // is retried from its later words ("4 4/9 2" -> "2").
 static int rightmost(const char *s, const char *end, span *out) {
@@ -252,6 +344,10 @@ static int rightmost(const char *s, const char *end, span *out) {
             n_recent++;
             env = t;
             if (n_recent > 1) env.a = recent[(n_recent > 5 ? n_recent - 5 : 0) % 5].a;
+            p = t.end - 1;
+        } else if (*p == '\\' && latex_at(p, end, &t)) {
+            if (p > s && p[-1] == '-') t.a--;
+            num = t;
             p = t.end - 1;
         } else if (*p == '\\' && p + 1 < end) {
             p++; // \$ and other escapes
@@ -303,8 +399,33 @@ static const char *sentence_end(const char *p, const char *end) {
     return limit;
 }
 
-// The answer after an anchor at p: an environment right there, the whole rest of the sentence,
-// or the rightmost math in it.
+// Where an explaining clause starts in [p, stop) (", since", " because", " (", "; "), or stop.
+static const char *clause_end(const char *p, const char *stop) {
+    static const char *const cues[] = {", since ", " since ", ", because ", " because ",
+                                       ", as ",    ", which ", " which ", ", where ",
+                                       " where ",  ", so ",    " (",       "; ",
+                                       ", but ",   " but "};
+    const char *best = stop;
+    for (size_t k = 0; k < sizeof cues / sizeof cues[0]; k++) {
+        size_t n = strlen(cues[k]);
+        for (const char *q = p; q + n <= best; q++) {
+            if (*q == '$') { // never inside an environment
+                const char *z = memchr(q + 1, '$', (size_t)(stop - q - 1));
+                if (!z) break;
+                q = z;
+                continue;
+            }
+            if (starts_ci(q, stop, cues[k])) {
+                if (q > p) best = q;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+// The answer after an anchor at p: an environment right there, the whole rest of the sentence
+// (up to an explaining clause), or the rightmost math in it.
 static int after_anchor(const char *p, const char *end, const char **a, const char **b) {
     static const char *const filler[] = {"is", "the", "final", "answer", "was", "be", "=", ":"};
     for (;;) {
@@ -324,6 +445,8 @@ static int after_anchor(const char *p, const char *end, const char **a, const ch
         if (!skipped) break;
     }
     const char *stop = sentence_end(p, end);
+    // "the answer is 12, since there are 4 groups of 3": the clause after the answer explains it
+    const char *clause = clause_end(p, stop);
     span t;
     envscan S = {{0}, {0}};
     if (p < end && (*p == '$' || *p == '\\') && env_at(&S, p, end, &t) &&
@@ -337,7 +460,12 @@ static int after_anchor(const char *p, const char *end, const char **a, const ch
         *b = stop;
         return 1;
     }
-    if (rightmost(p, stop, &t)) {
+    if (clause < stop && parses(p, clause)) {
+        *a = p;
+        *b = clause;
+        return 1;
+    }
+    if ((clause < stop && rightmost(p, clause, &t)) || rightmost(p, stop, &t)) {
         *a = t.a;
         *b = t.b;
         return 1;
@@ -353,7 +481,90 @@ static const char *last_anchor(const char *s, const char *end, const char *lit) 
     return NULL;
 }
 
+// Whether [a, b) as a whole is one answer that is not only words ("\frac{3}{4}", "x = 5").
+static int whole_answer(const char *a, const char *b) {
+    while (a < b && isspace((unsigned char)*a)) a++;
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    if (b <= a || b - a > 512) return 0;
+    mx_expr *e = mx_parse(a, (size_t)(b - a), 0);
+    int ok = e && e->root >= 0;
+    if (ok) {
+        const mx_node *r = mx_at(e, e->root);
+        if (r->kind == MX_TEXT || (r->kind == MX_LIST && mx_at(e, r->a)->kind == MX_TEXT)) ok = 0;
+    }
+    mx_free(e);
+    return ok;
+}
+
+static int word_at(const char *p, const char *end, const char *w) {
+    size_t n = strlen(w);
+    return starts_ci(p, end, w) && (p + n >= end || !isalpha((unsigned char)p[n]));
+}
+
+// Where trailing remarks begin: the first line or sentence in the last 2000 bytes that opens
+// with "Note", "Remark", "Check", "I hope" ..., after which nothing concludes again
+// ("therefore", "thus", "so the"). NULL when there is none.
+static const char *remark_start(const char *s, const char *end) {
+    static const char *const opens[] = {"note",     "remark",      "check",   "verification",
+                                        "verify",   "explanation", "i hope",  "hope this",
+                                        "let me know", "feel free", "p.s",    "alternatively"};
+    static const char *const concl[] = {"therefore", "thus", "hence", "so the", "in total",
+                                        "final",     "answer"};
+    const char *from = end - s > 2000 ? end - 2000 : s;
+    for (const char *p = from; p < end; p++) {
+        int start = p == s || p[-1] == '\n' ||
+                    (p - s >= 2 && p[-1] == ' ' && strchr(".!?", p[-2]));
+        if (!start) continue;
+        const char *q = p;
+        while (q < end && (*q == ' ' || *q == '*' || *q == '#' || *q == '>' || *q == '(' ||
+                           *q == '_' || *q == '-'))
+            q++;
+        int opened = 0;
+        for (size_t k = 0; k < sizeof opens / sizeof opens[0] && !opened; k++)
+            opened = word_at(q, end, opens[k]);
+        if (!opened || p == s) continue;
+        int concludes = 0;
+        for (const char *r = q; r < end && !concludes; r++)
+            for (size_t k = 0; k < sizeof concl / sizeof concl[0] && !concludes; k++)
+                concludes = (r == q || !isalpha((unsigned char)r[-1])) && word_at(r, end, concl[k]);
+        if (!concludes) return p;
+    }
+    return NULL;
+}
+
+int mx_junk(const char *s, const char *end) {
+    // random LaTeX: braces that never balance, and no prose
+    long depth = 0, broken = 0, words = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p == '\\' && p + 1 < end) {
+            p++;
+            while (p + 1 < end && isalpha((unsigned char)p[1])) p++;
+            continue;
+        }
+        if (*p == '{') {
+            depth++;
+        } else if (*p == '}') {
+            if (--depth < 0) broken++, depth = 0;
+        } else if (isalpha((unsigned char)*p) && (p == s || p[-1] == ' ' || p[-1] == '\n')) {
+            const char *q = p;
+            while (q < end && isalpha((unsigned char)*q)) q++;
+            if (q - p >= 3 && (q == end || strchr(" .,:;!?\n", *q))) words++;
+            p = q - 1;
+        }
+    }
+    long len = (long)(end - s);
+    if (broken + depth > 3) return 1;
+    return len > 16384 && words * 1000 < len;
+}
+
 int mx_find_answer(const char *s, const char *end, const char **a, const char **b) {
+    if (whole_answer(s, end)) {
+        while (s < end && isspace((unsigned char)*s)) s++;
+        while (end > s && isspace((unsigned char)end[-1])) end--;
+        *a = s;
+        *b = end;
+        return 1;
+    }
     static const char *const anchors[][3] = {
         {"final answer is", NULL, NULL},
         {"answer:", "answer is", NULL},
@@ -368,7 +579,8 @@ int mx_find_answer(const char *s, const char *end, const char **a, const char **
         if (best && after_anchor(best, end, a, b)) return 1;
     }
     span t;
-    if (rightmost(s, end, &t)) {
+    const char *cut = remark_start(s, end);
+    if ((cut && rightmost(s, cut, &t)) || rightmost(s, end, &t)) {
         *a = t.a;
         *b = t.b;
         return 1;

@@ -78,6 +78,7 @@ static const cmd_entry CMDS[] = {
     {"cdots", CK_ELL, 0},
     {"cfrac", CK_FRAC, 0},
     {"chi", CK_GREEK, 0},
+    {"choose", CK_OP, OP_CHOOSE},
     {"circ", LK_DEGREE, 0},
     {"colon", LK_COLON, 0},
     {"coloneqq", LK_REL, MXR_EQ},
@@ -172,6 +173,7 @@ static const cmd_entry CMDS[] = {
     {"nu", CK_GREEK, 0},
     {"omega", CK_GREEK, 0},
     {"operatorname", LK_STYLE, 0},
+    {"over", CK_OP, OP_OVER},
     {"phantom", LK_DROPARG, 0},
     {"phi", CK_GREEK, 0},
     {"pi", CK_CONST, MXC_PI},
@@ -313,7 +315,8 @@ static void lex_number(lexer *L) {
     int decimal = 0, first_group = 0, sep_kind = -1;
     while (p < end && isdigit((unsigned char)*p)) p++, first_group++;
     // digit groups: only after a first group of 1-3 digits
-    if (first_group >= 1 && first_group <= 3) {
+    // ("0,111" is a decimal comma, never a group of thousands)
+    if (first_group >= 1 && first_group <= 3 && !(first_group == 1 && *s == '0')) {
         for (;;) {
             int kind = 0, sl = group_sep(L, p, &kind);
             if (sl == 0 || (sep_kind >= 0 && kind != sep_kind)) break;
@@ -340,6 +343,20 @@ static void lex_number(lexer *L) {
     }
     emit(L, T_NUM, 0, decimal, s, (int)(p - s));
     L->p = p;
+}
+
+// Content of \text{...} that is a number, possibly signed, with operators and trailing unit
+// words ("5", "-2.5", "1,000", "3 cm", "25 percent"), but no braces or commands.
+static int numeric_text(const char *a, const char *b) {
+    int digits = 0;
+    for (const char *p = a; p < b; p++) {
+        if (isdigit((unsigned char)*p)) {
+            digits = 1;
+            continue;
+        }
+        if (*p == '{' || *p == '}' || *p == '\\' || *p == '$') return 0;
+    }
+    return digits;
 }
 
 // Skips whitespace; returns the position.
@@ -457,6 +474,12 @@ static void lex_command(lexer *L) {
             while (w < b && isspace((unsigned char)*w)) w++;
             const char *z = b;
             while (z > w && isspace((unsigned char)z[-1])) z--;
+            if (w < z && (isdigit((unsigned char)*w) || *w == '-' || *w == '.') &&
+                numeric_text(w, z)) {
+                // \text{5}, \textbf{12.5}, \text{3 cm}: a value dressed as text is a value
+                L->p = q;
+                return;
+            }
             if ((z - w == 8 && strncmp(w, "infinity", 8) == 0) ||
                 (z - w == 3 && strncmp(w, "inf", 3) == 0))
                 emit(L, T_CMD, MXC_INF, CK_CONST, w, (int)(z - w)); // \text{infinity}

@@ -153,6 +153,9 @@ static int is_separator(const parser *P, const struct mx_tok *t) {
 }
 
 static int is_percent_word(const struct mx_tok *t) {
+    if (t->t == T_TEXT) // \text{ percent}, \text{\%}, \text{per cent}
+        return text_is(t, "percent") || text_is(t, "pct") || text_is(t, "percentage") ||
+               text_is(t, "per cent") || text_is(t, "\\%") || text_is(t, "%");
     return t->t == T_WORD &&
            (mx_tok_is(t, "percent") || mx_tok_is(t, "pct") || mx_tok_is(t, "percentage"));
 }
@@ -221,6 +224,7 @@ static int skip_trailing_units(parser *P) {
 static int starts_primary(const parser *P, const struct mx_tok *t) {
     switch (t->t) {
     case T_NUM:
+    case T_BEGIN: // 2\begin{pmatrix}...\end{pmatrix}: a scalar times a matrix
         return 1;
     case T_WORD:
         if (is_separator(P, t) || is_percent_word(t)) return 0;
@@ -242,6 +246,7 @@ static int parse_rel(parser *P);
 static int parse_add(parser *P);
 static int parse_power(parser *P);
 static int parse_primary(parser *P);
+static int parse_paren(parser *P, int open);
 
 static int expect_ch(parser *P, int c, const char *what) {
     if (!is_ch(tok(P), c)) return fail_tok(P, what);
@@ -478,6 +483,25 @@ static int parse_word(parser *P) {
         return parse_function(P, id);
     }
     if (is_separator(P, t) || is_percent_word(t)) return fail_tok(P, "value");
+    if (t->n == 1 && t->s[0] == 'C' && is_ch(tok_at(P, 1), '(') && tok_at(P, 1)->sp == SP_NONE) {
+        // C(n, k): the binomial coefficient (compared as the pair against a point)
+        adv(P);
+        int x = parse_paren(P, '(');
+        if (x < 0) return -1;
+        mx_node *X = N(P, x);
+        if (X->kind == MX_TUPLE && X->len == 2) {
+            int a = X->a, b = N(P, a)->next;
+            N(P, a)->next = -1;
+            int c = node2(P, MX_BINOM, a, b);
+            if (c >= 0) N(P, c)->flags |= MXF_CFORM;
+            return c;
+        }
+        int s = sym_node(P, t->s, 1), m = s >= 0 ? list_new(P, MX_MUL, s) : -1;
+        if (m < 0) return -1;
+        list_push(P, m, x);
+        list_done(P, m);
+        return m;
+    }
     if (t->n > 2) return fail(P, "unexpected word '%.*s'", t->n > 20 ? 20 : t->n, t->s);
     adv(P);
     if (t->n == 1) return sym_node(P, t->s, 1);
@@ -949,19 +973,33 @@ static int parse_union(parser *P) {
     return u;
 }
 
-static int parse_rel(parser *P) {
+// a : b : c (binds tighter than relations: "a:b = 2:3" relates two ratios)
+static int parse_ratio(parser *P) {
     int x = parse_union(P);
-    if (x < 0) return -1;
-    const struct mx_tok *t = tok(P);
-    if (t->t != T_REL && !is_ch(t, ':')) return x;
-    int ratio = is_ch(t, ':');
-    int r = list_new(P, ratio ? MX_RATIO : MX_REL, x);
+    if (x < 0 || !is_ch(tok(P), ':')) return x;
+    int r = list_new(P, MX_RATIO, x);
     if (r < 0) return -1;
-    while ((t = tok(P))->t == T_REL || is_ch(t, ':')) {
-        if (is_ch(t, ':') != ratio) return fail(P, "ratio mixed with a relation");
-        int op = ratio ? 0 : t->id;
+    while (is_ch(tok(P), ':')) {
         adv(P);
         int y = parse_union(P);
+        if (y < 0) return -1;
+        list_push(P, r, y);
+    }
+    list_done(P, r);
+    return r;
+}
+
+static int parse_rel(parser *P) {
+    int x = parse_ratio(P);
+    if (x < 0) return -1;
+    const struct mx_tok *t = tok(P);
+    if (t->t != T_REL) return x;
+    int r = list_new(P, MX_REL, x);
+    if (r < 0) return -1;
+    while ((t = tok(P))->t == T_REL) {
+        int op = t->id;
+        adv(P);
+        int y = parse_ratio(P);
         if (y < 0) return -1;
         N(P, y)->rel = (uint8_t)op;
         list_push(P, r, y);
@@ -970,10 +1008,24 @@ static int parse_rel(parser *P) {
     return r;
 }
 
+// TeX's infix fractions: {a+b \over c} divides everything on its left in the group by
+// everything on its right; {n \choose k} is a binomial coefficient.
+static int parse_over(parser *P) {
+    int x = parse_rel(P);
+    while (x >= 0 && (is_op(tok(P), OP_OVER) || is_op(tok(P), OP_CHOOSE))) {
+        int kind = is_op(tok(P), OP_OVER) ? MX_DIV : MX_BINOM;
+        adv(P);
+        int y = parse_rel(P);
+        if (y < 0) return -1;
+        x = node2(P, kind, x, y);
+    }
+    return x;
+}
+
 static int parse_list(parser *P) {
     if (enter(P) < 0) return -1;
     while (is_separator(P, tok(P)) && !is_ch(tok(P), ',')) adv(P); // leading "and" (rare)
-    int x = parse_rel(P);
+    int x = parse_over(P);
     if (x < 0) return -1;
     if (!is_separator(P, tok(P))) {
         leave(P);
@@ -984,7 +1036,7 @@ static int parse_list(parser *P) {
     while (is_separator(P, tok(P))) {
         while (is_separator(P, tok(P))) adv(P); // "19, 46, and 82"
         if (is_closer(P, tok(P))) break;        // trailing comma
-        int y = parse_rel(P);
+        int y = parse_over(P);
         if (y < 0) return -1;
         list_push(P, l, y);
     }
