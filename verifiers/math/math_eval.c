@@ -57,6 +57,12 @@ mx_status mx_literal(const char *s, int n, mpq_t out) {
             if (frac >= 0) frac++;
         } else if (c == '.') {
             frac = 0;
+        } else if (c == '{' && j + 3 < n && s[j + 1] == ',' && s[j + 2] == '}' && frac < 0) {
+            // 3{,}5: a decimal comma unless a group of exactly three digits follows
+            int run = 0;
+            while (j + 3 + run < n && s[j + 3 + run] >= '0' && s[j + 3 + run] <= '9') run++;
+            if (run != 3) frac = 0;
+            j += 2;
         } else if (c == 'e' || c == 'E') {
             break;
         }
@@ -346,7 +352,23 @@ static mx_status ex(const mx_expr *e, int i, mx_env *env, mpq_t out, int depth) 
             }
         } else if (st == MX_OK) { // binomial coefficient of integers
             long nn, kk;
-            if (!q_small_int(out, 1000000, &nn) || !q_small_int(t, 1000000, &kk))
+            int n_int = q_small_int(out, 1000000, &nn), k_int = q_small_int(t, 1000000, &kk);
+            if ((!n_int || nn < 0) && k_int && kk >= 0 && kk <= 64) {
+                // binom(x, k) of any rational x: x (x - 1) ... (x - k + 1) / k!
+                mpq_t acc, f;
+                mpq_inits(acc, f, NULL);
+                mpq_set_ui(acc, 1, 1);
+                for (long j = 0; j < kk && st == MX_OK; j++) {
+                    mpq_set_si(f, -j, 1);
+                    mpq_add(f, f, out);
+                    mpq_mul(acc, acc, f);
+                    mpq_set_ui(f, 1, (unsigned long)(j + 1));
+                    mpq_mul(acc, acc, f);
+                    st = check_size(env, acc);
+                }
+                mpq_set(out, acc);
+                mpq_clears(acc, f, NULL);
+            } else if (!n_int || !k_int)
                 st = MX_NOTRAT;
             else if (nn < 0 || kk < 0 || kk > nn) {
                 if (nn >= 0)

@@ -54,6 +54,8 @@ static int percent_after(const char *p, const char *end) {
         while (q < end && (*q == ' ' || *q == '\t')) q++;
         if (end - q >= 2 && q[0] == '\\' && (q[1] == ',' || q[1] == ' ' || q[1] == ';'))
             q += 2;
+        else if (q < end && *q == '~')
+            q++;
         else if (q < end && *q == '$' && q + 1 < end && q[1] != '$')
             q++;
         else
@@ -279,7 +281,7 @@ static int number_at(const char *s, const char *p, const char *end, span *out) {
         if (depth == 0 && (isdigit((unsigned char)*r) || *r == ')')) ok = r + 1;
     }
     if (ok == p) return 0;
-    if (ok < end && *ok == '%') ok++; // "increases by 100%"
+    ok += percent_after(ok, end); // "increases by 100%", "25 \%", "25 percent"
     *out = (span){p, ok, ok};
     return 1;
 }
@@ -486,6 +488,28 @@ static int whole_answer(const char *a, const char *b) {
     while (a < b && isspace((unsigned char)*a)) a++;
     while (b > a && isspace((unsigned char)b[-1])) b--;
     if (b <= a || b - a > 512) return 0;
+    // prose is never one answer ("So it is 25%." is not the product S o i t i s 25%)
+    for (const char *p = a; p < b; p++) {
+        if (*p == '\\') { // a command and, for \text-like ones, its argument
+            const char *q = p + 1;
+            while (q < b && isalpha((unsigned char)*q)) q++;
+            p = q - 1;
+            continue;
+        }
+        if (isalpha((unsigned char)*p) && p + 1 < b && isalpha((unsigned char)p[1]) &&
+            (p == a || !isalpha((unsigned char)p[-1])) && (p == a || p[-1] != '{')) {
+            const char *q = p;
+            while (q < b && isalpha((unsigned char)*q)) q++;
+            static const char *const math_words[] = {
+                "sin", "cos",  "tan", "ln",  "log",     "exp",        "pi",  "sqrt",
+                "gcd", "lcm",  "max", "min", "percent", "percentage", "pct", "per", "cent"};
+            int ok = 0;
+            for (size_t k = 0; k < sizeof math_words / sizeof math_words[0] && !ok; k++)
+                ok = (size_t)(q - p) == strlen(math_words[k]) && starts_ci(p, q, math_words[k]);
+            if (!ok) return 0;
+            p = q - 1;
+        }
+    }
     mx_expr *e = mx_parse(a, (size_t)(b - a), 0);
     int ok = e && e->root >= 0;
     if (ok) {
@@ -504,12 +528,13 @@ static int word_at(const char *p, const char *end, const char *w) {
 // Where trailing remarks begin: the first line or sentence in the last 2000 bytes that opens
 // with "Note", "Remark", "Check", "I hope" ..., after which nothing concludes again
 // ("therefore", "thus", "so the"). NULL when there is none.
-static const char *remark_start(const char *s, const char *end) {
+const char *mx_remark_start(const char *s, const char *end) {
     static const char *const opens[] = {"note",     "remark",      "check",   "verification",
                                         "verify",   "explanation", "i hope",  "hope this",
                                         "let me know", "feel free", "p.s",    "alternatively"};
-    static const char *const concl[] = {"therefore", "thus", "hence", "so the", "in total",
-                                        "final",     "answer"};
+    static const char *const concl[] = {"therefore", "thus",   "hence",  "so",      "then",
+                                        "in total",  "final",  "answer", "we get", "gives",
+                                        "total"};
     const char *from = end - s > 2000 ? end - 2000 : s;
     for (const char *p = from; p < end; p++) {
         int start = p == s || p[-1] == '\n' ||
@@ -523,11 +548,31 @@ static const char *remark_start(const char *s, const char *end) {
         for (size_t k = 0; k < sizeof opens / sizeof opens[0] && !opened; k++)
             opened = word_at(q, end, opens[k]);
         if (!opened || p == s) continue;
+        // a later sentence that concludes again ("Then 7 * 6 = 42.") ends the remarks
         int concludes = 0;
-        for (const char *r = q; r < end && !concludes; r++)
+        for (const char *r = q + 1; r < end && !concludes; r++) {
+            if (!(r[-1] == '\n' || (r - q >= 2 && r[-1] == ' ' && strchr(".!?:", r[-2]))))
+                continue;
+            const char *w = r;
+            while (w < end && (*w == ' ' || *w == '*' || *w == '#')) w++;
             for (size_t k = 0; k < sizeof concl / sizeof concl[0] && !concludes; k++)
-                concludes = (r == q || !isalpha((unsigned char)r[-1])) && word_at(r, end, concl[k]);
+                concludes = word_at(w, end, concl[k]);
+        }
         if (!concludes) return p;
+    }
+    return NULL;
+}
+
+// Where a word saying "approximately" ends just before p ("about $0.17$", "\approx 0.17"):
+// the start of that word, else NULL.
+static const char *approximation_before(const char *s, const char *p) {
+    static const char *const words[] = {"approximately", "about", "roughly", "around",
+                                        "\\approx", "nearly", "\xE2\x89\x88"};
+    const char *q = p;
+    while (q > s && (q[-1] == ' ' || q[-1] == '$' || q[-1] == '(' || q[-1] == '\\')) q--;
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+        size_t n = strlen(words[k]);
+        if ((size_t)(q - s) >= n && starts_ci(q - n, q, words[k])) return q - n;
     }
     return NULL;
 }
@@ -579,8 +624,12 @@ int mx_find_answer(const char *s, const char *end, const char **a, const char **
         if (best && after_anchor(best, end, a, b)) return 1;
     }
     span t;
-    const char *cut = remark_start(s, end);
+    const char *cut = mx_remark_start(s, end);
     if ((cut && rightmost(s, cut, &t)) || rightmost(s, end, &t)) {
+        // "$\frac{1}{6}$, which is about $0.17$": the exact value before its approximation
+        const char *w = approximation_before(s, t.a);
+        span u;
+        if (w && rightmost(s, w, &u) && t.a - u.end < 80) t = u;
         *a = t.a;
         *b = t.b;
         return 1;

@@ -61,6 +61,8 @@ static const cmd_entry CMDS[] = {
     {"arctan", CK_FUNC, MXF_ATAN},
     {"ast", CK_OP, OP_TIMES},
     {"beta", CK_GREEK, 0},
+    {"bf", LK_DROP, 0},
+    {"bfseries", LK_DROP, 0},
     {"big", LK_DROP, 0},
     {"bigg", LK_DROP, 0},
     {"biggl", LK_DROP, 0},
@@ -193,6 +195,7 @@ static const cmd_entry CMDS[] = {
     {"scriptstyle", LK_DROP, 0},
     {"sec", CK_FUNC, MXF_SEC},
     {"setminus", CK_OP, OP_SETMINUS},
+    {"sf", LK_DROP, 0},
     {"sigma", CK_GREEK, 0},
     {"sim", LK_REL, MXR_APPROX},
     {"simeq", LK_REL, MXR_APPROX},
@@ -216,6 +219,7 @@ static const cmd_entry CMDS[] = {
     {"theta", CK_GREEK, 0},
     {"thinspace", LK_SPACE, 0},
     {"times", CK_OP, OP_TIMES},
+    {"tt", LK_DROP, 0},
     {"upsilon", CK_GREEK, 0},
     {"varepsilon", CK_GREEK, 0},
     {"varnothing", CK_EMPTY, 0},
@@ -331,6 +335,10 @@ static void lex_number(lexer *L) {
         decimal = 1;
         p++;
         while (p < end && isdigit((unsigned char)*p)) p++;
+    } else if (starts(p, end, "{,}") && is_digit_at(p + 3, end) && !three_digits(p + 3, end)) {
+        decimal = 1; // 3{,}5: LaTeX's decimal comma (mx_literal reads it the same way)
+        p += 3;
+        while (p < end && isdigit((unsigned char)*p)) p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         const char *q = p + 1;
@@ -355,6 +363,17 @@ static int numeric_text(const char *a, const char *b) {
             continue;
         }
         if (*p == '{' || *p == '}' || *p == '\\' || *p == '$') return 0;
+    }
+    return digits;
+}
+
+// Content of \text{...} that is a formula ("x = 5", "-3"): a digit, no word of two letters.
+static int formula_text(const char *a, const char *b) {
+    int digits = 0;
+    for (const char *p = a; p < b; p++) {
+        if (isdigit((unsigned char)*p)) digits = 1;
+        if (isalpha((unsigned char)*p) && p + 1 < b && isalpha((unsigned char)p[1])) return 0;
+        if (*p == '{' || *p == '}' || *p == '\\' || *p == '$' || *p == ':') return 0;
     }
     return digits;
 }
@@ -474,8 +493,9 @@ static void lex_command(lexer *L) {
             while (w < b && isspace((unsigned char)*w)) w++;
             const char *z = b;
             while (z > w && isspace((unsigned char)z[-1])) z--;
-            if (w < z && (isdigit((unsigned char)*w) || *w == '-' || *w == '.') &&
-                numeric_text(w, z)) {
+            if (w < z && (((isdigit((unsigned char)*w) || *w == '-' || *w == '.') &&
+                           numeric_text(w, z)) ||
+                          formula_text(w, z))) {
                 // \text{5}, \textbf{12.5}, \text{3 cm}: a value dressed as text is a value
                 L->p = q;
                 return;

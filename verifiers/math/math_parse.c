@@ -614,6 +614,20 @@ static int maybe_call(parser *P, int x) {
     return x;
 }
 
+// {}_nC_k, _nC_k, ^nC_k: a binomial coefficient written with prescripts (at the '_' or '^').
+static int parse_prescript_binom(parser *P) {
+    adv(P);
+    int n = parse_tex_arg(P);
+    if (n < 0) return -1;
+    const struct mx_tok *c = tok(P);
+    if (!(c->t == T_WORD && c->n == 1 && c->s[0] == 'C') ||
+        !(is_ch(tok_at(P, 1), '_') || is_ch(tok_at(P, 1), '^')))
+        return fail(P, "prescript without C");
+    P->i += 2;
+    int k = parse_tex_arg(P);
+    return k < 0 ? -1 : node2(P, MX_BINOM, n, k);
+}
+
 static int parse_primary(parser *P) {
     if (enter(P) < 0) return -1;
     const struct mx_tok *t = tok(P);
@@ -663,6 +677,12 @@ static int parse_primary(parser *P) {
     case T_CH:
         if (t->id == '(' || t->id == '[') {
             x = parse_paren(P, t->id);
+        } else if (t->id == '_' || t->id == '^') {
+            x = parse_prescript_binom(P);
+        } else if (t->id == '{' && is_ch(tok_at(P, 1), '}') &&
+                   (is_ch(tok_at(P, 2), '_') || is_ch(tok_at(P, 2), '^'))) {
+            P->i += 2; // {}_5C_2
+            x = parse_prescript_binom(P);
         } else if (t->id == '{') {
             x = parse_brace_group(P);
         } else if (t->id == '|') {
@@ -848,6 +868,11 @@ static int parse_power(parser *P) {
             adv(P);
             int y = parse_exponent(P);
             if (y < 0) return -1;
+            const mx_node *X = N(P, x);
+            if (X->kind == MX_SYM && X->n == 1 && X->s[0] == 'C' && X->a >= 0 && !X->op) {
+                x = node2(P, MX_BINOM, X->a, y); // C_5^2: the binomial coefficient (5 choose 2)
+                continue;
+            }
             x = node2(P, MX_POW, x, y);
         } else if (is_ch(t, '!')) {
             adv(P);
@@ -1050,7 +1075,7 @@ static int parse_list(parser *P) {
 static int parse_text_answer(parser *P) {
     const mx_expr *e = P->e;
     int letters = 0, has_text = 0;
-    for (int k = 0; k < e->n_toks - 1; k++) {
+    for (int k = P->i; k < e->n_toks - 1; k++) {
         const struct mx_tok *t = &e->toks[k];
         if (t->t == T_WORD) {
             if (math_word(t) >= 0) return -2;
@@ -1063,7 +1088,7 @@ static int parse_text_answer(parser *P) {
     }
     if (!has_text && letters < 3) return -2;
     int set = -1, start = -1;
-    for (int k = 0; k < e->n_toks; k++) {
+    for (int k = P->i; k < e->n_toks; k++) {
         const struct mx_tok *t = &e->toks[k];
         int sep = t->t == T_END || is_separator(P, t);
         if (!sep) {
@@ -1133,6 +1158,14 @@ mx_expr *mx_parse(const char *text, size_t len, int flags) {
         return e;
     }
     parser P = {e, 0, 0, 0, 0};
+    // a label in text before the value: \textbf{Answer:} 5, \text{Total: } 12
+    while (P.i < e->n_toks - 2 && e->toks[P.i].t == T_TEXT && e->toks[P.i].n > 0) {
+        const struct mx_tok *t = &e->toks[P.i];
+        const char *z = t->s + t->n;
+        while (z > t->s && isspace((unsigned char)z[-1])) z--;
+        if (z == t->s || z[-1] != ':') break;
+        P.i++;
+    }
     int root = parse_text_answer(&P);
     if (root == -2) {
         P.failed = 0;
@@ -1185,6 +1218,15 @@ static void canon_num(sbuf *b, const char *s, int n) {
         } else if (c == '.') {
             dot = b->n;
             put(b, &c, 1);
+        } else if (c == '{' && j + 3 < n && s[j + 1] == ',' && s[j + 2] == '}' &&
+                   dot == (size_t)-1) { // a decimal comma, read as mx_literal reads it
+            int run = 0;
+            while (j + 3 + run < n && isdigit((unsigned char)s[j + 3 + run])) run++;
+            if (run != 3) {
+                dot = b->n;
+                put(b, ".", 1);
+            }
+            j += 2;
         } else if (c == 'e' || c == 'E') {
             expo = 1;
             put(b, "e", 1);

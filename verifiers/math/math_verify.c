@@ -38,9 +38,13 @@ static int extract(const char *completion, rl_math_extract_mode mode, char *out,
     const char *end = completion + strlen(completion);
     const char *whole = end - completion > MX_SCAN_MAX ? end - MX_SCAN_MAX : completion;
     const char *region = after_think(completion, end);
-    // random LaTeX holds numbers and boxes by chance: auto extraction takes nothing from it
-    if (mode == RL_MATH_EXTRACT_AUTO && mx_junk(whole, end)) return 0;
-    int n = mx_boxes(region, end, out, out_len);
+    // random LaTeX holds numbers and boxes by chance: extraction takes nothing from it
+    if (mx_junk(whole, end)) return 0;
+    // boxes inside trailing remarks ("Note: with 5 people it would be \boxed{50}") are not
+    // the answer when a box comes before them
+    const char *remarks = mx_remark_start(region, end);
+    int n = remarks ? mx_boxes(region, remarks, out, out_len) : 0;
+    if (n == 0) n = mx_boxes(region, end, out, out_len);
     const char *a = NULL, *b = NULL;
     // after the reasoning without a box: auto mode reads that text before any box inside
     if (n == 0 && region != whole &&
