@@ -111,7 +111,9 @@ static int is_label_d(ref r, int depth) {
             if (r.e->nodes[c].kind != MX_SYM || r.e->nodes[c].rel) return 0;
         return 1;
     }
-    if (n->kind == MX_DIV) return is_label_d(sub(r, n->a), depth + 1) && is_label_d(sub(r, n->b), depth + 1);
+    if (n->kind == MX_DIV)
+        return is_label_d(sub(r, n->a), depth + 1) && is_label_d(sub(r, n->b), depth + 1);
+    if (n->kind == MX_ABS) return is_label_d(sub(r, n->a), depth + 1); // |AB| = 1
     if (n->kind == MX_RATIO || (n->kind == MX_TUPLE && n->op == '(')) {
         for (int c = n->a; c >= 0; c = r.e->nodes[c].next)
             if (!is_label_d(sub(r, c), depth + 1)) return 0;
@@ -635,6 +637,11 @@ static int rel_equal(cmp *C, ref g, ref p) {
     return 1;
 }
 
+// What a bound may constrain: a variable, or a name of a value (f(x), AB).
+static int is_bound_var(ref r) {
+    return KIND(r) == MX_SYM || (KIND(r) == MX_MUL && is_label(r));
+}
+
 // A relation in one variable as an interval (or, for x \ne c, the two open intervals).
 static int rel_to_ivl(ref r, ivl *v, int *ne) {
     atom at[MAX_ATOMS];
@@ -645,15 +652,21 @@ static int rel_to_ivl(ref r, ivl *v, int *ne) {
     int have_lo = 0, have_hi = 0;
     *ne = 0;
     const mx_node *var = NULL;
+    ref var_ref = r;
     for (int k = 0; k < n; k++) {
-        // big - small (op) 0 with the variable on one side
-        int var_big = KIND(at[k].big) == MX_SYM && no_vars(at[k].small);
-        int var_small = KIND(at[k].small) == MX_SYM && no_vars(at[k].big);
+        // big - small (op) 0 with the variable (or a name: f(x), AB) on one side
+        int var_big = is_bound_var(at[k].big) && no_vars(at[k].small);
+        int var_small = is_bound_var(at[k].small) && no_vars(at[k].big);
         if (!var_big && !var_small) return 0;
-        const mx_node *s = NODE(var_big ? at[k].big : at[k].small);
-        if (var && (s->n != var->n || memcmp(s->s, var->s, (size_t)s->n) != 0 || s->a >= 0))
+        ref vr = var_big ? at[k].big : at[k].small;
+        const mx_node *s = NODE(vr);
+        if (var && s->kind == MX_SYM &&
+            (var->kind != MX_SYM || s->n != var->n || memcmp(s->s, var->s, (size_t)s->n) != 0 ||
+             s->a >= 0))
             return 0;
+        if (var && s->kind != MX_SYM && !canon_equal(vr, var_ref)) return 0;
         var = s;
+        var_ref = vr;
         ref c = var_big ? at[k].small : at[k].big;
         int closed = at[k].op == MXR_GE;
         if (at[k].op == MXR_EQ) return 0;
@@ -998,6 +1011,59 @@ static int matrix_expr_equal(cmp *C, ref g, ref p) {
     return ok;
 }
 
+// ---- bounds joined by "and" / "or" ---------------------------------------------------------
+// Two bounds on one variable written as a list ("x \ge 2 and x \le 5", "x < 2 or x > 3") as the
+// set they describe: one interval when they overlap (read "and"), two when they are apart
+// (read "or"; "and" would be empty). Returns the number of intervals, 0 when not of that form.
+static int bounds_to_set(cmp *C, ref list, ivl *out) {
+    if (KIND(list) != MX_LIST || NODE(list)->len != 2) return 0;
+    ref el[2];
+    children(list, el, 2);
+    ivl a, b;
+    int ne;
+    if (KIND(el[0]) != MX_REL || KIND(el[1]) != MX_REL || !rel_to_ivl(el[0], &a, &ne) || ne ||
+        !rel_to_ivl(el[1], &b, &ne) || ne)
+        return 0;
+    if (a.lo_inf && !b.lo_inf) { // a holds the lower bound
+        ivl t = a;
+        a = b;
+        b = t;
+    }
+    if (a.lo_inf || !a.hi_inf || b.hi_inf || !b.lo_inf) return 0; // one lower, one upper bound
+    mpq_t lo, hi;
+    mpq_inits(lo, hi, NULL);
+    int n = 0;
+    if (exact_value(C, a.lo, lo) && exact_value(C, b.hi, hi)) {
+        int c = mpq_cmp(lo, hi);
+        if (c < 0) { // lo < x < hi
+            out[0] = a;
+            out[0].hi = b.hi;
+            out[0].hi_inf = 0;
+            out[0].hi_neg = 0;
+            out[0].hi_closed = b.hi_closed;
+            n = 1;
+        } else if (c > 0) { // x < hi or x > lo
+            out[0] = b;
+            out[1] = a;
+            n = 2;
+        }
+    }
+    mpq_clears(lo, hi, NULL);
+    return n;
+}
+
+// A set (interval, union of two, the reals) against the intervals of bounds_to_set.
+static int set_is(cmp *C, ref set, const ivl *v, int n) {
+    ivl x, y;
+    if (n == 1) return to_ivl(set, &x) && ivl_equal(C, &x, &v[0]);
+    if (KIND(set) != MX_UNION || NODE(set)->len != 2) return 0;
+    ref comp[2];
+    children(set, comp, 2);
+    if (!to_ivl(comp[0], &x) || !to_ivl(comp[1], &y)) return 0;
+    return (ivl_equal(C, &x, &v[0]) && ivl_equal(C, &y, &v[1])) ||
+           (ivl_equal(C, &x, &v[1]) && ivl_equal(C, &y, &v[0]));
+}
+
 // ---- dispatch ------------------------------------------------------------------------------
 static int eq(cmp *C, ref g, ref p, int depth) {
     if (depth > 24 || ++C->calls > MAX_CALLS || C->budget <= 0) {
@@ -1038,6 +1104,11 @@ static int eq(cmp *C, ref g, ref p, int depth) {
     // is never read as its solution
     if (pk == MX_REL && g_set) return C->o->set_relation ? rel_set_equal(C, p, g) : 0;
     if (gk == MX_TEXT || pk == MX_TEXT) return text_equal(g, p);
+    ivl bounds[2];
+    int nb;
+    if (pk == MX_LIST && g_set && C->o->set_relation && (nb = bounds_to_set(C, p, bounds)))
+        return set_is(C, g, bounds, nb);
+    if (gk == MX_LIST && p_set && (nb = bounds_to_set(C, g, bounds))) return set_is(C, p, bounds, nb);
 
     int gc = is_collection(g), pc = is_collection(p);
     if (gc || pc) {

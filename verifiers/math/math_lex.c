@@ -301,7 +301,7 @@ static int three_digits(const char *p, const char *end) {
 // Length of a digit-group separator at p ("," "{,}" ",\!" "\," " " thin spaces ...), or 0.
 // kind receives a small code so that one number uses one kind of separator.
 static int group_sep(const lexer *L, const char *p, int *kind) {
-    static const char *const seps[] = {"{,}",          ",\\! ", ",\\!",     ",\\,",
+    static const char *const seps[] = {"{,}", "{, }", " {, }", ",\\! ", ",\\!",     ",\\,",
                                        "\\,",          "\\!",   "\xC2\xA0", "\xE2\x80\x89",
                                        "\xE2\x80\xAF", "\\ ",   ",",        " "};
     for (int k = 0; k < (int)(sizeof seps / sizeof seps[0]); k++) {
@@ -416,6 +416,15 @@ static void lex_command(lexer *L) {
     if (p >= end) {
         L->p = p;
         return;
+    }
+    if (*p == '\\') { // "\\frac", "\\le": a doubled backslash (escaped twice) before a command
+        const char *w = p + 1;
+        while (w < end && isalpha((unsigned char)*w)) w++;
+        if (w - p - 1 >= 2 && find_cmd(p + 1, (int)(w - p - 1))) {
+            L->p = p;
+            lex_command(L);
+            return;
+        }
     }
     if (!isalpha((unsigned char)*p)) { // control symbol
         char c = *p;

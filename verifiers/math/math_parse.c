@@ -800,6 +800,17 @@ static int parse_primary(parser *P) {
             adv(P);
         } else if (is_ch(tok(P), '_') && N(P, x)->a < 0) {
             adv(P);
+            if (is_ch(tok(P), '{') && tok_at(P, 1)->t == T_WORD && is_ch(tok_at(P, 2), '}')) {
+                // S_{MBCN}, v_{max}: a subscript that is a name
+                const struct mx_tok *w = tok_at(P, 1);
+                int sub = new_node(P, MX_SYM);
+                if (sub < 0) return -1;
+                N(P, sub)->s = w->s;
+                N(P, sub)->n = w->n;
+                P->i += 3;
+                N(P, x)->a = sub;
+                continue;
+            }
             int sub = parse_tex_arg(P);
             if (sub < 0) return -1;
             N(P, x)->a = sub;
