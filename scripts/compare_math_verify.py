@@ -103,17 +103,17 @@ def run_math_verify(rows):
         from math_verify import parse, verify
     except ImportError:
         sys.exit("Math-Verify is not installed: pip install math-verify (in a virtual environment)")
-    scores = []
-    t0 = time.perf_counter()
+    scores, secs = [], []
     for _, gold, comp, _ in rows:
         g = gold if ("\\boxed" in gold or "$" in gold) else "\\boxed{" + gold + "}"
+        t0 = time.perf_counter()
         try:
             ok = verify(parse(g), parse(comp))
         except Exception:  # a crash is a refusal, as in a trainer
             ok = False
+        secs.append(time.perf_counter() - t0)
         scores.append(1 if ok else 0)
-    secs = time.perf_counter() - t0
-    return scores, secs / len(rows)
+    return scores, secs
 
 
 def summary(name, rows, scores):
@@ -139,7 +139,11 @@ def main():
 
     rows = load_table(a.table) + junk_rows(a.junk, a.junk_kb)
     rl, rl_t = run_rlpipe(a.rlpipe, rows, a.repeat)
-    mv, mv_t = run_math_verify(rows)
+    table = [r for r in rows if r[0] != "junk"]
+    _, rl_table_t = run_rlpipe(a.rlpipe, table, a.repeat)
+    mv, mv_secs = run_math_verify(rows)
+    mv_t = sum(mv_secs) / len(rows)
+    mv_table_t = sum(t for r, t in zip(rows, mv_secs) if r[0] != "junk") / len(table)
 
     print(f"{len(rows)} rows ({sum(r[3] for r in rows)} correct answers, "
           f"{sum(1 - r[3] for r in rows)} wrong), {a.junk} of them {a.junk_kb} KB of random LaTeX")
@@ -147,6 +151,8 @@ def main():
     mv_agree, mv_fa = summary("Math-Verify", rows, mv)
     print(f"time per row, one thread: rlpipe {rl_t * 1e6:.1f} us, Math-Verify {mv_t * 1e3:.2f} ms "
           f"(rlpipe {mv_t / rl_t:.0f}x faster)")
+    print(f"  without the junk rows: rlpipe {rl_table_t * 1e6:.1f} us, Math-Verify "
+          f"{mv_table_t * 1e3:.2f} ms (rlpipe {mv_table_t / rl_table_t:.0f}x faster)")
 
     kinds = defaultdict(lambda: [0, 0, 0])
     for r, x, y in zip(rows, rl, mv):
@@ -165,7 +171,7 @@ def main():
                 c = r[2] if len(r[2]) < 120 else r[2][:117] + "..."
                 print(f"  [{r[0]}] label {r[3]} rlpipe {x} Math-Verify {y} | {r[1]!r} | {c!r}")
 
-    ok = rl_agree > mv_agree and rl_fa <= mv_fa and mv_t / rl_t >= 100
+    ok = rl_agree > mv_agree and rl_fa <= mv_fa and mv_table_t / rl_table_t >= 100
     print(f"\ntarget (more agreement, no more false accepts, >= 100x speed): "
           f"{'met' if ok else 'NOT met'}")
     return 0 if ok else 1
