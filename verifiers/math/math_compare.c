@@ -102,6 +102,7 @@ static int is_label_d(ref r, int depth) {
     const mx_node *n = NODE(r);
     if (depth > 4) return 0;
     if (n->kind == MX_SYM || n->kind == MX_CALL) return 1;
+    if (n->kind == MX_TEXT && depth == 0) return 1; // \text{Area} = 24
     if (n->kind == MX_MUL && n->len == 2) {
         const mx_node *a = &r.e->nodes[n->a], *b = &r.e->nodes[a->next];
         if (a->kind == MX_SYM && (b->flags & MXF_PAREN) && !b->rel) return 1;

@@ -1126,6 +1126,83 @@ static int parse_text_answer(parser *P) {
     return set;
 }
 
+// A whole answer that is a number in English words, possibly signed ("minus") and followed by
+// "percent" / "%" ("twenty-five percent", "three hundred and two", "one million"): rewritten in
+// place as digits followed by the rest. Returns the new length (len when not of that form).
+static size_t number_words(char *t, size_t len) {
+    static const char *const small[] = {"zero",    "one",     "two",       "three",    "four",
+                                        "five",    "six",     "seven",     "eight",    "nine",
+                                        "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                        "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+    static const char *const tens[] = {"twenty", "thirty",  "forty",  "fifty",
+                                       "sixty",  "seventy", "eighty", "ninety"};
+    if (len > 200) return len;
+    size_t i = 0, end = len;
+    while (i < end && t[i] == ' ') i++;
+    while (end > i && t[end - 1] == ' ') end--;
+    if (i < end && t[i] == '\\' && t[end - 1] == '}') { // \text{three}, \textbf{five percent}
+        size_t k = i + 1;
+        while (k < end && isalpha((unsigned char)t[k])) k++;
+        if (k < end && t[k] == '{') i = k + 1, end--;
+    }
+    long long total = 0, group = 0;
+    int words = 0, neg = 0;
+    while (i < end) {
+        while (i < end && (t[i] == ' ' || t[i] == '-' || t[i] == '\t')) i++;
+        size_t j = i;
+        while (j < end && isalpha((unsigned char)t[j])) j++;
+        if (j == i) break;
+        char w[16];
+        size_t n = j - i;
+        if (n >= sizeof w) break;
+        for (size_t k = 0; k < n; k++) w[k] = (char)tolower((unsigned char)t[i + k]);
+        w[n] = '\0';
+        int v = -1;
+        for (int k = 0; k < 20 && v < 0; k++)
+            if (strcmp(w, small[k]) == 0) v = k;
+        for (int k = 0; k < 8 && v < 0; k++)
+            if (strcmp(w, tens[k]) == 0) v = 20 + 10 * k;
+        if (v >= 0) {
+            group += v;
+        } else if (strcmp(w, "hundred") == 0 && words) {
+            group *= 100;
+        } else if ((strcmp(w, "thousand") == 0 || strcmp(w, "million") == 0) && words) {
+            total += group * (w[0] == 't' ? 1000 : 1000000);
+            group = 0;
+        } else if (strcmp(w, "and") == 0 && words) {
+            // "three hundred and two"
+        } else if (strcmp(w, "minus") == 0 && !words && !neg) {
+            neg = 1;
+            i = j;
+            continue;
+        } else {
+            break;
+        }
+        words++;
+        i = j;
+    }
+    if (!words) return len;
+    // what may follow: nothing, or a percent word / sign (and sentence punctuation)
+    size_t rest = i;
+    while (rest < end && t[rest] == ' ') rest++;
+    const char *tail = t + rest;
+    size_t tail_n = end - rest;
+    while (tail_n && strchr(" .!", tail[tail_n - 1])) tail_n--;
+    int pct = tail_n == 7;
+    for (size_t k = 0; pct && k < 7; k++) pct = tolower((unsigned char)tail[k]) == "percent"[k];
+    int ok = tail_n == 0 || pct || (tail_n == 1 && tail[0] == '%') ||
+             (tail_n == 2 && memcmp(tail, "\\%", 2) == 0);
+    if (!ok) return len;
+    char digits[48];
+    int m = snprintf(digits, sizeof digits, "%s%lld%s", neg ? "-" : "", total + group,
+                     tail_n ? " " : "");
+    if (m < 0 || (size_t)m + tail_n > len) return len;
+    memmove(t + m, tail, tail_n);
+    memcpy(t, digits, (size_t)m);
+    t[m + tail_n] = '\0';
+    return (size_t)m + tail_n;
+}
+
 mx_expr *mx_parse(const char *text, size_t len, int flags) {
     mx_expr *e = calloc(1, sizeof *e);
     if (!e) return NULL;
@@ -1144,6 +1221,7 @@ mx_expr *mx_parse(const char *text, size_t len, int flags) {
     }
     memcpy(e->text, text, len);
     e->text[len] = '\0';
+    len = number_words(e->text, len); // "twenty-five percent" -> "25 percent"
     e->n_text = (int)len;
     e->n_toks = mx_lex(e->text, (int)len, e->toks, cap);
     if (e->n_toks < 0) {
