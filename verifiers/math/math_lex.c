@@ -84,6 +84,7 @@ static const cmd_entry CMDS[] = {
     {"circ", LK_DEGREE, 0},
     {"colon", LK_COLON, 0},
     {"coloneqq", LK_REL, MXR_EQ},
+    {"color", LK_DROPARG, 0},
     {"cos", CK_FUNC, MXF_COS},
     {"cosh", CK_FUNC, MXF_COSH},
     {"cot", CK_FUNC, MXF_COT},
@@ -119,6 +120,7 @@ static const cmd_entry CMDS[] = {
     {"geqq", LK_REL, MXR_GE},
     {"geqslant", LK_REL, MXR_GE},
     {"gt", LK_REL, MXR_GT},
+    {"hbox", LK_TEXT, 0},
     {"hfill", LK_DROP, 0},
     {"hphantom", LK_DROPARG, 0},
     {"hspace", LK_DROPARG, 0},
@@ -209,6 +211,7 @@ static const cmd_entry CMDS[] = {
     {"tbinom", CK_BINOM, 0},
     {"text", LK_TEXT, 0},
     {"textbf", LK_TEXT, 0},
+    {"textcolor", LK_DROPARG, 0},
     {"textit", LK_TEXT, 0},
     {"textnormal", LK_TEXT, 0},
     {"textrm", LK_TEXT, 0},
@@ -220,6 +223,7 @@ static const cmd_entry CMDS[] = {
     {"thinspace", LK_SPACE, 0},
     {"times", CK_OP, OP_TIMES},
     {"tt", LK_DROP, 0},
+    {"underline", LK_TRANSPARENT, 0},
     {"upsilon", CK_GREEK, 0},
     {"varepsilon", CK_GREEK, 0},
     {"varnothing", CK_EMPTY, 0},
@@ -504,7 +508,8 @@ static void lex_command(lexer *L) {
             while (z > w && isspace((unsigned char)z[-1])) z--;
             if (w < z && (((isdigit((unsigned char)*w) || *w == '-' || *w == '.') &&
                            numeric_text(w, z)) ||
-                          formula_text(w, z))) {
+                          formula_text(w, z) || *w == '\\')) {
+                // (a command inside: \text{\textbf{5}} is read as its content)
                 // \text{5}, \textbf{12.5}, \text{3 cm}: a value dressed as text is a value
                 L->p = q;
                 return;
