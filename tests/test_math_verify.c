@@ -189,9 +189,13 @@ static void test_latex_junk(void) {
             o.extract = mode;
             for (size_t g = 0; g < sizeof golds / sizeof golds[0]; g++) {
                 char d[RL_VDETAIL_MAX];
-                double t0 = now_s();
-                int r = rl_math_grade(golds[g], junk, &o, d, sizeof d);
-                double t = now_s() - t0;
+                double t = 1e9; // the fastest of 3: the cost, not the load of a shared machine
+                int r = 0;
+                for (int rep = 0; rep < 3; rep++) {
+                    double t0 = now_s();
+                    r = rl_math_grade(golds[g], junk, &o, d, sizeof d);
+                    if (now_s() - t0 < t) t = now_s() - t0;
+                }
                 CHECK(r != RL_MATH_EQUAL, "junk %d mode %d reference [%s] judged equal (%s)", seed,
                       mode, golds[g], d);
                 CHECK(t < 0.05 * TIME_SCALE, "junk %d mode %d took %.1f ms", seed, mode, t * 1e3);
@@ -475,17 +479,24 @@ static void test_hostile(void) {
         for (int mode = 0; mode < 2; mode++) {
             o.extract = mode;
             char d[RL_VDETAIL_MAX];
-            double t0 = now_s();
-            int r1 = rl_math_grade(H[k].gold, H[k].pred, &o, d, sizeof d);
-            double t1 = now_s();
-            int r2 = rl_math_equal(H[k].gold, H[k].pred, &o, d, sizeof d);
-            double t2 = now_s();
+            // the fastest of 3 runs: what a call costs, not how loaded the shared machine is
+            double tg = 1e9, te = 1e9;
+            int r1 = 0, r2 = 0;
+            for (int rep = 0; rep < 3; rep++) {
+                double a = now_s();
+                r1 = rl_math_grade(H[k].gold, H[k].pred, &o, d, sizeof d);
+                double b = now_s();
+                r2 = rl_math_equal(H[k].gold, H[k].pred, &o, d, sizeof d);
+                double c = now_s();
+                if (b - a < tg) tg = b - a;
+                if (c - b < te) te = c - b;
+            }
             CHECK(r1 >= -2 && r1 <= 1 && r2 >= -1 && r2 <= 1, "%s: results %d %d", H[k].name, r1,
                   r2);
-            CHECK(t1 - t0 < 0.05 * TIME_SCALE, "%s (mode %d): grade took %.1f ms", H[k].name, mode,
-                  (t1 - t0) * 1e3);
-            CHECK(t2 - t1 < 0.05 * TIME_SCALE, "%s (mode %d): equal took %.1f ms", H[k].name, mode,
-                  (t2 - t1) * 1e3);
+            CHECK(tg < 0.05 * TIME_SCALE, "%s (mode %d): grade took %.1f ms", H[k].name, mode,
+                  tg * 1e3);
+            CHECK(te < 0.05 * TIME_SCALE, "%s (mode %d): equal took %.1f ms", H[k].name, mode,
+                  te * 1e3);
             // only "3000 terms" is really equal; an unclosed box still ends in a plain 5 (auto)
             int may_equal = k == 12 || (k == 2 && mode == RL_MATH_EXTRACT_AUTO);
             CHECK(r1 != RL_MATH_EQUAL || may_equal, "%s: must not be judged equal (%s)", H[k].name,
