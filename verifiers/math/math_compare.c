@@ -151,6 +151,8 @@ static int predicted_value(ref r) {
         if (op == MXR_EQ) after_eq = c;
         last = c;
     }
+    if (after_eq < 0 && last >= 0 && !is_label(sub(r, NODE(r)->a)))
+        return NODE(r)->a; // "4\pi \approx 12.57": the exact value before its approximation
     return after_eq >= 0 ? after_eq : last;
 }
 
@@ -1084,7 +1086,15 @@ static int eq(cmp *C, ref g, ref p, int depth) {
     }
     if (pk == MX_REL && gk != MX_REL) {
         int v = predicted_value(p);
-        if (v >= 0) p = sub(p, v), pk = KIND(p);
+        if (v >= 0) {
+            // "4\pi \approx 12.57" also answers a reference written as the decimal 12.57
+            int last = -1;
+            for (int c = NODE(p)->a; c >= 0; c = p.e->nodes[c].next) last = c;
+            if (last != v && p.e->nodes[last].rel == MXR_APPROX && is_scalar_kind(gk) &&
+                mx_has_float(g.e, g.i) && eq(C, g, sub(p, last), depth + 1))
+                return 1;
+            p = sub(p, v), pk = KIND(p);
+        }
     }
     if (gk == MX_REL && pk == MX_REL) {
         if (rel_equal(C, g, p)) return 1;

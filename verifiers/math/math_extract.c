@@ -563,6 +563,29 @@ const char *mx_remark_start(const char *s, const char *end) {
     return NULL;
 }
 
+// Whether [a, b) joins a value to its approximation with nothing else (", which is", " or ",
+// " = ", "(i.e."): "the radius is 2, so the area is about 12.57" keeps 12.57.
+static int only_filler(const char *a, const char *b) {
+    static const char *const words[] = {"which", "is", "that", "or", "i.e.", "ie", "equals", "this"};
+    if (b - a > 40) return 0;
+    for (const char *p = a; p < b;) {
+        if (strchr(" ,;:()$=", *p)) {
+            p++;
+            continue;
+        }
+        size_t k = 0, n = 0;
+        for (; k < sizeof words / sizeof words[0]; k++) {
+            n = strlen(words[k]);
+            if ((size_t)(b - p) >= n && starts_ci(p, b, words[k]) &&
+                (p + n == b || !isalpha((unsigned char)p[n])))
+                break;
+        }
+        if (k == sizeof words / sizeof words[0]) return 0;
+        p += n;
+    }
+    return 1;
+}
+
 // Where a word saying "approximately" ends just before p ("about $0.17$", "\approx 0.17"):
 // the start of that word, else NULL.
 static const char *approximation_before(const char *s, const char *p) {
@@ -629,7 +652,7 @@ int mx_find_answer(const char *s, const char *end, const char **a, const char **
         // "$\frac{1}{6}$, which is about $0.17$": the exact value before its approximation
         const char *w = approximation_before(s, t.a);
         span u;
-        if (w && rightmost(s, w, &u) && t.a - u.end < 80) t = u;
+        if (w && rightmost(s, w, &u) && only_filler(u.end, w)) t = u;
         *a = t.a;
         *b = t.b;
         return 1;
