@@ -89,6 +89,7 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
             continue;
         }
         const char *q = p + cmd, *a, *b;
+        int is_pct = 0; // a percent sign follows the box
         while (q < end && (*q == ' ' || *q == '\t')) q++;
         if (q < end && *q == '{') {
             int depth = 0;
@@ -108,26 +109,8 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
             b = r;
             taken = r + 1;
             int sign = percent_after(taken, end);
-            if (sign && !has_percent(a, b)) {
-                taken += sign;
-                p = taken;
-                while (a < b && isspace((unsigned char)*a)) a++;
-                while (b > a && isspace((unsigned char)b[-1])) b--;
-                if (a == b) continue;
-                if (b - a > MX_MAX_TEXT) return -1;
-                int dup = 0;
-                for (int k = 0; k < n && !dup; k++)
-                    dup = pct[k] && same_content(box[k], len[k], a, (int)(b - a));
-                if (dup) continue;
-                if (n < MAX_BOXES) {
-                    box[n] = a;
-                    pct[n] = 1;
-                    len[n++] = (int)(b - a);
-                } else {
-                    extra++;
-                }
-                continue;
-            }
+            is_pct = sign && !has_percent(a, b);
+            if (is_pct) taken += sign;
         } else { // \boxed 5
             a = q;
             b = q;
@@ -142,11 +125,11 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
         if (b - a > MX_MAX_TEXT) return -1;
         int dup = 0;
         for (int k = 0; k < n && !dup; k++)
-            dup = !pct[k] && same_content(box[k], len[k], a, (int)(b - a));
+            dup = pct[k] == is_pct && same_content(box[k], len[k], a, (int)(b - a));
         if (dup) continue;
         if (n < MAX_BOXES) {
             box[n] = a;
-            pct[n] = 0;
+            pct[n] = is_pct;
             len[n++] = (int)(b - a);
         } else {
             extra++;
