@@ -1219,9 +1219,9 @@ static int decimal_comma(const mx_expr *e) {
         if (!isdigit((unsigned char)a->s[k])) return -1;
     for (int k = 0; k < b->n; k++)
         if (!isdigit((unsigned char)b->s[k])) return -1;
+    if (a->s < e->text || b->s + b->n > e->text + e->n_text) return -1;
     if (a->s + a->n + 1 != b->s || a->s[a->n] != ',') return -1;
     if (b->n == 3 && !(a->n == 1 && a->s[0] == '0')) return -1;
-    if (a->s < e->text || b->s + b->n > e->text + e->n_text) return -1;
     return (int)(a->s + a->n - e->text);
 }
 
