@@ -45,13 +45,48 @@ static mx_status check_size(mx_env *env, const mpq_t q) {
 }
 
 // A literal ("7,425,000", "0.125", "1.5e-3") as an exact rational.
+// Adds the repeating part "\overline{142857}" of a decimal with frac digits before it:
+// R / ((10^r - 1) 10^frac).
+static mx_status add_repeating(const char *s, int n, int frac, mpq_t out) {
+    int a = 0;
+    while (a < n && s[a] != '{') a++;
+    int b = a + 1;
+    while (b < n && s[b] >= '0' && s[b] <= '9') b++;
+    int r = b - a - 1;
+    if (a >= n || r < 1 || r > 60 || frac > 60) return MX_NOVAL;
+    char digits[64];
+    memcpy(digits, s + a + 1, (size_t)r);
+    digits[r] = '\0';
+    mpq_t x;
+    mpq_init(x);
+    mpz_set_str(mpq_numref(x), digits, 10);
+    mpz_ui_pow_ui(mpq_denref(x), 10, (unsigned long)r);
+    mpz_sub_ui(mpq_denref(x), mpq_denref(x), 1);
+    mpz_t p;
+    mpz_init(p);
+    mpz_ui_pow_ui(p, 10, (unsigned long)frac);
+    mpz_mul(mpq_denref(x), mpq_denref(x), p);
+    mpz_clear(p);
+    mpq_canonicalize(x);
+    mpq_add(out, out, x);
+    mpq_clear(x);
+    return MX_OK;
+}
+
 mx_status mx_literal(const char *s, int n, mpq_t out) {
     char small[128], *buf = n < (int)sizeof small ? small : malloc((size_t)n + 1);
     if (!buf) return MX_BIG;
-    int k = 0, frac = -1, j = 0;
+    int k = 0, frac = -1, j = 0, rep = -1;
     long expo = 0;
     for (; j < n; j++) {
         char c = s[j];
+        if (c == '\\' && ((n - j > 9 && memcmp(s + j + 1, "overline{", 9) == 0) ||
+                          (n - j > 4 && memcmp(s + j + 1, "dot{", 4) == 0))) {
+            // 0.\overline{3}: the repeating digits end the literal (other backslashes are
+            // digit-group spacing: 1\,000)
+            rep = j;
+            break;
+        }
         if (c >= '0' && c <= '9') {
             buf[k++] = c;
             if (frac >= 0) frac++;
@@ -67,7 +102,7 @@ mx_status mx_literal(const char *s, int n, mpq_t out) {
             break;
         }
     }
-    if (j < n) { // exponent
+    if (j < n && rep < 0) { // exponent
         int neg = 0;
         j++;
         if (j < n && (s[j] == '-' || s[j] == '+')) neg = s[j++] == '-';
@@ -96,6 +131,7 @@ mx_status mx_literal(const char *s, int n, mpq_t out) {
             mpq_canonicalize(out);
         }
     }
+    if (st == MX_OK && rep >= 0) st = add_repeating(s + rep, n - rep, frac > 0 ? frac : 0, out);
     if (buf != small) free(buf);
     return st;
 }

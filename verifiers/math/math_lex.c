@@ -317,6 +317,16 @@ static int group_sep(const lexer *L, const char *p, int *kind) {
     return 0;
 }
 
+// Length of "\overline{digits}" / "\dot{digits}" at p, or 0.
+static int repeating_at(const char *p, const char *end) {
+    const char *q = starts(p, end, "\\overline{") ? p + 10 : starts(p, end, "\\dot{") ? p + 5 : NULL;
+    if (!q) return 0;
+    const char *d = q;
+    while (d < end && isdigit((unsigned char)*d)) d++;
+    if (d == q || d >= end || *d != '}') return 0;
+    return (int)(d + 1 - p);
+}
+
 // A number: digits with digit groups, decimals, an exponent.
 static void lex_number(lexer *L) {
     const char *s = L->p, *p = L->p, *end = L->end;
@@ -343,6 +353,14 @@ static void lex_number(lexer *L) {
         decimal = 1; // 3{,}5: LaTeX's decimal comma (mx_literal reads it the same way)
         p += 3;
         while (p < end && isdigit((unsigned char)*p)) p++;
+    } else if (*p == '.' && repeating_at(p + 1, end)) {
+        p++; // "0.\overline{3}" (the repeating part follows below)
+    }
+    // a repeating decimal: 0.\overline{3}, 0.1\overline{6}, 0.\dot{3} (an exact rational)
+    int rl = (decimal || (p > s && p[-1] == '.')) ? repeating_at(p, end) : 0;
+    if (rl) {
+        decimal = 0;
+        p += rl;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         const char *q = p + 1;

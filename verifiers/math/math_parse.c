@@ -1297,9 +1297,17 @@ static void puts_(sbuf *b, const char *s) {
 // Number as digits: separators dropped, leading zeros and trailing decimal zeros removed.
 static void canon_num(sbuf *b, const char *s, int n) {
     size_t start = b->n, dot = (size_t)-1;
-    int expo = 0;
+    int expo = 0, rep = 0;
     for (int j = 0; j < n; j++) {
         char c = s[j];
+        if (c == '\\' && ((n - j > 9 && memcmp(s + j + 1, "overline{", 9) == 0) ||
+                          (n - j > 4 && memcmp(s + j + 1, "dot{", 4) == 0))) {
+            // 0.\overline{3}: "0.r3", never "0.3"
+            put(b, "r", 1);
+            rep = 1;
+            while (j + 1 < n && s[j + 1] != '{') j++;
+            continue;
+        }
         if (isdigit((unsigned char)c)) {
             if (c == '0' && b->n == start && j + 1 < n && isdigit((unsigned char)s[j + 1]))
                 continue;
@@ -1323,7 +1331,7 @@ static void canon_num(sbuf *b, const char *s, int n) {
             put(b, &c, 1);
         }
     }
-    if (dot != (size_t)-1 && !expo && !b->over) {
+    if (dot != (size_t)-1 && !expo && !rep && !b->over) {
         while (b->n > dot + 1 && b->p[b->n - 1] == '0') b->n--;
         if (b->n == dot + 1) b->n--;
         b->p[b->n] = '\0';

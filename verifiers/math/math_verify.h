@@ -26,7 +26,8 @@
  * Equivalence (rl_math_equal, reference first: it is not symmetric on purpose):
  *   - both sides are normalised alike: $ \( \[ delimiters, \left \right, \! \, spacing, \dfrac
  *     \tfrac -> \frac, \boxed, ^\circ, units at the end (\text{ cm}, "miles", ...), currency.
- *   - numbers: integers, decimals, digit groups (7,425,000  1\,000  1 000  14{,}916), fractions
+ *   - numbers: integers, decimals, repeating decimals (0.\overline{3} is exactly 1/3), digit
+ *     groups (7,425,000  1\,000  1 000  14{,}916), fractions
  *     (\frac12, a/b), mixed numbers (2\frac{1}{2} and "2 1/2" are 5/2: an integer directly
  *     followed by a proper fraction of integer literals; 2\frac{3}{2} is a product), roots,
  *     powers, \pi, e, i, factorials, binomials, logs and trig functions.
