@@ -815,6 +815,15 @@ static int named_equal(cmp *C, ref g, ref p, int depth) {
 }
 
 // ---- ratios and matrices -------------------------------------------------------------------
+// The exact value of node r at the evaluation point of env (variables set); 0 when none.
+static int value_at(cmp *C, mx_env *env, ref r, mpq_t out) {
+    env->budget = C->budget;
+    env->pm_mask = r.mask;
+    int ok = mx_eval_exact(r.e, r.i, env, out) == MX_OK;
+    C->budget = env->budget;
+    return ok;
+}
+
 // The exact value of a constant node; 0 when it has none.
 static int exact_value(cmp *C, ref r, mpq_t out) {
     mx_env env;
@@ -910,9 +919,9 @@ static void mat_copy(mat *d, const mat *s) {
     for (int k = 0; k < n; k++) mpq_set(d->v[k], s->v[k]);
 }
 
-// The exact value of a matrix expression with constant rational entries. 1, or 0 when it has
-// none (symbolic or irrational entries, shapes that do not fit, too large).
-static int mat_value(cmp *C, ref r, mat *out, int depth) {
+// The exact value of a matrix expression at the evaluation point of env (entries may hold
+// variables). 1, or 0 when it has none (irrational entries, shapes that do not fit, too large).
+static int mat_value(cmp *C, mx_env *env, ref r, mat *out, int depth) {
     const mx_node *n = NODE(r);
     if (depth > 6) return 0;
     if (n->kind == MX_MATRIX) {
@@ -923,7 +932,7 @@ static int mat_value(cmp *C, ref r, mat *out, int depth) {
             cols = R->len;
             if (rows * cols > MAT_MAX) return 0;
             for (int c = R->a; c >= 0; c = r.e->nodes[c].next)
-                if (!exact_value(C, sub(r, c), out->v[k++])) return 0;
+                if (!value_at(C, env, sub(r, c), out->v[k++])) return 0;
         }
         out->rows = rows;
         out->cols = cols;
@@ -931,7 +940,7 @@ static int mat_value(cmp *C, ref r, mat *out, int depth) {
     }
     if (!has_matrix(r, 0)) {
         out->rows = out->cols = 0;
-        return exact_value(C, r, out->v[0]);
+        return value_at(C, env, r, out->v[0]);
     }
     int ok = 0;
     mat a, b;
@@ -939,13 +948,13 @@ static int mat_value(cmp *C, ref r, mat *out, int depth) {
     mat_init(&b);
     switch (n->kind) {
     case MX_NEG:
-        ok = mat_value(C, sub(r, n->a), out, depth + 1);
+        ok = mat_value(C, env, sub(r, n->a), out, depth + 1);
         for (int k = 0; ok && k < (out->rows ? out->rows * out->cols : 1); k++)
             mpq_neg(out->v[k], out->v[k]);
         break;
     case MX_DIV:
-        ok = mat_value(C, sub(r, n->a), out, depth + 1) && !has_matrix(sub(r, n->b), 0) &&
-             exact_value(C, sub(r, n->b), a.v[0]) && mpq_sgn(a.v[0]) != 0;
+        ok = mat_value(C, env, sub(r, n->a), out, depth + 1) && !has_matrix(sub(r, n->b), 0) &&
+             value_at(C, env, sub(r, n->b), a.v[0]) && mpq_sgn(a.v[0]) != 0;
         if (ok) {
             mpq_inv(a.v[0], a.v[0]);
             mat_copy(&b, out);
@@ -953,8 +962,8 @@ static int mat_value(cmp *C, ref r, mat *out, int depth) {
         }
         break;
     case MX_POW:
-        ok = mat_value(C, sub(r, n->a), &a, depth + 1) && a.rows == a.cols && a.rows > 0 &&
-             exact_value(C, sub(r, n->b), b.v[0]) && mpz_cmp_ui(mpq_denref(b.v[0]), 1) == 0 &&
+        ok = mat_value(C, env, sub(r, n->a), &a, depth + 1) && a.rows == a.cols && a.rows > 0 &&
+             value_at(C, env, sub(r, n->b), b.v[0]) && mpz_cmp_ui(mpq_denref(b.v[0]), 1) == 0 &&
              mpz_cmp_ui(mpq_numref(b.v[0]), 1) >= 0 && mpz_cmp_ui(mpq_numref(b.v[0]), 8) <= 0;
         if (ok) {
             unsigned long e = mpz_get_ui(mpq_numref(b.v[0]));
@@ -971,7 +980,7 @@ static int mat_value(cmp *C, ref r, mat *out, int depth) {
         out->rows = out->cols = 0;
         mpq_set_ui(out->v[0], n->kind == MX_MUL, 1);
         for (int c = n->a; c >= 0 && ok; c = r.e->nodes[c].next) {
-            ok = mat_value(C, sub(r, c), &a, depth + 1);
+            ok = mat_value(C, env, sub(r, c), &a, depth + 1);
             if (!ok) break;
             if (n->kind == MX_MUL) {
                 if (r.e->nodes[c].rel) { // divided by: only a scalar
@@ -997,18 +1006,83 @@ static int mat_value(cmp *C, ref r, mat *out, int depth) {
     return ok;
 }
 
-// Matrix expressions compared by their values (2M against the matrix of doubled entries).
+// The determinant of a square matrix m (destroyed) into out, by elimination over rationals.
+static int mat_det(mat *m, mpq_t out) {
+    int n = m->rows;
+    if (n < 1 || m->cols != n) return 0;
+    mpq_t f, t;
+    mpq_inits(f, t, NULL);
+    mpq_set_ui(out, 1, 1);
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        while (piv < n && mpq_sgn(m->v[piv * n + c]) == 0) piv++;
+        if (piv == n) {
+            mpq_set_ui(out, 0, 1);
+            break;
+        }
+        if (piv != c) {
+            for (int k = 0; k < n; k++) mpq_swap(m->v[piv * n + k], m->v[c * n + k]);
+            mpq_neg(out, out);
+        }
+        mpq_mul(out, out, m->v[c * n + c]);
+        for (int r = c + 1; r < n; r++) {
+            mpq_div(f, m->v[r * n + c], m->v[c * n + c]);
+            for (int k = c; k < n; k++) {
+                mpq_mul(t, f, m->v[c * n + k]);
+                mpq_sub(m->v[r * n + k], m->v[r * n + k], t);
+            }
+        }
+    }
+    mpq_clears(f, t, NULL);
+    return 1;
+}
+
+// A determinant written as \begin{vmatrix}...\end{vmatrix} against a value, at N_POINTS
+// values of the variables.
+static int determinant_equal(cmp *C, ref det, ref v) {
+    mat m;
+    mat_init(&m);
+    mx_env env;
+    mx_env_init(&env);
+    mpq_t d, x;
+    mpq_inits(d, x, NULL);
+    int ok = mx_collect_vars(det.e, det.i, &env) == 0 && mx_collect_vars(v.e, v.i, &env) == 0;
+    int npts = env.n_vars ? N_POINTS : 1;
+    int has_float = mx_has_float(det.e, det.i) || mx_has_float(v.e, v.i);
+    for (int pt = 0; ok && pt < npts; pt++) {
+        if (env.n_vars) mx_env_point(&env, pt);
+        ok = mat_value(C, &env, det, &m, 0) && mat_det(&m, d) && value_at(C, &env, v, x);
+        if (ok)
+            ok = has_float ? rounded_equal_q(d, x, C->o->float_rounding, C->o->float_rounding)
+                           : mpq_equal(d, x);
+    }
+    mpq_clears(d, x, NULL);
+    mx_env_clear(&env);
+    mat_clear(&m);
+    return ok;
+}
+
+// Matrix expressions compared by their values (2M against the matrix of doubled entries;
+// t(1, 2)^T against (t, 2t)^T at N_POINTS values of the variables).
 static int matrix_expr_equal(cmp *C, ref g, ref p) {
     mat a, b;
     mat_init(&a);
     mat_init(&b);
-    int ok = mat_value(C, g, &a, 0) && mat_value(C, p, &b, 0) && a.rows > 0 &&
-             a.rows == b.rows && a.cols == b.cols;
+    mx_env env;
+    mx_env_init(&env);
+    int ok = mx_collect_vars(g.e, g.i, &env) == 0 && mx_collect_vars(p.e, p.i, &env) == 0;
     int has_float = mx_has_float(g.e, g.i) || mx_has_float(p.e, p.i);
-    for (int k = 0; ok && k < a.rows * a.cols; k++)
-        ok = has_float ? rounded_equal_q(a.v[k], b.v[k], C->o->float_rounding,
-                                         C->o->float_rounding)
-                       : mpq_equal(a.v[k], b.v[k]);
+    int npts = env.n_vars ? N_POINTS : 1;
+    for (int pt = 0; ok && pt < npts; pt++) {
+        if (env.n_vars) mx_env_point(&env, pt);
+        ok = mat_value(C, &env, g, &a, 0) && mat_value(C, &env, p, &b, 0) && a.rows > 0 &&
+             a.rows == b.rows && a.cols == b.cols;
+        for (int k = 0; ok && k < a.rows * a.cols; k++)
+            ok = has_float ? rounded_equal_q(a.v[k], b.v[k], C->o->float_rounding,
+                                             C->o->float_rounding)
+                           : mpq_equal(a.v[k], b.v[k]);
+    }
+    mx_env_clear(&env);
     mat_clear(&a);
     mat_clear(&b);
     return ok;
@@ -1164,6 +1238,10 @@ static int eq(cmp *C, ref g, ref p, int depth) {
         ivl a, b;
         return to_ivl(g, &a) && to_ivl(p, &b) && ivl_equal(C, &a, &b);
     }
+    if (pk == MX_MATRIX && NODE(p)->op == 1 && is_scalar_kind(gk) && !has_matrix(g, 0))
+        return determinant_equal(C, p, g);
+    if (gk == MX_MATRIX && NODE(g)->op == 1 && is_scalar_kind(pk) && !has_matrix(p, 0))
+        return determinant_equal(C, g, p);
     if ((gk == MX_MATRIX || pk == MX_MATRIX || has_matrix(g, 0) || has_matrix(p, 0)) &&
         !(gk == MX_MATRIX && pk == MX_MATRIX))
         return matrix_expr_equal(C, g, p);

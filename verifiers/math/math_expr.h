@@ -56,7 +56,7 @@ typedef enum mx_kind {
     MX_UNION,    // components through a/next
     MX_REL,      // chain a op b op c: parts through a/next, each part's rel = op before it
     MX_RATIO,    // a : b : c
-    MX_MATRIX,   // rows (MX_LIST) through a/next
+    MX_MATRIX,   // rows (MX_LIST) through a/next; op = 1 for a determinant (vmatrix)
     MX_EMPTYSET, // \emptyset, \{\}
     MX_REALS,    // \mathbb{R}
 } mx_kind;

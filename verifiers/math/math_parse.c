@@ -562,13 +562,15 @@ static int parse_matrix(parser *P) {
     const struct mx_tok *t = tok(P);
     static const char *const envs[] = {"pmatrix", "bmatrix",     "Bmatrix", "vmatrix", "Vmatrix",
                                        "matrix",  "smallmatrix", "array",   NULL};
-    int ok = 0;
+    int ok = 0, det = 0;
     for (int k = 0; envs[k]; k++)
-        if ((size_t)t->n == strlen(envs[k]) && memcmp(t->s, envs[k], (size_t)t->n) == 0) ok = 1;
+        if ((size_t)t->n == strlen(envs[k]) && memcmp(t->s, envs[k], (size_t)t->n) == 0)
+            ok = 1, det = k == 3; // vmatrix: a determinant
     if (!ok) return fail(P, "unsupported environment %.*s", t->n > 20 ? 20 : t->n, t->s);
     adv(P);
     int m = new_node(P, MX_MATRIX);
     if (m < 0) return -1;
+    N(P, m)->op = (uint8_t)det;
     for (;;) {
         if (tok(P)->t == T_ENDENV) break;
         int row = new_node(P, MX_LIST);
