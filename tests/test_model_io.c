@@ -771,6 +771,49 @@ static void test_init_then_logprobs(void) {
     }
     CHECK(strncmp(line, "{\"ids\":[72,105,258],\"logprobs\":[", 32) == 0, "--text output %s", line);
 
+    // Sequences longer than max_position_embeddings or --max-tokens are refused line by line
+    // (exit 2), never scored silently; a sequence of exactly max_position_embeddings is scored.
+    int P = m->cfg.max_position_embeddings;
+    const int LONG[] = {P + 1, P, 32768, 40};
+    fp = fopen(tin, "w");
+    for (int i = 0; i < 4; i++) {
+        fprintf(fp, "{\"ids\": [");
+        for (int t = 0; t < LONG[i]; t++) fprintf(fp, t ? ",%d" : "%d", (t * 7 + i) % 272);
+        fprintf(fp, "]}\n");
+    }
+    fclose(fp);
+    double t0 = rl_now();
+    rc = run("logprobs --model %s --max-tokens %d < %s > %s 2>/dev/null", dir, P, tin, tout);
+    CHECK(rc == 2, "too-long sequences: exit %d", rc);
+    CHECK(rl_now() - t0 < 20.0, "refusing a 32768-id line took %.1f s", rl_now() - t0);
+    char *outs = NULL;
+    {
+        FILE *of = fopen(tout, "r");
+        size_t cap = 0;
+        ssize_t got = of ? getdelim(&outs, &cap, '\0', of) : -1;
+        if (of) fclose(of);
+        if (got < 0) outs = NULL;
+    }
+    char want_err[200];
+    snprintf(want_err, sizeof want_err,
+             "{\"error\":\"line 1: the sequence has %d tokens, more than the model's "
+             "max_position_embeddings (%d)\"}\n{\"logprobs\":[",
+             P + 1, P);
+    CHECK(outs && strncmp(outs, want_err, strlen(want_err)) == 0, "long lines: %.300s",
+          outs ? outs : "(none)");
+    CHECK(outs && strstr(outs, "line 3: the sequence has 32768 tokens, more than the model's "
+                               "max_position_embeddings"),
+          "32k line");
+    free(outs);
+    rc = run("logprobs --model %s --max-tokens 30 < %s > %s 2>/dev/null", dir, tin, tout);
+    fp = fopen(tout, "r");
+    line[0] = '\0';
+    for (int i = 0; fp && i < 4; i++)
+        if (!fgets(line, sizeof line, fp)) line[0] = '\0';
+    if (fp) fclose(fp);
+    CHECK(rc == 2 && strstr(line, "line 4: the sequence has 40 tokens, more than --max-tokens (30)"),
+          "--max-tokens bounds one sequence: exit %d, %s", rc, line);
+
     // Usage and input errors.
     CHECK(run("logprobs < /dev/null 2>/dev/null") == 2, "no --model");
     CHECK(run("logprobs --model %s/nope < /dev/null 2>/dev/null", TMP) == 2, "missing model dir");
