@@ -16,7 +16,7 @@
 
 #define MAX_CONFIG_BYTES (4u << 20) // a config is a few KiB; refuse anything absurd
 #define MAX_CONFIG_DEPTH 64         // nested mappings / lists; a config uses 3 or 4
-#define PATH_MAX_LEN     256         // longest key path we print ("reward.verifiers[3].timeout_s")
+#define PATH_MAX_LEN     256        // longest key path we print ("reward.verifiers[3].timeout_s")
 
 const char *const RL_BUILTIN_VERIFIERS[] = {"accuracy", "path_quality", "format", "efficiency",
                                             NULL};

@@ -174,7 +174,7 @@ int rl_model_config_tensors(const rl_model_config *cfg,
     do {                                                                                           \
         snprintf(t.name, sizeof t.name, __VA_ARGS__);                                              \
         t.ndim = (d1) ? 2 : 1, t.shape[0] = d0, t.shape[1] = d1;                                   \
-        snprintf(t.dims, sizeof t.dims, "%s%s%s", dims0, (d1) ? " x " : "", dims1);               \
+        snprintf(t.dims, sizeof t.dims, "%s%s%s", dims0, (d1) ? " x " : "", dims1);                \
         if ((rc = fn(ctx, &t)) != 0) return rc;                                                    \
     } while (0)
     SPEC(V, C, v, c, "model.embed_tokens.weight");

@@ -363,8 +363,8 @@ int tok_bpe_encode(const rl_tokenizer *tok, const char *text, size_t len, rl_ids
 
 // ---- loading tokenizer.json ------------------------------------------------------------------
 
-#define MAX_TOKEN_ID (1 << 22) // far above any real vocabulary (~260k); bounds allocations
-#define MAX_PATTERN_BYTES 65536 // a Split regex; Qwen2's is 129 bytes
+#define MAX_TOKEN_ID        (1 << 22) // far above any real vocabulary (~260k); bounds allocations
+#define MAX_PATTERN_BYTES   65536     // a Split regex; Qwen2's is 129 bytes
 #define MAX_TOKENIZER_BYTES ((size_t)1 << 30) // tokenizer.json; Qwen2's is 7 MB
 
 // The pre-tokenizer pattern of GPT-2's ByteLevel(use_regex=true).
@@ -509,8 +509,7 @@ static int load_pre_tokenizer(rl_tokenizer *tok, const json_t *pre, const char *
             if (t && strcmp(t, "Split") == 0 && !split && !bl) {
                 split = p;
                 snprintf(split_key, sizeof split_key, "pre_tokenizer.pretokenizers[%zu]", i);
-            }
-            else if (t && strcmp(t, "ByteLevel") == 0 && !bl)
+            } else if (t && strcmp(t, "ByteLevel") == 0 && !bl)
                 bl = p;
             else
                 return rl_fail(err, RL_EINPUT,
@@ -558,8 +557,8 @@ static int load_pre_tokenizer(rl_tokenizer *tok, const json_t *pre, const char *
         return rl_fail(err, RL_EINPUT, "%s: %s.pattern.%s is empty", file, split_key,
                        regex ? "Regex" : "String");
     if (strlen(regex ? regex : literal) > MAX_PATTERN_BYTES)
-        return rl_fail(err, RL_EINPUT, "%s: %s.pattern.%s is longer than %d bytes", file,
-                       split_key, regex ? "Regex" : "String", MAX_PATTERN_BYTES);
+        return rl_fail(err, RL_EINPUT, "%s: %s.pattern.%s is longer than %d bytes", file, split_key,
+                       regex ? "Regex" : "String", MAX_PATTERN_BYTES);
     return compile_regex(tok, regex ? regex : literal, regex == NULL, file, err);
 }
 

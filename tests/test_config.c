@@ -331,7 +331,8 @@ static void test_depth_and_size_caps(void) {
         } else {
             char want[80];
             // the 63rd '[' (the 65th level) is at column 9 + 63
-            snprintf(want, sizeof want, "t.yaml:2:%d: YAML nested more than 64 levels deep", 9 + 63);
+            snprintf(want, sizeof want, "t.yaml:2:%d: YAML nested more than 64 levels deep",
+                     9 + 63);
             CHECK(rc != 0 && err.kind == RL_EINPUT && strcmp(err.msg, want) == 0,
                   "depth %d: '%s', want '%s'", d, err.msg, want);
         }
@@ -346,7 +347,7 @@ static void test_depth_and_size_caps(void) {
     rl_config c;
     rl_err err = {0};
     CHECK(load_str(&c, y, &err) != 0 && strcmp(err.msg, "t.yaml:65:65: YAML nested more than 64 "
-                                                       "levels deep") == 0,
+                                                        "levels deep") == 0,
           "block nesting: %s", err.msg);
     rl_config_free(&c);
     free(y);

@@ -97,8 +97,8 @@ static void test_read_cap_and_errors(void) {
 
     rl_err_clear(&err);
     CHECK(rl_read_file(g_tmp, 0, &got, &len, &err) != 0, "a directory was read as a file");
-    CHECK(err.kind == RL_EINPUT && strstr(err.msg, ": not a regular file (a directory)"),
-          "msg: %s", err.msg);
+    CHECK(err.kind == RL_EINPUT && strstr(err.msg, ": not a regular file (a directory)"), "msg: %s",
+          err.msg);
 }
 
 // Runs fn(path) in a child with an alarm, so that a reader that blocks fails the test instead of

@@ -541,11 +541,16 @@ static void test_config_sizes_checked(void) {
         const char *key;
         long long value;
     } absurd[] = {
-        {"vocab_size", 2147483647},     {"vocab_size", 16777217},
-        {"hidden_size", 1 << 20},       {"intermediate_size", 1LL << 30},
-        {"num_hidden_layers", 100000},  {"num_attention_heads", 1 << 20},
-        {"num_key_value_heads", 4096},  {"head_dim", 1 << 20},
-        {"max_position_embeddings", 1LL << 40}, {"max_position_embeddings", 0},
+        {"vocab_size", 2147483647},
+        {"vocab_size", 16777217},
+        {"hidden_size", 1 << 20},
+        {"intermediate_size", 1LL << 30},
+        {"num_hidden_layers", 100000},
+        {"num_attention_heads", 1 << 20},
+        {"num_key_value_heads", 4096},
+        {"head_dim", 1 << 20},
+        {"max_position_embeddings", 1LL << 40},
+        {"max_position_embeddings", 0},
     };
     for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
         dir = path_in("bad-absurd");
@@ -598,8 +603,7 @@ static void test_fifo_inputs(void) {
     snprintf(p, sizeof p, "%s/config.json", dir);
     unlink(p);
     CHECK(mkfifo(p, 0600) == 0, "mkfifo");
-    CHECK(load_refuses(dir, "config.json: not a regular file (a FIFO)") == 0,
-          "FIFO config.json");
+    CHECK(load_refuses(dir, "config.json: not a regular file (a FIFO)") == 0, "FIFO config.json");
 
     dir = path_in("fifo-shard");
     rl_model_save_opts o = {.max_shard_bytes = 4096};
@@ -609,7 +613,8 @@ static void test_fifo_inputs(void) {
     struct dirent *e;
     char shard[600] = "";
     while (d && (e = readdir(d)))
-        if (strstr(e->d_name, "model-00002-of-")) snprintf(shard, sizeof shard, "%s/%s", dir, e->d_name);
+        if (strstr(e->d_name, "model-00002-of-"))
+            snprintf(shard, sizeof shard, "%s/%s", dir, e->d_name);
     if (d) closedir(d);
     CHECK(shard[0], "no second shard in %s", dir);
     unlink(shard);
@@ -811,7 +816,8 @@ static void test_init_then_logprobs(void) {
     for (int i = 0; fp && i < 4; i++)
         if (!fgets(line, sizeof line, fp)) line[0] = '\0';
     if (fp) fclose(fp);
-    CHECK(rc == 2 && strstr(line, "line 4: the sequence has 40 tokens, more than --max-tokens (30)"),
+    CHECK(rc == 2 &&
+              strstr(line, "line 4: the sequence has 40 tokens, more than --max-tokens (30)"),
           "--max-tokens bounds one sequence: exit %d, %s", rc, line);
 
     // Usage and input errors.

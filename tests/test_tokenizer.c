@@ -540,7 +540,7 @@ static void test_synthetic(void) {
     path = write_json("literal.json", e);
     CHECK(rl_tokenizer_load(&tok, path, &err) == 0, "load literal: %s", err.msg);
     if (tok) {
-        CHECK_IDS(tok, "abc", 257);            // no '.': one pre-token, merged
+        CHECK_IDS(tok, "abc", 257);             // no '.': one pre-token, merged
         CHECK_IDS(tok, "a.bc", 97, 46, 98, 99); // '.' isolated, "bc" has no merge of its own
         rl_tokenizer_free(tok);
     }
@@ -727,8 +727,8 @@ static void test_malformed(void) {
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "FIFO tokenizer.json: %s", WIFSIGNALED(status) ? "hung (killed by the alarm)" : "no error");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "FIFO tokenizer.json: %s",
+          WIFSIGNALED(status) ? "hung (killed by the alarm)" : "no error");
 
     rl_tokenizer *tok = NULL;
     rl_err err = {0};
