@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // Largest lm_head output kept at once (floats): rows of logits are processed in chunks of
 // LOGITS_BUDGET / V rows, so a 151k vocabulary never needs the full [B*T, V] matrix.
@@ -228,6 +229,12 @@ static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
 #undef VIEW
 }
 
+// Physical memory in GB, 0 when unknown.
+static double host_memory_gb(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size / 1e9 : 0.0;
+}
+
 int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err) {
     *out = NULL;
     int hd = 0;
@@ -254,6 +261,18 @@ int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend
         (m->cfg.attention_bias ? align16(L * QKV) : 0) + 2 * align16(L * C) + align16(C);
     m->n_decay = n_decay;
     m->n_params = n_decay + n_rest;
+    // A from-scratch model is as large as its config asks; refuse one the host cannot hold
+    // instead of dying in the allocator (exit 1, or an abort under AddressSanitizer).
+    double gb = (double)m->n_params * sizeof(float) / 1e9, host_gb = host_memory_gb();
+    if (strcmp(be->name, "cpu") == 0 && host_gb > 0 && gb > host_gb) {
+        size_t n = m->n_params;
+        free(m->tensors);
+        free(m);
+        return rl_fail(err, RL_EINPUT,
+                       "model config: %zu parameters need %.1f GB of float32 weights, more than "
+                       "this machine's %.1f GB of memory",
+                       n, gb, host_gb);
+    }
     m->params_block = be->mem_alloc(be, m->n_params * sizeof(float));
     point_params(m, m->params_block, &m->params);
     build_tensor_table(m);

@@ -564,6 +564,20 @@ static void test_config_sizes_checked(void) {
     }
     rl_model_free(m);
 
+    // A from-scratch model larger than the machine's memory (here ~3.8 TB of weights) is an
+    // input error, not an abort inside the allocator.
+    rl_model_config big = small_config(0);
+    big.hidden_size = 8192;
+    big.num_hidden_layers = 1024;
+    big.num_attention_heads = 64;
+    big.num_key_value_heads = 8;
+    big.intermediate_size = 29568;
+    big.vocab_size = 152064;
+    rl_model *huge = (rl_model *)1;
+    CHECK(rl_model_create(&huge, &big, cpu(), &err) != 0 && huge == NULL &&
+              err.kind == RL_EINPUT && strstr(err.msg, "GB of memory"),
+          "huge model: %s", err.msg);
+
     // The tensors a config implies, listed before allocation, are exactly the model's.
     for (int tied = 0; tied < 2; tied++) {
         rl_model *t = random_model(tied, 12);
