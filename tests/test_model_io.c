@@ -574,8 +574,8 @@ static void test_config_sizes_checked(void) {
     big.intermediate_size = 29568;
     big.vocab_size = 152064;
     rl_model *huge = (rl_model *)1;
-    CHECK(rl_model_create(&huge, &big, cpu(), &err) != 0 && huge == NULL &&
-              err.kind == RL_EINPUT && strstr(err.msg, "GB of memory"),
+    CHECK(rl_model_create(&huge, &big, cpu(), &err) != 0 && huge == NULL && err.kind == RL_EINPUT &&
+              strstr(err.msg, "GB of memory"),
           "huge model: %s", err.msg);
 
     // The tensors a config implies, listed before allocation, are exactly the model's.
