@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // Largest lm_head output kept at once (floats): rows of logits are processed in chunks of
 // LOGITS_BUDGET / V rows, so a 151k vocabulary never needs the full [B*T, V] matrix.
@@ -52,7 +53,7 @@ void rl_model__toc(rl_model *m, double *bucket, double t0) {
 // ------------------------------------------------------------------------------------------------
 // Creation
 
-static int validate_config(const rl_model_config *cfg, int *hd_out, rl_err *err) {
+int rl_model_check_config(const rl_model_config *cfg, int *hd_out, rl_err *err) {
     struct {
         const char *key;
         int value;
@@ -153,6 +154,52 @@ static void build_tensor_table(rl_model *m) {
     if (!m->cfg.tie_word_embeddings) add_tensor(m, "lm_head.weight", 2, m->V, C, p->wlm, 0);
 }
 
+// The same tensors as build_tensor_table, from the config alone (test_model_io compares them).
+int rl_model_config_tensors(const rl_model_config *cfg,
+                            int (*fn)(void *ctx, const rl_model_tensor_spec *t), void *ctx,
+                            rl_err *err) {
+    int hd;
+    RL_TRY(rl_model_check_config(cfg, &hd, err));
+    int64_t C = cfg->hidden_size, V = cfg->vocab_size, FF = cfg->intermediate_size;
+    int64_t qd = (int64_t)cfg->num_attention_heads * hd;
+    int64_t kvd = (int64_t)cfg->num_key_value_heads * hd;
+    char c[32], v[32], ff[32], q[64], kv[64];
+    snprintf(c, sizeof c, "hidden_size %d", cfg->hidden_size);
+    snprintf(v, sizeof v, "vocab_size %d", cfg->vocab_size);
+    snprintf(ff, sizeof ff, "intermediate_size %d", cfg->intermediate_size);
+    snprintf(q, sizeof q, "num_attention_heads %d * head_dim %d", cfg->num_attention_heads, hd);
+    snprintf(kv, sizeof kv, "num_key_value_heads %d * head_dim %d", cfg->num_key_value_heads, hd);
+    rl_model_tensor_spec t;
+    int rc;
+#define SPEC(d0, d1, dims0, dims1, ...)                                                            \
+    do {                                                                                           \
+        snprintf(t.name, sizeof t.name, __VA_ARGS__);                                              \
+        t.ndim = (d1) ? 2 : 1, t.shape[0] = d0, t.shape[1] = d1;                                   \
+        snprintf(t.dims, sizeof t.dims, "%s%s%s", dims0, (d1) ? " x " : "", dims1);                \
+        if ((rc = fn(ctx, &t)) != 0) return rc;                                                    \
+    } while (0)
+    SPEC(V, C, v, c, "model.embed_tokens.weight");
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        const char *p = "model.layers.";
+        SPEC(qd, C, q, c, "%s%d.self_attn.q_proj.weight", p, l);
+        if (cfg->attention_bias) SPEC(qd, 0, q, "", "%s%d.self_attn.q_proj.bias", p, l);
+        SPEC(kvd, C, kv, c, "%s%d.self_attn.k_proj.weight", p, l);
+        if (cfg->attention_bias) SPEC(kvd, 0, kv, "", "%s%d.self_attn.k_proj.bias", p, l);
+        SPEC(kvd, C, kv, c, "%s%d.self_attn.v_proj.weight", p, l);
+        if (cfg->attention_bias) SPEC(kvd, 0, kv, "", "%s%d.self_attn.v_proj.bias", p, l);
+        SPEC(C, qd, c, q, "%s%d.self_attn.o_proj.weight", p, l);
+        SPEC(FF, C, ff, c, "%s%d.mlp.gate_proj.weight", p, l);
+        SPEC(FF, C, ff, c, "%s%d.mlp.up_proj.weight", p, l);
+        SPEC(C, FF, c, ff, "%s%d.mlp.down_proj.weight", p, l);
+        SPEC(C, 0, c, "", "%s%d.input_layernorm.weight", p, l);
+        SPEC(C, 0, c, "", "%s%d.post_attention_layernorm.weight", p, l);
+    }
+    SPEC(C, 0, c, "", "model.norm.weight");
+    if (!cfg->tie_word_embeddings) SPEC(V, C, v, c, "lm_head.weight");
+#undef SPEC
+    return 0;
+}
+
 // The parameter views of a block laid out by alloc_params (params or gradients alike).
 static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
     size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, AD = (size_t)m->NH * m->hd;
@@ -182,10 +229,16 @@ static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
 #undef VIEW
 }
 
+// Physical memory in GB, 0 when unknown.
+static double host_memory_gb(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size / 1e9 : 0.0;
+}
+
 int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err) {
     *out = NULL;
     int hd = 0;
-    RL_TRY(validate_config(cfg, &hd, err));
+    RL_TRY(rl_model_check_config(cfg, &hd, err));
     rl_model *m = rl_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->cfg.head_dim = hd;
@@ -208,6 +261,18 @@ int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend
         (m->cfg.attention_bias ? align16(L * QKV) : 0) + 2 * align16(L * C) + align16(C);
     m->n_decay = n_decay;
     m->n_params = n_decay + n_rest;
+    // A from-scratch model is as large as its config asks; refuse one the host cannot hold
+    // instead of dying in the allocator (exit 1, or an abort under AddressSanitizer).
+    double gb = (double)m->n_params * sizeof(float) / 1e9, host_gb = host_memory_gb();
+    if (strcmp(be->name, "cpu") == 0 && host_gb > 0 && gb > host_gb) {
+        size_t n = m->n_params;
+        free(m->tensors);
+        free(m);
+        return rl_fail(err, RL_EINPUT,
+                       "model config: %zu parameters need %.1f GB of float32 weights, more than "
+                       "this machine's %.1f GB of memory",
+                       n, gb, host_gb);
+    }
     m->params_block = be->mem_alloc(be, m->n_params * sizeof(float));
     point_params(m, m->params_block, &m->params);
     build_tensor_table(m);

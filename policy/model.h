@@ -191,6 +191,27 @@ typedef struct rl_model {
 // head_dim 0 means hidden_size / num_attention_heads. RL_EINPUT on a bad config.
 int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err);
 
+// The checks rl_model_create makes, without allocating anything; *head_dim gets the resolved
+// head dimension.
+int rl_model_check_config(const rl_model_config *cfg, int *head_dim, rl_err *err);
+
+// One tensor a config implies: its Hugging Face name and shape, and the config keys the shape
+// comes from, with their values (for messages), e.g. "vocab_size 151936 x hidden_size 896".
+typedef struct rl_model_tensor_spec {
+    char name[80];
+    int ndim;         // 1 or 2
+    int64_t shape[2]; // shape[1] is 0 when ndim == 1
+    char dims[160];
+} rl_model_tensor_spec;
+
+// Calls fn for every tensor a model with this config holds, in state_dict order, with the names
+// and shapes rl_model_tensor_info would give, before anything is allocated (so a checkpoint can
+// be checked against the config first). Returns -1 for a bad config (RL_EINPUT, as
+// rl_model_create), else the first nonzero value fn returns, else 0.
+int rl_model_config_tensors(const rl_model_config *cfg,
+                            int (*fn)(void *ctx, const rl_model_tensor_spec *t), void *ctx,
+                            rl_err *err);
+
 // Hugging Face's _init_weights: every matrix (embedding, projections, lm_head) normal(0,
 // init_std) (HF: initializer_range, 0.02), biases 0, norm weights 1. No residual-branch scaling.
 // Deterministic: row r of tensor i (HF order) draws from rl_rng_stream(seed, RL_RNG_INIT, i, r).

@@ -990,6 +990,9 @@ static int open_log(rl_log **out, const char *path, int create, int readonly, rl
                            strerror(errno));
     } else if (S_ISDIR(sb.st_mode)) {
         return rl_fail(err, RL_EINPUT, "%s: is a directory, not a rollout log", path);
+    } else if (!S_ISREG(sb.st_mode)) {
+        // SQLite would wait for ever reading a FIFO.
+        return rl_fail(err, RL_EINPUT, "%s: not a regular file, not a rollout log", path);
     }
 
     rl_log *log = rl_calloc(1, sizeof *log);

@@ -958,6 +958,25 @@ static void test_refuses_foreign_files(void) {
     // ... but create=1 turns an empty file into a log.
     CHECK(rl_log_open(&log, path, 1, &err) == 0, "empty with create: %s", err.msg);
     rl_log_close(log);
+
+    // A FIFO is refused at once, read-only or not (SQLite would wait for a writer for ever; a
+    // child with an alarm turns a hang into a failure).
+    snprintf(path, sizeof path, "%s/fifo.db", t.dir);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    for (int ro = 0; ro < 2; ro++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(10);
+            rl_log *l = NULL;
+            rl_err e = {0};
+            int r = ro ? rl_log_open_readonly(&l, path, &e) : rl_log_open(&l, path, 1, &e);
+            _exit(r != 0 && e.kind == RL_EINPUT && strstr(e.msg, "not a regular file") ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "FIFO log (read-only %d): %s", ro,
+              WIFSIGNALED(status) ? "hung" : "no error");
+    }
     tdir_remove(&t);
 }
 
