@@ -1,5 +1,5 @@
 // report_page.js: the script of the HTML run report (embedded into the page by rlpipe report).
-// It reads the JSON document from <script id="report-data">, draws every chart as inline SVG,
+// It reads the JSON document from the script element #report-data, draws every chart as inline SVG,
 // shows values on hover and fills the sample browser. Text from the log is only ever inserted
 // with textContent, never as markup. It needs no network and no library.
 (function () {
