@@ -88,10 +88,14 @@
     {id: 'reward', title: 'Reward (mean \u00b1 std)', series: [S('reward_mean', 'reward', 'reward_std')]},
     {id: 'accuracy', title: 'Accuracy (training rollouts)', series: [S('accuracy', 'accuracy')]}
   ];
-  verifierNames.forEach(function (v) {
-    CHARTS.push({id: 'verifier-' + v, title: 'Verifier mean: ' + v,
-                 series: [{label: v, get: function (r) { return verifierSeries(r, v); }}]});
-  });
+  // One run: every verifier in one chart. Several: one chart per verifier, a line per run.
+  function V(v) { return {label: v, get: function (r) { return verifierSeries(r, v); }}; }
+  if (RUNS.length === 1 && verifierNames.length)
+    CHARTS.push({id: 'verifiers', title: 'Verifier means (training rollouts)', series: verifierNames.map(V)});
+  else
+    verifierNames.forEach(function (v) {
+      CHARTS.push({id: 'verifier-' + v, title: 'Verifier mean: ' + v, series: [V(v)]});
+    });
   CHARTS = CHARTS.concat([
     {id: 'pass', title: 'Held-out pass@1 and pass@k',
      series: [{label: 'pass@1', get: function (r) { return evalSeries(r, 'pass_at_1'); }},

@@ -7,7 +7,8 @@
 #
 #   apt-get install chromium                      # Debian's package
 #   scripts/check_report_browser.sh runs/tiny/report.html [screenshot.png] [WIDTHxHEIGHT]
-#   scripts/check_report_browser.sh --self-test   # builds a micro run, reports it, checks it
+#   scripts/check_report_browser.sh --self-test [screenshot.png]
+#                                     # a micro training run (seconds), its report, the checks
 #
 # Exit status 0 when every check passes, 1 when one fails, 2 on bad usage or no Chromium.
 set -eu
@@ -24,12 +25,12 @@ if [ "${1:-}" = "--self-test" ]; then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     "$bin" train configs/tiny.yaml --set model.hidden_size=32 --set model.num_hidden_layers=2 \
-        --set model.intermediate_size=48 --set sft.steps=30 --set algorithm.steps=6 \
+        --set model.intermediate_size=48 --set sft.steps=30 --set sft.warmup_steps=5 --set algorithm.steps=6 \
         --set rollout.prompts_per_step=4 --set rollout.group_size=4 --set rollout.max_new_tokens=40 \
         --set eval.n=12 --set eval.k=2 --set eval.every=3 --set data.heldout_size=20 \
         --set checkpoint.every=0 --set logging.progress=never --set run.out_dir="$work/run" >/dev/null
     "$bin" report "$work/run" -o "$work/report.html" >/dev/null
-    set -- "$work/report.html" "$work/screenshot.png"
+    set -- "$work/report.html" "${2:-$work/screenshot.png}"
 fi
 
 if [ $# -lt 1 ] || [ $# -gt 3 ] || [ ! -f "$1" ]; then
