@@ -349,8 +349,8 @@ static json_t *load_samples(src *s, int64_t run_id, const char *run_name) {
     snprintf(sql + len, sizeof sql - len,
              ", best, worst FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY step ORDER BY %s IS NULL,"
              " %s DESC, id) AS best, ROW_NUMBER() OVER (PARTITION BY step ORDER BY %s IS NULL, %s,"
-             " id) AS worst FROM rollouts WHERE run_id = ?1) WHERE best <= ?2 OR worst <= ?2"
-             " ORDER BY step, best",
+             " id) AS worst FROM rollouts WHERE run_id = ?1) WHERE (best <= ?2 OR worst <= ?2)"
+             " AND ((step - ?3) %% ?4 = 0 OR step = ?5) ORDER BY step, best",
              rw, rw, rw, rw);
     sqlite3_stmt *st = NULL, *sc = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -362,16 +362,39 @@ static json_t *load_samples(src *s, int64_t run_id, const char *run_name) {
         static const char *const swant[] = {"verifier", "weight", "score", "status", "detail"};
         select_list(&s->scores, swant, 5, ssql, sizeof ssql, missing, sizeof missing);
         len = strlen(ssql);
-        snprintf(ssql + len, sizeof ssql - len, " FROM scores WHERE rollout_id = ?1 ORDER BY rowid");
-        // scores is WITHOUT ROWID in our schema: order by verifier name there.
+        // Heaviest verifier first (the configured order for the built-in weights), then by name.
+        snprintf(ssql + len, sizeof ssql - len, " FROM scores WHERE rollout_id = ?1 ORDER BY %s",
+                 has_col(&s->scores, "weight") ? "weight DESC, verifier" : "verifier");
         if (sqlite3_prepare_v2(s->db, ssql, -1, &sc, NULL) != SQLITE_OK) {
-            ssql[len] = '\0';
-            snprintf(ssql + len, sizeof ssql - len, " FROM scores WHERE rollout_id = ?1");
-            if (sqlite3_prepare_v2(s->db, ssql, -1, &sc, NULL) != SQLITE_OK) sc = NULL;
+            note(s->doc, "%s: cannot read scores: %s", s->path, sqlite3_errmsg(s->db));
+            sc = NULL;
         }
+    }
+    // A long run keeps the samples of every stride-th step (and the last) so the page stays small.
+    int64_t first = 0, last = 0, n_steps = 0, stride = 1;
+    sqlite3_stmt *span = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT MIN(step), MAX(step), COUNT(DISTINCT step) FROM rollouts"
+                           " WHERE run_id = ?1",
+                           -1, &span, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(span, 1, run_id);
+        if (sqlite3_step(span) == SQLITE_ROW) {
+            first = sqlite3_column_int64(span, 0);
+            last = sqlite3_column_int64(span, 1);
+            n_steps = sqlite3_column_int64(span, 2);
+        }
+    }
+    sqlite3_finalize(span);
+    if (n_steps > RL_REPORT_MAX_SAMPLE_STEPS) {
+        stride = (last - first) / RL_REPORT_MAX_SAMPLE_STEPS + 1;
+        note(s->doc, "run '%s': %lld steps have rollouts; samples are kept for every %lld-th step"
+             " and the last", run_name, (long long)n_steps, (long long)stride);
     }
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int(st, 2, k);
+    sqlite3_bind_int64(st, 3, first);
+    sqlite3_bind_int64(st, 4, stride);
+    sqlite3_bind_int64(st, 5, last);
     while (sqlite3_step(st) == SQLITE_ROW) {
         json_t *r = json_object();
         for (int i = 0; i < n; i++) {

@@ -31,6 +31,9 @@
 
 #include "kernels/rl_error.h"
 
+// Steps whose samples are kept at most; a longer run keeps every k-th step's and the last.
+#define RL_REPORT_MAX_SAMPLE_STEPS 250
+
 typedef struct rl_report_opts {
     int samples_per_step; // best and worst rollouts kept per step (each); 0 = none
     int max_text;         // longest prompt/completion/detail kept, in bytes (longer ones are cut)

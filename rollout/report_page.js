@@ -124,7 +124,12 @@
     var err = span / n / step;
     if (err >= 7.5) step *= 10; else if (err >= 3.5) step *= 5; else if (err >= 1.5) step *= 2;
     var t = [];
-    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+    // By index, so that a step below the values' resolution cannot loop forever.
+    for (var i = 0; i < 40; i++) {
+      var v = (Math.ceil(lo / step) + i) * step;
+      if (!(v <= hi + step * 1e-9)) break;
+      t.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+    }
     return t;
   }
   function extent(vals) {

@@ -214,7 +214,10 @@ static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
     char lab[64];
     cairo_text_extents_t te;
     double ys = tick_step(y0, y1, 6);
-    for (double t = ceil(y0 / ys) * ys; t <= y1 + ys * 1e-9; t += ys) {
+    // Ticks by index, so that a step below the values' resolution cannot loop forever.
+    for (int it = 0; it < 40; it++) {
+        double t = (ceil(y0 / ys) + it) * ys;
+        if (!(t <= y1 + ys * 1e-9)) break;
         cairo_set_source_rgb(cr, 0.92, 0.93, 0.95);
         cairo_set_line_width(cr, 1);
         cairo_move_to(cr, ML, PY(t));
@@ -228,7 +231,9 @@ static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
     }
     double xs = tick_step(x0, x1, 8);
     if (xs < 1) xs = 1; // steps are integers
-    for (double t = ceil(x0 / xs) * xs; t <= x1 + xs * 1e-9; t += xs) {
+    for (int it = 0; it < 40; it++) {
+        double t = (ceil(x0 / xs) + it) * xs;
+        if (!(t <= x1 + xs * 1e-9)) break;
         cairo_set_source_rgb(cr, 0.6, 0.64, 0.70);
         cairo_move_to(cr, PX(t), IMG_H - MB);
         cairo_line_to(cr, PX(t), IMG_H - MB + 5);

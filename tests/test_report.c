@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "rollout/log.h"
+#include "rollout/report.h"
 #include "test_util.h"
 
 // ---- running the binary -------------------------------------------------------------------------
@@ -688,6 +689,55 @@ static void test_hostile_text(void) {
     free(html);
 }
 
+// A long run (600 steps) with values far beyond their resolution: the samples are thinned to at
+// most RL_REPORT_MAX_SAMPLE_STEPS steps (the last kept) and the charts' ticks terminate.
+static void test_long_run(void) {
+    char db_path[700], out[700], png_dir[700];
+    snprintf(db_path, sizeof db_path, "%s/long.db", OUT);
+    rl_log *log;
+    rl_err err = {0};
+    int64_t run_id, rid;
+    int ok = rl_log_open(&log, db_path, 1, &err) == 0 &&
+             rl_log_begin_run(log, "long", NULL, 1, &run_id, &err) == 0;
+    for (int step = 1; ok && step <= 600; step++) {
+        rl_step_stats s;
+        rl_step_stats_init(&s);
+        s.reward_mean = 1e17 + 16.0 * (step / 100 % 2); // one ulp apart: ticks finer than a double
+        s.kl = 1e-300 * step;
+        rl_rollout_row r;
+        rl_rollout_row_init(&r);
+        r.prompt = "p";
+        r.completion = "c";
+        r.finish_reason = "stop";
+        r.reward = step;
+        ok = rl_log_begin_step(log, run_id, step, &err) == 0 && rl_log_step_stats(log, &s, &err) == 0 &&
+             rl_log_rollout(log, &r, &rid, &err) == 0 && rl_log_commit_step(log, &err) == 0;
+    }
+    CHECK(ok, "write the long log: %s", err.msg);
+    rl_log_close(log);
+    snprintf(out, sizeof out, "%s/long.html", OUT);
+    snprintf(png_dir, sizeof png_dir, "%s/png-long", OUT);
+    rlpipe((const char *[]){"report", db_path, "-o", out, "--png", png_dir, NULL}, &R);
+    CHECK(R.code == 0, "long run: exit %d: %s", R.code, R.err);
+    char *html = read_all(out, NULL);
+    json_t *doc = html ? embedded_json(html) : NULL;
+    const json_t *run = doc ? run_named(doc, "long") : NULL;
+    const json_t *samples = json_object_get(run, "samples");
+    CHECK(json_object_size(samples) >= 200 && json_object_size(samples) <= RL_REPORT_MAX_SAMPLE_STEPS + 1 &&
+              json_object_get(samples, "600") && json_object_get(samples, "1"),
+          "long run: samples of %zu steps, first and last kept", json_object_size(samples));
+    CHECK(json_array_size(json_object_get(json_object_get(run, "steps"), "step")) == 600,
+          "long run: every step in the curves");
+    CHECK(strstr(R.err, "every"), "long run: the thinning is noted: %s", R.err);
+    char p[800];
+    snprintf(p, sizeof p, "%s/kl.png", png_dir);
+    check_png(p);
+    snprintf(p, sizeof p, "%s/reward.png", png_dir);
+    check_png(p);
+    json_decref(doc);
+    free(html);
+}
+
 int main(void) {
     if (!mkdtemp(RUN_A) || !mkdtemp(RUN_B) || !mkdtemp(OUT)) {
         perror("mkdtemp");
@@ -698,6 +748,7 @@ int main(void) {
     RUN(test_empty_and_errors);
     RUN(test_missing_columns);
     RUN(test_hostile_text);
+    RUN(test_long_run);
     int rc = test_summary();
     if (rc == 0) { // keep the files of a failing run for a look
         char cmd[2048];
