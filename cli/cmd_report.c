@@ -36,16 +36,17 @@ static void usage(FILE *out) {
 // The log of a RUN_DIR argument: DIR/rollouts.db for a directory, else the file itself.
 static int log_path(const char *arg, char *out, size_t cap, rl_err *err) {
     struct stat sb;
-    if (stat(arg, &sb) != 0)
-        return rl_fail(err, RL_EINPUT, "%s: %s", arg, strerror(errno));
+    if (stat(arg, &sb) != 0) return rl_fail(err, RL_EINPUT, "%s: %s", arg, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) {
         snprintf(out, cap, "%s", arg);
         return 0;
     }
     snprintf(out, cap, "%s/rollouts.db", arg);
     if (stat(out, &sb) != 0)
-        return rl_fail(err, RL_EINPUT, "%s: no rollouts.db in this directory (is it a run's "
-                       "output directory? a log file can be named directly)", arg);
+        return rl_fail(err, RL_EINPUT,
+                       "%s: no rollouts.db in this directory (is it a run's "
+                       "output directory? a log file can be named directly)",
+                       arg);
     return 0;
 }
 
@@ -84,8 +85,10 @@ int cmd_report(int argc, char **argv) {
         else
             dirs[n_dirs++] = a;
         if (target) {
-            if (i + 1 >= argc) rc = cli_usage_error("report", "%s needs a value", a);
-            else *target = argv[++i];
+            if (i + 1 >= argc)
+                rc = cli_usage_error("report", "%s needs a value", a);
+            else
+                *target = argv[++i];
         }
     }
     if (rc == 0 && n_dirs == 0) rc = cli_usage_error("report", "expected at least one RUN_DIR");

@@ -47,9 +47,9 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
     if (len == 0 || len > n) return 0;
     for (size_t i = 1; i < len; i++)
         if ((s[i] & 0xC0) != 0x80) return 0;
-    if (len == 3 && s[0] == 0xE0 && s[1] < 0xA0) return 0; // overlong
+    if (len == 3 && s[0] == 0xE0 && s[1] < 0xA0) return 0;  // overlong
     if (len == 3 && s[0] == 0xED && s[1] >= 0xA0) return 0; // surrogate
-    if (len == 4 && s[0] == 0xF0 && s[1] < 0x90) return 0; // overlong
+    if (len == 4 && s[0] == 0xF0 && s[1] < 0x90) return 0;  // overlong
     if (len == 4 && s[0] == 0xF4 && s[1] >= 0x90) return 0; // above U+10FFFF
     return len;
 }
@@ -161,11 +161,28 @@ static int select_list(const table_info *t, const char *const *want, int n, char
 
 // The numeric columns of `steps` the report plots, in the order the document lists them.
 static const char *const STEP_COLS[] = {
-    "step",         "loss",          "kl",        "entropy",        "clip_frac",
-    "grad_norm",    "lr",            "reward_mean", "reward_std",   "accuracy",
-    "len_mean",     "len_max",       "truncated_frac", "n_rollouts", "n_groups_kept",
-    "nonfinite",    "tokens_per_s",  "train_tokens_per_s", "t_rollout", "t_verify",
-    "t_update",     "t_total",
+    "step",
+    "loss",
+    "kl",
+    "entropy",
+    "clip_frac",
+    "grad_norm",
+    "lr",
+    "reward_mean",
+    "reward_std",
+    "accuracy",
+    "len_mean",
+    "len_max",
+    "truncated_frac",
+    "n_rollouts",
+    "n_groups_kept",
+    "nonfinite",
+    "tokens_per_s",
+    "train_tokens_per_s",
+    "t_rollout",
+    "t_verify",
+    "t_update",
+    "t_total",
 };
 #define N_STEP_COLS ((int)(sizeof STEP_COLS / sizeof STEP_COLS[0]))
 
@@ -180,7 +197,8 @@ typedef struct src {
 // Column-wise step series of one run: {"step": [...], "phase": [...], "kl": [...], ...}.
 static json_t *load_steps(src *s, int64_t run_id, const char *run_name) {
     json_t *out = json_object();
-    if (!s->steps.exists || !has_col(&s->steps, "run_id") || !has_col(&s->steps, "step")) return out;
+    if (!s->steps.exists || !has_col(&s->steps, "run_id") || !has_col(&s->steps, "step"))
+        return out;
     char sql[2048] = "SELECT ", missing[512];
     const char *want[N_STEP_COLS + 1];
     for (int i = 0; i < N_STEP_COLS; i++) want[i] = STEP_COLS[i];
@@ -189,7 +207,9 @@ static json_t *load_steps(src *s, int64_t run_id, const char *run_name) {
         select_list(&s->steps, want, N_STEP_COLS + 1, sql, sizeof sql, missing, sizeof missing);
     size_t len = strlen(sql);
     snprintf(sql + len, sizeof sql - len, " FROM steps WHERE run_id = ?1 ORDER BY step");
-    if (n_missing) note(s->doc, "%s: run '%s': steps has no column %s; those curves are left out", s->path, run_name, missing);
+    if (n_missing)
+        note(s->doc, "%s: run '%s': steps has no column %s; those curves are left out", s->path,
+             run_name, missing);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         note(s->doc, "%s: cannot read steps: %s", s->path, sqlite3_errmsg(s->db));
@@ -261,9 +281,9 @@ static json_t *load_verifier_means(src *s, int64_t run_id, const json_t *steps) 
 static json_t *load_evals(src *s, int64_t run_id, const char *run_name) {
     json_t *out = json_array();
     if (!s->evals.exists) return out;
-    static const char *const want[] = {"step", "split", "n", "k", "temperature", "pass_at_1",
-                                       "pass_at_k", "accuracy_greedy", "len_mean", "seconds",
-                                       "verifier_means", "created_at"};
+    static const char *const want[] = {
+        "step",      "split",           "n",        "k",       "temperature",    "pass_at_1",
+        "pass_at_k", "accuracy_greedy", "len_mean", "seconds", "verifier_means", "created_at"};
     int n = (int)(sizeof want / sizeof want[0]);
     if (!has_col(&s->evals, "run_id") || !has_col(&s->evals, "step")) return out;
     char sql[1024] = "SELECT ", missing[256];
@@ -295,7 +315,8 @@ static json_t *load_evals(src *s, int64_t run_id, const char *run_name) {
                 const char *k;
                 json_t *v;
                 if (vm)
-                    json_object_foreach(vm, k, v) if (json_is_number(v) && isfinite(json_number_value(v)))
+                    json_object_foreach(vm, k,
+                                        v) if (json_is_number(v) && isfinite(json_number_value(v)))
                         json_object_set_new(clean, k, json_real(json_number_value(v)));
                 json_decref(vm);
                 json_object_set_new(e, "verifier_means", clean);
@@ -337,8 +358,8 @@ static json_t *load_samples(src *s, int64_t run_id, const char *run_name) {
             note(s->doc, "%s: rollouts has no column %s; no samples shown", s->path, required[i]);
             return out;
         }
-    static const char *const want[] = {"id",         "step",          "reward",   "advantage",
-                                       "n_tokens",   "finish_reason", "task",     "group_id",
+    static const char *const want[] = {"id",         "step",          "reward",     "advantage",
+                                       "n_tokens",   "finish_reason", "task",       "group_id",
                                        "sample_idx", "prompt",        "completion", "answer"};
     int n = (int)(sizeof want / sizeof want[0]);
     char sql[2048] = "SELECT ", missing[256];
@@ -346,12 +367,13 @@ static json_t *load_samples(src *s, int64_t run_id, const char *run_name) {
         note(s->doc, "%s: run '%s': rollouts has no column %s", s->path, run_name, missing);
     size_t len = strlen(sql);
     const char *rw = has_col(&s->rollouts, "reward") ? "reward" : "NULL";
-    snprintf(sql + len, sizeof sql - len,
-             ", best, worst FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY step ORDER BY %s IS NULL,"
-             " %s DESC, id) AS best, ROW_NUMBER() OVER (PARTITION BY step ORDER BY %s IS NULL, %s,"
-             " id) AS worst FROM rollouts WHERE run_id = ?1) WHERE (best <= ?2 OR worst <= ?2)"
-             " AND ((step - ?3) %% ?4 = 0 OR step = ?5) ORDER BY step, best",
-             rw, rw, rw, rw);
+    snprintf(
+        sql + len, sizeof sql - len,
+        ", best, worst FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY step ORDER BY %s IS NULL,"
+        " %s DESC, id) AS best, ROW_NUMBER() OVER (PARTITION BY step ORDER BY %s IS NULL, %s,"
+        " id) AS worst FROM rollouts WHERE run_id = ?1) WHERE (best <= ?2 OR worst <= ?2)"
+        " AND ((step - ?3) %% ?4 = 0 OR step = ?5) ORDER BY step, best",
+        rw, rw, rw, rw);
     sqlite3_stmt *st = NULL, *sc = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         note(s->doc, "%s: cannot read rollouts: %s", s->path, sqlite3_errmsg(s->db));
@@ -387,8 +409,10 @@ static json_t *load_samples(src *s, int64_t run_id, const char *run_name) {
     sqlite3_finalize(span);
     if (n_steps > RL_REPORT_MAX_SAMPLE_STEPS) {
         stride = (last - first) / RL_REPORT_MAX_SAMPLE_STEPS + 1;
-        note(s->doc, "run '%s': %lld steps have rollouts; samples are kept for every %lld-th step"
-             " and the last", run_name, (long long)n_steps, (long long)stride);
+        note(s->doc,
+             "run '%s': %lld steps have rollouts; samples are kept for every %lld-th step"
+             " and the last",
+             run_name, (long long)n_steps, (long long)stride);
     }
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int(st, 2, k);
@@ -406,8 +430,8 @@ static json_t *load_samples(src *s, int64_t run_id, const char *run_name) {
         int64_t best = sqlite3_column_int64(st, n), worst = sqlite3_column_int64(st, n + 1);
         if (best <= k) json_object_set_new(r, "best", json_integer(best));
         if (worst <= k) json_object_set_new(r, "worst", json_integer(worst));
-        json_object_set_new(r, "scores", sc ? load_scores(s, sc, sqlite3_column_int64(st, 0))
-                                            : json_array());
+        json_object_set_new(r, "scores",
+                            sc ? load_scores(s, sc, sqlite3_column_int64(st, 0)) : json_array());
         char key[32];
         snprintf(key, sizeof key, "%lld", (long long)sqlite3_column_int64(st, 1));
         json_t *list = json_object_get(out, key);
@@ -432,7 +456,8 @@ static json_t *load_run(src *s, sqlite3_stmt *run_row, const char *label, int wi
         snprintf(full, sizeof full, "%s", nm);
     json_object_set_new(r, "label", json_string(full));
     json_object_set_new(r, "name", name);
-    json_object_set_new(r, "file", text_json((const unsigned char *)s->path, strlen(s->path), 4096));
+    json_object_set_new(r, "file",
+                        text_json((const unsigned char *)s->path, strlen(s->path), 4096));
     json_object_set_new(r, "id", json_integer(id));
     for (int c = 2; c < 7; c++) {
         const char *key = sqlite3_column_name(run_row, c);
@@ -478,7 +503,8 @@ int rl_report_add_log(json_t *doc, const char *path, const char *label, const rl
     snprintf(sql + len, sizeof sql - len, " FROM runs ORDER BY id");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s.db, sql, -1, &st, NULL) != SQLITE_OK) {
-        int rc = rl_fail(err, RL_EINPUT, "%s: cannot read the runs: %s", path, sqlite3_errmsg(s.db));
+        int rc =
+            rl_fail(err, RL_EINPUT, "%s: cannot read the runs: %s", path, sqlite3_errmsg(s.db));
         rl_log_close(log);
         return rc;
     }

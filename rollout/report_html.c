@@ -60,12 +60,23 @@ static void put_esc(buf *b, const char *s) {
     if (!s) return;
     for (; *s; s++) {
         switch (*s) {
-        case '&': put(b, "&amp;"); break;
-        case '<': put(b, "&lt;"); break;
-        case '>': put(b, "&gt;"); break;
-        case '"': put(b, "&quot;"); break;
-        case '\'': put(b, "&#39;"); break;
-        default: put_n(b, s, 1);
+        case '&':
+            put(b, "&amp;");
+            break;
+        case '<':
+            put(b, "&lt;");
+            break;
+        case '>':
+            put(b, "&gt;");
+            break;
+        case '"':
+            put(b, "&quot;");
+            break;
+        case '\'':
+            put(b, "&#39;");
+            break;
+        default:
+            put_n(b, s, 1);
         }
     }
 }
@@ -222,7 +233,8 @@ static void eval_table(buf *b, const json_t *run) {
             else
                 putf(b, "<td class=\"n\">%+.1f pts</td>", 100 * d);
         }
-        const json_t *va = json_object_get(a, "verifier_means"), *vz = json_object_get(z, "verifier_means");
+        const json_t *va = json_object_get(a, "verifier_means"),
+                     *vz = json_object_get(z, "verifier_means");
         for (size_t v = 0; v < nv; v++) {
             const char *k = json_string_value(json_array_get(vnames, v));
             double d = num(json_object_get(vz, k)) - num(json_object_get(va, k));
@@ -256,7 +268,8 @@ static void eval_section(buf *b, const json_t *runs) {
 // (they only occur inside strings) becomes a \u escape, and non-ASCII is escaped too.
 static void put_json(buf *b, const json_t *doc) {
     char *text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
-    if (!text) text = rl_strdup("{\"runs\":[],\"notes\":[\"the report data could not be encoded\"]}");
+    if (!text)
+        text = rl_strdup("{\"runs\":[],\"notes\":[\"the report data could not be encoded\"]}");
     for (const char *s = text; *s; s++) {
         if (*s == '<')
             put(b, "\\u003c");
@@ -292,8 +305,9 @@ char *rl_report_html(const json_t *doc, size_t *len) {
     if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
     putf(&b, "Written by rlpipe %s at %s from the rollout log alone. Hover a chart for values.",
          RLPIPE_VERSION, when);
-    put(&b, "</p></header>\n<noscript><p class=\"notes\">The charts and the sample browser are drawn "
-            "by the page's inline script; the tables below need none.</p></noscript>\n");
+    put(&b,
+        "</p></header>\n<noscript><p class=\"notes\">The charts and the sample browser are drawn "
+        "by the page's inline script; the tables below need none.</p></noscript>\n");
     runs_table(&b, runs);
     notes_list(&b, json_object_get(doc, "notes"));
     put(&b, "<section id=\"curves\"><h2>Training curves</h2>\n<div id=\"charts\" "

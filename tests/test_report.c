@@ -64,17 +64,25 @@ static void rlpipe(const char *const *args, result *r) {
 
 // The micro run: 2 layers, 30 SFT steps, RL of 4 prompts x 4 samples, evaluations every 3 steps.
 static pid_t start_train(const char *out_dir, const char *const *extra) {
-    static const char *micro[] = {
-        "--set", "model.hidden_size=32",        "--set", "model.num_hidden_layers=2",
-        "--set", "model.num_attention_heads=4", "--set", "model.num_key_value_heads=2",
-        "--set", "model.intermediate_size=48",  "--set", "sft.steps=30",
-        "--set", "sft.batch_size=8",            "--set", "sft.warmup_steps=5",
-        "--set", "rollout.prompts_per_step=4",  "--set", "rollout.group_size=4",
-        "--set", "rollout.max_new_tokens=40",   "--set", "eval.n=12",
-        "--set", "eval.k=2",                    "--set", "eval.every=3",
-        "--set", "checkpoint.every=0",          "--set", "data.heldout_size=20",
-        "--set", "logging.progress=never",      "--set", "algorithm.lr=3e-3",
-        NULL};
+    static const char *micro[] = {"--set", "model.hidden_size=32",
+                                  "--set", "model.num_hidden_layers=2",
+                                  "--set", "model.num_attention_heads=4",
+                                  "--set", "model.num_key_value_heads=2",
+                                  "--set", "model.intermediate_size=48",
+                                  "--set", "sft.steps=30",
+                                  "--set", "sft.batch_size=8",
+                                  "--set", "sft.warmup_steps=5",
+                                  "--set", "rollout.prompts_per_step=4",
+                                  "--set", "rollout.group_size=4",
+                                  "--set", "rollout.max_new_tokens=40",
+                                  "--set", "eval.n=12",
+                                  "--set", "eval.k=2",
+                                  "--set", "eval.every=3",
+                                  "--set", "checkpoint.every=0",
+                                  "--set", "data.heldout_size=20",
+                                  "--set", "logging.progress=never",
+                                  "--set", "algorithm.lr=3e-3",
+                                  NULL};
     static char out_set[512];
     const char *argv[96];
     int n = 0;
@@ -223,24 +231,30 @@ static const json_t *run_named(const json_t *doc, const char *name) {
 // Every step column that has values in the log has the same values in the report.
 static void check_steps_against_sql(sqlite3 *db, const json_t *run, const char *run_name,
                                     int *n_series) {
-    static const char *cols[] = {"loss",        "kl",           "entropy",   "clip_frac",
-                                 "grad_norm",   "lr",           "reward_mean", "reward_std",
-                                 "accuracy",    "len_mean",     "len_max",   "truncated_frac",
-                                 "tokens_per_s", "train_tokens_per_s", "t_rollout", "t_verify",
-                                 "t_update",    "t_total"};
+    static const char *cols[] = {"loss",         "kl",
+                                 "entropy",      "clip_frac",
+                                 "grad_norm",    "lr",
+                                 "reward_mean",  "reward_std",
+                                 "accuracy",     "len_mean",
+                                 "len_max",      "truncated_frac",
+                                 "tokens_per_s", "train_tokens_per_s",
+                                 "t_rollout",    "t_verify",
+                                 "t_update",     "t_total"};
     const json_t *steps = json_object_get(run, "steps");
     const json_t *step = json_object_get(steps, "step");
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.name = '%s'",
              run_name);
-    CHECK((double)json_array_size(step) == sql_num(db, sql), "%s: %zu steps in the report, %g in the log",
-          run_name, json_array_size(step), sql_num(db, sql));
+    CHECK((double)json_array_size(step) == sql_num(db, sql),
+          "%s: %zu steps in the report, %g in the log", run_name, json_array_size(step),
+          sql_num(db, sql));
     *n_series = 0;
     for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
-        snprintf(sql, sizeof sql,
-                 "SELECT COUNT(s.%s) FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.name = '%s'",
-                 cols[c], run_name);
+        snprintf(
+            sql, sizeof sql,
+            "SELECT COUNT(s.%s) FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.name = '%s'",
+            cols[c], run_name);
         double have = sql_num(db, sql);
         const json_t *arr = json_object_get(steps, cols[c]);
         CHECK((have > 0) == (arr != NULL), "%s: column %s: %g values in the log, in report: %d",
@@ -415,9 +429,10 @@ static void test_real_run(void) {
         int n_series = 0;
         check_steps_against_sql(db, run, "tiny", &n_series);
         CHECK(n_series >= 14, "only %d step series", n_series);
-        const char *must[] = {"reward_mean", "reward_std", "accuracy", "entropy", "clip_frac",
-                              "grad_norm", "lr", "len_mean", "len_max", "truncated_frac",
-                              "t_rollout", "t_verify", "t_update", "tokens_per_s"};
+        const char *must[] = {"reward_mean", "reward_std",     "accuracy",  "entropy",
+                              "clip_frac",   "grad_norm",      "lr",        "len_mean",
+                              "len_max",     "truncated_frac", "t_rollout", "t_verify",
+                              "t_update",    "tokens_per_s"};
         for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
             CHECK(json_object_get(json_object_get(run, "steps"), must[i]), "series %s", must[i]);
         check_rl_run(db, run);
@@ -430,9 +445,20 @@ static void test_real_run(void) {
                   "SFT loss curve");
         }
     }
-    const char *pngs[] = {"reward", "accuracy", "pass_at_k", "entropy", "clip_frac", "grad_norm",
-                          "lr", "length", "truncated", "time", "throughput", "sft_loss",
-                          "verifier_accuracy", "verifier_format"};
+    const char *pngs[] = {"reward",
+                          "accuracy",
+                          "pass_at_k",
+                          "entropy",
+                          "clip_frac",
+                          "grad_norm",
+                          "lr",
+                          "length",
+                          "truncated",
+                          "time",
+                          "throughput",
+                          "sft_loss",
+                          "verifier_accuracy",
+                          "verifier_format"};
     for (size_t i = 0; i < sizeof pngs / sizeof pngs[0]; i++) {
         char p[800];
         snprintf(p, sizeof p, "%s/%s.png", png_dir, pngs[i]);
@@ -449,8 +475,8 @@ static void test_killed_and_overlay(void) {
     snprintf(dir_a, sizeof dir_a, "%s/run", RUN_A);
     snprintf(dir_b, sizeof dir_b, "%s/run", RUN_B);
     pid_t pid = start_train(dir_b, (const char *[]){"--set", "sft.enabled=false", "--set",
-                                                    "algorithm.steps=500", "--set",
-                                                    "run.seed=77", "--set", "eval.every=0", NULL});
+                                                    "algorithm.steps=500", "--set", "run.seed=77",
+                                                    "--set", "eval.every=0", NULL});
     for (int i = 0; i < 3000 && logged_steps(dir_b, "tiny") < 2; i++) sleep_ms(20);
     kill(pid, SIGKILL);
     CHECK(wait_code(pid) == 128 + SIGKILL, "run B was killed");
@@ -461,8 +487,10 @@ static void test_killed_and_overlay(void) {
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
     int n_logged = logged_steps(dir_b, "tiny");
-    CHECK(run && (int)json_array_size(json_object_get(json_object_get(run, "steps"), "step")) ==
-                     n_logged && n_logged >= 2,
+    CHECK(run &&
+              (int)json_array_size(json_object_get(json_object_get(run, "steps"), "step")) ==
+                  n_logged &&
+              n_logged >= 2,
           "killed run: every committed step (%d)", n_logged);
     CHECK(run && strcmp(json_string_value(json_object_get(run, "status")), "running") == 0,
           "a killed run reads as still 'running' (nothing marked it otherwise)");
@@ -556,13 +584,14 @@ static void test_missing_columns(void) {
     sqlite3_close(db);
     sqlite3_open(copy, &db);
     char *msg = NULL;
-    int rc = sqlite3_exec(db,
-                          "DROP VIEW step_verifier_means; DROP VIEW step_summary;"
-                          " DROP VIEW rollout_summary; DROP VIEW run_summary; DROP TABLE evals;"
-                          " ALTER TABLE steps DROP COLUMN kl; ALTER TABLE steps DROP COLUMN entropy;"
-                          " ALTER TABLE scores DROP COLUMN detail;"
-                          " ALTER TABLE rollouts DROP COLUMN answer;",
-                          NULL, NULL, &msg);
+    int rc =
+        sqlite3_exec(db,
+                     "DROP VIEW step_verifier_means; DROP VIEW step_summary;"
+                     " DROP VIEW rollout_summary; DROP VIEW run_summary; DROP TABLE evals;"
+                     " ALTER TABLE steps DROP COLUMN kl; ALTER TABLE steps DROP COLUMN entropy;"
+                     " ALTER TABLE scores DROP COLUMN detail;"
+                     " ALTER TABLE rollouts DROP COLUMN answer;",
+                     NULL, NULL, &msg);
     CHECK(rc == SQLITE_OK, "strip the copy: %s", msg ? msg : "");
     sqlite3_free(msg);
     sqlite3_close(db);
@@ -671,8 +700,8 @@ static void test_hostile_text(void) {
     for (size_t i = 0; i < json_array_size(list); i++)
         if (json_integer_value(json_object_get(json_array_get(list, i), "best")) == 1)
             best = json_array_get(list, i);
-    CHECK(best && strcmp(json_string_value(json_object_get(best, "completion")), COMPLETION_READ) ==
-                      0,
+    CHECK(best &&
+              strcmp(json_string_value(json_object_get(best, "completion")), COMPLETION_READ) == 0,
           "the completion reads back exactly (invalid byte as U+FFFD)");
     const json_t *sc = json_array_get(json_object_get(best, "scores"), 0);
     CHECK(sc && strcmp(json_string_value(json_object_get(sc, "detail")),
@@ -710,8 +739,9 @@ static void test_long_run(void) {
         r.completion = "c";
         r.finish_reason = "stop";
         r.reward = step;
-        ok = rl_log_begin_step(log, run_id, step, &err) == 0 && rl_log_step_stats(log, &s, &err) == 0 &&
-             rl_log_rollout(log, &r, &rid, &err) == 0 && rl_log_commit_step(log, &err) == 0;
+        ok = rl_log_begin_step(log, run_id, step, &err) == 0 &&
+             rl_log_step_stats(log, &s, &err) == 0 && rl_log_rollout(log, &r, &rid, &err) == 0 &&
+             rl_log_commit_step(log, &err) == 0;
     }
     CHECK(ok, "write the long log: %s", err.msg);
     rl_log_close(log);
@@ -723,7 +753,8 @@ static void test_long_run(void) {
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "long") : NULL;
     const json_t *samples = json_object_get(run, "samples");
-    CHECK(json_object_size(samples) >= 200 && json_object_size(samples) <= RL_REPORT_MAX_SAMPLE_STEPS + 1 &&
+    CHECK(json_object_size(samples) >= 200 &&
+              json_object_size(samples) <= RL_REPORT_MAX_SAMPLE_STEPS + 1 &&
               json_object_get(samples, "600") && json_object_get(samples, "1"),
           "long run: samples of %zu steps, first and last kept", json_object_size(samples));
     CHECK(json_array_size(json_object_get(json_object_get(run, "steps"), "step")) == 600,
