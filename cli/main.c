@@ -25,8 +25,7 @@ static const cli_command COMMANDS[] = {
     {"sft", "cold-start supervised fine-tuning on teacher traces or a JSONL file", cmd_sft},
     {"sample", "generate completions and show their verifier scores", cmd_sample},
     {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
-    {"report", "an HTML report (curves, eval table, samples) and PNG charts from run logs",
-     cmd_report},
+    {"report", "an HTML report (curves, evals, samples) and PNGs from run logs", cmd_report},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
