@@ -359,9 +359,18 @@
       steps().forEach(function (s) { var o = el('option', null, String(s)); o.value = s; stepSel.appendChild(o); });
       stepSel.selectedIndex = stepSel.options.length - 1;
     }
+    var summary = el('p', 'muted');
+    host.insertBefore(summary, out);
     function render() {
       out.textContent = '';
-      var list = runs[runSel.value].samples[stepSel.value] || [];
+      var run = runs[runSel.value], list = run.samples[stepSel.value] || [];
+      var i = run.steps.step ? run.steps.step.map(num).indexOf(Number(stepSel.value)) : -1;
+      var parts = ['step ' + stepSel.value];
+      [['reward_mean', 'reward mean'], ['reward_std', 'std'], ['accuracy', 'accuracy'],
+       ['len_mean', 'mean length'], ['n_rollouts', 'rollouts']].forEach(function (c) {
+        if (i >= 0 && run.steps[c[0]]) parts.push(c[1] + ' ' + fmt(run.steps[c[0]][i]));
+      });
+      summary.textContent = parts.join(' \u00b7 ');
       ['best', 'worst'].forEach(function (kind) {
         var col = el('div', 'col');
         col.appendChild(el('h3', null, kind === 'best' ? 'Best (highest reward)' : 'Worst (lowest reward)'));
