@@ -126,6 +126,12 @@ int cmd_report(int argc, char **argv) {
             snprintf(out_buf, sizeof out_buf, "report.html");
         output = out_buf;
     }
+    // Never replace a log with its report (rename would succeed and the log would be gone).
+    struct stat out_st, in_st;
+    for (int i = 0; rc == 0 && i < n_dirs && stat(output, &out_st) == 0; i++)
+        if (log_path(dirs[i], path, sizeof path, &err) == 0 && stat(path, &in_st) == 0 &&
+            in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
+            rc = cli_usage_error("report", "-o %s is the rollout log itself", output);
     if (rc == 0) {
         size_t i;
         json_t *n;

@@ -560,6 +560,7 @@ static void test_empty_and_errors(void) {
         {{"report", db_path, "-o", NULL}, "-o"},
         {{"report", db_path, "--samples", "x", NULL}, "--samples"},
         {{"report", db_path, "-o", "/nonexistent/dir/r.html", NULL}, "/nonexistent/dir/r.html"},
+        {{"report", db_path, "-o", db_path, NULL}, "is the rollout log itself"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rlpipe(cases[i].args, &R);
@@ -567,6 +568,8 @@ static void test_empty_and_errors(void) {
         CHECK(strstr(R.err, cases[i].in_err) && count_of(R.err, "\n") == 1,
               "case %zu: one-line error naming '%s': %s", i, cases[i].in_err, R.err);
     }
+    CHECK(rl_log_open(&log, db_path, 0, &err) == 0, "the log survived -o LOG: %s", err.msg);
+    rl_log_close(log);
     rlpipe((const char *[]){"report", "--help", NULL}, &R);
     CHECK(R.code == 0 && strstr(R.out, "usage: rlpipe report"), "--help");
 }
