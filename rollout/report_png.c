@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { IMG_W = 960, IMG_H = 540, ML = 86, MR = 24, MT = 56, MB = 56 };
+enum { IMG_W = 960, IMG_H = 540, ML = 86, MR = 24, MB = 56, LEGEND_ROW = 20 };
 
 typedef struct png_series {
     const char *label;
@@ -65,6 +65,7 @@ static const double COLORS[][3] = {{0.12, 0.47, 0.71}, {0.84, 0.15, 0.16}, {0.17
                                    {1.00, 0.50, 0.05}, {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29},
                                    {0.89, 0.47, 0.76}, {0.09, 0.75, 0.81}};
 #define N_COLORS ((int)(sizeof COLORS / sizeof COLORS[0]))
+static const double DASHES[][2] = {{0, 0}, {9, 5}, {2, 4}, {12, 4}}; // on, off (0: solid)
 
 // ---- series extraction -----------------------------------------------------------------------
 
@@ -181,6 +182,38 @@ static void set_rgb(cairo_t *cr, const double *c, double alpha) {
     cairo_set_source_rgba(cr, c[0], c[1], c[2], alpha);
 }
 
+// The legend sits in rows under the title, items left to right; returns the number of rows
+// (draw=0 only measures).
+static int legend(cairo_t *cr, const line *lines, int n_lines, double top, int draw) {
+    double x = ML, y = top;
+    int rows = n_lines > 0;
+    cairo_text_extents_t te;
+    for (int i = 0; i < n_lines; i++) {
+        cairo_text_extents(cr, lines[i].label, &te);
+        double w = 36 + te.x_advance + 18;
+        if (x > ML && x + w > IMG_W - MR) {
+            x = ML;
+            y += LEGEND_ROW;
+            rows++;
+        }
+        if (draw) {
+            set_rgb(cr, lines[i].rgb, 1);
+            cairo_set_line_width(cr, 2.5);
+            const double *d = DASHES[lines[i].dash % 4];
+            cairo_set_dash(cr, d, d[0] > 0 ? 2 : 0, 0);
+            cairo_move_to(cr, x, y - 4);
+            cairo_line_to(cr, x + 28, y - 4);
+            cairo_stroke(cr);
+            cairo_set_dash(cr, NULL, 0, 0);
+            cairo_set_source_rgb(cr, 0.2, 0.22, 0.27);
+            cairo_move_to(cr, x + 36, y);
+            cairo_show_text(cr, lines[i].label);
+        }
+        x += w;
+    }
+    return rows;
+}
+
 static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < n_lines; i++) {
@@ -198,6 +231,11 @@ static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
     }
     double pad = (y1 - y0) * 0.05;
     y0 -= pad, y1 += pad;
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, 13);
+    int rows = legend(cr, lines, n_lines, 58, 0);
+    if (rows > 6) rows = 6; // very many overlaid runs: the plot keeps most of the height
+    const double MT = 58 + LEGEND_ROW * rows;
     double pw = IMG_W - ML - MR, ph = IMG_H - MT - MB;
 #define PX(v) (ML + ((v)-x0) / (x1 - x0) * pw)
 #define PY(v) (IMG_H - MB - ((v)-y0) / (y1 - y0) * ph)
@@ -207,7 +245,7 @@ static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
     cairo_set_font_size(cr, 20);
     cairo_set_source_rgb(cr, 0.1, 0.12, 0.16);
-    cairo_move_to(cr, ML, 34);
+    cairo_move_to(cr, ML, 32);
     cairo_show_text(cr, title);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 13);
@@ -254,7 +292,6 @@ static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
     cairo_line_to(cr, IMG_W - MR, IMG_H - MB);
     cairo_stroke(cr);
 
-    static const double DASHES[][2] = {{0, 0}, {9, 5}, {2, 4}, {12, 4}};
     for (int i = 0; i < n_lines; i++) {
         line *l = &lines[i];
         if (l->lo) { // the band: upper edge forwards, lower edge backwards
@@ -304,30 +341,7 @@ static void draw(cairo_t *cr, const char *title, line *lines, int n_lines) {
 #undef PX
 #undef PY
 
-    // Legend, top right, one row per line.
-    double lw = 0;
-    for (int i = 0; i < n_lines; i++) {
-        cairo_text_extents(cr, lines[i].label, &te);
-        if (te.x_advance > lw) lw = te.x_advance;
-    }
-    double bx = IMG_W - MR - lw - 52, by = MT + 6;
-    cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
-    cairo_rectangle(cr, bx, by, lw + 46, 20.0 * n_lines + 8);
-    cairo_fill(cr);
-    for (int i = 0; i < n_lines; i++) {
-        double yy = by + 16 + 20.0 * i;
-        set_rgb(cr, lines[i].rgb, 1);
-        cairo_set_line_width(cr, 2.5);
-        const double *d = DASHES[lines[i].dash % 4];
-        cairo_set_dash(cr, d, d[0] > 0 ? 2 : 0, 0);
-        cairo_move_to(cr, bx + 6, yy - 4);
-        cairo_line_to(cr, bx + 32, yy - 4);
-        cairo_stroke(cr);
-        cairo_set_dash(cr, NULL, 0, 0);
-        cairo_set_source_rgb(cr, 0.2, 0.22, 0.27);
-        cairo_move_to(cr, bx + 38, yy);
-        cairo_show_text(cr, lines[i].label);
-    }
+    legend(cr, lines, n_lines, 58, 1);
 }
 
 // Writes one chart; *wrote = 0 when no run has data for it.
