@@ -29,6 +29,17 @@ if [ "${1:-}" = "--self-test" ]; then
         --set rollout.prompts_per_step=4 --set rollout.group_size=4 --set rollout.max_new_tokens=40 \
         --set eval.n=12 --set eval.k=2 --set eval.every=3 --set data.heldout_size=20 \
         --set checkpoint.every=0 --set logging.progress=never --set run.out_dir="$work/run" >/dev/null
+    # Hostile text where the page shows it: a completion, a verifier's detail, the run names.
+    # Were any of it run as markup, it would mark the body with data-pwned.
+    pwn="</script><script>document.body.setAttribute('data-pwned','script')</script>"
+    pwn="$pwn<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\"><!--"
+    sql_pwn=$(printf '%s' "$pwn" | sed "s/'/''/g")
+    sqlite3 "$work/run/rollouts.db" "
+      UPDATE rollouts SET completion = '$sql_pwn' WHERE id = (SELECT id FROM rollouts
+        WHERE step = (SELECT MAX(step) FROM rollouts) ORDER BY reward DESC, id LIMIT 1);
+      UPDATE scores SET detail = '$sql_pwn' WHERE verifier = 'format';
+      UPDATE runs SET name = '<b onmouseover=x>' || name || '</b>' WHERE name = 'tiny';
+      UPDATE runs SET name = '<b onmouseover=x>tiny</b>-sft' WHERE name = 'tiny-sft';"
     "$bin" report "$work/run" -o "$work/report.html" >/dev/null
     set -- "$work/report.html" "${2:-$work/screenshot.png}"
 fi
@@ -71,6 +82,10 @@ grep -q 'data-report="ok"' "$tmp/dom.html"
 check $? "the page's script ran to the end (body data-report=\"ok\")"
 ! grep -q '<body[^>]*data-report-error' "$tmp/dom.html"
 check $? "no script error recorded by the page"
+! grep -q '<body[^>]*data-pwned' "$tmp/dom.html"
+check $? "no text from the log ran as markup"
+! grep -q '<img\|<b onmouseover' "$tmp/dom.html"
+check $? "no element made from text in the log"
 charts=$(grep -o 'class="chart"' "$tmp/dom.html" | wc -l)
 [ "$charts" -ge 1 ]
 check $? "charts drawn: $charts"
