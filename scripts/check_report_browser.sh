@@ -2,8 +2,9 @@
 # check_report_browser.sh: loads an `rlpipe report` HTML file in headless Chromium and checks that
 # it renders: no console message at all (the page logs nothing, so any line is an error or a
 # warning), no uncaught exception, the page's script finished (it marks <body data-report="ok">),
-# every chart and the sample browser are in the DOM, nothing was fetched (not even a local file), and a
-# screenshot is not blank. Run by hand (Chromium is too heavy for CI):
+# every chart and the sample browser are in the DOM, nothing was fetched (not even a local file),
+# hovering every chart shows its values, and a screenshot is not blank. Run by hand (Chromium is
+# too heavy for CI):
 #
 #   apt-get install chromium                      # Debian's package
 #   scripts/check_report_browser.sh runs/tiny/report.html [screenshot.png] [WIDTHxHEIGHT]
@@ -95,6 +96,33 @@ check $? "sample browser present"
 # the page's, so the net log is not used.
 grep -q '<body[^>]*data-resources="0"' "$tmp/dom.html"
 check $? "the page fetched nothing (no network, no other file)"
+
+# Hover: a copy of the page moves the mouse over every chart; each must then show its tooltip
+# ("step N" and a value per line).
+cat >"$tmp/hover.js" <<'EOF'
+<script>
+(function () {
+  var boxes = document.querySelectorAll('.chart'), shown = 0;
+  boxes.forEach(function (box) {
+    var hit = box.querySelector('svg rect'), r = hit.getBoundingClientRect();
+    hit.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + 5, bubbles: true}));
+    var tip = box.querySelector('.tip');
+    if (tip && !tip.hidden && /^step -?\d+/.test(tip.textContent) && /\d/.test(tip.textContent.slice(5))) shown++;
+  });
+  document.body.setAttribute('data-hover', shown + '/' + boxes.length);
+})();
+</script>
+EOF
+# The hover script goes right before the page's last line (</html>), after its own script.
+sed '$d' "$html" >"$tmp/hover.html"
+cat "$tmp/hover.js" >>"$tmp/hover.html"
+tail -n 1 "$html" >>"$tmp/hover.html"
+# shellcheck disable=SC2086
+timeout 120 "$CHROMIUM" $flags --virtual-time-budget=5000 --dump-dom "file://$tmp/hover.html" \
+    >"$tmp/hover-dom.html" 2>/dev/null || true
+hover=$(grep -o 'data-hover="[0-9]*/[0-9]*"' "$tmp/hover-dom.html" | head -1 | sed 's/.*="\(.*\)"/\1/')
+[ -n "$hover" ] && [ "${hover%/*}" = "${hover#*/}" ] && [ "${hover%/*}" -ge 1 ]
+check $? "hover shows a tooltip with values on every chart (${hover:-none})"
 
 # 2. A screenshot, and that it is not blank: many distinct colours, many non-white pixels.
 # shellcheck disable=SC2086
