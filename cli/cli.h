@@ -60,5 +60,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

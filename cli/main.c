@@ -26,6 +26,7 @@ static const cli_command COMMANDS[] = {
     {"distill", "token-level distillation from a teacher model (dynamic temperature)", cmd_distill},
     {"sample", "generate completions and show their verifier scores", cmd_sample},
     {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
+    {"report", "an HTML report (curves, evals, samples) and PNGs from run logs", cmd_report},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
