@@ -452,7 +452,7 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
         rl_stream_req *r = q->req;
         if (q->done) q->out->text = rl_utf8_lossy(q->bytes ? q->bytes : "", q->n_bytes,
                                                   &q->out->text_len);
-        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->bytes ? q->bytes : "",
+        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row, q->bytes ? q->bytes : "",
                                              q->n_bytes, q->done)
                                : 0;
         if (q->done) release_seq(e, q);

@@ -96,12 +96,13 @@ void rl_completion_free(rl_completion *c);
 // path; a stepping engine must not be given to rl_generate until rl_engine_n_live() is 0.
 // Single-threaded: one thread submits, steps and cancels.
 
-// Called on the stepping thread after each token of a sample is drawn. bytes[0..n_bytes) is the
+// Called on the stepping thread after each token of a sample is drawn. logits: the model's row
+// [V] that token was drawn from (before temperature; for log-probs of alternatives). bytes[0..n_bytes) is the
 // sample's decoded text so far (stop tokens and a matched stop string excluded; may end inside a
 // UTF-8 character). done = 1 on the sample's last call; c->text and c->finish are then set. A
 // non-zero return cancels the whole request (its other samples get no more calls).
-typedef int (*rl_token_fn)(void *ctx, int sample, const rl_completion *c, const char *bytes,
-                           size_t n_bytes, int done);
+typedef int (*rl_token_fn)(void *ctx, int sample, const rl_completion *c, const float *logits,
+                           const char *bytes, size_t n_bytes, int done);
 
 typedef struct rl_stream_req {
     const rl_gen_params *params; // borrowed until the request ends, stop lists included

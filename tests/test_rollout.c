@@ -565,9 +565,13 @@ typedef struct stream_seen {
     int cancel_after; // >0: ask to cancel once sample 0 has this many tokens
 } stream_seen;
 
-static int on_token_record(void *ctx, int sample, const rl_completion *c, const char *bytes,
-                           size_t n_bytes, int done) {
+static int on_token_record(void *ctx, int sample, const rl_completion *c, const float *logits,
+                           const char *bytes, size_t n_bytes, int done) {
     stream_seen *s = ctx;
+    // The logits given are the row the token was drawn from: its policy log-prob matches.
+    if (fabs(rl_token_logprob(logits, 272, c->tokens[c->n_tokens - 1], 1.0f) -
+             c->logp_policy[c->n_tokens - 1]) > 1e-5)
+        s->prefix_ok = 0;
     s->calls[sample]++;
     s->done[sample] += done;
     if (c->n_tokens != s->calls[sample]) s->prefix_ok = 0; // one call per token
