@@ -25,6 +25,7 @@ static const cli_command COMMANDS[] = {
     {"sft", "cold-start supervised fine-tuning on teacher traces or a JSONL file", cmd_sft},
     {"sample", "generate completions and show their verifier scores", cmd_sample},
     {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
+    {"serve", "an OpenAI-compatible HTTP server for a model directory", cmd_serve},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
