@@ -186,16 +186,16 @@ static json_t *chunk_json(const job *j, json_t *choices) {
 }
 
 // One choice of a stream chunk: new text (or NULL), log-probs of tokens [t0, t1), finish.
-static json_t *stream_choice(job *j, int i, const char *text, int with_role, int t0, int t1,
-                             const char *finish) {
+static json_t *stream_choice(job *j, int i, const char *text, size_t text_len, int with_role,
+                             int t0, int t1, const char *finish) {
     json_t *c = json_pack("{s:i}", "index", i);
     if (j->rq.chat) {
         json_t *delta = json_object();
         if (with_role) json_object_set_new(delta, "role", json_string("assistant"));
-        if (text) json_object_set_new(delta, "content", json_string(text));
+        if (text) json_object_set_new(delta, "content", json_stringn(text, text_len));
         json_object_set_new(c, "delta", delta);
     } else
-        json_object_set_new(c, "text", json_string(text ? text : ""));
+        json_object_set_new(c, "text", json_stringn(text ? text : "", text ? text_len : 0));
     json_object_set_new(c, "logprobs",
                         j->rq.logprobs && t1 > t0
                             ? serve_logprobs_json(&j->S->mi, j->rq.chat, j->ch[i].lps + t0,
@@ -210,21 +210,21 @@ static void stream_progress(job *j, int i, const rl_completion *c, const char *b
                             int done) {
     choice *ch = &j->ch[i];
     if (j->rq.chat && !ch->started) {
-        sse_event(j, chunk_json(j, json_pack("[o]", stream_choice(j, i, "", 1, 0, 0, NULL))));
+        sse_event(j, chunk_json(j, json_pack("[o]", stream_choice(j, i, "", 0, 1, 0, 0, NULL))));
         ch->started = 1;
     }
     size_t upto = done ? n : serve_sendable_len(bytes, ch->sent, n, j->rq.stops, j->rq.n_stops);
     if (upto > ch->sent) {
         size_t tl;
         char *text = rl_utf8_lossy(bytes + ch->sent, upto - ch->sent, &tl);
-        json_t *one = stream_choice(j, i, text, 0, ch->tok_sent, c->n_tokens, NULL);
+        json_t *one = stream_choice(j, i, text, tl, 0, ch->tok_sent, c->n_tokens, NULL);
         free(text);
         sse_event(j, chunk_json(j, json_pack("[o]", one)));
         ch->sent = upto;
         ch->tok_sent = c->n_tokens;
     }
     if (done) {
-        json_t *one = stream_choice(j, i, j->rq.chat ? NULL : "", 0, ch->tok_sent, c->n_tokens,
+        json_t *one = stream_choice(j, i, j->rq.chat ? NULL : "", 0, 0, ch->tok_sent, c->n_tokens,
                                        serve_finish_reason(c->finish));
         sse_event(j, chunk_json(j, json_pack("[o]", one)));
         ch->tok_sent = c->n_tokens;
@@ -456,7 +456,8 @@ static void log_job(server *S, job *j, int status, const char *error) {
     long completion = 0;
     for (int i = 0; i < j->rq.n; i++) {
         json_array_append_new(fin, json_string(serve_finish_reason(j->out[i].finish)));
-        json_array_append_new(texts, json_string(j->out[i].text ? j->out[i].text : ""));
+        json_array_append_new(texts, json_stringn(j->out[i].text ? j->out[i].text : "",
+                                                  j->out[i].text ? j->out[i].text_len : 0));
         completion += j->out[i].n_tokens;
     }
     log_row r = {.request_id = j->id,
@@ -594,11 +595,12 @@ static json_t *response_json(server *S, job *j) {
                          : json_null();
         json_t *o;
         if (j->rq.chat)
-            o = json_pack("{s:i, s:{s:s, s:s, s:n}, s:o, s:s}", "index", i, "message", "role",
-                          "assistant", "content", c->text, "refusal", "logprobs", lp,
+            o = json_pack("{s:i, s:{s:s, s:s%, s:n}, s:o, s:s}", "index", i, "message", "role",
+                          "assistant", "content", c->text, c->text_len, "refusal", "logprobs", lp,
                           "finish_reason", serve_finish_reason(c->finish));
         else
-            o = json_pack("{s:i, s:s, s:o, s:s}", "index", i, "text", c->text, "logprobs", lp,
+            o = json_pack("{s:i, s:s%, s:o, s:s}", "index", i, "text", c->text, c->text_len,
+                          "logprobs", lp,
                           "finish_reason", serve_finish_reason(c->finish));
         json_array_append_new(choices, o);
     }

@@ -95,8 +95,9 @@ void serve_token_logprobs(const float *logits, int V, int vocab_limit, int32_t i
 json_t *serve_logprobs_json(const serve_model_info *mi, int chat, const serve_tok_lp *lps, int n,
                             size_t text_offset0);
 
-// The JSON text of one token's bytes, made valid UTF-8.
-char *serve_token_text(const rl_tokenizer *tok, int32_t id);
+// One token's bytes made valid UTF-8 (malloc'd; *len excludes the NUL; the text may hold NUL
+// bytes, so use *len, e.g. with json_stringn).
+char *serve_token_text(const rl_tokenizer *tok, int32_t id, size_t *len);
 
 // "stop" / "length".
 const char *serve_finish_reason(int finish);

@@ -412,10 +412,10 @@ void serve_token_logprobs(const float *logits, int V, int vocab_limit, int32_t i
     }
 }
 
-char *serve_token_text(const rl_tokenizer *tok, int32_t id) {
-    size_t len = 0, out_len;
+char *serve_token_text(const rl_tokenizer *tok, int32_t id, size_t *out_len) {
+    size_t len = 0;
     const char *b = rl_tokenizer_token_bytes(tok, id, &len);
-    return rl_utf8_lossy(b ? b : "", b ? len : 0, &out_len);
+    return rl_utf8_lossy(b ? b : "", b ? len : 0, out_len);
 }
 
 static json_t *token_bytes_json(const rl_tokenizer *tok, int32_t id) {
@@ -427,8 +427,9 @@ static json_t *token_bytes_json(const rl_tokenizer *tok, int32_t id) {
 }
 
 static json_t *chat_token_json(const rl_tokenizer *tok, int32_t id, float logprob) {
-    char *t = serve_token_text(tok, id);
-    json_t *o = json_pack("{s:s, s:f, s:o}", "token", t, "logprob", (double)logprob, "bytes",
+    size_t tl;
+    char *t = serve_token_text(tok, id, &tl);
+    json_t *o = json_pack("{s:s%, s:f, s:o}", "token", t, tl, "logprob", (double)logprob, "bytes",
                           token_bytes_json(tok, id));
     free(t);
     return o;
@@ -452,8 +453,9 @@ json_t *serve_logprobs_json(const serve_model_info *mi, int chat, const serve_to
     json_t *tokens = json_array(), *lp = json_array(), *tops = json_array(), *offs = json_array();
     size_t off = text_offset0;
     for (int i = 0; i < n; i++) {
-        char *t = serve_token_text(mi->tok, lps[i].id);
-        json_array_append_new(tokens, json_string(t));
+        size_t tl;
+        char *t = serve_token_text(mi->tok, lps[i].id, &tl);
+        json_array_append_new(tokens, json_stringn(t, tl));
         json_array_append_new(lp, json_real(lps[i].logprob));
         json_array_append_new(offs, json_integer((json_int_t)off));
         size_t len = 0;
@@ -462,7 +464,8 @@ json_t *serve_logprobs_json(const serve_model_info *mi, int chat, const serve_to
         // The top alternatives, with the sampled token added when it is not among them.
         json_t *d = json_object();
         for (int k = 0; k < lps[i].n_top; k++) {
-            char *a = serve_token_text(mi->tok, lps[i].top_id[k]);
+            size_t al;
+            char *a = serve_token_text(mi->tok, lps[i].top_id[k], &al);
             if (!json_object_get(d, a)) json_object_set_new(d, a, json_real(lps[i].top_lp[k]));
             free(a);
         }

@@ -149,6 +149,24 @@ for i in range(3):
     assert fins[i] == "length"
 EOF
 ok $? "streamed n=3 completions equal the non-streamed ones"
+# Generated text may hold any byte, NUL included: 16 x 64 random bytes hold one for this seed.
+NULS='{"prompt":"nul","max_tokens":64,"seed":11,"n":16,"ignore_eos":true}'
+R=$(post /v1/completions "$NULS" | body)
+pyok "any('\\x00' in c['text'] for c in j['choices'])" \
+    "a NUL byte in a completion is kept (\\u0000)" <<<"$R"
+curl -sN "$U/v1/completions" -d "${NULS%\}},\"stream\":true}" >"$T/nul.sse"
+python3 - "$T/nul.sse" "$R" <<'EOF2'
+import json, sys
+lines = [l[6:] for l in open(sys.argv[1], encoding="utf-8").read().split("\n") if l.startswith("data: ")]
+want = json.loads(sys.argv[2])
+texts = {}
+for l in lines[:-1]:
+    for ch in json.loads(l)["choices"]:
+        texts[ch["index"]] = texts.get(ch["index"], "") + ch["text"]
+for i in range(16):
+    assert texts[i] == want["choices"][i]["text"], i
+EOF2
+ok $? "streamed NUL-holding completions equal the non-streamed ones"
 R=$(post /v1/completions '{"prompt":"abc","max_tokens":8,"seed":2,"logprobs":2,"ignore_eos":true}' | body)
 pyok "len(j['choices'][0]['logprobs']['tokens'])==8 and all(x<=0 for x in j['choices'][0]['logprobs']['token_logprobs']) and all(1<=len(d)<=3 for d in j['choices'][0]['logprobs']['top_logprobs']) and j['choices'][0]['logprobs']['text_offset'][0]==0" \
     "completions logprobs: one entry per token, log-probs <= 0, up to 2 alternatives + the sampled token" <<<"$R"
