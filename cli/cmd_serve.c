@@ -637,6 +637,8 @@ static enum MHD_Result handle_generation(server *S, struct MHD_Connection *c, co
     job *j = rl_calloc(1, sizeof *j);
     j->S = S;
     j->rq = rq;
+    // params points at the stop strings of the struct it lives in: re-point it at the copy.
+    j->rq.params.stop_strings = (const char *const *)j->rq.stops;
     j->route = cc->route;
     j->t0 = cc->t0;
     j->deadline = cc->t0 + S->timeout_s;

@@ -47,7 +47,7 @@ typedef struct serve_req {
     int has_seed;
     uint64_t seed;
     int max_tokens; // resolved (max_model_len - prompt when not given)
-    rl_gen_params params; // stop lists point into this struct
+    rl_gen_params params; // params.stop_strings points at stops below: re-point it in a copy
     char *stops[SERVE_MAX_STOPS];
     int n_stops;
     int32_t *ids; // [n_ids] the rendered, tokenised prompt

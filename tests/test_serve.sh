@@ -21,6 +21,9 @@ trap cleanup EXIT
 # Sanitizer builds are several times slower: scale the waits.
 SLOW=1
 [ -n "${RLPIPE_SANITIZED:-}" ] && SLOW=4
+# The server hands request data between threads: under ASan also catch use of a returned stack
+# frame (how a dangling pointer to a connection thread's locals would show).
+[ -n "${RLPIPE_SANITIZED:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_stack_use_after_return=1"
 
 FAILS=0
 CHECKS=0
