@@ -554,6 +554,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     server *S = j->S;
     pthread_mutex_lock(&S->mu);
     for (;;) {
+        if (j->cancel == CANCEL_NONE && j->state != JOB_ENDED && rl_now() > j->deadline) {
+            j->cancel = CANCEL_TIMEOUT; // a stream that keeps producing still has a deadline
+            pthread_cond_signal(&S->work);
+        }
         if (j->sse.len > j->sse_sent) {
             size_t n = j->sse.len - j->sse_sent;
             if (n > max) n = max;

@@ -333,6 +333,9 @@ ok "$([ "$(sqlite3 "$T/small.db" "SELECT count(*) FROM requests WHERE outcome = 
 start_server timed --timeout 0.5 --max-model-len 30000 --shutdown-grace 60 --quiet
 U="http://127.0.0.1:$PORT_timed"
 expect_error 408 - "$U/v1/completions" -d '{"prompt":"long","max_tokens":29000,"ignore_eos":true}'
+curl -sN "$U/v1/completions" -d '{"prompt":"long","max_tokens":29000,"ignore_eos":true,"stream":true}' >"$T/to.sse"
+ok "$([ "$(grep '^data: ' "$T/to.sse" | tail -n 1)" = "data: [DONE]" ] && grep -q 'timed out' "$T/to.sse"; echo $?)" \
+    "a stream past its deadline ends with an error event and [DONE]"
 curl -sN "$U/v1/completions" -d '{"prompt":"x","max_tokens":300,"ignore_eos":true,"stream":true,"seed":4}' >"$T/fin.sse" &
 FIN_PID=$!
 for _ in $(seq 1 $((200 * SLOW))); do grep -q '^data: ' "$T/fin.sse" && break; sleep 0.01; done
