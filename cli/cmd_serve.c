@@ -407,7 +407,7 @@ typedef struct log_row {
 
 static void log_write(server *S, log_row *r) {
     if (!S->quiet)
-        fprintf(stderr, "serve: %s %d %s %d+%ld tokens %.3f s\n", r->endpoint, r->status,
+        fprintf(stderr, "rlpipe serve: %s %d %s %d+%ld tokens %.3f s\n", r->endpoint, r->status,
                 r->outcome, r->prompt_tokens, r->completion_tokens, rl_now() - r->t0);
     if (S->db) {
         char at[32];
