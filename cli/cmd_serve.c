@@ -64,8 +64,7 @@ static void usage(FILE *out) {
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_ENDED };
 enum { CANCEL_NONE, CANCEL_CLIENT, CANCEL_TIMEOUT, CANCEL_SHUTDOWN, CANCEL_ERROR };
-static const char *const OUTCOME[] = {"ok", "client_disconnected", "timeout", "shutdown",
-                                      "error"};
+static const char *const OUTCOME[] = {"ok", "client_disconnected", "timeout", "shutdown", "error"};
 enum { ROUTE_CHAT = 1, ROUTE_COMPLETIONS = 2 };
 
 typedef struct sbuf {
@@ -175,7 +174,8 @@ static json_t *usage_json(const job *j) {
     long completion = 0;
     for (int i = 0; i < j->rq.n; i++) completion += j->out[i].n_tokens;
     return json_pack("{s:i, s:I, s:I}", "prompt_tokens", j->rq.n_ids, "completion_tokens",
-                     (json_int_t)completion, "total_tokens", (json_int_t)(j->rq.n_ids + completion));
+                     (json_int_t)completion, "total_tokens",
+                     (json_int_t)(j->rq.n_ids + completion));
 }
 
 static json_t *chunk_json(const job *j, json_t *choices) {
@@ -196,11 +196,11 @@ static json_t *stream_choice(job *j, int i, const char *text, size_t text_len, i
         json_object_set_new(c, "delta", delta);
     } else
         json_object_set_new(c, "text", json_stringn(text ? text : "", text ? text_len : 0));
-    json_object_set_new(c, "logprobs",
-                        j->rq.logprobs && t1 > t0
-                            ? serve_logprobs_json(&j->S->mi, j->rq.chat, j->ch[i].lps + t0,
-                                                  t1 - t0, j->ch[i].sent)
-                            : json_null());
+    json_object_set_new(
+        c, "logprobs",
+        j->rq.logprobs && t1 > t0
+            ? serve_logprobs_json(&j->S->mi, j->rq.chat, j->ch[i].lps + t0, t1 - t0, j->ch[i].sent)
+            : json_null());
     json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());
     return c;
 }
@@ -225,7 +225,7 @@ static void stream_progress(job *j, int i, const rl_completion *c, const char *b
     }
     if (done) {
         json_t *one = stream_choice(j, i, j->rq.chat ? NULL : "", 0, 0, ch->tok_sent, c->n_tokens,
-                                       serve_finish_reason(c->finish));
+                                    serve_finish_reason(c->finish));
         sse_event(j, chunk_json(j, json_pack("[o]", one)));
         ch->tok_sent = c->n_tokens;
     }
@@ -324,12 +324,8 @@ static void *scheduler(void *arg) {
             S->q_head = j->next;
             if (!S->q_head) S->q_tail = NULL;
             S->n_queued--;
-            j->req = (rl_stream_req){&j->rq.params,
-                                     {j->rq.ids, j->rq.n_ids, 0, j->rq.n},
-                                     j->out,
-                                     on_token,
-                                     j,
-                                     0};
+            j->req = (rl_stream_req){
+                &j->rq.params, {j->rq.ids, j->rq.n_ids, 0, j->rq.n}, j->out, on_token, j, 0};
             if (rl_engine_submit(S->engine, &j->req, &err)) {
                 snprintf(j->error, sizeof j->error, "%s", err.msg);
                 j->cancel = CANCEL_ERROR;
@@ -352,7 +348,8 @@ static void *scheduler(void *arg) {
         if (rc) { // the engine ended every request; say why
             fprintf(stderr, "rlpipe serve: engine: %s\n", err.msg);
             for (int i = 0; i < S->n_running; i++) {
-                snprintf(S->running[i]->error, sizeof S->running[i]->error, "engine: %.900s", err.msg);
+                snprintf(S->running[i]->error, sizeof S->running[i]->error, "engine: %.900s",
+                         err.msg);
                 S->running[i]->cancel = CANCEL_ERROR;
             }
         }
@@ -367,18 +364,18 @@ static void *scheduler(void *arg) {
 static const char LOG_SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS requests ("
     " id INTEGER PRIMARY KEY,"
-    " request_id TEXT,"         // chatcmpl-... / cmpl-... (NULL when refused before a job)
+    " request_id TEXT,"           // chatcmpl-... / cmpl-... (NULL when refused before a job)
     " received_at TEXT NOT NULL," // UTC, ISO 8601
     " endpoint TEXT NOT NULL,"
     " status INTEGER NOT NULL," // HTTP status (200 for every stream that started)
     " outcome TEXT NOT NULL,"   // ok, client_disconnected, timeout, shutdown, error, rejected
     " stream INTEGER, n INTEGER, seed INTEGER,"
     " prompt_tokens INTEGER, completion_tokens INTEGER,"
-    " finish_reasons TEXT,"     // JSON list, one per choice
+    " finish_reasons TEXT," // JSON list, one per choice
     " seconds REAL NOT NULL,"
-    " request TEXT,"            // the request body as received
-    " response TEXT,"           // JSON list of the choices' texts
-    " error TEXT)";             // the error message sent, if any
+    " request TEXT,"  // the request body as received
+    " response TEXT," // JSON list of the choices' texts
+    " error TEXT)";   // the error message sent, if any
 
 static int log_open(server *S, rl_err *err) {
     if (sqlite3_open_v2(S->log_path, &S->db,
@@ -604,8 +601,7 @@ static json_t *response_json(server *S, job *j) {
                           "finish_reason", serve_finish_reason(c->finish));
         else
             o = json_pack("{s:i, s:s%, s:o, s:s}", "index", i, "text", c->text, c->text_len,
-                          "logprobs", lp,
-                          "finish_reason", serve_finish_reason(c->finish));
+                          "logprobs", lp, "finish_reason", serve_finish_reason(c->finish));
         json_array_append_new(choices, o);
     }
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:o}", "id", j->id, "object",
@@ -744,9 +740,9 @@ static enum MHD_Result handle_generation(server *S, struct MHD_Connection *c, co
 }
 
 static json_t *model_json(server *S) {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:i}", "id", S->mi.id, "object", "model",
-                     "created", (json_int_t)S->started, "owned_by", "rlpipe", "root",
-                     S->model_dir, "max_model_len", S->max_model_len);
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:i}", "id", S->mi.id, "object", "model", "created",
+                     (json_int_t)S->started, "owned_by", "rlpipe", "root", S->model_dir,
+                     "max_model_len", S->max_model_len);
 }
 
 static enum MHD_Result send_json_obj(struct MHD_Connection *c, int status, json_t *o) {
@@ -764,8 +760,8 @@ static int authorised(server *S, struct MHD_Connection *c) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
     (void)version;
     server *S = cls;
     conn_ctx *cc = *con_cls;
@@ -784,7 +780,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                        "Incorrect or missing API key (send 'Authorization: Bearer KEY')");
             return send_error(S, c, url, &e, NULL, cc->t0, NULL);
         }
-        if (strcmp(url, "/health") == 0 && is_get) return send_text(c, 200, "text/plain", "ok\n", NULL);
+        if (strcmp(url, "/health") == 0 && is_get)
+            return send_text(c, 200, "text/plain", "ok\n", NULL);
         if (strcmp(url, "/v1/models") == 0 || strncmp(url, "/v1/models/", 11) == 0) {
             if (!is_get) {
                 serve_fail(&e, 405, "invalid_request_error", NULL, "method_not_allowed",
@@ -800,8 +797,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 }
                 return send_json_obj(c, 200, model_json(S));
             }
-            return send_json_obj(c, 200,
-                                 json_pack("{s:s, s:[o]}", "object", "list", "data", model_json(S)));
+            return send_json_obj(
+                c, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", model_json(S)));
         }
         if (!cc->route) {
             serve_fail(&e, 404, "not_found_error", NULL, "not_found",
@@ -871,8 +868,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 // ---- setup -----------------------------------------------------------------------------------
 
 static int open_listener(server *S, rl_err *err) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", S->port);
@@ -913,10 +910,10 @@ static rl_chat_template detect_template(const char *dir, const rl_tokenizer *tok
     json_t *o = json_load_file(path, 0, NULL);
     json_t *t = o ? json_object_get(o, "chat_template") : NULL;
     const char *s = t && json_is_string(t) ? json_string_value(t) : "";
-    rl_chat_template r = strstr(s, "<｜Assistant｜>") ? RL_CHAT_R1
-                         : strstr(s, "<|im_start|>") ? RL_CHAT_CHATML
+    rl_chat_template r = strstr(s, "<｜Assistant｜>")                        ? RL_CHAT_R1
+                         : strstr(s, "<|im_start|>")                         ? RL_CHAT_CHATML
                          : rl_tokenizer_special_id(tok, "<|im_start|>") >= 0 ? RL_CHAT_CHATML
-                                                                              : RL_CHAT_PLAIN;
+                                                                             : RL_CHAT_PLAIN;
     json_decref(o);
     return r;
 }
@@ -945,10 +942,11 @@ static int parse_num_opt(const char *name, const char *v, double lo, double hi, 
 static int parse_args(server *S, int argc, char **argv, const char **tmpl_name,
                       const char **served_name, const char **device) {
     const char *vals[16] = {0};
-    static const char *const NAMES[] = {"model",     "host",          "port",       "served-model-name",
-                                        "chat-template", "max-model-len", "max-batch", "max-queue",
-                                        "max-body",  "timeout",       "shutdown-grace", "api-key",
-                                        "log",       "device",        "threads",    NULL};
+    static const char *const NAMES[] = {
+        "model",         "host",          "port",           "served-model-name",
+        "chat-template", "max-model-len", "max-batch",      "max-queue",
+        "max-body",      "timeout",       "shutdown-grace", "api-key",
+        "log",           "device",        "threads",        NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--quiet") == 0) {
@@ -1009,8 +1007,8 @@ static int parse_args(server *S, int argc, char **argv, const char **tmpl_name,
     return 0;
 }
 
-static int load_model(server *S, const char *tmpl_name, const char *served_name,
-                      const char *device, rl_err *err) {
+static int load_model(server *S, const char *tmpl_name, const char *served_name, const char *device,
+                      rl_err *err) {
     char tok_path[4096];
     RL_TRY(rl_model_tokenizer_path(S->model_dir, tok_path, sizeof tok_path, err));
     if (rl_tokenizer_load(&S->tok, tok_path, err)) return rl_err_prefix(err, "tokenizer: ");
@@ -1019,8 +1017,8 @@ static int load_model(server *S, const char *tmpl_name, const char *served_name,
     S->be = rl_backend_get(device, err);
     if (!S->be) return -1;
     RL_TRY(rl_model_load(&S->model, S->model_dir, S->be, err));
-    rl_chat_template tmpl = tmpl_name ? rl_chat_template_from_name(tmpl_name)
-                                      : detect_template(S->model_dir, S->tok);
+    rl_chat_template tmpl =
+        tmpl_name ? rl_chat_template_from_name(tmpl_name) : detect_template(S->model_dir, S->tok);
     if (tmpl == RL_CHAT_INVALID)
         return rl_fail(err, RL_EINPUT, "--chat-template: expected plain, chatml or r1, got '%s'",
                        tmpl_name);
@@ -1031,8 +1029,8 @@ static int load_model(server *S, const char *tmpl_name, const char *served_name,
                        S->model_dir, vocab, S->model->V);
     int mpe = S->model->cfg.max_position_embeddings;
     if (S->max_model_len == 0) S->max_model_len = mpe > 0 && mpe < 8192 ? mpe : 8192;
-    RL_TRY(rl_engine_create(&S->engine, S->model, S->tok, S->max_batch, S->max_model_len, vocab,
-                            err));
+    RL_TRY(
+        rl_engine_create(&S->engine, S->model, S->tok, S->max_batch, S->max_model_len, vocab, err));
     S->mi = (serve_model_info){.id = served_name ? served_name : S->model_dir,
                                .alt_id = S->model_dir,
                                .tok = S->tok,
@@ -1066,8 +1064,12 @@ static int wait_until(server *S, int (*pred)(server *), double seconds) {
     }
     return pred(S);
 }
-static int no_jobs(server *S) { return S->n_jobs == 0; }
-static int no_http(server *S) { return S->n_http == 0; }
+static int no_jobs(server *S) {
+    return S->n_jobs == 0;
+}
+static int no_http(server *S) {
+    return S->n_http == 0;
+}
 
 // SIGTERM / SIGINT write the signal number to this pipe; the main thread reads it. (A handler
 // rather than sigwait: threads that libraries started before main, e.g. OpenBLAS's, may be the
@@ -1133,8 +1135,7 @@ int cmd_serve(int argc, char **argv) {
                                MHD_USE_POLL | MHD_USE_ITC,
                            0, NULL, NULL, on_request, &S, MHD_OPTION_LISTEN_SOCKET, S.listen_fd,
                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &S,
-                           MHD_OPTION_CONNECTION_LIMIT,
-                           (unsigned)(S.max_queue + S.max_batch + 64),
+                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)(S.max_queue + S.max_batch + 64),
                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!S.d) {
         fprintf(stderr, "rlpipe serve: cannot start the HTTP server\n");
@@ -1144,8 +1145,8 @@ int cmd_serve(int argc, char **argv) {
                 "rlpipe serve: model '%s' (chat template %s, max_model_len %d, batch %d, queue "
                 "%d)\nrlpipe serve: listening on http://%s%s%s:%d\n",
                 S.mi.id, rl_chat_template_name(S.mi.tmpl), S.max_model_len, S.max_batch,
-                S.max_queue, strchr(S.host, ':') ? "[" : "", S.host,
-                strchr(S.host, ':') ? "]" : "", S.port);
+                S.max_queue, strchr(S.host, ':') ? "[" : "", S.host, strchr(S.host, ':') ? "]" : "",
+                S.port);
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         int sig = wait_for_shutdown_signal();
         fprintf(stderr, "rlpipe serve: %s: finishing running requests (up to %g s)\n",

@@ -38,15 +38,15 @@ typedef struct serve_model_info {
 
 // A validated request.
 typedef struct serve_req {
-    int chat;   // 1: /v1/chat/completions, 0: /v1/completions
-    int stream; // server-sent events
+    int chat;          // 1: /v1/chat/completions, 0: /v1/completions
+    int stream;        // server-sent events
     int include_usage; // stream_options.include_usage
     int n;
     int logprobs;     // 1: report the sampled tokens' log-probs
     int top_logprobs; // alternatives per token (0..20)
     int has_seed;
     uint64_t seed;
-    int max_tokens; // resolved (max_model_len - prompt when not given)
+    int max_tokens;       // resolved (max_model_len - prompt when not given)
     rl_gen_params params; // params.stop_strings points at stops below: re-point it in a copy
     char *stops[SERVE_MAX_STOPS];
     int n_stops;
@@ -105,7 +105,6 @@ const char *serve_finish_reason(int finish);
 // How much of text[0..n) can be sent, given that text[0..sent) was: up to a point that does not
 // end inside a UTF-8 character and holds back a tail that could still grow into a stop string.
 // Returns a value in [sent, n].
-size_t serve_sendable_len(const char *text, size_t sent, size_t n, char *const *stops,
-                          int n_stops);
+size_t serve_sendable_len(const char *text, size_t sent, size_t n, char *const *stops, int n_stops);
 
 #endif

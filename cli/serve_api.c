@@ -41,8 +41,7 @@ const char *serve_finish_reason(int finish) {
     return finish == RL_FINISH_LENGTH ? "length" : "stop";
 }
 
-#define BAD(e, param, ...)                                                                         \
-    serve_fail(e, 400, "invalid_request_error", param, NULL, __VA_ARGS__)
+#define BAD(e, param, ...) serve_fail(e, 400, "invalid_request_error", param, NULL, __VA_ARGS__)
 
 // ---- field readers: a missing or null field keeps the default --------------------------------
 
@@ -51,7 +50,8 @@ static int get_number(json_t *o, const char *key, double lo, double hi, double *
     if (!x || json_is_null(x)) return 0;
     if (!json_is_number(x)) return BAD(e, key, "'%s' must be a number", key);
     double d = json_number_value(x);
-    if (!(d >= lo && d <= hi)) return BAD(e, key, "'%s' must be in [%g, %g], got %g", key, lo, hi, d);
+    if (!(d >= lo && d <= hi))
+        return BAD(e, key, "'%s' must be in [%g, %g], got %g", key, lo, hi, d);
     *v = d;
     return 0;
 }
@@ -88,15 +88,50 @@ static int check_keys(json_t *o, const char *const *allowed, const char *where, 
     return 0;
 }
 
-static const char *const CHAT_KEYS[] = {
-    "model", "messages", "temperature", "top_p", "top_k", "min_p", "max_tokens",
-    "max_completion_tokens", "stop", "seed", "n", "stream", "stream_options", "logprobs",
-    "top_logprobs", "user", "presence_penalty", "frequency_penalty", "logit_bias", "ignore_eos",
-    "response_format", NULL};
-static const char *const COMPLETION_KEYS[] = {
-    "model", "prompt", "temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "seed", "n",
-    "stream", "stream_options", "logprobs", "user", "presence_penalty", "frequency_penalty",
-    "logit_bias", "ignore_eos", "echo", "suffix", "best_of", NULL};
+static const char *const CHAT_KEYS[] = {"model",
+                                        "messages",
+                                        "temperature",
+                                        "top_p",
+                                        "top_k",
+                                        "min_p",
+                                        "max_tokens",
+                                        "max_completion_tokens",
+                                        "stop",
+                                        "seed",
+                                        "n",
+                                        "stream",
+                                        "stream_options",
+                                        "logprobs",
+                                        "top_logprobs",
+                                        "user",
+                                        "presence_penalty",
+                                        "frequency_penalty",
+                                        "logit_bias",
+                                        "ignore_eos",
+                                        "response_format",
+                                        NULL};
+static const char *const COMPLETION_KEYS[] = {"model",
+                                              "prompt",
+                                              "temperature",
+                                              "top_p",
+                                              "top_k",
+                                              "min_p",
+                                              "max_tokens",
+                                              "stop",
+                                              "seed",
+                                              "n",
+                                              "stream",
+                                              "stream_options",
+                                              "logprobs",
+                                              "user",
+                                              "presence_penalty",
+                                              "frequency_penalty",
+                                              "logit_bias",
+                                              "ignore_eos",
+                                              "echo",
+                                              "suffix",
+                                              "best_of",
+                                              NULL};
 
 // Fields we accept only at their neutral value (clients send them by default).
 static int check_neutral(json_t *o, int chat, serve_error *e) {
@@ -125,7 +160,8 @@ static int check_neutral(json_t *o, int chat, serve_error *e) {
         if (x && !json_is_null(x)) return BAD(e, "suffix", "'suffix' is not supported");
     }
     x = json_object_get(o, "user");
-    if (x && !json_is_null(x) && !json_is_string(x)) return BAD(e, "user", "'user' must be a string");
+    if (x && !json_is_null(x) && !json_is_string(x))
+        return BAD(e, "user", "'user' must be a string");
     return 0;
 }
 
@@ -260,7 +296,8 @@ static int prompt_ids(const serve_model_info *mi, json_t *x, serve_req *r, serve
     }
     if (json_is_array(x) && json_array_size(x) > 1)
         return BAD(e, "prompt", "one prompt per request (send several requests; they are batched)");
-    return BAD(e, "prompt", "'prompt' must be a string, a list of one string, or a list of token ids");
+    return BAD(e, "prompt",
+               "'prompt' must be a string, a list of one string, or a list of token ids");
 }
 
 int serve_parse_request(const serve_model_info *mi, int chat, const char *body, size_t len,
@@ -270,7 +307,8 @@ int serve_parse_request(const serve_model_info *mi, int chat, const char *body, 
     json_error_t je;
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!o)
-        return BAD(e, NULL, "We could not parse the JSON body of your request: %s (line %d, column %d)",
+        return BAD(e, NULL,
+                   "We could not parse the JSON body of your request: %s (line %d, column %d)",
                    je.text, je.line, je.column);
     int rc = -1;
     if (!json_is_object(o)) {
@@ -299,8 +337,7 @@ int serve_parse_request(const serve_model_info *mi, int chat, const char *body, 
     int stream = 0, ignore_eos = 0, lp_bool = 0;
     if (get_number(o, "temperature", 0, 2, &temperature, e) ||
         get_number(o, "top_p", 0, 1, &top_p, e) || get_number(o, "min_p", 0, 1, &min_p, e) ||
-        get_int(o, "top_k", -1, 1 << 30, &top_k, e) ||
-        get_int(o, "n", 1, mi->max_n, &n, e) ||
+        get_int(o, "top_k", -1, 1 << 30, &top_k, e) || get_int(o, "n", 1, mi->max_n, &n, e) ||
         get_int(o, "max_tokens", 1, 1 << 30, &max_tokens, e) ||
         (chat && get_int(o, "max_completion_tokens", 1, 1 << 30, &max_tokens, e)) ||
         get_int(o, "seed", INT64_MIN, INT64_MAX, &seed, e) || get_bool(o, "stream", &stream, e) ||
@@ -422,7 +459,8 @@ static json_t *token_bytes_json(const rl_tokenizer *tok, int32_t id) {
     size_t len = 0;
     const char *b = rl_tokenizer_token_bytes(tok, id, &len);
     json_t *a = json_array();
-    for (size_t i = 0; b && i < len; i++) json_array_append_new(a, json_integer((unsigned char)b[i]));
+    for (size_t i = 0; b && i < len; i++)
+        json_array_append_new(a, json_integer((unsigned char)b[i]));
     return a;
 }
 
@@ -473,8 +511,8 @@ json_t *serve_logprobs_json(const serve_model_info *mi, int chat, const serve_to
         json_array_append_new(tops, d);
         free(t);
     }
-    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", lp,
-                     "top_logprobs", tops, "text_offset", offs);
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", lp, "top_logprobs",
+                     tops, "text_offset", offs);
 }
 
 size_t serve_sendable_len(const char *text, size_t sent, size_t n, char *const *stops,

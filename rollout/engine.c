@@ -21,11 +21,11 @@ struct rl_engine {
     int n_threads;
 
     // Continuous batching (rl_engine_submit / rl_engine_step), allocated on the first submit.
-    struct live_seq *sq;          // [max_slots] the sequence in each slot (active = in use)
-    int n_used;                   // slots in use
-    struct rl_stream_req **pend;  // [max_slots] requests admitted, not yet prefilled
+    struct live_seq *sq;         // [max_slots] the sequence in each slot (active = in use)
+    int n_used;                  // slots in use
+    struct rl_stream_req **pend; // [max_slots] requests admitted, not yet prefilled
     int n_pend;
-    float *pf_logits;             // [max_slots, V] prefill logits of the newly admitted prompts
+    float *pf_logits; // [max_slots, V] prefill logits of the newly admitted prompts
 };
 
 // What the engine tracks for one sample while it is being generated.
@@ -306,9 +306,13 @@ int rl_generate(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *promp
 
 // ---- continuous batching ----------------------------------------------------------------------
 
-int rl_engine_free_slots(const rl_engine *e) { return e->max_slots - e->n_used; }
+int rl_engine_free_slots(const rl_engine *e) {
+    return e->max_slots - e->n_used;
+}
 
-int rl_engine_n_live(const rl_engine *e) { return e->n_used; }
+int rl_engine_n_live(const rl_engine *e) {
+    return e->n_used;
+}
 
 int rl_engine_submit(rl_engine *e, rl_stream_req *r, rl_err *err) {
     const rl_gen_params *p = r->params;
@@ -450,10 +454,10 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
         live_seq *q = live[i];
         if (!q->active) continue;
         rl_stream_req *r = q->req;
-        if (q->done) q->out->text = rl_utf8_lossy(q->bytes ? q->bytes : "", q->n_bytes,
-                                                  &q->out->text_len);
-        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row, q->bytes ? q->bytes : "",
-                                             q->n_bytes, q->done)
+        if (q->done)
+            q->out->text = rl_utf8_lossy(q->bytes ? q->bytes : "", q->n_bytes, &q->out->text_len);
+        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row,
+                                             q->bytes ? q->bytes : "", q->n_bytes, q->done)
                                : 0;
         if (q->done) release_seq(e, q);
         if (stop) rl_engine_cancel(e, r);

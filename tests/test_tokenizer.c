@@ -913,8 +913,8 @@ static void test_chat_messages(void) {
         free(a);
         free(b);
     }
-    rl_chat_msg conv[3] = {{"user", "1+1?"}, {"assistant", "<think>\nsum\n</think>\n2"},
-                           {"user", "and 2+2?"}};
+    rl_chat_msg conv[3] = {
+        {"user", "1+1?"}, {"assistant", "<think>\nsum\n</think>\n2"}, {"user", "and 2+2?"}};
     char *out;
     rl_chat_render_messages(RL_CHAT_CHATML, byte, conv, 3, &out, &err);
     CHECK(strcmp(out, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
