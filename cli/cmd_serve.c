@@ -1136,7 +1136,10 @@ int cmd_serve(int argc, char **argv) {
                            0, NULL, NULL, on_request, &S, MHD_OPTION_LISTEN_SOCKET, S.listen_fd,
                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &S,
                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)(S.max_queue + S.max_batch + 64),
-                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+                           // Idle connections close after this; it must outlast the longest
+                           // request, which a handler may spend blocked without socket activity.
+                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(S.timeout_s + 60),
+                           MHD_OPTION_END);
     if (!S.d) {
         fprintf(stderr, "rlpipe serve: cannot start the HTTP server\n");
         rc = CLI_EXIT_INTERNAL;
