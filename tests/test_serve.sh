@@ -352,6 +352,17 @@ assert fin[-1] == "length", fin[-3:]
 EOF
 ok $? "a request running at SIGTERM finishes within the grace period"
 
+# ---- --api-key: requests without the key are refused ---------------------------------------------
+start_server keyed --api-key sekrit --quiet
+U="http://127.0.0.1:$PORT_keyed"
+expect_error 401 - "$U/v1/models"
+expect_error 401 - -H 'Authorization: Bearer wrong' "$U/v1/completions" -d '{"prompt":"hi","max_tokens":2}'
+ok "$([ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer sekrit' "$U/v1/completions" -d '{"prompt":"hi","max_tokens":2}')" = 200 ]; echo $?)" \
+    "the right key is let in"
+kill -TERM "$PID_keyed"
+wait "$PID_keyed"
+ok $? "SIGTERM exits 0 (keyed server)"
+
 # ---- bad command lines ----------------------------------------------------------------------------
 "$BIN" serve --model "$T/nope" --port 0 2>"$T/bad.err"
 ok "$([ $? = 2 ] && grep -q "$T/nope" "$T/bad.err"; echo $?)" "a missing model directory: exit 2 naming it"
