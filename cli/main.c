@@ -27,6 +27,7 @@ static const cli_command COMMANDS[] = {
     {"sample", "generate completions and show their verifier scores", cmd_sample},
     {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
     {"report", "an HTML report (curves, evals, samples) and PNGs from run logs", cmd_report},
+    {"serve", "an OpenAI-compatible HTTP server for a model directory", cmd_serve},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);

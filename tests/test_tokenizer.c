@@ -980,6 +980,55 @@ static void test_cli(void) {
     free(dec_in);
 }
 
+// Conversations: one system + user pair renders exactly as rl_chat_render; longer ones follow
+// the Hugging Face templates (Qwen2.5 chatml, DeepSeek-R1-Distill).
+static void test_chat_messages(void) {
+    rl_tokenizer *byte;
+    rl_err err = {0};
+    rl_tokenizer_load(&byte, "byte", &err);
+    const rl_chat_template T[3] = {RL_CHAT_PLAIN, RL_CHAT_CHATML, RL_CHAT_R1};
+    for (int t = 0; t < 3; t++) {
+        char *a, *b;
+        rl_chat_msg one[2] = {{"system", "Be brief."}, {"user", "Hi there"}};
+        rl_chat_render(T[t], byte, "Be brief.", "Hi there", &a, &err);
+        CHECK(rl_chat_render_messages(T[t], byte, one, 2, &b, &err) == 0, "%s", err.msg);
+        CHECK(strcmp(a, b) == 0, "template %d, system+user: %s vs %s", t, a, b);
+        free(a);
+        free(b);
+        rl_chat_render(T[t], byte, NULL, "Q?", &a, &err);
+        CHECK(rl_chat_render_messages(T[t], byte, &one[1], 1, &b, &err) == 0, "%s", err.msg);
+        free(b);
+        rl_chat_msg u = {"user", "Q?"};
+        rl_chat_render_messages(T[t], byte, &u, 1, &b, &err);
+        CHECK(strcmp(a, b) == 0, "template %d, user only: %s vs %s", t, a, b);
+        free(a);
+        free(b);
+    }
+    rl_chat_msg conv[3] = {
+        {"user", "1+1?"}, {"assistant", "<think>\nsum\n</think>\n2"}, {"user", "and 2+2?"}};
+    char *out;
+    rl_chat_render_messages(RL_CHAT_CHATML, byte, conv, 3, &out, &err);
+    CHECK(strcmp(out, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
+                      "helpful assistant.<|im_end|>\n<|im_start|>user\n1+1?<|im_end|>\n"
+                      "<|im_start|>assistant\n<think>\nsum\n</think>\n2<|im_end|>\n"
+                      "<|im_start|>user\nand 2+2?<|im_end|>\n<|im_start|>assistant\n") == 0,
+          "chatml conversation: %s", out);
+    free(out);
+    rl_chat_render_messages(RL_CHAT_R1, byte, conv, 3, &out, &err);
+    CHECK(strcmp(out, "<｜begin▁of▁sentence｜><｜User｜>1+1?<｜Assistant｜>\n2<｜end▁of▁sentence｜>"
+                      "<｜User｜>and 2+2?<｜Assistant｜><think>\n") == 0,
+          "r1 conversation drops the reasoning: %s", out);
+    free(out);
+    rl_chat_render_messages(RL_CHAT_PLAIN, byte, conv, 3, &out, &err);
+    CHECK(strcmp(out, "1+1?\n<think>\nsum\n</think>\n2\nand 2+2?") == 0, "plain: %s", out);
+    free(out);
+    rl_chat_msg bad = {"tool", "x"};
+    CHECK(rl_chat_render_messages(RL_CHAT_CHATML, byte, &bad, 1, &out, &err) != 0 &&
+              err.kind == RL_EINPUT && strstr(err.msg, "'tool'"),
+          "unknown role named: %s", err.msg);
+    rl_tokenizer_free(byte);
+}
+
 int main(void) {
     snprintf(TMP, sizeof TMP, "/tmp/rlpipe-test-tokenizer-XXXXXX");
     if (!mkdtemp(TMP)) {
@@ -1014,6 +1063,7 @@ int main(void) {
     RUN(test_concurrent_encode);
     RUN(test_r1_tokenizer);
     RUN(test_cli);
+    RUN(test_chat_messages);
     rl_tokenizer_free(QWEN);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
