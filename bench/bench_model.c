@@ -290,10 +290,14 @@ static int bench_decode_one(rl_model *m, const bench_size *s, int gen, double gb
     // Bytes every token must read: each weight matrix once (the tied lm_head is the embedding),
     // plus the KV cache, negligible at these lengths.
     double bytes = 4.0 * matmul_params(m);
-    printf("  decode batch 1, %d steps:     %8.1f tokens/s (median step %.2f ms); bandwidth limit "
-           "%.1f tokens/s (%.0f MB of weights per token at %.1f GB/s read) = %.0f%% of it\n",
-           gen, 1.0 / med, 1e3 * med, gbs * 1e9 / bytes, bytes / 1e6, gbs,
-           100.0 * (1.0 / med) / (gbs * 1e9 / bytes));
+    printf("  decode batch 1, %d steps:     %8.1f tokens/s (median step %.2f ms); ", gen, 1.0 / med,
+           1e3 * med);
+    if (bytes < 64e6) // served from the caches: DRAM bandwidth is no limit for it
+        printf("weights %.1f MB fit in the caches (no DRAM-bandwidth limit)\n", bytes / 1e6);
+    else
+        printf("bandwidth limit %.1f tokens/s (%.0f MB of weights per token at %.1f GB/s read) = "
+               "%.0f%% of it\n",
+               gbs * 1e9 / bytes, bytes / 1e6, gbs, 100.0 * (1.0 / med) / (gbs * 1e9 / bytes));
     rl_kv_cache_free(c);
     free(prompt), free(logits), free(step_times);
     return 0;
