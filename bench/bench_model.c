@@ -279,6 +279,8 @@ static int bench_decode_one(rl_model *m, const bench_size *s, int gen, double gb
     int slot = 0;
     if (rl_model_prefill(m, c, 1, &slot, &list, &count, logits, &err))
         return fprintf(stderr, "%s\n", err.msg);
+    m->timing = (rl_model_timing){0};
+    m->timing.enabled = 1;
     for (int step = 0; step < gen; step++) {
         double ts = rl_now();
         next = rl_argmax(logits, V);
@@ -298,6 +300,10 @@ static int bench_decode_one(rl_model *m, const bench_size *s, int gen, double gb
         printf("bandwidth limit %.1f tokens/s (%.0f MB of weights per token at %.1f GB/s read) = "
                "%.0f%% of it\n",
                gbs * 1e9 / bytes, bytes / 1e6, gbs, 100.0 * (1.0 / med) / (gbs * 1e9 / bytes));
+    printf("    batch-1 decode time split: ");
+    print_split(&m->timing);
+    printf("\n");
+    m->timing.enabled = 0;
     rl_kv_cache_free(c);
     free(prompt), free(logits), free(step_times);
     return 0;
