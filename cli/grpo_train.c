@@ -11,53 +11,8 @@
 #include "policy/update.h"
 #include "reward/advantage.h"
 
-// One step's rollouts: P prompts x G samples, with their verdicts.
-typedef struct step_batch {
-    int n_prompts, G;
-    rl_prompt *prompts;   // [n_prompts]
-    int64_t *prompt_idx;  // [n_prompts] index in the training stream
-    rl_completion *comps; // [n_prompts * G]
-    int *prompt_of;       // [n_prompts * G]
-    rl_vresult *results;  // [n_prompts * G, n_verifiers]
-    double *reward;       // [n_prompts * G]
-    uint8_t *skipped;     // [n_prompts * G]
-    float *adv;           // [n_prompts * G]
-    uint8_t *kept;        // [n_prompts * G] 1: the sample's group goes into the update
-} step_batch;
-
-static void step_batch_alloc(step_batch *b, int n_prompts, int G, int nv) {
-    memset(b, 0, sizeof *b);
-    int n = n_prompts * G;
-    b->G = G;
-    b->prompts = rl_calloc((size_t)n_prompts, sizeof *b->prompts);
-    b->prompt_idx = rl_calloc((size_t)n_prompts, sizeof *b->prompt_idx);
-    b->comps = rl_calloc((size_t)n, sizeof *b->comps);
-    b->prompt_of = rl_calloc((size_t)n, sizeof *b->prompt_of);
-    b->results = rl_calloc((size_t)n * nv, sizeof *b->results);
-    b->reward = rl_calloc((size_t)n, sizeof *b->reward);
-    b->skipped = rl_calloc((size_t)n, 1);
-    b->adv = rl_calloc((size_t)n, sizeof *b->adv);
-    b->kept = rl_calloc((size_t)n, 1);
-}
-
-static void step_batch_clear(step_batch *b) {
-    for (int i = 0; i < b->n_prompts; i++) rl_prompt_free(&b->prompts[i]);
-    for (int i = 0; i < b->n_prompts * b->G; i++) rl_completion_free(&b->comps[i]);
-    b->n_prompts = 0;
-}
-
-static void step_batch_free(step_batch *b) {
-    step_batch_clear(b);
-    free(b->prompts);
-    free(b->prompt_idx);
-    free(b->comps);
-    free(b->prompt_of);
-    free(b->results);
-    free(b->reward);
-    free(b->skipped);
-    free(b->adv);
-    free(b->kept);
-}
+// Sample j's verdicts, one per verifier.
+static const rl_vresult *verdicts(const rl_batch *b, int j) { return rl_batch_verdicts(b, j); }
 
 typedef struct step_times {
     double rollout, verify, update;
@@ -74,10 +29,10 @@ static double overlong_penalty(int n_tokens, int max_tokens, int buffer) {
 
 // Samples P prompts x G completions for training-stream indices [pos, pos + P), scores them and
 // computes advantages, appending to the batch at prompt offset b->n_prompts.
-static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_times *tm,
+static int rollout_round(rl_run *r, rl_batch *b, int64_t pos, int P, step_times *tm,
                          rl_err *err) {
     const rl_config *c = r->cfg;
-    int G = b->G, nv = r->n_verifiers, p0 = b->n_prompts, s0 = p0 * G;
+    int G = b->G, p0 = b->n_prompts, s0 = p0 * G;
     rl_gen_prompt *gp = rl_calloc((size_t)P, sizeof *gp);
     int rc = 0;
     for (int i = 0; i < P && rc == 0; i++) {
@@ -101,38 +56,30 @@ static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_time
     tm->rollout += rl_now() - t0;
     tm->gen_tokens += st.new_tokens;
     tm->gen_seconds += st.seconds;
-    for (int j = 0; j < P * G; j++) b->prompt_of[s0 + j] = p0 + j / G;
     t0 = rl_now();
-    // Scoring uses prompt indices local to this round; rl_run_score takes the prompt array.
-    int *local = rl_malloc((size_t)P * G * sizeof(int));
-    for (int j = 0; j < P * G; j++) local[j] = j / G;
-    rc = rl_run_score(r, b->prompts + p0, b->comps + s0, P * G, local, c->rollout.max_new_tokens,
-                      b->results + (size_t)s0 * nv, b->reward + s0, b->skipped + s0, err);
-    free(local);
+    rc = rl_run_score(r, b, s0, P * G, c->rollout.max_new_tokens, err);
     tm->verify += rl_now() - t0;
     if (rc) return -1;
     if (c->algorithm.overlong == RL_CFG_OVERLONG_PENALTY)
         for (int j = s0; j < s0 + P * G; j++)
             b->reward[j] += overlong_penalty(b->comps[j].n_tokens, c->rollout.max_new_tokens,
                                              c->algorithm.overlong_buffer);
-    int32_t *group = rl_malloc((size_t)P * G * sizeof(int32_t));
-    for (int j = 0; j < P * G; j++) group[j] = j / G;
     rl_adv_opts ao = rl_adv_defaults();
     ao.kind = c->algorithm.advantage;
     ao.eps = c->algorithm.adv_eps;
-    rc = rl_advantages(&ao, b->reward + s0, group, b->skipped + s0, P * G, b->adv + s0, err);
+    rc = rl_advantages(&ao, b->reward + s0, b->group + s0, b->skipped + s0, P * G, b->adv + s0,
+                       err);
     uint8_t *zero = rl_malloc((size_t)P * G);
-    rl_zero_variance_groups(b->reward + s0, group, b->skipped + s0, P * G, ao.zero_tol, zero, NULL,
-                            NULL);
+    rl_zero_variance_groups(b->reward + s0, b->group + s0, b->skipped + s0, P * G, ao.zero_tol, zero,
+                            NULL, NULL);
     for (int j = 0; j < P * G; j++) b->kept[s0 + j] = c->algorithm.dynamic_sampling ? !zero[j] : 1;
     free(zero);
-    free(group);
     return rc;
 }
 
 // Fills row b with sample j: prompt ids, completion tokens, targets on the completion.
-static void fill_row(rl_pg_rows *u, int b, const step_batch *sb, int j) {
-    const rl_prompt *p = &sb->prompts[sb->prompt_of[j]];
+static void fill_row(rl_pg_rows *u, int b, const rl_batch *sb, int j) {
+    const rl_prompt *p = &sb->prompts[sb->group[j]];
     const rl_completion *c = &sb->comps[j];
     int np = (int)p->ids.len, len = np + c->n_tokens;
     size_t row = (size_t)b * u->T;
@@ -150,7 +97,7 @@ static void fill_row(rl_pg_rows *u, int b, const step_batch *sb, int j) {
 // The update's view of the step: the samples that take part, as padded prompt+completion rows.
 // Kept groups only; a zero advantage contributes nothing when there is no KL or entropy term, so
 // those rows are left out but still counted in the normalisers.
-static void update_rows(const rl_run *r, const step_batch *sb, rl_pg_rows *rows) {
+static void update_rows(const rl_run *r, const rl_batch *sb, rl_pg_rows *rows) {
     const rl_cfg_algorithm *ac = &r->cfg->algorithm;
     int n = sb->n_prompts * sb->G, need_all = ac->kl_coef != 0 || ac->entropy_coef != 0;
     int *take = rl_malloc((size_t)(n ? n : 1) * sizeof(int));
@@ -165,7 +112,7 @@ static void update_rows(const rl_run *r, const step_batch *sb, rl_pg_rows *rows)
             extra_tokens += sb->comps[j].n_tokens;
             continue;
         }
-        int len = (int)sb->prompts[sb->prompt_of[j]].ids.len + sb->comps[j].n_tokens;
+        int len = (int)sb->prompts[sb->group[j]].ids.len + sb->comps[j].n_tokens;
         if (len > T) T = len;
         take[B++] = j;
     }
@@ -200,7 +147,7 @@ static rl_update_params update_params(const rl_config *c, double lr) {
 }
 
 // Writes the step: statistics, every rollout and its verifier scores, in one transaction.
-static int log_step(rl_run *r, int step, const step_batch *sb, const rl_update_stats *us, double lr,
+static int log_step(rl_run *r, int step, const rl_batch *sb, const rl_update_stats *us, double lr,
                     const step_times *tm, double t_total, rl_err *err) {
     if (!r->log) return 0;
     const rl_config *c = r->cfg;
@@ -210,11 +157,11 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const rl_update_s
     for (int j = 0; j < n; j++) {
         rsum += sb->reward[j];
         rsq += sb->reward[j] * sb->reward[j];
-        if (acc >= 0) asum += sb->results[(size_t)j * nv + acc].score;
+        if (acc >= 0) asum += verdicts(sb, j)[acc].score;
         lsum += sb->comps[j].n_tokens;
         if (sb->comps[j].n_tokens > lmax) lmax = sb->comps[j].n_tokens;
         trunc += sb->comps[j].finish == RL_FINISH_LENGTH;
-        for (int v = 0; v < nv; v++) vsum[v] += sb->results[(size_t)j * nv + v].score;
+        for (int v = 0; v < nv; v++) vsum[v] += verdicts(sb, j)[v].score;
     }
     for (int p = 0; p < sb->n_prompts; p++) {
         int nz = 0;
@@ -258,12 +205,12 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const rl_update_s
     if (rl_log_step_stats(r->log, &st, err)) goto fail;
     if (c->logging.log_rollouts) {
         for (int j = 0; j < n; j++) {
-            const rl_prompt *p = &sb->prompts[sb->prompt_of[j]];
+            const rl_prompt *p = &sb->prompts[sb->group[j]];
             const rl_completion *cp = &sb->comps[j];
             rl_rollout_row row;
             rl_rollout_row_init(&row);
-            row.prompt_idx = sb->prompt_idx[sb->prompt_of[j]];
-            row.group_id = sb->prompt_of[j];
+            row.prompt_idx = sb->prompt_idx[sb->group[j]];
+            row.group_id = sb->group[j];
             row.sample_idx = cp->sample;
             row.task = p->task;
             row.prompt = p->problem;
@@ -280,7 +227,7 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const rl_update_s
             int64_t rid;
             if (rl_log_rollout(r->log, &row, &rid, err)) goto fail;
             for (int v = 0; v < nv; v++) {
-                const rl_vresult *res = &sb->results[(size_t)j * nv + v];
+                const rl_vresult *res = &verdicts(sb, j)[v];
                 if (rl_log_score(r->log, rid, rl_reward_name(r->reward, v),
                                  rl_reward_weight(r->reward, v), res->score,
                                  rl_vstatus_name(res->status), res->detail, err))
@@ -340,10 +287,10 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     rl_train_state state = {
         .step = 0, .data_pos = 0, .nonfinite_streak = 0, .seed = (uint64_t)c->run.seed};
     rl_model *ref = NULL;
-    step_batch sb;
+    rl_batch sb;
     int rounds =
         ac->dynamic_sampling ? (ac->dynamic_max_rounds > 0 ? ac->dynamic_max_rounds : 1) : 1;
-    step_batch_alloc(&sb, P * rounds, G, nv);
+    rl_batch_alloc(&sb, P * rounds, G, (size_t)nv * sizeof(rl_vresult));
     int rc = 0;
 
     if (resume) {
@@ -372,7 +319,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         }
         double ts = rl_now();
         step_times tm = {0};
-        step_batch_clear(&sb);
+        rl_batch_clear(&sb);
         // Rollouts; with dynamic sampling, more rounds until P groups carry a learning signal.
         int kept_groups = 0;
         for (int round = 0; round < rounds; round++) {
@@ -422,7 +369,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         int n = sb.n_prompts * G, acc = rl_reward_accuracy_index(r->reward);
         for (int j = 0; j < n; j++) {
             rs += sb.reward[j];
-            if (acc >= 0) as += sb.results[(size_t)j * nv + acc].score;
+            if (acc >= 0) as += verdicts(&sb, j)[acc].score;
         }
         rl_progress_update(prog, state.step, "reward %.3f | acc %.3f | loss %+.4f | %.1fk tok/s",
                            rs / n, as / n, us.loss,
@@ -464,7 +411,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     out->have_after = 1;
 done:
     rl_progress_finish(prog);
-    step_batch_free(&sb);
+    rl_batch_free(&sb);
     rl_model_free(ref);
     rl_adamw_free(opt);
     return rc;
