@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench_eval.h"
 #include "cli/cli.h"
+#include "rollout/benchmark.h"
 #include "cli/run.h"
 
 static void usage(FILE *out) {
@@ -25,7 +27,23 @@ static void usage(FILE *out) {
         "  --temperature T   sampling temperature (0 = greedy)\n"
         "  --step S          the step number recorded with the result (default 0)\n"
         "  --set key=value   override a config key (repeatable)\n"
-        "  -h, --help        this help\n");
+        "  -h, --help        this help\n\n"
+        "benchmarks (see cli/benchmarks.md):\n"
+        "  rlpipe eval CONFIG --benchmark NAME=FILE [--benchmark NAME=FILE]... [--model DIR]\n"
+        "              [--k K] [--n N] [--temperature T] [--top-p P] [--style standard|seed]\n"
+        "              [--pass-k K1,K2,...] [--responses FILE] [--prompts-out FILE]\n"
+        "              [--shuffle-seed S] [--step S]\n"
+        "  --benchmark NAME=FILE  a benchmark file in its release's format (JSON lines, or CSV\n"
+        "                    for a .csv file); NAME: %s\n"
+        "  --top-p P         nucleus mass (default eval.top_p = 0.95; T: eval.temperature = 0.6)\n"
+        "  --style S         standard (each benchmark's usual prompt) or seed (answers in\n"
+        "                    \\boxed{}, the response forced to start with ###)\n"
+        "  --pass-k LIST     also report the unbiased pass@k for these k (<= K)\n"
+        "  --responses FILE  score these completions instead of sampling: JSON lines\n"
+        "                    {\"benchmark\": NAME, \"index\": I, \"completion\": TEXT}\n"
+        "  --prompts-out FILE  write the rendered prompts as JSON lines and stop\n"
+        "  --shuffle-seed S  seed of GPQA's option order (default 0)\n",
+        rl_bench_names());
 }
 
 static int parse_int(const char *s, const char *what, int lo, int *out) {
@@ -43,11 +61,45 @@ int cmd_eval(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     const char *model = NULL, *data = NULL, *ks = NULL, *ns = NULL, *ts = NULL, *ss = NULL, *pos[1];
-    cli_opt opts[] = {{"model", &model, NULL}, {"data", &data, NULL},      {"k", &ks, NULL},
-                      {"n", &ns, NULL},        {"temperature", &ts, NULL}, {"step", &ss, NULL}};
-    char **sets;
-    int n_pos, n_sets;
-    int rc = cli_parse_run_args("eval", argc, argv, opts, 6, pos, 1, &n_pos, &sets, &n_sets);
+    const char *tps = NULL, *style = NULL, *pks = NULL, *responses = NULL, *prompts_out = NULL,
+               *seeds = NULL;
+    cli_opt opts[] = {{"model", &model, NULL},
+                      {"data", &data, NULL},
+                      {"k", &ks, NULL},
+                      {"n", &ns, NULL},
+                      {"temperature", &ts, NULL},
+                      {"step", &ss, NULL},
+                      {"top-p", &tps, NULL},
+                      {"style", &style, NULL},
+                      {"pass-k", &pks, NULL},
+                      {"responses", &responses, NULL},
+                      {"prompts-out", &prompts_out, NULL},
+                      {"shuffle-seed", &seeds, NULL}};
+    // --benchmark is repeatable: take its occurrences out before the common parser sees argv.
+    char **rest = rl_calloc((size_t)argc + 1, sizeof *rest);
+    const char **specs = rl_calloc((size_t)argc + 1, sizeof *specs);
+    int n_rest = 0, n_specs = 0, rc = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--benchmark") == 0) {
+            if (i + 1 >= argc) {
+                rc = cli_usage_error("eval", "--benchmark needs NAME=FILE");
+                break;
+            }
+            specs[n_specs++] = argv[++i];
+        } else if (i > 0 && strncmp(argv[i], "--benchmark=", 12) == 0)
+            specs[n_specs++] = argv[i] + 12;
+        else
+            rest[n_rest++] = argv[i];
+    }
+    char **sets = NULL;
+    int n_pos = 0, n_sets = 0;
+    if (rc == 0)
+        rc = cli_parse_run_args("eval", n_rest, rest, opts, 12, pos, 1, &n_pos, &sets, &n_sets);
+    if (rc == 0 && !n_specs && (tps || style || pks || responses || prompts_out || seeds))
+        rc = cli_usage_error("eval", "--top-p, --style, --pass-k, --responses, --prompts-out and "
+                                     "--shuffle-seed go with --benchmark");
+    if (rc == 0 && n_specs && data)
+        rc = cli_usage_error("eval", "--data and --benchmark do not go together");
     if (rc == 0 && n_pos != 1) rc = cli_usage_error("eval", "expected one CONFIG file");
     rl_config cfg;
     rl_config_defaults(&cfg);
@@ -63,8 +115,45 @@ int cmd_eval(int argc, char **argv) {
             rc = cli_usage_error("eval", "--temperature: expected a number in [0, 10], got '%s'",
                                  ts);
     }
+    double top_p = -1;
+    int bstyle = RL_BENCH_STYLE_STANDARD, pass_k[7], n_pass_k = 0;
+    long long shuffle_seed = 0;
+    if (rc == 0 && tps) {
+        char *end;
+        top_p = strtod(tps, &end);
+        if (*end || end == tps || !(top_p > 0 && top_p <= 1))
+            rc = cli_usage_error("eval", "--top-p: expected a number in (0, 1], got '%s'", tps);
+    }
+    if (rc == 0 && style) {
+        if (strcmp(style, "seed") == 0)
+            bstyle = RL_BENCH_STYLE_SEED;
+        else if (strcmp(style, "standard") != 0)
+            rc = cli_usage_error("eval", "--style: expected standard or seed, got '%s'", style);
+    }
+    if (rc == 0 && seeds) {
+        char *end;
+        shuffle_seed = strtoll(seeds, &end, 10);
+        if (*end || end == seeds || shuffle_seed < 0)
+            rc = cli_usage_error("eval", "--shuffle-seed: expected an integer >= 0, got '%s'",
+                                 seeds);
+    }
+    for (const char *p = pks; rc == 0 && p && *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 100000 || (*end && *end != ',') || n_pass_k == 7) {
+            rc = cli_usage_error("eval",
+                                 "--pass-k: expected up to 7 integers >= 1 separated by "
+                                 "commas, got '%s'",
+                                 pks);
+            break;
+        }
+        pass_k[n_pass_k++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
     if (rc) {
         free(sets);
+        free(rest);
+        free(specs);
         rl_config_free(&cfg);
         return rc;
     }
@@ -75,6 +164,28 @@ int cmd_eval(int argc, char **argv) {
     if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err)) {
         code = cli_report(&err);
         goto done;
+    }
+    if (n_specs) {
+        rl_bench_eval_opts bo = {.specs = specs,
+                                 .n_specs = n_specs,
+                                 .model = model,
+                                 .k = k,
+                                 .n = n,
+                                 .temperature = temperature,
+                                 .top_p = top_p,
+                                 .style = bstyle,
+                                 .pass_k = pass_k,
+                                 .n_pass_k = n_pass_k,
+                                 .responses = responses,
+                                 .prompts_out = prompts_out,
+                                 .shuffle_seed = (uint64_t)shuffle_seed,
+                                 .model_step = step};
+        code = rl_bench_eval_run(&cfg, &bo);
+        rl_config_free(&cfg);
+        free(sets);
+        free(rest);
+        free(specs);
+        return code;
     }
     if (data) {
         // Every line of FILE is a held-out problem: load it as a dataset that is all held-out.
@@ -115,5 +226,7 @@ done:
     rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
     free(sets);
+    free(rest);
+    free(specs);
     return code;
 }

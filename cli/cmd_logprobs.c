@@ -32,21 +32,26 @@ static const char USAGE[] =
     "                    written by `rlpipe model init` (required)\n"
     "  --batch N         sequences per forward pass (default 16); results do not depend on it\n"
     "  --max-tokens N    also close a batch before it would exceed N padded tokens (default "
-    "8192)\n"
+    "8192);\n"
+    "                    a single sequence longer than N is refused (see below)\n"
     "  --text            read {\"text\": \"...\"} instead and tokenize it with the model's\n"
     "                    tokenizer (no BOS/EOS added); the output then includes \"ids\"\n"
     "  --echo            include the input \"ids\" in each output line\n"
     "  --device NAME     cpu (default) or cuda\n"
     "  -h, --help        this help\n"
     "\n"
-    "A line that cannot be scored (bad JSON, no \"ids\" array, an id outside [0, vocab_size))\n"
-    "produces {\"error\": \"line N: ...\"} in its place and processing continues.\n"
+    "A line that cannot be scored (bad JSON, no \"ids\" array, an id outside [0, vocab_size),\n"
+    "more ids than the model's max_position_embeddings or than --max-tokens) produces\n"
+    "{\"error\": \"line N: ...\"} in its place and processing continues. Sequences are never\n"
+    "truncated: positions past max_position_embeddings are outside what the model was trained\n"
+    "on, and attention cost grows with the square of the length.\n"
     "Exit codes: 0 every line ok; 2 bad usage, unloadable model, or at least one bad line;\n"
     "1 internal failure.\n";
 
 typedef struct lp_opts {
     const char *model, *device;
     int batch, max_tokens, text, echo;
+    int max_pos; // the model's max_position_embeddings, once it is loaded
 } lp_opts;
 
 // One input line waiting for its batch to be scored.
@@ -130,12 +135,25 @@ __attribute__((format(printf, 2, 3))) static void set_error(lp_item *it, const c
     it->error = rl_strdup(msg);
 }
 
-static void parse_ids(lp_item *it, const json_t *arr, int vocab) {
-    size_t n = json_array_size(arr);
-    if (n > (size_t)1 << 24) {
-        set_error(it, "too many ids (%zu)", n);
-        return;
+// 1 (and the item's error set) when a sequence of n ids is longer than the model or --max-tokens
+// allows; checked before anything is allocated for it.
+static int too_long(lp_item *it, size_t n, const lp_opts *o, const char *what) {
+    if (n > (size_t)o->max_pos) {
+        set_error(it, "%s %zu tokens, more than the model's max_position_embeddings (%d)", what, n,
+                  o->max_pos);
+        return 1;
     }
+    if (n > (size_t)o->max_tokens) {
+        set_error(it, "%s %zu tokens, more than --max-tokens (%d); raise it to score this line",
+                  what, n, o->max_tokens);
+        return 1;
+    }
+    return 0;
+}
+
+static void parse_ids(lp_item *it, const json_t *arr, int vocab, const lp_opts *o) {
+    size_t n = json_array_size(arr);
+    if (too_long(it, n, o, "the sequence has")) return;
     it->ids = rl_malloc((n ? n : 1) * sizeof(int32_t));
     it->n = (int)n;
     for (size_t i = 0; i < n; i++) {
@@ -175,7 +193,7 @@ static void parse_line(lp_item *it, const char *line, size_t len, const lp_opts 
         } else if (rl_tokenizer_encode(tok, json_string_value(text), json_string_length(text),
                                        &it->ids, &n, &err) != 0) {
             it->error = rl_strdup(err.msg);
-        } else {
+        } else if (!too_long(it, n, o, "the text encodes to")) {
             it->n = (int)n;
             for (int i = 0; i < it->n && !it->error; i++)
                 if (it->ids[i] >= vocab)
@@ -187,7 +205,7 @@ static void parse_line(lp_item *it, const char *line, size_t len, const lp_opts 
         if (!json_is_array(arr))
             it->error = rl_strdup("expected an object with an array \"ids\"");
         else
-            parse_ids(it, arr, vocab);
+            parse_ids(it, arr, vocab, o);
     }
     json_decref(obj);
 }
@@ -305,6 +323,7 @@ int cmd_logprobs(int argc, char **argv) {
         rl_backend_release(be);
         return cli_report(&err);
     }
+    o.max_pos = m->cfg.max_position_embeddings;
 
     lp_batch b = {0};
     char *line = NULL;

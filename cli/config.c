@@ -14,8 +14,9 @@
 #include <string.h>
 #include <yaml.h>
 
-#define MAX_CONFIG_BYTES (16u << 20) // a config is a few KiB; refuse anything absurd
-#define PATH_MAX_LEN     256         // longest key path we print ("reward.verifiers[3].timeout_s")
+#define MAX_CONFIG_BYTES (4u << 20) // a config is a few KiB; refuse anything absurd
+#define MAX_CONFIG_DEPTH 64         // nested mappings / lists; a config uses 3 or 4
+#define PATH_MAX_LEN     256        // longest key path we print ("reward.verifiers[3].timeout_s")
 
 const char *const RL_BUILTIN_VERIFIERS[] = {"accuracy", "path_quality", "format", "efficiency",
                                             NULL};
@@ -744,7 +745,7 @@ static int unknown_key(const cfg_ctx *x, const char *path, const yaml_node_t *ke
     if (!dot)
         return ctx_fail(x, path, key,
                         "unknown section (sections: run, model, tokenizer, data, "
-                        "rollout, reward, algorithm, sft, eval, logging, checkpoint)");
+                        "rollout, reward, algorithm, sft, distill, eval, logging, checkpoint)");
     return ctx_fail(x, path, key, "unknown key in section %.*s (see rlpipe config reference)",
                     (int)(dot - path), path);
 }
@@ -882,9 +883,46 @@ static int syntax_fail(const yaml_parser_t *p, const char *text, size_t len, con
                    file, line, col);
 }
 
+// Refuses nesting deeper than MAX_CONFIG_DEPTH, walking libyaml's events before any document
+// is built: its scanner is quadratic in the depth (40,000 levels of '[' took 10 s) and a config
+// is never more than a few levels deep. Syntax errors are left to load_document, which reports
+// them with its own wording; the walk stops at the first one.
+static int check_depth(const char *text, size_t len, const char *file, const char *set_arg,
+                       rl_err *err) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return rl_fail(err, RL_EINTERNAL, "cannot initialise the YAML parser");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = 0, done = 0;
+    while (!done && rc == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
+            if (++depth > MAX_CONFIG_DEPTH) {
+                int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+                if (set_arg)
+                    rc = rl_fail(err, RL_EINPUT,
+                                 "--set %.*s: the value is YAML nested more than %d levels deep",
+                                 (int)strcspn(set_arg, "="), set_arg, MAX_CONFIG_DEPTH);
+                else
+                    rc = rl_fail(err, RL_EINPUT, "%s:%d:%d: YAML nested more than %d levels deep",
+                                 file, line, col, MAX_CONFIG_DEPTH);
+            }
+        } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
+            depth--;
+        } else if (ev.type == YAML_STREAM_END_EVENT) {
+            done = 1;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 // Parses one YAML document from text into *doc. *has_doc = 0 for an empty stream.
 static int load_document(const char *text, size_t len, const char *file, const char *set_arg,
                          yaml_document_t *doc, rl_err *err) {
+    RL_TRY(check_depth(text, len, file, set_arg, err));
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return rl_fail(err, RL_EINTERNAL, "cannot initialise the YAML parser");
@@ -934,6 +972,8 @@ static int apply_text(rl_config *c, const char *text, size_t len, const char *na
 
 int rl_config_load_text(rl_config *c, const char *text, size_t len, const char *name, rl_err *err) {
     rl_config_defaults(c);
+    if (len > MAX_CONFIG_BYTES)
+        return rl_fail(err, RL_EINPUT, "%s: larger than %u bytes", name, MAX_CONFIG_BYTES);
     c->source_path = rl_strdup(name);
     c->source_text = rl_malloc(len + 1);
     memcpy(c->source_text, text, len);

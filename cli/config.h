@@ -66,6 +66,8 @@ enum { RL_CFG_AGG_TOKEN_MEAN, RL_CFG_AGG_SEQ_MEAN_TOKEN_MEAN, RL_CFG_AGG_DR_GRPO
 enum { RL_CFG_OVERLONG_NONE, RL_CFG_OVERLONG_MASK, RL_CFG_OVERLONG_PENALTY }; // algorithm.overlong
 enum { RL_CFG_SFT_TEACHER, RL_CFG_SFT_JSONL };                                // sft.source
 enum { RL_CFG_PROGRESS_AUTO, RL_CFG_PROGRESS_ALWAYS, RL_CFG_PROGRESS_NEVER }; // logging.progress
+enum { RL_CFG_DISTILL_TEACHER, RL_CFG_DISTILL_DATASET, RL_CFG_DISTILL_ON_POLICY }; // distill.source
+// distill.kl, distill.tau, distill.tau_decay: the RL_DISTILL_* values of policy/distill.h
 
 // ---- the config ------------------------------------------------------------------------------
 // Bools are int 0/1, enums are int (values above), strings are never NULL ("" = unset).
@@ -197,6 +199,32 @@ typedef struct rl_cfg_sft {
     int eval_every;
 } rl_cfg_sft;
 
+typedef struct rl_cfg_distill {
+    char *teacher; // teacher model directory
+    int source;    // RL_CFG_DISTILL_*
+    int examples;
+    double teacher_temperature;
+    int steps;
+    int batch_size;
+    double lr;
+    int lr_schedule; // RL_CFG_LR_*
+    int warmup_steps;
+    double min_lr_ratio;
+    double weight_decay;
+    double beta1, beta2;
+    double grad_clip;
+    int kl;  // RL_DISTILL_KL_*
+    int tau; // RL_DISTILL_TAU_*
+    double tau_fixed;
+    double tau_min, tau_max;
+    double tau_start, tau_end;
+    int tau_decay; // RL_DISTILL_DECAY_*
+    int cache_topk;
+    char *cache_path; // "" -> <out_dir>/teacher_topk.bin (filled by rl_config_finish)
+    int eval_every;
+    int eval_n;
+} rl_cfg_distill;
+
 typedef struct rl_cfg_eval {
     int every;
     int n;
@@ -230,6 +258,7 @@ typedef struct rl_config {
     rl_cfg_reward reward;
     rl_cfg_algorithm algorithm;
     rl_cfg_sft sft;
+    rl_cfg_distill distill;
     rl_cfg_eval eval;
     rl_cfg_logging logging;
     rl_cfg_checkpoint checkpoint;

@@ -197,6 +197,26 @@ static int check_sft(const rl_config *c, rl_err *err) {
     return 0;
 }
 
+static int check_distill(const rl_config *c, rl_err *err) {
+    const rl_cfg_distill *d = &c->distill;
+    if (d->tau_min > d->tau_max)
+        return vfail(c, err, "distill.tau_min", "distill.tau_max",
+                     "distill.tau_min (%g) is more than distill.tau_max (%g)", d->tau_min,
+                     d->tau_max);
+    if (d->warmup_steps > d->steps)
+        return vfail(c, err, "distill.warmup_steps", "distill.steps",
+                     "distill.warmup_steps (%d) is more than distill.steps (%d)", d->warmup_steps,
+                     d->steps);
+    if (d->cache_topk > 0 && d->source == RL_CFG_DISTILL_ON_POLICY)
+        return vfail(c, err, "distill.cache_topk", "distill.source",
+                     "the teacher cache needs fixed completions; distill.source on_policy samples "
+                     "new ones every step (set distill.cache_topk: 0)");
+    if (d->source == RL_CFG_DISTILL_DATASET && c->sft.source == RL_CFG_SFT_JSONL && !c->sft.path[0])
+        return vfail(c, err, "sft.path", "distill.source",
+                     "distill.source dataset with sft.source jsonl needs sft.path");
+    return 0;
+}
+
 int rl_config_validate(const rl_config *c, rl_err *err) {
     RL_TRY(check_run(c, err));
     RL_TRY(check_model(c, err));
@@ -206,6 +226,7 @@ int rl_config_validate(const rl_config *c, rl_err *err) {
     RL_TRY(check_reward(c, err));
     RL_TRY(check_algorithm(c, err));
     RL_TRY(check_sft(c, err));
+    RL_TRY(check_distill(c, err));
     return 0;
 }
 
@@ -220,6 +241,8 @@ int rl_config_finish(rl_config *c, rl_err *err) {
     if (!c->logging.db[0]) replace(&c->logging.db, rl_path_join(c->run.out_dir, "rollouts.db"));
     if (!c->checkpoint.dir[0])
         replace(&c->checkpoint.dir, rl_path_join(c->run.out_dir, "checkpoints"));
+    if (!c->distill.cache_path[0])
+        replace(&c->distill.cache_path, rl_path_join(c->run.out_dir, "teacher_topk.bin"));
     if (c->tokenizer.kind == RL_CFG_TOK_HF && !c->tokenizer.path[0])
         replace(&c->tokenizer.path, rl_strdup(c->model.path));
     return 0;

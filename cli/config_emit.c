@@ -328,10 +328,13 @@ static const char *RULES_DOC =
     "  `rollout.group_size`) split evenly into `algorithm.minibatches`.\n"
     "- With `sft.enabled`: `sft.steps` or `sft.time_budget_s` is non-zero; `sft.warmup_steps` <=\n"
     "  `sft.steps` (when steps > 0); `sft.source: jsonl` needs `sft.path`.\n"
+    "- `distill.tau_min` <= `distill.tau_max`; `distill.warmup_steps` <= `distill.steps`;\n"
+    "  `distill.cache_topk` > 0 needs fixed completions (not `distill.source: on_policy`).\n"
     "\n"
     "Derived defaults, filled in after the checks: `run.out_dir` = `runs/<run.name>`, `logging.db` "
     "=\n"
-    "`<run.out_dir>/rollouts.db`, `checkpoint.dir` = `<run.out_dir>/checkpoints`.\n";
+    "`<run.out_dir>/rollouts.db`, `checkpoint.dir` = `<run.out_dir>/checkpoints`,\n"
+    "`distill.cache_path` = `<run.out_dir>/teacher_topk.bin`.\n";
 
 static const char *type_name(int type) {
     switch (type) {

@@ -23,8 +23,11 @@ static const cli_command COMMANDS[] = {
     {"verify", "score JSON lines of completions with the reward verifiers", cmd_verify},
     {"train", "the whole recipe: cold-start SFT, then GRPO against the verifiers", cmd_train},
     {"sft", "cold-start supervised fine-tuning on teacher traces or a JSONL file", cmd_sft},
+    {"distill", "token-level distillation from a teacher model (dynamic temperature)", cmd_distill},
     {"sample", "generate completions and show their verifier scores", cmd_sample},
     {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
+    {"report", "an HTML report (curves, evals, samples) and PNGs from run logs", cmd_report},
+    {"serve", "an OpenAI-compatible HTTP server for a model directory", cmd_serve},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);

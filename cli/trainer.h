@@ -22,6 +22,23 @@ typedef struct rl_sft_result {
 // open (phase "sft"). Reports held-out pass@1 every sft.eval_every steps when that is > 0.
 int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err);
 
+typedef struct rl_distill_result {
+    int steps;
+    double seconds;
+    double final_loss, final_tau; // loss and mean tau of the last step
+    double tokens_per_s;
+    double perplexity_start, pass_at_1_start; // held-out, before the first step
+    double perplexity, pass_at_1;             // held-out, after the last step
+    rl_eval_result eval;                      // the last held-out evaluation
+} rl_distill_result;
+
+// Token-level distillation of r->model from `teacher` (forward only; same backend and
+// vocabulary) per cfg->distill (cli/distill.md). Logs steps (phase "distill") with a
+// distill_steps row each, and evaluations (split "heldout": pass@1; split "teacher_text":
+// perplexity) at step 0, every distill.eval_every steps and at the end.
+int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_result *out,
+               rl_err *err);
+
 typedef struct rl_train_result {
     int steps;             // updates completed (including any before a resume)
     double seconds;        // wall time of the RL loop in this process

@@ -86,6 +86,82 @@ int rl_chat_render(rl_chat_template tmpl, const rl_tokenizer *tok, const char *s
     }
 }
 
+// A growable string for rendering conversations.
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *t) {
+    size_t k = strlen(t);
+    if (b->len + k + 1 > b->cap) {
+        b->cap = (b->len + k + 1) * 2;
+        b->s = rl_realloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, t, k + 1);
+    b->len += k;
+}
+
+static int role_of(const char *role) {
+    if (!role) return -1;
+    if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) return 0;
+    if (strcmp(role, "user") == 0) return 1;
+    if (strcmp(role, "assistant") == 0) return 2;
+    return -1;
+}
+
+int rl_chat_render_messages(rl_chat_template tmpl, const rl_tokenizer *tok, const rl_chat_msg *msgs,
+                            int n_msgs, char **out, rl_err *err) {
+    *out = NULL;
+    (void)tok;
+    for (int i = 0; i < n_msgs; i++)
+        if (role_of(msgs[i].role) < 0)
+            return rl_fail(err, RL_EINPUT, "message %d: unknown role '%s'", i,
+                           msgs[i].role ? msgs[i].role : "(none)");
+    if (tmpl != RL_CHAT_PLAIN && tmpl != RL_CHAT_CHATML && tmpl != RL_CHAT_R1)
+        return rl_fail(err, RL_EINPUT, "chat template: unknown template %d", (int)tmpl);
+    strbuf b = {0};
+    sb_add(&b, "");
+    if (tmpl == RL_CHAT_PLAIN) {
+        for (int i = 0; i < n_msgs; i++) {
+            if (i > 0) sb_add(&b, "\n");
+            sb_add(&b, msgs[i].content ? msgs[i].content : "");
+        }
+    } else if (tmpl == RL_CHAT_CHATML) {
+        if (n_msgs == 0 || role_of(msgs[0].role) != 0)
+            sb_add(&b, "<|im_start|>system\n" QWEN_DEFAULT_SYSTEM "<|im_end|>\n");
+        static const char *const NAMES[3] = {"system", "user", "assistant"};
+        for (int i = 0; i < n_msgs; i++) {
+            sb_add(&b, "<|im_start|>");
+            sb_add(&b, NAMES[role_of(msgs[i].role)]);
+            sb_add(&b, "\n");
+            sb_add(&b, msgs[i].content ? msgs[i].content : "");
+            sb_add(&b, "<|im_end|>\n");
+        }
+        sb_add(&b, "<|im_start|>assistant\n");
+    } else {
+        sb_add(&b, R1_BOS);
+        for (int i = 0; i < n_msgs; i++)
+            if (role_of(msgs[i].role) == 0) sb_add(&b, msgs[i].content ? msgs[i].content : "");
+        for (int i = 0; i < n_msgs; i++) {
+            const char *c = msgs[i].content ? msgs[i].content : "";
+            int r = role_of(msgs[i].role);
+            if (r == 1) {
+                sb_add(&b, R1_USER);
+                sb_add(&b, c);
+            } else if (r == 2) {
+                const char *end_think = strstr(c, "</think>");
+                sb_add(&b, R1_ASSISTANT);
+                sb_add(&b, end_think ? end_think + strlen("</think>") : c);
+                sb_add(&b, R1_EOS);
+            }
+        }
+        sb_add(&b, R1_ASSISTANT "<think>\n");
+    }
+    *out = b.s;
+    return 0;
+}
+
 int rl_chat_encode(rl_chat_template tmpl, const rl_tokenizer *tok, const char *system,
                    const char *user, rl_ids *out, rl_err *err) {
     char *text;

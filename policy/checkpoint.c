@@ -110,6 +110,80 @@ static int check_tensor_names(const rl_model *m, const rl_ckpt *ck, const char *
     return 0;
 }
 
+static void shape_text(char *buf, size_t cap, const int64_t *shape, int ndim) {
+    if (ndim == 1)
+        snprintf(buf, cap, "[%lld]", (long long)shape[0]);
+    else if (ndim == 2)
+        snprintf(buf, cap, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
+    else
+        snprintf(buf, cap, "a %d-dimensional shape", ndim);
+}
+
+typedef struct shape_check {
+    const rl_ckpt *ck;
+    const char *dir;
+    const rl_model_config *cfg;
+    char missing[1024];
+    int n_missing, n_total;
+    rl_err *err;
+} shape_check;
+
+// A layer of which the checkpoint holds none of these tensors is not there at all.
+static int has_layer(const rl_ckpt *ck, int l) {
+    static const char *const PARTS[] = {"input_layernorm.weight", "self_attn.q_proj.weight",
+                                        "mlp.down_proj.weight", "post_attention_layernorm.weight"};
+    char name[96];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, PARTS[i]);
+        if (rl_ckpt_has(ck, name)) return 1;
+    }
+    return 0;
+}
+
+static int check_one_shape(void *ctx, const rl_model_tensor_spec *t) {
+    shape_check *s = ctx;
+    s->n_total++;
+    const rl_st_file *f;
+    const rl_st_tensor *st = rl_ckpt_find(s->ck, t->name, &f);
+    if (!st) {
+        list_name(s->missing, sizeof s->missing, &s->n_missing, t->name);
+        return 0;
+    }
+    if (st->ndim == t->ndim && st->shape[0] == t->shape[0] &&
+        (t->ndim == 1 || st->shape[1] == t->shape[1]))
+        return 0;
+    char have[64], want[64];
+    shape_text(have, sizeof have, st->shape, st->ndim);
+    shape_text(want, sizeof want, t->shape, t->ndim);
+    return rl_fail(s->err, RL_EINPUT,
+                   "%s: tensor \"%s\" has shape %s but %s/config.json implies %s (%s)",
+                   rl_st_path(f), t->name, have, s->dir, want, t->dims);
+}
+
+// Every tensor config.json implies is in the checkpoint with exactly its shape: checked on the
+// safetensors headers alone, before the model is allocated, so that a config.json whose sizes
+// do not match the weights (vocab_size 5000000 beside a 151936-row embedding) is an error that
+// names the tensor and the key instead of gigabytes allocated for nothing.
+static int check_shapes(const rl_model_config *cfg, const rl_ckpt *ck, const char *dir,
+                        rl_err *err) {
+    shape_check s = {.ck = ck, .dir = dir, .cfg = cfg, .err = err};
+    int rc = rl_model_config_tensors(cfg, check_one_shape, &s, err);
+    if (rc != 0) return -1;
+    if (s.n_missing == 0) return 0;
+    int layers = 0;
+    while (layers < cfg->num_hidden_layers && has_layer(ck, layers)) layers++;
+    if (layers < cfg->num_hidden_layers && !has_layer(ck, cfg->num_hidden_layers - 1))
+        return rl_fail(err, RL_EINPUT,
+                       "%s/config.json: \"num_hidden_layers\" = %d but %s/%s holds %d layer%s "
+                       "(model.layers.%d.* is absent)",
+                       dir, cfg->num_hidden_layers, dir, ckpt_file_name(dir), layers,
+                       layers == 1 ? "" : "s", layers);
+    return rl_fail(err, RL_EINPUT,
+                   "%s/%s: missing tensor%s %s%s (config.json implies %d tensors, %d absent)", dir,
+                   ckpt_file_name(dir), s.n_missing > 1 ? "s" : "", s.missing,
+                   s.n_missing > NAMES_LISTED ? ", ..." : "", s.n_total, s.n_missing);
+}
+
 static int read_tensors(rl_model *m, const rl_ckpt *ck, rl_err *err) {
     size_t biggest = 1;
     for (int i = 0; i < m->n_tensors; i++)
@@ -135,12 +209,20 @@ int rl_model_load(rl_model **out, const char *dir, const rl_backend *be, rl_err 
                        dir);
     rl_model_config cfg;
     RL_TRY(rl_hf_config_load(&cfg, dir, err));
-    rl_model *m;
-    if (rl_model_create(&m, &cfg, be, err) != 0) return rl_err_prefix(err, "%s: ", dir);
+    int hd;
+    if (rl_model_check_config(&cfg, &hd, err) != 0) return rl_err_prefix(err, "%s: ", dir);
+    // Headers first (the shards are only mapped): the sizes must match the weights before the
+    // model's memory is allocated.
     rl_ckpt *ck;
-    if (rl_ckpt_open(&ck, dir, err) != 0) {
-        rl_model_free(m);
+    RL_TRY(rl_ckpt_open(&ck, dir, err));
+    if (check_shapes(&cfg, ck, dir, err) != 0) {
+        rl_ckpt_close(ck);
         return -1;
+    }
+    rl_model *m;
+    if (rl_model_create(&m, &cfg, be, err) != 0) {
+        rl_ckpt_close(ck);
+        return rl_err_prefix(err, "%s: ", dir);
     }
     int rc = check_tensor_names(m, ck, dir, err);
     if (rc == 0) rc = read_tensors(m, ck, err);

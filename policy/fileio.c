@@ -35,27 +35,71 @@ int rl_is_dir(const char *path) {
 
 // ---- reading ----------------------------------------------------------------------------------
 
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a plain file";
+}
+
+int rl_open_regular(const char *path, size_t *size, rl_err *err) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, for ever.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return rl_fail(err, RL_EINPUT, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    if (size) *size = (size_t)st.st_size;
+    return fd;
+}
+
+FILE *rl_fopen_regular(const char *path, rl_err *err) {
+    int fd = rl_open_regular(path, NULL, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 int rl_read_file(const char *path, size_t max_bytes, char **data, size_t *len, rl_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    int fd = rl_open_regular(path, NULL, err);
+    if (fd < 0) return -1;
     size_t cap = 1 << 16, n = 0;
     char *buf = rl_malloc(cap + 1);
-    int too_large = 0;
+    int too_large = 0, read_errno = 0;
     for (;;) {
         if (n == cap) buf = rl_realloc(buf, (cap *= 2) + 1);
         // With a cap, never ask for more than one byte past it: that byte is enough to refuse.
         size_t want = cap - n;
         if (max_bytes && max_bytes - n < want) want = max_bytes - n + 1;
-        size_t got = fread(buf + n, 1, want, f);
-        n += got;
+        ssize_t got = read(fd, buf + n, want);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            read_errno = errno ? errno : EIO;
+            break;
+        }
+        if (got == 0) break; // end of file
+        n += (size_t)got;
         if (max_bytes && n > max_bytes) {
             too_large = 1;
             break;
         }
-        if (got < want) break; // end of file or an error
     }
-    int read_errno = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
+    close(fd);
     if (too_large || read_errno) {
         free(buf);
         if (too_large) return rl_fail(err, RL_EINPUT, "%s: larger than %zu bytes", path, max_bytes);

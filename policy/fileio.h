@@ -10,6 +10,11 @@
  * Reading a whole file: "<path>: cannot open: <why>", "<path>: read error: <why>" and, with a size
  * cap, "<path>: larger than N bytes", all RL_EINPUT.
  *
+ * Every file rlpipe reads from a path a user gave (configs, model files, tokenizers, datasets)
+ * is opened through rl_open_regular: O_NONBLOCK, so that a FIFO or a device cannot make open()
+ * wait for a writer, then fstat on the descriptor, and anything but a regular file is refused:
+ *   "<path>: not a regular file (a FIFO)"   RL_EINPUT  (or a directory, a device, a socket)
+ *
  * Verifiers do not use this module (they include only the verifier ABI and libraries).
  *
  * Owns: nothing; the buffers and names it returns are the caller's to free().
@@ -19,6 +24,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "kernels/rl_error.h"
 
@@ -32,6 +38,15 @@ int rl_is_file(const char *path);
 int rl_is_dir(const char *path);
 
 // ---- reading ----------------------------------------------------------------------------------
+
+// Opens path read-only for reading a regular file: never blocks in open() (O_NONBLOCK, cleared
+// again once the file is known to be regular), refuses what fstat says is not a regular file.
+// Returns the descriptor (O_CLOEXEC), or -1 with RL_EINPUT "<path>: cannot open: <why>" or
+// "<path>: not a regular file (a FIFO)". *size (if not NULL) gets the file size.
+int rl_open_regular(const char *path, size_t *size, rl_err *err);
+
+// The same as a stdio stream ("rb"), for line-oriented readers. NULL on failure.
+FILE *rl_fopen_regular(const char *path, rl_err *err);
 
 // The whole file: *data (malloc'd, with a NUL after the *len bytes, so text can be used as a C
 // string) and its length. max_bytes > 0 refuses larger files; 0 = no cap.

@@ -50,14 +50,33 @@ static int type_error(parse_ctx *c, const char *key, const char *want, const jso
                    rl_json_type_name(v));
 }
 
+// Upper bounds on the sizes, far above any real Qwen2-family model (Qwen2.5-72B: hidden 8192,
+// intermediate 29568, 80 layers, 64 heads, vocab 152064; Qwen2.5-1M: 1010000 positions) and low
+// enough that no product of two of them overflows and nothing absurd is allocated before the
+// weights are looked at. Other integer keys stay within int.
+static long long size_limit(const char *key) {
+    static const struct {
+        const char *key;
+        long long max;
+    } LIMITS[] = {
+        {"hidden_size", 1 << 16},         {"intermediate_size", 1 << 20},
+        {"num_hidden_layers", 1 << 10},   {"num_attention_heads", 1 << 10},
+        {"num_key_value_heads", 1 << 10}, {"head_dim", 1 << 10},
+        {"vocab_size", 1 << 24},          {"max_position_embeddings", 1 << 24},
+    };
+    for (size_t i = 0; i < sizeof LIMITS / sizeof LIMITS[0]; i++)
+        if (strcmp(LIMITS[i].key, key) == 0) return LIMITS[i].max;
+    return INT_MAX;
+}
+
 static int get_int(parse_ctx *c, const char *key, int *out, long long min, int nullable) {
     json_t *v = json_object_get(c->root, key);
     if (!v || (nullable && json_is_null(v))) return 0;
     if (!json_is_integer(v)) return type_error(c, key, "an integer", v);
-    long long x = json_integer_value(v);
-    if (x < min || x > INT_MAX)
-        return rl_fail(c->err, RL_EINPUT, "%s: \"%s\" = %lld is out of range [%lld, %d]", c->src,
-                       key, x, min, INT_MAX);
+    long long x = json_integer_value(v), max = size_limit(key);
+    if (x < min || x > max)
+        return rl_fail(c->err, RL_EINPUT, "%s: \"%s\" = %lld is out of range [%lld, %lld]", c->src,
+                       key, x, min, max);
     *out = (int)x;
     return 1;
 }
@@ -296,10 +315,14 @@ int rl_hf_config_check(const rl_model_config *cfg, const char *source, rl_err *e
         {"vocab_size", cfg->vocab_size},
         {"max_position_embeddings", cfg->max_position_embeddings},
     };
-    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++) {
         if (positive[i].value < 1)
             return rl_fail(err, RL_EINPUT, "%s: \"%s\" = %d must be positive", source,
                            positive[i].key, positive[i].value);
+        if (positive[i].value > size_limit(positive[i].key))
+            return rl_fail(err, RL_EINPUT, "%s: \"%s\" = %d is above the limit %lld", source,
+                           positive[i].key, positive[i].value, size_limit(positive[i].key));
+    }
     if (cfg->num_attention_heads % cfg->num_key_value_heads != 0)
         return rl_fail(err, RL_EINPUT,
                        "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",

@@ -13,7 +13,11 @@
  * be absent, null or of type "default"; quantization_config is rejected; a transformers-5 style
  * rope_parameters object is understood; a layer_types list must match the sliding-window rule.
  * eos_token_id may be an integer, a list (up to 4) or null. A value of the wrong JSON type is
- * RL_EINPUT naming the file and the key.
+ * RL_EINPUT naming the file and the key. Sizes have upper bounds far above any real model, so
+ * that nothing absurd is allocated and no product of two sizes overflows: hidden_size 65536,
+ * intermediate_size 2^20, num_hidden_layers / num_attention_heads / num_key_value_heads /
+ * head_dim 1024, vocab_size and max_position_embeddings 2^24 ("\"vocab_size\" = N is out of
+ * range [1, 16777216]"). Whether the sizes match the weights is checked by rl_model_load.
  *
  * Saving writes every field above in the layout transformers writes (sorted keys, indent 2),
  * so AutoConfig / AutoModelForCausalLM.from_pretrained accept the directory.

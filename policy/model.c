@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // Largest lm_head output kept at once (floats): rows of logits are processed in chunks of
 // LOGITS_BUDGET / V rows, so a 151k vocabulary never needs the full [B*T, V] matrix.
@@ -52,7 +53,7 @@ void rl_model__toc(rl_model *m, double *bucket, double t0) {
 // ------------------------------------------------------------------------------------------------
 // Creation
 
-static int validate_config(const rl_model_config *cfg, int *hd_out, rl_err *err) {
+int rl_model_check_config(const rl_model_config *cfg, int *hd_out, rl_err *err) {
     struct {
         const char *key;
         int value;
@@ -153,6 +154,52 @@ static void build_tensor_table(rl_model *m) {
     if (!m->cfg.tie_word_embeddings) add_tensor(m, "lm_head.weight", 2, m->V, C, p->wlm, 0);
 }
 
+// The same tensors as build_tensor_table, from the config alone (test_model_io compares them).
+int rl_model_config_tensors(const rl_model_config *cfg,
+                            int (*fn)(void *ctx, const rl_model_tensor_spec *t), void *ctx,
+                            rl_err *err) {
+    int hd;
+    RL_TRY(rl_model_check_config(cfg, &hd, err));
+    int64_t C = cfg->hidden_size, V = cfg->vocab_size, FF = cfg->intermediate_size;
+    int64_t qd = (int64_t)cfg->num_attention_heads * hd;
+    int64_t kvd = (int64_t)cfg->num_key_value_heads * hd;
+    char c[32], v[32], ff[32], q[64], kv[64];
+    snprintf(c, sizeof c, "hidden_size %d", cfg->hidden_size);
+    snprintf(v, sizeof v, "vocab_size %d", cfg->vocab_size);
+    snprintf(ff, sizeof ff, "intermediate_size %d", cfg->intermediate_size);
+    snprintf(q, sizeof q, "num_attention_heads %d * head_dim %d", cfg->num_attention_heads, hd);
+    snprintf(kv, sizeof kv, "num_key_value_heads %d * head_dim %d", cfg->num_key_value_heads, hd);
+    rl_model_tensor_spec t;
+    int rc;
+#define SPEC(d0, d1, dims0, dims1, ...)                                                            \
+    do {                                                                                           \
+        snprintf(t.name, sizeof t.name, __VA_ARGS__);                                              \
+        t.ndim = (d1) ? 2 : 1, t.shape[0] = d0, t.shape[1] = d1;                                   \
+        snprintf(t.dims, sizeof t.dims, "%s%s%s", dims0, (d1) ? " x " : "", dims1);                \
+        if ((rc = fn(ctx, &t)) != 0) return rc;                                                    \
+    } while (0)
+    SPEC(V, C, v, c, "model.embed_tokens.weight");
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        const char *p = "model.layers.";
+        SPEC(qd, C, q, c, "%s%d.self_attn.q_proj.weight", p, l);
+        if (cfg->attention_bias) SPEC(qd, 0, q, "", "%s%d.self_attn.q_proj.bias", p, l);
+        SPEC(kvd, C, kv, c, "%s%d.self_attn.k_proj.weight", p, l);
+        if (cfg->attention_bias) SPEC(kvd, 0, kv, "", "%s%d.self_attn.k_proj.bias", p, l);
+        SPEC(kvd, C, kv, c, "%s%d.self_attn.v_proj.weight", p, l);
+        if (cfg->attention_bias) SPEC(kvd, 0, kv, "", "%s%d.self_attn.v_proj.bias", p, l);
+        SPEC(C, qd, c, q, "%s%d.self_attn.o_proj.weight", p, l);
+        SPEC(FF, C, ff, c, "%s%d.mlp.gate_proj.weight", p, l);
+        SPEC(FF, C, ff, c, "%s%d.mlp.up_proj.weight", p, l);
+        SPEC(C, FF, c, ff, "%s%d.mlp.down_proj.weight", p, l);
+        SPEC(C, 0, c, "", "%s%d.input_layernorm.weight", p, l);
+        SPEC(C, 0, c, "", "%s%d.post_attention_layernorm.weight", p, l);
+    }
+    SPEC(C, 0, c, "", "model.norm.weight");
+    if (!cfg->tie_word_embeddings) SPEC(V, C, v, c, "lm_head.weight");
+#undef SPEC
+    return 0;
+}
+
 // The parameter views of a block laid out by alloc_params (params or gradients alike).
 static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
     size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, AD = (size_t)m->NH * m->hd;
@@ -182,10 +229,16 @@ static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
 #undef VIEW
 }
 
+// Physical memory in GB, 0 when unknown.
+static double host_memory_gb(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size / 1e9 : 0.0;
+}
+
 int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err) {
     *out = NULL;
     int hd = 0;
-    RL_TRY(validate_config(cfg, &hd, err));
+    RL_TRY(rl_model_check_config(cfg, &hd, err));
     rl_model *m = rl_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->cfg.head_dim = hd;
@@ -208,6 +261,18 @@ int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend
         (m->cfg.attention_bias ? align16(L * QKV) : 0) + 2 * align16(L * C) + align16(C);
     m->n_decay = n_decay;
     m->n_params = n_decay + n_rest;
+    // A from-scratch model is as large as its config asks; refuse one the host cannot hold
+    // instead of dying in the allocator (exit 1, or an abort under AddressSanitizer).
+    double gb = (double)m->n_params * sizeof(float) / 1e9, host_gb = host_memory_gb();
+    if (strcmp(be->name, "cpu") == 0 && host_gb > 0 && gb > host_gb) {
+        size_t n = m->n_params;
+        free(m->tensors);
+        free(m);
+        return rl_fail(err, RL_EINPUT,
+                       "model config: %zu parameters need %.1f GB of float32 weights, more than "
+                       "this machine's %.1f GB of memory",
+                       n, gb, host_gb);
+    }
     m->params_block = be->mem_alloc(be, m->n_params * sizeof(float));
     point_params(m, m->params_block, &m->params);
     build_tensor_table(m);
@@ -251,6 +316,7 @@ void rl_model_free(rl_model *m) {
     be->mem_free(be, m->acts_block);
     be->mem_free(be, m->gacts_block);
     be->mem_free(be, m->dec_block);
+    be->mem_free(be, m->score_block);
     free(m->dec.h_tokens);
     free(m->dec.h_pos);
     free(m->dec.h_slot);
@@ -432,24 +498,31 @@ void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, floa
 // ------------------------------------------------------------------------------------------------
 // Forward
 
-int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
-                     rl_err *err) {
+// RL_EINPUT for a bad shape or a token outside the vocabulary inside a length.
+static int check_batch(const rl_model *m, const int32_t *tokens, const int32_t *lengths, int B,
+                       int T, const char *what, rl_err *err) {
     if (B <= 0 || T <= 0)
-        return rl_fail(err, RL_EINPUT, "model forward: batch %d x %d must be positive", B, T);
+        return rl_fail(err, RL_EINPUT, "model %s: batch %d x %d must be positive", what, B, T);
     for (int b = 0; b < B; b++) {
         int len = lengths ? lengths[b] : T;
         if (len < 0 || len > T)
-            return rl_fail(err, RL_EINPUT, "model forward: length %d of row %d outside [0, %d]",
+            return rl_fail(err, RL_EINPUT, "model %s: length %d of row %d outside [0, %d]", what,
                            len, b, T);
         for (int t = 0; t < len; t++) {
             int32_t id = tokens[(size_t)b * T + t];
             if (id < 0 || id >= m->V)
                 return rl_fail(err, RL_EINPUT,
-                               "model forward: token %d at row %d position %d outside the "
+                               "model %s: token %d at row %d position %d outside the "
                                "vocabulary [0, %d)",
-                               id, b, t, m->V);
+                               what, id, b, t, m->V);
         }
     }
+    return 0;
+}
+
+int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                     rl_err *err) {
+    RL_TRY(check_batch(m, tokens, lengths, B, T, "forward", err));
     size_t N = (size_t)B * T, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
     size_t FF = m->FF;
     ensure_acts(m, N, (size_t)B);
@@ -488,6 +561,83 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
     RL_TIMED(m, other,
              be->rmsnorm_forward(be, a->lnf, a->rstdf, a->res + (size_t)m->L * N * C,
                                  m->params.lnfw, n, m->C, (float)m->cfg.rms_norm_eps));
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scoring without activations
+
+// One layer's worth of buffers for rl_model_score_logits (reallocated only to grow).
+static void ensure_score(rl_model *m, size_t N, size_t B) {
+    if (N <= m->score_rows && B <= m->score_seqs) return;
+    if (N < m->score_rows) N = m->score_rows;
+    if (B < m->score_seqs) B = m->score_seqs;
+    const rl_backend *be = m->be;
+    be->mem_free(be, m->score_block);
+    size_t C = m->C, AD = (size_t)m->NH * m->hd;
+    size_t chunk = logits_chunk_rows(m, N);
+    rl_model_score *s = &m->score;
+    float *tokens, *pos, *lengths;
+    float **views[] = {&s->x,   &s->mid,  &s->ln,     &s->qkv, &s->att, &s->lse, &s->gu,
+                       &s->mlp, &s->proj, &s->logits, &tokens, &pos,    &lengths};
+    size_t sizes[] = {N * C,     N * C, N * C,        N * m->QKV, N * AD, N * m->NH, N * 2 * m->FF,
+                      N * m->FF, N * C, chunk * m->V, N,          N,      B};
+    m->score_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
+    s->tokens = (int32_t *)tokens;
+    s->pos = (int32_t *)pos;
+    s->lengths = (int32_t *)lengths;
+    m->score_rows = N;
+    m->score_seqs = B;
+    m->score_chunk = chunk;
+}
+
+
+int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                          float *logits, rl_err *err) {
+    RL_TRY(check_batch(m, tokens, lengths, B, T, "score_logits", err));
+    size_t N = (size_t)B * T, C = m->C, V = m->V;
+    ensure_score(m, N, (size_t)B);
+    const rl_backend *be = m->be;
+    rl_model_score *s = &m->score;
+    int32_t *h_tok = rl_malloc(N * sizeof(int32_t)), *h_pos = rl_malloc(N * sizeof(int32_t));
+    int32_t *h_len = rl_malloc((size_t)B * sizeof(int32_t));
+    for (int b = 0; b < B; b++) {
+        int len = lengths ? lengths[b] : T;
+        h_len[b] = len;
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t;
+            h_tok[r] = t < len ? tokens[r] : -1;
+            h_pos[r] = t;
+        }
+    }
+    be->mem_upload(be, s->tokens, h_tok, N * sizeof(int32_t));
+    be->mem_upload(be, s->pos, h_pos, N * sizeof(int32_t));
+    be->mem_upload(be, s->lengths, h_len, (size_t)B * sizeof(int32_t));
+    int n = (int)N;
+    // The same layer pieces as rl_model_forward, every layer in the same buffers: the residual
+    // stream goes x -> mid (attention) -> x (MLP).
+    RL_TIMED(m, other, be->embedding_forward(be, s->x, s->tokens, m->params.wte, n, m->C));
+    for (int l = 0; l < m->L; l++) {
+        rl_model__attn_in(m, l, s->qkv, s->ln, NULL, s->x, s->pos, n);
+        RL_TIMED(m, attention,
+                 be->attention_forward(be, s->att, s->lse, s->qkv, s->lengths, B, T, m->NH, m->NKV,
+                                       m->hd, rl_model_layer_window(m, l)));
+        rl_model__attn_out(m, l, s->mid, s->x, s->att, s->proj, n);
+        rl_model__mlp(m, l, s->x, s->mid, s->ln, NULL, s->gu, s->mlp, s->proj, n);
+    }
+    RL_TIMED(m, other,
+             be->rmsnorm_forward(be, s->ln, NULL, s->x, m->params.lnfw, n, m->C,
+                                 (float)m->cfg.rms_norm_eps));
+    for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
+        int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
+        rl_model__matmul(m, s->logits, s->ln + r0 * C, m->params.wlm, NULL, rows, m->C, m->V);
+        be->mem_download(be, logits + r0 * V, s->logits, (size_t)rows * V * sizeof(float));
+    }
+    for (int b = 0; b < B; b++)
+        for (int t = h_len[b]; t < T; t++) memset(logits + ((size_t)b * T + t) * V, 0, V * 4);
+    free(h_tok);
+    free(h_pos);
+    free(h_len);
     return 0;
 }
 
@@ -565,6 +715,8 @@ int rl_model_logits(rl_model *m, float *logits, rl_err *err) {
 // ------------------------------------------------------------------------------------------------
 // Backward
 
+static void backward_trunk(rl_model *m);
+
 int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl_err *err) {
     if (!m->have_logprobs)
         return rl_fail(err, RL_EINTERNAL,
@@ -575,10 +727,7 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
     rl_model_grad_acts *g = &m->gacts;
     const rl_model_weights *p = &m->params;
     rl_model_weights *dp = &m->grads;
-    int B = m->B, T = m->T, n = B * T;
-    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
-    size_t FF = m->FF;
-    float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
+    size_t N = (size_t)m->B * m->T, C = m->C;
 
     // seeds, zero at padding
     memcpy(m->h_f1, dlogp, N * sizeof(float));
@@ -603,6 +752,61 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
                                      p->wlm, rows, m->C, m->V));
     }
     m->logits_valid = 0; // consumed
+    backward_trunk(m);
+    return 0;
+}
+
+int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err) {
+    if (m->B == 0) return rl_fail(err, RL_EINTERNAL, "model backward_logits: no forward pass");
+    ensure_grads(m);
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    size_t N = (size_t)m->B * m->T, C = m->C, V = m->V;
+    // The seeds go through the lm_head chunk by chunk, in the logits buffer; padded rows are
+    // zeroed on the host so whatever the caller left there changes nothing.
+    float *host = NULL;
+    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+        int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
+        const float *src = dlogits + r0 * V;
+        int padded = 0;
+        for (int i = 0; i < rows && !padded; i++) {
+            size_t r = r0 + (size_t)i;
+            padded = (int)(r % (size_t)m->T) >= m->h_lengths[r / (size_t)m->T];
+        }
+        if (padded) {
+            if (!host) host = rl_malloc(m->logits_rows * V * sizeof(float));
+            memcpy(host, src, (size_t)rows * V * sizeof(float));
+            for (int i = 0; i < rows; i++) {
+                size_t r = r0 + (size_t)i;
+                if ((int)(r % (size_t)m->T) >= m->h_lengths[r / (size_t)m->T])
+                    memset(host + (size_t)i * V, 0, V * sizeof(float));
+            }
+            src = host;
+        }
+        be->mem_upload(be, a->logits, src, (size_t)rows * V * sizeof(float));
+        RL_TIMED(m, matmul,
+                 be->matmul_backward(be, m->gacts.dln + r0 * C, m->grads.wlm, NULL, a->logits,
+                                     a->lnf + r0 * C, m->params.wlm, rows, m->C, m->V));
+    }
+    free(host);
+    m->logits_valid = 0; // the buffer now holds seeds
+    m->have_logprobs = 0;
+    backward_trunk(m);
+    return 0;
+}
+
+// Backward from the gradient of the final norm's output (gacts.dln, all N rows) to every
+// parameter.
+static void backward_trunk(rl_model *m) {
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    rl_model_grad_acts *g = &m->gacts;
+    const rl_model_weights *p = &m->params;
+    rl_model_weights *dp = &m->grads;
+    int B = m->B, T = m->T, n = B * T;
+    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
+    size_t FF = m->FF;
+    float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
 
     be->mem_zero(be, g->dres, N * C * sizeof(float));
     RL_TIMED(m, other,
@@ -646,7 +850,6 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
                                       rstd1, n, m->C));
     }
     RL_TIMED(m, other, be->embedding_backward(be, dp->wte, g->dres, a->tokens, n, m->C));
-    return 0;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -118,6 +118,21 @@ typedef struct rl_model_decode {
     int32_t *h_out_idx, *h_out_dst;     // [out_rows] host: chunk row, logits row
 } rl_model_decode;
 
+// Scoring scratch: one layer's worth of buffers, reused by every layer (rl_model_score_logits).
+typedef struct rl_model_score {
+    float *x, *mid;        // [N, C] residual stream before / after a layer's attention
+    float *ln;             // [N, C]
+    float *qkv;            // [N, QKV]
+    float *att;            // [N, NH*hd]
+    float *lse;            // [N, NH]
+    float *gu;             // [N, 2*FF]
+    float *mlp;            // [N, FF]
+    float *proj;           // [N, C]
+    float *logits;         // [chunk, V]
+    int32_t *tokens, *pos; // [N]
+    int32_t *lengths;      // [B]
+} rl_model_score;
+
 // Seconds spent per kind of work, accumulated while timing is enabled (each timed call
 // synchronises the backend, so enable it only to measure).
 typedef struct rl_model_timing {
@@ -152,6 +167,9 @@ typedef struct rl_model {
     rl_model_grad_acts gacts;
     float *dec_block;
     rl_model_decode dec;
+    float *score_block; // rl_model_score_logits scratch, sized for score_rows / score_seqs
+    rl_model_score score;
+    size_t score_rows, score_seqs, score_chunk;
     int prefill_rows; // new tokens per prefill chunk (1024 by default)
 
     // state of the last forward / token_logprobs
@@ -172,6 +190,27 @@ typedef struct rl_model {
 // positive, a positive window when use_sliding_window) and allocates the parameter block (zeros).
 // head_dim 0 means hidden_size / num_attention_heads. RL_EINPUT on a bad config.
 int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend *be, rl_err *err);
+
+// The checks rl_model_create makes, without allocating anything; *head_dim gets the resolved
+// head dimension.
+int rl_model_check_config(const rl_model_config *cfg, int *head_dim, rl_err *err);
+
+// One tensor a config implies: its Hugging Face name and shape, and the config keys the shape
+// comes from, with their values (for messages), e.g. "vocab_size 151936 x hidden_size 896".
+typedef struct rl_model_tensor_spec {
+    char name[80];
+    int ndim;         // 1 or 2
+    int64_t shape[2]; // shape[1] is 0 when ndim == 1
+    char dims[160];
+} rl_model_tensor_spec;
+
+// Calls fn for every tensor a model with this config holds, in state_dict order, with the names
+// and shapes rl_model_tensor_info would give, before anything is allocated (so a checkpoint can
+// be checked against the config first). Returns -1 for a bad config (RL_EINPUT, as
+// rl_model_create), else the first nonzero value fn returns, else 0.
+int rl_model_config_tensors(const rl_model_config *cfg,
+                            int (*fn)(void *ctx, const rl_model_tensor_spec *t), void *ctx,
+                            rl_err *err);
 
 // Hugging Face's _init_weights: every matrix (embedding, projections, lm_head) normal(0,
 // init_std) (HF: initializer_range, 0.02), biases 0, norm weights 1. No residual-branch scaling.
@@ -225,6 +264,23 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
 // bonus are other choices of the two seeds. Gradients wrt logits: dlogp (onehot - p)/temperature
 // and -dentropy p (log p + H)/temperature. RL_EINTERNAL if token_logprobs has not run.
 int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl_err *err);
+
+// After rl_model_forward (token_logprobs not needed): ACCUMULATES into the gradient block the
+// gradient of any objective whose gradient with respect to the logits is dlogits [B,T,V] (host;
+// rows at padded positions ignored). Distillation uses it: its loss depends on the whole
+// distribution, not on one token's log-probability. Composed of the backend's existing ops (the
+// seeds are uploaded into the logits buffer chunk by chunk and go through the lm_head's matmul
+// backward), so every backend has it.
+int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err);
+
+// Scoring mode: logits [B,T,V] (host; zeros at padded positions) of B right-padded sequences
+// (as rl_model_forward takes them), computed without keeping activations: every layer reuses
+// one layer's buffers (a separate, smaller block), so a model that only scores (a distillation
+// teacher) needs about 1/L of the activation memory of rl_model_forward. Leaves the training
+// state (the last forward, token_logprobs, backward) untouched. Same results as
+// rl_model_forward + rl_model_logits. RL_EINPUT as rl_model_forward.
+int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                          float *logits, rl_err *err);
 
 // Logits of every position of the last forward, [B,T,V] host (zeros at padded positions).
 int rl_model_logits(rl_model *m, float *logits, rl_err *err);

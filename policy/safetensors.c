@@ -398,22 +398,18 @@ done:
 
 int rl_st_open(rl_st_file **out, const char *path, rl_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rl_fail(err, RL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return rl_fail(err, RL_EINPUT, "%s: not a regular file", path);
-    }
-    if (st.st_size < 8) {
+    size_t size = 0;
+    int fd = rl_open_regular(path, &size, err); // a FIFO or device is refused, never waited on
+    if (fd < 0) return -1;
+    if (size < 8) {
         close(fd);
         return rl_fail(err, RL_EINPUT,
-                       "%s: file is %lld bytes, too short for the 8-byte safetensors header length",
-                       path, (long long)st.st_size);
+                       "%s: file is %zu bytes, too short for the 8-byte safetensors header length",
+                       path, size);
     }
     rl_st_file *f = rl_calloc(1, sizeof *f);
     f->path = rl_strdup(path);
-    f->size = (size_t)st.st_size;
+    f->size = size;
     // A private read-only mapping: pages come from the page cache, nothing is copied until read.
     void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);

@@ -363,7 +363,9 @@ int tok_bpe_encode(const rl_tokenizer *tok, const char *text, size_t len, rl_ids
 
 // ---- loading tokenizer.json ------------------------------------------------------------------
 
-#define MAX_TOKEN_ID (1 << 22) // far above any real vocabulary (~260k); bounds allocations
+#define MAX_TOKEN_ID        (1 << 22) // far above any real vocabulary (~260k); bounds allocations
+#define MAX_PATTERN_BYTES   65536     // a Split regex; Qwen2's is 129 bytes
+#define MAX_TOKENIZER_BYTES ((size_t)1 << 30) // tokenizer.json; Qwen2's is 7 MB
 
 // The pre-tokenizer pattern of GPT-2's ByteLevel(use_regex=true).
 static const char GPT2_PATTERN[] =
@@ -389,6 +391,7 @@ static void put(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
 static char *translate_pattern(const char *p, const char **bad) {
     size_t n = strlen(p), len = 0, cap = n + 64;
     char *out = rl_malloc(cap);
+    out[0] = '\0'; // put() terminates what it appends; an empty pattern appends nothing
     const size_t ws = strlen(WHITE_SPACE);
     int in_class = 0;
     for (size_t i = 0; i < n; i++) {
@@ -425,7 +428,8 @@ static int compile_regex(rl_tokenizer *tok, const char *pattern, int literal, co
                        bad);
     int code;
     PCRE2_SIZE at;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    // PCRE2 refuses UCP together with LITERAL (and a literal has no classes for it to affect).
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pcre, PCRE2_ZERO_TERMINATED, opts, &code, &at, NULL);
     free(pcre);
     if (!re) {
@@ -491,6 +495,7 @@ static int load_pre_tokenizer(rl_tokenizer *tok, const json_t *pre, const char *
                        rl_json_type_name(pre));
     const char *type = json_string_value(json_object_get(pre, "type"));
     const json_t *split = NULL, *bl = NULL;
+    char split_key[64] = "pre_tokenizer"; // where the Split is, for messages
     if (type && strcmp(type, "ByteLevel") == 0) {
         bl = pre;
     } else if (type && strcmp(type, "Sequence") == 0) {
@@ -501,9 +506,10 @@ static int load_pre_tokenizer(rl_tokenizer *tok, const json_t *pre, const char *
         for (size_t i = 0; i < json_array_size(list); i++) {
             const json_t *p = json_array_get(list, i);
             const char *t = json_string_value(json_object_get(p, "type"));
-            if (t && strcmp(t, "Split") == 0 && !split && !bl)
+            if (t && strcmp(t, "Split") == 0 && !split && !bl) {
                 split = p;
-            else if (t && strcmp(t, "ByteLevel") == 0 && !bl)
+                snprintf(split_key, sizeof split_key, "pre_tokenizer.pretokenizers[%zu]", i);
+            } else if (t && strcmp(t, "ByteLevel") == 0 && !bl)
                 bl = p;
             else
                 return rl_fail(err, RL_EINPUT,
@@ -542,9 +548,17 @@ static int load_pre_tokenizer(rl_tokenizer *tok, const json_t *pre, const char *
     const char *literal = json_string_value(json_object_get(pat, "String"));
     if (!regex && !literal)
         return rl_fail(err, RL_EINPUT,
-                       "%s: pre_tokenizer Split.pattern must be {\"Regex\": "
+                       "%s: %s.pattern must be {\"Regex\": "
                        "string} or {\"String\": string}",
-                       file);
+                       file, split_key);
+    // An empty pattern splits nothing meaningful (it matches between every two characters):
+    // a broken file, not a tokenizer anyone trained.
+    if (!(regex ? regex : literal)[0])
+        return rl_fail(err, RL_EINPUT, "%s: %s.pattern.%s is empty", file, split_key,
+                       regex ? "Regex" : "String");
+    if (strlen(regex ? regex : literal) > MAX_PATTERN_BYTES)
+        return rl_fail(err, RL_EINPUT, "%s: %s.pattern.%s is longer than %d bytes", file, split_key,
+                       regex ? "Regex" : "String", MAX_PATTERN_BYTES);
     return compile_regex(tok, regex ? regex : literal, regex == NULL, file, err);
 }
 
@@ -813,7 +827,7 @@ int tok_bpe_load(rl_tokenizer **out, const char *path, rl_err *err) {
     char *file = rl_is_dir(path) ? rl_path_join(path, "tokenizer.json") : rl_strdup(path);
     char *data = NULL;
     size_t len = 0;
-    if (rl_read_file(file, 0, &data, &len, err) != 0) {
+    if (rl_read_file(file, MAX_TOKENIZER_BYTES, &data, &len, err) != 0) {
         rl_err_prefix(err, "tokenizer: ");
         free(file);
         return -1;

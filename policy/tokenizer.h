@@ -135,6 +135,20 @@ const char *rl_chat_template_name(rl_chat_template tmpl);
 // (see rl_chat_template_check).
 int rl_chat_render(rl_chat_template tmpl, const rl_tokenizer *tok, const char *system,
                    const char *user, char **out, rl_err *err);
+// One message of a conversation: role "system" (or "developer"), "user" or "assistant".
+typedef struct rl_chat_msg {
+    const char *role;
+    const char *content;
+} rl_chat_msg;
+
+// Renders a whole conversation plus the generation prompt (malloc'd, NUL-terminated), the way
+// the model's Hugging Face chat template does: chatml writes one <|im_start|>ROLE ... <|im_end|>
+// turn per message (Qwen's default system turn first when the conversation has none); r1 puts
+// the system texts after BOS and each assistant turn's answer (the text after </think>, when it
+// has one) followed by <｜end▁of▁sentence｜>; plain joins the contents with "\n". A single
+// system + user pair renders exactly as rl_chat_render. RL_EINPUT on an unknown role.
+int rl_chat_render_messages(rl_chat_template tmpl, const rl_tokenizer *tok, const rl_chat_msg *msgs,
+                            int n_msgs, char **out, rl_err *err);
 // render + encode in one call.
 int rl_chat_encode(rl_chat_template tmpl, const rl_tokenizer *tok, const char *system,
                    const char *user, rl_ids *out, rl_err *err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
@@ -161,6 +162,10 @@ static int load_plugin(const rl_verifier_spec *s, rl_vslot *slot, rl_err *err) {
     // A bare file name would make dlopen search the library path; we mean the working directory.
     char path[4096];
     snprintf(path, sizeof path, "%s%s", strchr(s->plugin, '/') ? "" : "./", s->plugin);
+    // dlopen would wait for ever on a FIFO: only a regular file is a plugin.
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return spec_fail(err, s, "cannot load plugin %s: not a regular file", s->plugin);
     slot->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!slot->dl) return spec_fail(err, s, "cannot load plugin %s: %s", s->plugin, dlerror());
     dlerror();

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/rng.h"
+#include "policy/fileio.h"
 
 void rl_item_free(rl_item *item) {
     if (!item) return;
@@ -109,8 +110,8 @@ static void push(rl_item **arr, int *n, int *cap, const rl_item *it) {
 // 0 = train, 1 = held-out, 2 = decide per line (split key or seeded fraction).
 static int load_file(rl_dataset *ds, const rl_dataset_opts *o, const char *path, int route,
                      int *cap_train, int *cap_heldout, rl_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rl_fail(err, RL_EINPUT, "%s: cannot open dataset file", path);
+    FILE *f = rl_fopen_regular(path, err); // a FIFO or directory is refused, not waited on
+    if (!f) return rl_err_prefix(err, "dataset: ");
     char *line = NULL;
     size_t linecap = 0;
     ssize_t got;

@@ -19,6 +19,13 @@ struct rl_engine {
     float *probs;    // [n_threads, V] scratch
     int32_t *idx;    // [n_threads, V] scratch
     int n_threads;
+
+    // Continuous batching (rl_engine_submit / rl_engine_step), allocated on the first submit.
+    struct live_seq *sq;         // [max_slots] the sequence in each slot (active = in use)
+    int n_used;                  // slots in use
+    struct rl_stream_req **pend; // [max_slots] requests admitted, not yet prefilled
+    int n_pend;
+    float *pf_logits; // [max_slots, V] prefill logits of the newly admitted prompts
 };
 
 // What the engine tracks for one sample while it is being generated.
@@ -31,6 +38,11 @@ typedef struct live_seq {
     char *bytes;        // decoded bytes so far (stop tokens excluded)
     size_t n_bytes, cap_bytes;
     int done;
+    // Continuous batching only:
+    const rl_gen_params *p; // the request's parameters
+    rl_stream_req *req;     // the request it belongs to
+    int sample;             // its index within the request
+    int active;             // the slot is in use
 } live_seq;
 
 int rl_engine_create(rl_engine **out, rl_model *model, const rl_tokenizer *tok, int max_slots,
@@ -67,6 +79,11 @@ void rl_engine_free(rl_engine *e) {
     free(e->logits);
     free(e->probs);
     free(e->idx);
+    if (e->sq)
+        for (int i = 0; i < e->max_slots; i++) free(e->sq[i].bytes);
+    free(e->sq);
+    free(e->pend);
+    free(e->pf_logits);
     free(e);
 }
 
@@ -285,4 +302,186 @@ int rl_generate(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *promp
     st.tokens_per_s = st.seconds > 0 ? st.new_tokens / st.seconds : 0;
     if (stats) *stats = st;
     return 0;
+}
+
+// ---- continuous batching ----------------------------------------------------------------------
+
+int rl_engine_free_slots(const rl_engine *e) {
+    return e->max_slots - e->n_used;
+}
+
+int rl_engine_n_live(const rl_engine *e) {
+    return e->n_used;
+}
+
+int rl_engine_submit(rl_engine *e, rl_stream_req *r, rl_err *err) {
+    const rl_gen_params *p = r->params;
+    const rl_gen_prompt *pr = &r->prompt;
+    r->n_live = 0;
+    if (pr->n_ids < 1) return rl_fail(err, RL_EINPUT, "the prompt is empty");
+    if (p->max_new_tokens < 1) return rl_fail(err, RL_EINPUT, "max_new_tokens must be >= 1");
+    if (pr->n_ids + p->max_new_tokens > e->max_len)
+        return rl_fail(err, RL_EINPUT,
+                       "the prompt has %d tokens; with max_new_tokens %d it exceeds the engine's "
+                       "%d positions",
+                       pr->n_ids, p->max_new_tokens, e->max_len);
+    if (pr->n_samples < 1 || pr->n_samples > e->max_slots)
+        return rl_fail(err, RL_EINPUT, "%d samples asked (engine holds %d)", pr->n_samples,
+                       e->max_slots);
+    if (pr->n_samples > e->max_slots - e->n_used)
+        return rl_fail(err, RL_EINPUT, "%d samples asked, %d slots free", pr->n_samples,
+                       e->max_slots - e->n_used);
+    if (!e->sq) {
+        e->sq = rl_calloc((size_t)e->max_slots, sizeof *e->sq);
+        e->pend = rl_calloc((size_t)e->max_slots, sizeof *e->pend);
+        e->pf_logits = rl_malloc((size_t)e->max_slots * e->V * sizeof(float));
+    }
+    int s = 0;
+    for (int slot = 0; slot < e->max_slots && s < pr->n_samples; slot++) {
+        live_seq *q = &e->sq[slot];
+        if (q->active) continue;
+        free(q->bytes);
+        memset(q, 0, sizeof *q);
+        rl_completion *c = &r->out[s];
+        memset(c, 0, sizeof *c);
+        c->sample = s;
+        c->tokens = rl_malloc((size_t)p->max_new_tokens * sizeof(int32_t));
+        c->logp_sample = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
+        c->logp_policy = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
+        q->out = c;
+        q->slot = slot;
+        q->rng = rl_rng_stream(p->seed, RL_RNG_SAMPLE, pr->key, (uint64_t)s);
+        q->p = p;
+        q->req = r;
+        q->sample = s;
+        q->active = 1;
+        s++;
+    }
+    e->n_used += pr->n_samples;
+    e->pend[e->n_pend++] = r;
+    r->n_live = pr->n_samples;
+    return 0;
+}
+
+// Frees a sequence's slot; its completion keeps what it has (text made from the bytes so far).
+static void release_seq(rl_engine *e, live_seq *q) {
+    if (!q->out->text) finish_text(q);
+    free(q->bytes);
+    q->bytes = NULL;
+    q->active = 0;
+    q->req->n_live--;
+    e->n_used--;
+}
+
+void rl_engine_cancel(rl_engine *e, rl_stream_req *r) {
+    if (!e->sq || r->n_live == 0) return;
+    for (int slot = 0; slot < e->max_slots; slot++) {
+        live_seq *q = &e->sq[slot];
+        if (!q->active || q->req != r) continue;
+        if (!q->done) q->out->finish = RL_FINISH_LENGTH;
+        release_seq(e, q);
+    }
+    for (int i = 0; i < e->n_pend; i++)
+        if (e->pend[i] == r) {
+            memmove(&e->pend[i], &e->pend[i + 1], (size_t)(e->n_pend - i - 1) * sizeof *e->pend);
+            e->n_pend--;
+            break;
+        }
+}
+
+static live_seq *seq_of(rl_engine *e, const rl_stream_req *r, int sample) {
+    for (int slot = 0; slot < e->max_slots; slot++)
+        if (e->sq[slot].active && e->sq[slot].req == r && e->sq[slot].sample == sample)
+            return &e->sq[slot];
+    return NULL;
+}
+
+// Prefills every request admitted since the last step, all in one call.
+static int prefill_pending(rl_engine *e, rl_err *err) {
+    int n = e->n_pend;
+    int *slots = rl_malloc((size_t)n * sizeof(int));
+    const int32_t **pids = rl_malloc((size_t)n * sizeof *pids);
+    int32_t *plen = rl_malloc((size_t)n * sizeof *plen);
+    for (int i = 0; i < n; i++) {
+        rl_stream_req *r = e->pend[i];
+        slots[i] = seq_of(e, r, 0)->slot;
+        pids[i] = r->prompt.ids;
+        plen[i] = r->prompt.n_ids;
+        for (int s = 0; s < r->prompt.n_samples; s++)
+            rl_kv_cache_reset(e->cache, seq_of(e, r, s)->slot);
+    }
+    int rc = rl_model_prefill(e->m, e->cache, n, slots, pids, plen, e->pf_logits, err);
+    if (rc == 0)
+        for (int i = 0; i < n; i++) {
+            rl_stream_req *r = e->pend[i];
+            for (int s = 0; s < r->prompt.n_samples; s++) {
+                live_seq *q = seq_of(e, r, s);
+                if (s > 0) rl_kv_cache_copy_slot(e->cache, q->slot, slots[i]);
+                q->row = e->pf_logits + (size_t)i * e->V;
+            }
+        }
+    e->n_pend = 0;
+    free(slots);
+    free(pids);
+    free(plen);
+    return rc;
+}
+
+static void cancel_all(rl_engine *e) {
+    for (int slot = 0; slot < e->max_slots; slot++)
+        if (e->sq[slot].active) rl_engine_cancel(e, e->sq[slot].req);
+    e->n_pend = 0;
+}
+
+int rl_engine_step(rl_engine *e, rl_err *err) {
+    if (!e->sq || e->n_used == 0) return 0;
+    if (e->n_pend > 0 && prefill_pending(e, err)) {
+        cancel_all(e);
+        return -1;
+    }
+    live_seq **live = rl_malloc((size_t)e->max_slots * sizeof *live);
+    int n_live = 0;
+    for (int slot = 0; slot < e->max_slots; slot++)
+        if (e->sq[slot].active) live[n_live++] = &e->sq[slot];
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < n_live; i++) {
+        int th = omp_get_thread_num();
+        sample_one(e, live[i]->p, live[i], e->probs + (size_t)th * e->V,
+                   e->idx + (size_t)th * e->V);
+    }
+    // Report each token in slot order; a callback may cancel its request (and so other entries).
+    for (int i = 0; i < n_live; i++) {
+        live_seq *q = live[i];
+        if (!q->active) continue;
+        rl_stream_req *r = q->req;
+        if (q->done)
+            q->out->text = rl_utf8_lossy(q->bytes ? q->bytes : "", q->n_bytes, &q->out->text_len);
+        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row,
+                                             q->bytes ? q->bytes : "", q->n_bytes, q->done)
+                               : 0;
+        if (q->done) release_seq(e, q);
+        if (stop) rl_engine_cancel(e, r);
+    }
+    int n_next = 0;
+    int *slots = rl_malloc((size_t)e->max_slots * sizeof(int));
+    int32_t *toks = rl_malloc((size_t)e->max_slots * sizeof(int32_t));
+    for (int i = 0; i < n_live; i++)
+        if (live[i]->active) {
+            live[n_next] = live[i];
+            slots[n_next] = live[i]->slot;
+            toks[n_next] = live[i]->last;
+            n_next++;
+        }
+    int rc = 0;
+    if (n_next > 0) {
+        if (rl_model_decode_step(e->m, e->cache, n_next, slots, toks, e->logits, err)) {
+            cancel_all(e);
+            rc = -1;
+        } else
+            for (int i = 0; i < n_next; i++) live[i]->row = e->logits + (size_t)i * e->V;
+    }
+    free(live);
+    free(slots);
+    free(toks);
+    return rc;
 }

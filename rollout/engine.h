@@ -85,4 +85,46 @@ int rl_generate(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *promp
 
 void rl_completion_free(rl_completion *c);
 
+// ---- continuous batching (one request at a time joins a running batch) ------------------------
+//
+// For a server: requests arrive while others are being decoded. rl_engine_submit admits a request
+// (its own parameters, prompt and n_samples) into free KV-cache slots; each rl_engine_step prefills
+// the requests admitted since the last step (together), then draws one token for every live
+// sequence and advances them all in one batched decode. Sample s of a request draws from the same
+// stream rl_rng_stream(seed, RL_RNG_SAMPLE, key, s) as rl_generate, so a request gives exactly what
+// rl_generate gives for it alone, whatever else is in the batch. rl_generate does not use this
+// path; a stepping engine must not be given to rl_generate until rl_engine_n_live() is 0.
+// Single-threaded: one thread submits, steps and cancels.
+
+// Called on the stepping thread after each token of a sample is drawn. logits: the model's row
+// [V] that token was drawn from (before temperature; for log-probs of alternatives). bytes[0..n_bytes) is the
+// sample's decoded text so far (stop tokens and a matched stop string excluded; may end inside a
+// UTF-8 character). done = 1 on the sample's last call; c->text and c->finish are then set. A
+// non-zero return cancels the whole request (its other samples get no more calls).
+typedef int (*rl_token_fn)(void *ctx, int sample, const rl_completion *c, const float *logits,
+                           const char *bytes, size_t n_bytes, int done);
+
+typedef struct rl_stream_req {
+    const rl_gen_params *params; // borrowed until the request ends, stop lists included
+    rl_gen_prompt prompt;        // ids borrowed until the first rl_engine_step after submit
+    rl_completion *out;          // [prompt.n_samples], filled by the engine (caller frees)
+    rl_token_fn on_token;        // may be NULL
+    void *ctx;
+    int n_live; // engine-owned: samples still decoding (0 = the request has ended)
+} rl_stream_req;
+
+// Free KV-cache slots (a request needs prompt.n_samples of them).
+int rl_engine_free_slots(const rl_engine *e);
+// Sequences admitted and not yet finished.
+int rl_engine_n_live(const rl_engine *e);
+// Admits r (RL_EINPUT when its prompt, budget or sample count cannot fit this engine, RL_EINPUT
+// when not enough slots are free right now). On success r->n_live = n_samples.
+int rl_engine_submit(rl_engine *e, rl_stream_req *r, rl_err *err);
+// One step, as described above. Requests whose samples all finish end here (n_live 0). On error
+// every live request is ended (its samples keep what they had; finish = RL_FINISH_LENGTH).
+int rl_engine_step(rl_engine *e, rl_err *err);
+// Ends r now: its slots are freed, its unfinished samples keep their tokens and text so far
+// (finish = RL_FINISH_LENGTH) and get no further calls.
+void rl_engine_cancel(rl_engine *e, rl_stream_req *r);
+
 #endif

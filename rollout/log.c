@@ -198,6 +198,26 @@ static const char SCHEMA_SQL[] =
     "  (SELECT COUNT(*) FROM evals e WHERE e.run_id = r.id)    AS n_evals\n"
     "FROM runs r;\n";
 
+// ---- version 2: distillation -----------------------------------------------------------------
+// Added on top of version 1 (new files get both; a version-1 file opened for writing is upgraded
+// in place, its rows kept): one row per distillation step, and the held-out perplexity of an
+// evaluation. Version-1 readers' queries all still work on a version-2 file.
+static const char SCHEMA_V2_SQL[] =
+    "CREATE TABLE distill_steps (\n"
+    "  run_id          INTEGER NOT NULL,\n"
+    "  step            INTEGER NOT NULL,\n"
+    "  kl              REAL,\n" // mean per-token tau^2 KL (the loss)
+    "  tau_mean        REAL,\n"
+    "  tau_min         REAL,\n"
+    "  tau_max         REAL,\n"
+    "  teacher_entropy REAL,\n" // mean teacher entropy (nats, temperature 1)
+    "  student_entropy REAL,\n"
+    "  n_tokens        INTEGER,\n"
+    "  PRIMARY KEY (run_id, step),\n"
+    "  FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step)\n"
+    ") WITHOUT ROWID;\n"
+    "ALTER TABLE evals ADD COLUMN perplexity REAL;\n";
+
 // One line per table and view (column NULL), then one per column, in the schema's order. type is
 // given only for view columns computed by an expression (SQLite declares no type for those).
 #define T(obj, text)                                                                               \
@@ -330,6 +350,22 @@ static const rl_log_doc LOG_DOCS[] = {
     C("evals", "seconds", "wall time of the evaluation"),
     C("evals", "extra", "JSON object with anything else"),
     C("evals", "created_at", "when it was written"),
+    C("evals", "perplexity",
+      "held-out perplexity of the policy on teacher-written text (`rlpipe distill`; NULL "
+      "otherwise; schema version 2)"),
+
+    T("distill_steps", "One row per `rlpipe distill` step, next to its `steps` row (schema version "
+                       "2)"),
+    C("distill_steps", "run_id", "the run"),
+    C("distill_steps", "step", "step number, from 0"),
+    C("distill_steps", "kl",
+      "mean per-token tau^2-scaled KL between teacher and student (the loss)"),
+    C("distill_steps", "tau_mean", "mean distillation temperature over the step's tokens"),
+    C("distill_steps", "tau_min", "smallest per-token temperature"),
+    C("distill_steps", "tau_max", "largest per-token temperature"),
+    C("distill_steps", "teacher_entropy", "mean teacher entropy in nats, at temperature 1"),
+    C("distill_steps", "student_entropy", "mean student entropy in nats, at temperature 1"),
+    C("distill_steps", "n_tokens", "completion tokens in the step"),
 
     T("step_verifier_means", "One row per run, step and verifier (plugins too): what each "
                              "verifier thought of the step's rollouts, whatever the status"),
@@ -414,8 +450,8 @@ static const rl_log_doc LOG_DOCS[] = {
 #undef C
 #undef V
 
-const char *rl_log_schema_sql(void) {
-    return SCHEMA_SQL;
+const char *rl_log_schema_sql(int version) {
+    return version == 1 ? SCHEMA_SQL : version == 2 ? SCHEMA_V2_SQL : NULL;
 }
 
 const rl_log_doc *rl_log_schema_docs(int *n) {
@@ -441,6 +477,7 @@ struct rl_log {
     // Prepared once at open (writers only), reused for every row.
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert_step, *update_stats, *insert_rollout, *insert_score, *insert_eval;
+    sqlite3_stmt *insert_distill;
 };
 
 // The columns of rl_step_stats that are plain numbers, in the order of the UPDATE's parameters.
@@ -495,7 +532,7 @@ void rl_rollout_row_init(rl_rollout_row *r) {
 void rl_eval_row_init(rl_eval_row *e) {
     memset(e, 0, sizeof *e);
     e->temperature = e->pass_at_1 = e->pass_at_k = e->accuracy_greedy = NAN;
-    e->len_mean = e->seconds = NAN;
+    e->len_mean = e->seconds = e->perplexity = NAN;
 }
 
 struct sqlite3 *rl_log_sqlite(rl_log *log) {
@@ -615,6 +652,7 @@ static int query_int(rl_log *log, const char *sql, int64_t *out, int *rc_out) {
 
 static int create_schema(rl_log *log, rl_err *err) {
     RL_TRY(exec_sql(log, SCHEMA_SQL, "creating the schema", err));
+    RL_TRY(exec_sql(log, SCHEMA_V2_SQL, "creating the schema", err));
     char sql[512];
     snprintf(sql, sizeof sql,
              "PRAGMA application_id = %d; PRAGMA user_version = %d;"
@@ -657,6 +695,18 @@ static int check_or_init_schema(rl_log *log, int may_init, rl_err *err) {
                        "%s: rollout log schema version %" PRId64
                        " is newer than this rlpipe supports (%d); use a newer rlpipe",
                        log->path, version, RL_LOG_SCHEMA_VERSION);
+    if (version == 1) {
+        // Version 1 is version 2 without the distillation table and column: readers need
+        // nothing more, writers add them (inside the caller's write transaction).
+        if (log->readonly) return 0;
+        RL_TRY(exec_sql(log, SCHEMA_V2_SQL, "upgrading the schema to version 2", err));
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "PRAGMA user_version = %d; UPDATE meta SET value = '%d' WHERE key = "
+                 "'schema_version';",
+                 RL_LOG_SCHEMA_VERSION, RL_LOG_SCHEMA_VERSION);
+        return exec_sql(log, sql, "upgrading the schema to version 2", err);
+    }
     if (version < RL_LOG_SCHEMA_VERSION)
         return rl_fail(err, RL_EINPUT,
                        "%s: rollout log schema version %" PRId64 " is older than %d and cannot be "
@@ -695,10 +745,15 @@ static int prepare_writers(rl_log *log, rl_err *err) {
     RL_TRY(prepare(log,
                    "INSERT OR REPLACE INTO evals(run_id, step, split, n, k, temperature, pass_at_1,"
                    " pass_at_k, accuracy_greedy, accuracy, path_quality, format, efficiency,"
-                   " verifier_means, len_mean, seconds, extra, created_at)"
+                   " verifier_means, len_mean, seconds, extra, perplexity, created_at)"
                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-                   " ?17, " SQL_NOW ")",
+                   " ?17, ?18, " SQL_NOW ")",
                    &log->insert_eval, err));
+    RL_TRY(prepare(log,
+                   "INSERT INTO distill_steps(run_id, step, kl, tau_mean, tau_min, tau_max,"
+                   " teacher_entropy, student_entropy, n_tokens)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                   &log->insert_distill, err));
     return 0;
 }
 
@@ -754,8 +809,8 @@ static const char *const READ_FUNCTIONS[] = {
     "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
     // math
     "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh",
-    "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power",
-    "radians", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+    "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians",
+    "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
     // window functions
     "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
     "first_value", "last_value", "nth_value",
@@ -763,20 +818,20 @@ static const char *const READ_FUNCTIONS[] = {
     "json", "json_array", "json_array_length", "json_extract", "json_insert", "json_object",
     "json_patch", "json_remove", "json_replace", "json_set", "json_type", "json_valid",
     "json_quote", "json_group_array", "json_group_object", "json_each", "json_tree",
-    "json_error_position", "jsonb", "jsonb_array", "jsonb_extract", "jsonb_insert",
-    "jsonb_object", "jsonb_patch", "jsonb_remove", "jsonb_replace", "jsonb_set",
-    "jsonb_group_array", "jsonb_group_object"};
+    "json_error_position", "jsonb", "jsonb_array", "jsonb_extract", "jsonb_insert", "jsonb_object",
+    "jsonb_patch", "jsonb_remove", "jsonb_replace", "jsonb_set", "jsonb_group_array",
+    "jsonb_group_object"};
 
 // Pragmas that only report. With an argument only the ones whose argument names what to report.
 static const char *const READ_PRAGMAS[] = {
-    "application_id", "user_version", "schema_version", "data_version", "page_count",
-    "page_size", "freelist_count", "encoding", "compile_options", "database_list",
-    "collation_list", "function_list", "module_list", "pragma_list", "table_list",
-    "integrity_check", "quick_check", "foreign_key_check", "foreign_key_list", "table_info",
-    "table_xinfo", "index_list", "index_info", "index_xinfo"};
+    "application_id",  "user_version",   "schema_version",    "data_version",     "page_count",
+    "page_size",       "freelist_count", "encoding",          "compile_options",  "database_list",
+    "collation_list",  "function_list",  "module_list",       "pragma_list",      "table_list",
+    "integrity_check", "quick_check",    "foreign_key_check", "foreign_key_list", "table_info",
+    "table_xinfo",     "index_list",     "index_info",        "index_xinfo"};
 static const char *const READ_PRAGMAS_WITH_ARG[] = {
-    "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-    "foreign_key_check", "integrity_check", "quick_check", "table_list"};
+    "table_info",       "table_xinfo",       "index_list",      "index_info",  "index_xinfo",
+    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "table_list"};
 
 static int in_set(const char *s, const char *const *set, size_t n) {
     if (!s) return 0;
@@ -908,9 +963,8 @@ static int open_reader(rl_log *log, const char *path) {
         return sqlite3_open_v2(path, &log->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (wal_has_frames(path)) {
         rc = sqlite3_open_v2(path, &log->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc == SQLITE_OK &&
-            sqlite3_exec(log->db, "SELECT COUNT(*) FROM sqlite_master", NULL, NULL, NULL) ==
-                SQLITE_OK)
+        if (rc == SQLITE_OK && sqlite3_exec(log->db, "SELECT COUNT(*) FROM sqlite_master", NULL,
+                                            NULL, NULL) == SQLITE_OK)
             return SQLITE_OK;
         sqlite3_close(log->db);
         log->db = NULL;
@@ -920,8 +974,8 @@ static int open_reader(rl_log *log, const char *path) {
                 path);
     }
     char *uri = file_uri(path, "?immutable=1");
-    rc = sqlite3_open_v2(uri, &log->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-                         NULL);
+    rc = sqlite3_open_v2(uri, &log->db,
+                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
     free(uri);
     return rc;
 }
@@ -936,6 +990,9 @@ static int open_log(rl_log **out, const char *path, int create, int readonly, rl
                            strerror(errno));
     } else if (S_ISDIR(sb.st_mode)) {
         return rl_fail(err, RL_EINPUT, "%s: is a directory, not a rollout log", path);
+    } else if (!S_ISREG(sb.st_mode)) {
+        // SQLite would wait for ever reading a FIFO.
+        return rl_fail(err, RL_EINPUT, "%s: not a regular file, not a rollout log", path);
     }
 
     rl_log *log = rl_calloc(1, sizeof *log);
@@ -1003,7 +1060,7 @@ void rl_log_close(rl_log *log) {
         rl_log_abort_step(log);
         sqlite3_stmt *stmts[] = {log->begin,        log->commit,       log->rollback,
                                  log->insert_step,  log->update_stats, log->insert_rollout,
-                                 log->insert_score, log->insert_eval};
+                                 log->insert_score, log->insert_eval,  log->insert_distill};
         for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(stmts[i]);
         sqlite3_close(log->db);
     }
@@ -1285,6 +1342,24 @@ static char *verifier_means_json(const rl_eval_row *e) {
     return text;
 }
 
+int rl_log_distill_step(rl_log *log, const rl_distill_step_row *d, rl_err *err) {
+    RL_TRY(need_step(log, "distill_step", err));
+    sqlite3_stmt *st = log->insert_distill;
+    sqlite3_bind_int64(st, 1, log->run_id);
+    sqlite3_bind_int(st, 2, log->step);
+    bind_real(st, 3, d->kl);
+    bind_real(st, 4, d->tau_mean);
+    bind_real(st, 5, d->tau_min);
+    bind_real(st, 6, d->tau_max);
+    bind_real(st, 7, d->teacher_entropy);
+    bind_real(st, 8, d->student_entropy);
+    sqlite3_bind_int64(st, 9, d->n_tokens);
+    if (step_once(st) == SQLITE_DONE) return 0;
+    db_fail(log, err, RL_EINTERNAL, "inserting a distill step");
+    step_fail(log);
+    return -1;
+}
+
 int rl_log_eval(rl_log *log, const rl_eval_row *e, rl_err *err) {
     RL_TRY(need_writer(log, "eval", err));
     if (!e->split || !*e->split || e->n < 0 || e->step < 0 || e->n_verifiers < 0 ||
@@ -1320,6 +1395,7 @@ int rl_log_eval(rl_log *log, const rl_eval_row *e, rl_err *err) {
     bind_real(st, 15, e->len_mean);
     bind_real(st, 16, e->seconds);
     bind_text(st, 17, e->extra_json);
+    bind_real(st, 18, e->perplexity);
     int rc = step_once(st);
     free(means);
     if (rc == SQLITE_DONE) return 0;
@@ -1338,6 +1414,7 @@ int rl_log_truncate_after(rl_log *log, int64_t run_id, int after_step, rl_err *e
         "DELETE FROM scores WHERE rollout_id IN"
         " (SELECT id FROM rollouts WHERE run_id = ?1 AND step > ?2)",
         "DELETE FROM rollouts WHERE run_id = ?1 AND step > ?2",
+        "DELETE FROM distill_steps WHERE run_id = ?1 AND step > ?2",
         "DELETE FROM steps WHERE run_id = ?1 AND step > ?2",
         "DELETE FROM evals WHERE run_id = ?1 AND step > ?2",
     };

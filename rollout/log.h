@@ -42,7 +42,9 @@
 
 #include "kernels/rl_error.h"
 
-#define RL_LOG_SCHEMA_VERSION 1          // PRAGMA user_version of files this code writes
+#define RL_LOG_SCHEMA_VERSION 2          // PRAGMA user_version of files this code writes
+                                         // (2 = 1 + distill_steps, evals.perplexity;
+                                         // version-1 files are upgraded when opened to write)
 #define RL_LOG_APPLICATION_ID 0x726C706C // PRAGMA application_id: 'rlpl'
 #define RL_LOG_DEFAULT_BUSY_TIMEOUT_S 60.0 // waiting for another connection's write lock
 
@@ -111,7 +113,19 @@ typedef struct rl_eval_row {
     const double *verifier_means;      // [n_verifiers] ... and their mean scores
     int n_verifiers;
     const char *extra_json; // a JSON object with anything else, or NULL
+    double perplexity;      // held-out perplexity (distillation: of teacher-written text; NaN = NULL)
 } rl_eval_row;
+
+// One distillation step (one row of `distill_steps`, schema version 2); run and step are the
+// step in progress.
+typedef struct rl_distill_step_row {
+    double kl;              // mean per-token loss tau^2 KL
+    double tau_mean;        // mean temperature over the step's tokens
+    double tau_min, tau_max;
+    double teacher_entropy; // mean teacher entropy (nats, temperature 1)
+    double student_entropy; // mean student entropy (nats, temperature 1)
+    int64_t n_tokens;       // tokens distilled
+} rl_distill_step_row;
 
 // Everything NaN / NULL / -1, so only measured fields need to be set.
 void rl_step_stats_init(rl_step_stats *s);
@@ -180,6 +194,8 @@ void rl_log_abort_step(rl_log *log);
 
 // Writes one evaluation (its own transaction, or part of the step in progress if there is one).
 int rl_log_eval(rl_log *log, const rl_eval_row *e, rl_err *err);
+// Inserts the distill_steps row of the step in progress (after rl_log_begin_step).
+int rl_log_distill_step(rl_log *log, const rl_distill_step_row *d, rl_err *err);
 
 // Deletes the run's steps, rollouts, scores and evals with step > after_step (-1: all), in one
 // transaction. Not allowed inside a step.

@@ -231,9 +231,11 @@ int rl_log_schema_markdown(FILE *out, rl_err *err) {
     int n_docs;
     const rl_log_doc *docs = rl_log_schema_docs(&n_docs);
     int *used = rl_calloc((size_t)n_docs, sizeof *used);
-    int rc = sqlite3_exec(db, rl_log_schema_sql(), NULL, NULL, NULL) == SQLITE_OK
-                 ? put_reference(out, db, docs, n_docs, used, err)
-                 : sql_fail(db, err, "loading the schema");
+    int rc = 0;
+    for (int v = 1; rc == 0 && rl_log_schema_sql(v); v++)
+        if (sqlite3_exec(db, rl_log_schema_sql(v), NULL, NULL, NULL) != SQLITE_OK)
+            rc = sql_fail(db, err, "loading the schema");
+    if (rc == 0) rc = put_reference(out, db, docs, n_docs, used, err);
     free(used);
     sqlite3_close(db);
     if (rc == 0 && ferror(out)) return rl_fail(err, RL_EINTERNAL, "schema reference: write error");

@@ -21,8 +21,9 @@ typedef struct rl_log_doc {
     const char *text;   // one line of Markdown
 } rl_log_doc;
 
-// The DDL a new file is created with (tables, index, views).
-const char *rl_log_schema_sql(void);
+// The DDL a new file is created with, in parts: version 1's tables, index and views, then what
+// each later schema version adds (2: distillation). NULL after the last part.
+const char *rl_log_schema_sql(int version);
 // The documentation: one entry per table and view, then one per column, in the schema's order.
 const rl_log_doc *rl_log_schema_docs(int *n);
 

@@ -1,13 +1,17 @@
 // test_config: the typed run config: schema table, defaults, loading YAML, every value type,
 // --set overrides, the YAML round trip, error messages (key path + file:line:col), verifier lists,
-// cross-field rules, the malformed configs in tests/configs_bad/, and configs/README.md.
+// cross-field rules, the malformed configs in tests/configs_bad/, configs/README.md, and the caps
+// on nesting depth and file size.
 #define _POSIX_C_SOURCE 200809L
 #include "cli/config.h"
 #include "kernels/rng.h"
 #include "test_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 // ---- helpers -------------------------------------------------------------------------------------
 
@@ -300,6 +304,100 @@ static void test_missing_file(void) {
     CHECK(rl_config_load(&c, "configs", &err) == -1 && err.kind == RL_EINPUT,
           "loaded a directory: %s", err.msg);
     rl_config_free(&c);
+}
+
+// Nesting is capped at 64 levels, and files at 4 MiB, before libyaml builds a document: its
+// scanner is quadratic in the depth (40,000 levels of '[' took 10 s). 64 levels still load.
+static void test_depth_and_size_caps(void) {
+    const int depths[] = {64, 65, 40000};
+    for (int i = 0; i < 3; i++) {
+        int d = depths[i];
+        size_t n = 32 + 2 * (size_t)d;
+        char *y = malloc(n);
+        int k = snprintf(y, n, "data:\n  tasks: ");
+        // the top-level mapping (1) + data's mapping (1) + the lists (d - 2)
+        for (int j = 0; j < d - 2; j++) y[k++] = '[';
+        for (int j = 0; j < d - 2; j++) y[k++] = ']';
+        y[k++] = '\n';
+        y[k] = '\0';
+        rl_config c;
+        rl_err err = {0};
+        double t0 = rl_now();
+        int rc = load_str(&c, y, &err);
+        double dt = rl_now() - t0;
+        if (d <= 64) {
+            // deep enough to load, then refused as the wrong type, not for its depth
+            CHECK(rc != 0 && !strstr(err.msg, "levels deep"), "depth %d: %s", d, err.msg);
+        } else {
+            char want[80];
+            // the 63rd '[' (the 65th level) is at column 9 + 63
+            snprintf(want, sizeof want, "t.yaml:2:%d: YAML nested more than 64 levels deep",
+                     9 + 63);
+            CHECK(rc != 0 && err.kind == RL_EINPUT && strcmp(err.msg, want) == 0,
+                  "depth %d: '%s', want '%s'", d, err.msg, want);
+        }
+        CHECK(dt < 1.0, "depth %d took %.2f s", d, dt);
+        rl_config_free(&c);
+        free(y);
+    }
+    // Block-style nesting too, with the line of the 65th level.
+    char *y = malloc(70 * 80);
+    size_t k = 0;
+    for (int j = 0; j < 70; j++) k += (size_t)sprintf(y + k, "%*sk%d:\n", j, "", j);
+    rl_config c;
+    rl_err err = {0};
+    CHECK(load_str(&c, y, &err) != 0 && strcmp(err.msg, "t.yaml:65:65: YAML nested more than 64 "
+                                                        "levels deep") == 0,
+          "block nesting: %s", err.msg);
+    rl_config_free(&c);
+    free(y);
+    // --set values are YAML too.
+    char set[200] = "data.tasks=";
+    for (int j = 0; j < 80; j++) strcat(set, "[");
+    CHECK(rl_config_load_text(&c, "", 0, "t.yaml", &err) == 0, "empty config");
+    CHECK(rl_config_set(&c, set, &err) != 0 &&
+              strcmp(err.msg, "--set data.tasks: the value is YAML nested more than 64 levels "
+                              "deep") == 0,
+          "--set nesting: %s", err.msg);
+    rl_config_free(&c);
+    // Size: 4 MiB of comments is refused, from text and from a file.
+    size_t big = (4u << 20) + 1;
+    char *text = malloc(big + 1);
+    memset(text, '#', big);
+    text[big] = '\0';
+    CHECK(rl_config_load_text(&c, text, big, "big.yaml", &err) != 0 &&
+              strcmp(err.msg, "big.yaml: larger than 4194304 bytes") == 0,
+          "big text: %s", err.msg);
+    rl_config_free(&c);
+    char path[] = "/tmp/rlpipe-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, text, big) == (ssize_t)big, "write %s", path);
+    if (fd >= 0) close(fd);
+    CHECK(rl_config_load(&c, path, &err) != 0 && strstr(err.msg, "larger than 4194304 bytes") &&
+              strstr(err.msg, path),
+          "big file: %s", err.msg);
+    rl_config_free(&c);
+    unlink(path);
+    free(text);
+    // A FIFO in place of the config is refused, not waited on.
+    char fifo[] = "/tmp/rlpipe-test-config-fifo-XXXXXX";
+    fd = mkstemp(fifo);
+    if (fd >= 0) close(fd);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        rl_config cc;
+        rl_err e = {0};
+        int r = rl_config_load(&cc, fifo, &e);
+        _exit(r != 0 && strstr(e.msg, "not a regular file (a FIFO)") ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "FIFO config: %s",
+          WIFSIGNALED(status) ? "hung" : "no error");
+    unlink(fifo);
 }
 
 // ---- value types ---------------------------------------------------------------------------------
@@ -923,6 +1021,7 @@ int main(void) {
     RUN(test_defaults);
     RUN(test_load_tiny);
     RUN(test_missing_file);
+    RUN(test_depth_and_size_caps);
     RUN(test_every_type);
     RUN(test_type_errors);
     RUN(test_overrides);

@@ -871,6 +871,21 @@ static void model_train_case(const char *what, const rl_model_config *cfg, int B
     }
     snprintf(name, sizeof name, "%s: logits [%d,%d,%d]", what, B, T, V);
     compare(name, lg[1], lg[0], N * V, MODEL_TOL);
+    // distillation's pieces: the scoring forward (no activations) and the backward from a full
+    // gradient of the logits
+    float *sc = rl_malloc(N * V * 4), *dz = rl_malloc(N * V * 4);
+    CHECK(rl_model_score_logits(t.g, tok, lengths, B, T, sc, &err) == 0, "score: %s", err.msg);
+    snprintf(name, sizeof name, "%s: score_logits", what);
+    compare(name, sc, lg[0], N * V, MODEL_TOL);
+    for (size_t i = 0; i < N * (size_t)V; i++) dz[i] = (2.0f * rl_rng_float(&RNG) - 1.0f) / N;
+    for (int k = 0; k < 2; k++) {
+        CHECK(rl_model_forward(ms[k], tok, lengths, B, T, &err) == 0, "forward: %s", err.msg);
+        rl_model_zero_grad(ms[k]);
+        CHECK(rl_model_backward_logits(ms[k], dz, &err) == 0, "backward_logits: %s", err.msg);
+    }
+    snprintf(name, sizeof name, "%s (backward_logits)", what);
+    compare_grads(name, &t, GRAD_TOL);
+    free(sc), free(dz);
     run_batch_both(&t, tok, lengths, B, T, tg, temp, lp, ent);
     snprintf(name, sizeof name, "%s: token logprobs", what);
     compare(name, lp[1], lp[0], N, MODEL_TOL);

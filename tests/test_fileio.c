@@ -1,16 +1,19 @@
 // Tests for policy/fileio: whole-file reads (random bytes round-trip, the size cap at exactly N
 // and N + 1, messages for a missing file and a directory), atomic writes (content, replacement,
 // no temporary left behind, a failed stream leaves the old file), path joining, mkdir -p, tree
-// removal that does not follow symbolic links, and JSON type names.
+// removal that does not follow symbolic links, JSON type names, and refusing FIFOs and devices
+// without blocking.
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kernels/rng.h"
@@ -94,7 +97,78 @@ static void test_read_cap_and_errors(void) {
 
     rl_err_clear(&err);
     CHECK(rl_read_file(g_tmp, 0, &got, &len, &err) != 0, "a directory was read as a file");
-    CHECK(err.kind == RL_EINPUT && strstr(err.msg, ": read error: "), "msg: %s", err.msg);
+    CHECK(err.kind == RL_EINPUT && strstr(err.msg, ": not a regular file (a directory)"), "msg: %s",
+          err.msg);
+}
+
+// Runs fn(path) in a child with an alarm, so that a reader that blocks fails the test instead of
+// hanging it. fn returns 0 when it refused the path as it should.
+static int refused_without_hanging(int (*fn)(const char *), const char *path) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        _exit(fn(path));
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) fprintf(stderr, "  %s: the reader hung\n", path);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int read_file_refuses(const char *path) {
+    char *got = NULL;
+    size_t len = 0;
+    rl_err err = {0};
+    if (rl_read_file(path, 0, &got, &len, &err) == 0) return 1;
+    if (err.kind != RL_EINPUT || !strstr(err.msg, path) || !strstr(err.msg, "not a regular file"))
+        return fprintf(stderr, "  message: %s\n", err.msg), 1;
+    return 0;
+}
+
+static int fopen_refuses(const char *path) {
+    rl_err err = {0};
+    FILE *f = rl_fopen_regular(path, &err);
+    if (f) return fclose(f), 1;
+    return err.kind == RL_EINPUT && strstr(err.msg, "not a regular file") ? 0 : 1;
+}
+
+static int open_refuses(const char *path) {
+    rl_err err = {0};
+    int fd = rl_open_regular(path, NULL, &err);
+    if (fd >= 0) return close(fd), 1;
+    return err.kind == RL_EINPUT && strstr(err.msg, "not a regular file") ? 0 : 1;
+}
+
+// A FIFO (nobody writing) or a character device in place of a file is refused at once: opening
+// a FIFO for reading used to wait for a writer for ever.
+static void test_not_regular(void) {
+    char *fifo = in_tmp("fifo");
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+    CHECK(refused_without_hanging(read_file_refuses, fifo) == 0, "rl_read_file on a FIFO");
+    CHECK(refused_without_hanging(fopen_refuses, fifo) == 0, "rl_fopen_regular on a FIFO");
+    CHECK(refused_without_hanging(open_refuses, fifo) == 0, "rl_open_regular on a FIFO");
+    rl_err err = {0};
+    CHECK(rl_read_file(fifo, 0, &(char *){NULL}, &(size_t){0}, &err) != 0 &&
+              strstr(err.msg, "(a FIFO)"),
+          "FIFO message: %s", err.msg);
+    CHECK(refused_without_hanging(read_file_refuses, "/dev/zero") == 0, "/dev/zero");
+    free(fifo);
+
+    // A regular file still opens, reports its size, and reads blocking (O_NONBLOCK cleared).
+    char *p = in_tmp("plain.txt");
+    write_raw(p, "12345", 5);
+    size_t size = 0;
+    int fd = rl_open_regular(p, &size, &err);
+    CHECK(fd >= 0 && size == 5, "regular file: fd %d size %zu: %s", fd, size, err.msg);
+    if (fd >= 0) {
+        CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0, "O_NONBLOCK left set");
+        close(fd);
+    }
+    FILE *f = rl_fopen_regular(p, &err);
+    char line[16] = "";
+    CHECK(f && fgets(line, sizeof line, f) && strcmp(line, "12345") == 0, "fopen_regular read");
+    if (f) fclose(f);
+    free(p);
 }
 
 static void test_write_atomic(void) {
@@ -209,6 +283,7 @@ int main(void) {
     }
     RUN(test_read_round_trip);
     RUN(test_read_cap_and_errors);
+    RUN(test_not_regular);
     RUN(test_write_atomic);
     RUN(test_paths_and_dirs);
     RUN(test_json_type_names);

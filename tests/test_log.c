@@ -233,7 +233,7 @@ static void test_roundtrip(void) {
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode", buf, sizeof buf), "wal") == 0, "journal mode %s",
           buf);
     CHECK(strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'", buf, sizeof buf),
-                 "1") == 0,
+                 "2") == 0,
           "meta schema_version %s", buf);
 
     // runs
@@ -912,7 +912,7 @@ static void test_refuses_foreign_files(void) {
     CHECK(rl_log_open(&log, t.db, 1, &err) == 0, "%s", err.msg);
     rl_log_close(log);
     sqlite3 *db = raw_open(t.db, 0);
-    raw_exec(db, "PRAGMA user_version = 2");
+    raw_exec(db, "PRAGMA user_version = 3");
     sqlite3_close(db);
     expect_refused(t.db, "newer", "newer schema version");
 
@@ -958,6 +958,25 @@ static void test_refuses_foreign_files(void) {
     // ... but create=1 turns an empty file into a log.
     CHECK(rl_log_open(&log, path, 1, &err) == 0, "empty with create: %s", err.msg);
     rl_log_close(log);
+
+    // A FIFO is refused at once, read-only or not (SQLite would wait for a writer for ever; a
+    // child with an alarm turns a hang into a failure).
+    snprintf(path, sizeof path, "%s/fifo.db", t.dir);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    for (int ro = 0; ro < 2; ro++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(10);
+            rl_log *l = NULL;
+            rl_err e = {0};
+            int r = ro ? rl_log_open_readonly(&l, path, &e) : rl_log_open(&l, path, 1, &e);
+            _exit(r != 0 && e.kind == RL_EINPUT && strstr(e.msg, "not a regular file") ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "FIFO log (read-only %d): %s", ro,
+              WIFSIGNALED(status) ? "hung" : "no error");
+    }
     tdir_remove(&t);
 }
 
@@ -1230,8 +1249,83 @@ static void test_cli(void) {
     tdir_remove(&t);
 }
 
+// Schema version 2 (distill_steps, evals.perplexity): a version-1 file keeps its rows, is read
+// as it is read-only and upgraded in place when opened for writing; the new rows round-trip.
+static void test_upgrade_from_v1(void) {
+    tdir t;
+    tdir_make(&t, "v1.db");
+    rl_err err = {0};
+    rl_log *log = NULL;
+    int64_t run = 0;
+    CHECK(rl_log_open(&log, t.db, 1, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_begin_run(log, "old", NULL, 1, &run, &err) == 0, "%s", err.msg);
+    rl_eval_row e;
+    rl_eval_row_init(&e);
+    e.run_id = run;
+    e.split = "heldout";
+    e.n = 10;
+    e.pass_at_1 = 0.25;
+    CHECK(rl_log_eval(log, &e, &err) == 0, "%s", err.msg);
+    rl_log_close(log);
+    // make it the version-1 file an older rlpipe wrote
+    sqlite3 *db = raw_open(t.db, 0);
+    raw_exec(db, "DROP TABLE distill_steps; ALTER TABLE evals DROP COLUMN perplexity;"
+                 " PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    sqlite3_close(db);
+    // read-only: accepted untouched
+    CHECK(rl_log_open_readonly(&log, t.db, &err) == 0, "read-only v1: %s", err.msg);
+    rl_log_close(log);
+    db = raw_open(t.db, 1);
+    CHECK(q_int(db, "PRAGMA user_version") == 1, "read-only open left version 1");
+    sqlite3_close(db);
+    // for writing: upgraded, rows kept, new rows accepted
+    CHECK(rl_log_open(&log, t.db, 0, &err) == 0, "upgrade: %s", err.msg);
+    CHECK(rl_log_begin_run(log, "new", NULL, 2, &run, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_begin_step(log, run, 1, &err) == 0, "%s", err.msg);
+    rl_step_stats st;
+    rl_step_stats_init(&st);
+    st.phase = "distill";
+    st.loss = 0.5;
+    rl_distill_step_row d = {0.4, 1.25, 0.5, 2.0, 0.3, 0.7, 123};
+    CHECK(rl_log_step_stats(log, &st, &err) == 0 && rl_log_distill_step(log, &d, &err) == 0,
+          "%s", err.msg);
+    CHECK(rl_log_commit_step(log, &err) == 0, "%s", err.msg);
+    rl_eval_row_init(&e);
+    e.run_id = run;
+    e.step = 1;
+    e.split = "teacher_text";
+    e.n = 4;
+    e.perplexity = 3.5;
+    CHECK(rl_log_eval(log, &e, &err) == 0, "%s", err.msg);
+    // a distill row outside a step is a misuse
+    CHECK(rl_log_distill_step(log, &d, &err) != 0 && err.kind == RL_EINTERNAL, "outside a step");
+    rl_log_close(log);
+    db = raw_open(t.db, 1);
+    char buf[64];
+    CHECK(q_int(db, "PRAGMA user_version") == RL_LOG_SCHEMA_VERSION, "upgraded version");
+    CHECK(strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'", buf, sizeof buf),
+                 "2") == 0, "meta version %s", buf);
+    CHECK(q_int(db, "SELECT COUNT(*) FROM evals e JOIN runs r ON r.id = e.run_id"
+                    " WHERE r.name = 'old' AND e.pass_at_1 = 0.25 AND e.perplexity IS NULL") == 1,
+          "the version-1 row is kept");
+    CHECK(q_int(db, "SELECT n_tokens FROM distill_steps WHERE step = 1") == 123, "distill row");
+    CHECK(q_int(db, "SELECT CAST(1000 * tau_mean AS INTEGER) FROM distill_steps") == 1250, "tau");
+    CHECK(q_int(db, "SELECT CAST(10 * perplexity AS INTEGER) FROM evals"
+                    " WHERE split = 'teacher_text'") == 35, "perplexity");
+    sqlite3_close(db);
+    // truncation removes distill rows with their steps
+    CHECK(rl_log_open(&log, t.db, 0, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_truncate_after(log, run, 0, &err) == 0, "%s", err.msg);
+    rl_log_close(log);
+    db = raw_open(t.db, 1);
+    CHECK(q_int(db, "SELECT COUNT(*) FROM distill_steps") == 0, "truncated distill rows");
+    sqlite3_close(db);
+    tdir_remove(&t);
+}
+
 int main(void) {
     RUN(test_roundtrip);
+    RUN(test_upgrade_from_v1);
     RUN(test_views);
     RUN(test_crash_safety);
     RUN(test_truncate_and_resume);

@@ -6,10 +6,12 @@
 
 #include "test_util.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <time.h>
 
 #define CASES_PATH "tests/data/math_cases.tsv"
+#define TABLE_PATH "tests/data/math_table.tsv"
 #define MAX_CASES  1024
 
 // Sanitizers slow everything down by a few times; the bounds stay meaningful.
@@ -83,6 +85,124 @@ static void test_table(void) {
     }
     CHECK(equal >= 100 && different >= 80, "table balance: %d equal, %d different", equal,
           different);
+}
+
+// The comparison table (kind, reference, completion, careful-grader label) graded as a trainer
+// grades: extract=auto, other options at their defaults. Every row must agree with its label;
+// every kind the table names must have both right and wrong answers.
+static void test_comparison_table(void) {
+    FILE *f = fopen(TABLE_PATH, "r");
+    CHECK(f != NULL, "cannot open %s", TABLE_PATH);
+    if (!f) return;
+    static char line[16384];
+    char kinds[32][24];
+    int pos[32] = {0}, neg[32] = {0}, n_kinds = 0, rows = 0, ln = 0;
+    rl_math_opts o;
+    rl_math_opts_default(&o);
+    o.extract = RL_MATH_EXTRACT_AUTO;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0') continue;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL,
+             *t3 = t2 ? strchr(t2 + 1, '\t') : NULL;
+        CHECK(t3 != NULL, "%s:%d: expected four tab-separated columns", TABLE_PATH, ln);
+        if (!t3) continue;
+        *t1 = *t2 = *t3 = '\0';
+        char *gold = t1 + 1, *comp = t2 + 1;
+        int label = atoi(t3 + 1);
+        unescape(gold);
+        unescape(comp);
+        char d[RL_VDETAIL_MAX];
+        int r = rl_math_grade(gold, comp, &o, d, sizeof d) == RL_MATH_EQUAL;
+        CHECK(r == label, "%s:%d [%s]: [%s] vs [%.200s]: got %d want %d (%s)", TABLE_PATH, ln, line,
+              gold, comp, r, label, d);
+        int k = 0;
+        while (k < n_kinds && strcmp(kinds[k], line) != 0) k++;
+        if (k == n_kinds && n_kinds < 32) snprintf(kinds[n_kinds++], sizeof kinds[0], "%.23s", line);
+        if (k < 32) {
+            pos[k] += label == 1;
+            neg[k] += label == 0;
+        }
+        rows++;
+    }
+    fclose(f);
+    CHECK(rows >= 400, "only %d rows in %s", rows, TABLE_PATH);
+    static const char *const required[] = {"percent",     "labelled",      "tolerance",
+                                           "malformed",   "bare_fraction", "matrix",
+                                           "binomial",    "decimal_comma", "inequality",
+                                           "remarks",     "hedging",       "strengths"};
+    for (size_t r = 0; r < sizeof required / sizeof required[0]; r++) {
+        int k = 0;
+        while (k < n_kinds && strcmp(kinds[k], required[r]) != 0) k++;
+        CHECK(k < n_kinds && pos[k] >= 3 && neg[k] >= 3,
+              "kind %s needs right and wrong answers in %s", required[r], TABLE_PATH);
+    }
+}
+
+// Random LaTeX (300 KB) scores 0 whatever the reference, quickly, in both extraction modes,
+// also when the reference is the last number in the junk or a box inside it.
+static void test_latex_junk(void) {
+    static const char *const pieces[] = {
+        "\\frac{", "}", "{", "\\sqrt{", "^", "_", "x", "y", "+", "-", "=", "\\cdot", "\\alpha",
+        "\\left(", "\\right)", "(", ")", "[", "]", "$", "$$", "\\[", "\\]", "&", "\\\\", " ",
+        " ", "\n", "\\int", "\\sum_{", "\\pi", ",", ".", "\\boxed{", "\\text{", "\\%",
+        "\\over", "\\le", "<", ">", "|", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+        "answer", "is", "the"};
+    // well-formed pieces too: braces that balance, only formulas, no prose
+    static const char *const formulas[] = {
+        "\\frac{3}{4}", "x^{2}", "\\sqrt{5}", "$y$", "\\left( 1 \\right)", " + ", " = ", "7",
+        "\\boxed{9}", "$$\\int_0^1 x\\,dx$$", "\\{1, 2\\}", " ", "\n", "\\alpha_{1}", "12", "-"};
+    size_t cap = 300 * 1024;
+    char *junk = malloc(cap + 64);
+    unsigned s = 12345;
+    for (int seed = 0; seed < 8; seed++) {
+        size_t n = 0;
+        int well_formed = seed >= 6;
+        size_t n_pieces = well_formed ? sizeof formulas / sizeof formulas[0]
+                                      : sizeof pieces / sizeof pieces[0];
+        while (n < cap) {
+            s = s * 1103515245u + 12345u;
+            const char *p = (well_formed ? formulas : pieces)[(s >> 16) % n_pieces];
+            size_t l = strlen(p);
+            memcpy(junk + n, p, l);
+            n += l;
+        }
+        junk[n] = '\0';
+        // the worst references: the last digit in the junk, and the content of its last box
+        char last[2] = "7", box[64] = "7";
+        for (size_t k = n; k-- > 0;)
+            if (isdigit((unsigned char)junk[k])) {
+                last[0] = junk[k];
+                break;
+            }
+        char *b = NULL;
+        for (char *q = strstr(junk, "\\boxed{"); q; q = strstr(q + 1, "\\boxed{")) b = q;
+        if (b) {
+            char *c = strchr(b + 7, '}');
+            if (c && c - b - 7 < (long)sizeof box) snprintf(box, sizeof box, "%.*s", (int)(c - b - 7), b + 7);
+        }
+        const char *golds[] = {last, box, "5", "x"};
+        for (int mode = 0; mode < 2; mode++) {
+            rl_math_opts o;
+            rl_math_opts_default(&o);
+            o.extract = mode;
+            for (size_t g = 0; g < sizeof golds / sizeof golds[0]; g++) {
+                char d[RL_VDETAIL_MAX];
+                double t = 1e9; // the fastest of 3: the cost, not the load of a shared machine
+                int r = 0;
+                for (int rep = 0; rep < 3; rep++) {
+                    double t0 = now_s();
+                    r = rl_math_grade(golds[g], junk, &o, d, sizeof d);
+                    if (now_s() - t0 < t) t = now_s() - t0;
+                }
+                CHECK(r != RL_MATH_EQUAL, "junk %d mode %d reference [%s] judged equal (%s)", seed,
+                      mode, golds[g], d);
+                CHECK(t < 0.05 * TIME_SCALE, "junk %d mode %d took %.1f ms", seed, mode, t * 1e3);
+            }
+        }
+    }
+    free(junk);
 }
 
 static int eq(const char *g, const char *p) {
@@ -194,7 +314,9 @@ static void test_grade(void) {
 static void test_options(void) {
     rl_math_opts o;
     rl_math_opts_default(&o);
-    CHECK(o.extract == RL_MATH_EXTRACT_BOXED && o.float_rounding == 6 && !o.percent, "defaults");
+    CHECK(o.extract == RL_MATH_EXTRACT_BOXED && o.float_rounding == 6 && !o.percent &&
+              o.set_relation == 1,
+          "defaults");
     o.float_rounding = 2;
     CHECK(rl_math_equal("(\\frac{3}{5},\\frac{8}{3}]", "(0.6,2.6667]", &o, NULL, 0) == 1,
           "rounding 2");
@@ -206,6 +328,9 @@ static void test_options(void) {
     CHECK(rl_math_equal("50\\%", "50", &o, NULL, 0) == 1, "percent lenient");
     CHECK(rl_math_equal("50", "50\\%", &o, NULL, 0) == 1, "percent lenient");
     CHECK(rl_math_equal("50\\%", "0.5", &o, NULL, 0) == 1, "percent lenient keeps 0.5");
+    CHECK(rl_math_equal("x \\in [-2,7]", "-2 \\le x \\le 7", &o, NULL, 0) == 1,
+          "set_relation lenient by default");
+    o.set_relation = 0;
     CHECK(rl_math_equal("x \\in [-2,7]", "-2 \\le x \\le 7", &o, NULL, 0) == 0,
           "set_relation strict");
     o.set_relation = 1;
@@ -354,17 +479,24 @@ static void test_hostile(void) {
         for (int mode = 0; mode < 2; mode++) {
             o.extract = mode;
             char d[RL_VDETAIL_MAX];
-            double t0 = now_s();
-            int r1 = rl_math_grade(H[k].gold, H[k].pred, &o, d, sizeof d);
-            double t1 = now_s();
-            int r2 = rl_math_equal(H[k].gold, H[k].pred, &o, d, sizeof d);
-            double t2 = now_s();
+            // the fastest of 3 runs: what a call costs, not how loaded the shared machine is
+            double tg = 1e9, te = 1e9;
+            int r1 = 0, r2 = 0;
+            for (int rep = 0; rep < 3; rep++) {
+                double a = now_s();
+                r1 = rl_math_grade(H[k].gold, H[k].pred, &o, d, sizeof d);
+                double b = now_s();
+                r2 = rl_math_equal(H[k].gold, H[k].pred, &o, d, sizeof d);
+                double c = now_s();
+                if (b - a < tg) tg = b - a;
+                if (c - b < te) te = c - b;
+            }
             CHECK(r1 >= -2 && r1 <= 1 && r2 >= -1 && r2 <= 1, "%s: results %d %d", H[k].name, r1,
                   r2);
-            CHECK(t1 - t0 < 0.05 * TIME_SCALE, "%s (mode %d): grade took %.1f ms", H[k].name, mode,
-                  (t1 - t0) * 1e3);
-            CHECK(t2 - t1 < 0.05 * TIME_SCALE, "%s (mode %d): equal took %.1f ms", H[k].name, mode,
-                  (t2 - t1) * 1e3);
+            CHECK(tg < 0.05 * TIME_SCALE, "%s (mode %d): grade took %.1f ms", H[k].name, mode,
+                  tg * 1e3);
+            CHECK(te < 0.05 * TIME_SCALE, "%s (mode %d): equal took %.1f ms", H[k].name, mode,
+                  te * 1e3);
             // only "3000 terms" is really equal; an unclosed box still ends in a plain 5 (auto)
             int may_equal = k == 12 || (k == 2 && mode == RL_MATH_EXTRACT_AUTO);
             CHECK(r1 != RL_MATH_EQUAL || may_equal, "%s: must not be judged equal (%s)", H[k].name,
@@ -417,6 +549,8 @@ int main(void) {
         return 1;
     }
     RUN(test_table);
+    RUN(test_comparison_table);
+    RUN(test_latex_junk);
     RUN(test_random_arithmetic);
     RUN(test_extraction);
     RUN(test_grade);

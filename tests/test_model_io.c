@@ -4,11 +4,13 @@
 //   what is not a model directory, bad checkpoints (missing tensor, wrong shape, wrong
 //   dtype / size, config that does not match the tensors) -> RL_EINPUT naming what is wrong,
 //   ignored extra tensors, tokenizer files; `rlpipe model init` then `rlpipe logprobs` equals the
-//   model's own forward, independently of --batch.
+//   model's own forward, independently of --batch; config.json sizes checked against the
+//   safetensors headers before allocating; FIFOs in place of model files refused, not waited on.
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/backend.h"
 #include "kernels/rng.h"
 #include "policy/checkpoint.h"
+#include "policy/fileio.h"
 #include "policy/hf_config.h"
 #include "policy/model.h"
 #include "policy/safetensors.h"
@@ -462,6 +464,184 @@ static void test_bad_checkpoints(void) {
     rl_model_free(t);
 }
 
+typedef struct spec_walk {
+    const rl_model *m;
+    int i, bad;
+} spec_walk;
+
+static int compare_spec(void *ctx, const rl_model_tensor_spec *t) {
+    spec_walk *w = ctx;
+    const char *name;
+    int64_t shape[2];
+    int ndim;
+    if (rl_model_tensor_info(w->m, w->i++, &name, shape, &ndim, NULL) != 0 ||
+        strcmp(name, t->name) != 0 || ndim != t->ndim || shape[0] != t->shape[0] ||
+        shape[1] != t->shape[1])
+        w->bad++;
+    return 0;
+}
+
+// Rewrites dir/config.json with key set to value (an integer).
+static void set_config_key(const char *dir, const char *key, long long value) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(p, 0, &je);
+    CHECK(root != NULL, "%s: %s", p, je.text);
+    if (!root) return;
+    json_object_set_new(root, key, json_integer(value));
+    CHECK(json_dump_file(root, p, JSON_INDENT(2)) == 0, "write %s", p);
+    json_decref(root);
+}
+
+// config.json sizes are checked against the safetensors headers before the model is allocated:
+// every size key that does not match the weights is an error naming config.json, the key and
+// the tensor; sizes beyond any real model are refused while parsing.
+static void test_config_sizes_checked(void) {
+    rl_model *m = random_model(0, 11);
+    // small_config: hidden 32, 2 layers, 4 heads of 8, 2 kv heads, intermediate 48, vocab 96.
+    const struct {
+        const char *key;
+        long long value;
+        const char *tensor, *named;
+    } mismatches[] = {
+        // 1.3 GB allocated before the weights were looked at, once
+        {"vocab_size", 5000000, "model.embed_tokens.weight", "vocab_size 5000000"},
+        {"vocab_size", 97, "model.embed_tokens.weight", "vocab_size 97"},
+        {"intermediate_size", 4096, "model.layers.0.mlp.gate_proj.weight", "intermediate_size"},
+        // head_dim is derived: 32 / 2 = 16, so q still fits and k does not
+        {"num_attention_heads", 2, "model.layers.0.self_attn.k_proj.weight", "head_dim 16"},
+        {"num_key_value_heads", 4, "model.layers.0.self_attn.k_proj.weight",
+         "num_key_value_heads 4"},
+        {"head_dim", 16, "model.layers.0.self_attn.q_proj.weight", "head_dim 16"},
+        {"hidden_size", 40, "model.embed_tokens.weight", "hidden_size 40"},
+    };
+    rl_err err = {0};
+    for (size_t i = 0; i < sizeof mismatches / sizeof mismatches[0]; i++) {
+        char *dir = path_in("bad-size");
+        rl_remove_tree(dir);
+        write_variant(m, dir, NULL, NULL, NULL);
+        set_config_key(dir, mismatches[i].key, mismatches[i].value);
+        double t0 = rl_now();
+        load_fails(dir, mismatches[i].tensor, "config.json implies");
+        rl_model *l = NULL;
+        rl_model_load(&l, dir, cpu(), &err);
+        CHECK(strstr(err.msg, mismatches[i].named) && strstr(err.msg, "model.safetensors"),
+              "%s: message does not name the key and file: %s", mismatches[i].key, err.msg);
+        CHECK(rl_now() - t0 < 5.0, "%s = %lld: %.1f s to refuse", mismatches[i].key,
+              mismatches[i].value, rl_now() - t0);
+    }
+    // More layers than the checkpoint holds.
+    char *dir = path_in("bad-layers");
+    write_variant(m, dir, NULL, NULL, NULL);
+    set_config_key(dir, "num_hidden_layers", 40);
+    load_fails(dir, "\"num_hidden_layers\" = 40", "holds 2 layers");
+    // Beyond any model: refused while parsing config.json, whatever the weights.
+    const struct {
+        const char *key;
+        long long value;
+    } absurd[] = {
+        {"vocab_size", 2147483647},
+        {"vocab_size", 16777217},
+        {"hidden_size", 1 << 20},
+        {"intermediate_size", 1LL << 30},
+        {"num_hidden_layers", 100000},
+        {"num_attention_heads", 1 << 20},
+        {"num_key_value_heads", 4096},
+        {"head_dim", 1 << 20},
+        {"max_position_embeddings", 1LL << 40},
+        {"max_position_embeddings", 0},
+    };
+    for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
+        dir = path_in("bad-absurd");
+        rl_remove_tree(dir);
+        write_variant(m, dir, NULL, NULL, NULL);
+        set_config_key(dir, absurd[i].key, absurd[i].value);
+        char want[80];
+        snprintf(want, sizeof want, "\"%s\" = %lld is out of range", absurd[i].key,
+                 absurd[i].value);
+        load_fails(dir, "config.json", want);
+    }
+    rl_model_free(m);
+
+    // A from-scratch model larger than the machine's memory (here ~3.8 TB of weights) is an
+    // input error, not an abort inside the allocator.
+    rl_model_config big = small_config(0);
+    big.hidden_size = 8192;
+    big.num_hidden_layers = 1024;
+    big.num_attention_heads = 64;
+    big.num_key_value_heads = 8;
+    big.intermediate_size = 29568;
+    big.vocab_size = 152064;
+    rl_model *huge = (rl_model *)1;
+    CHECK(rl_model_create(&huge, &big, cpu(), &err) != 0 && huge == NULL && err.kind == RL_EINPUT &&
+              strstr(err.msg, "GB of memory"),
+          "huge model: %s", err.msg);
+
+    // The tensors a config implies, listed before allocation, are exactly the model's.
+    for (int tied = 0; tied < 2; tied++) {
+        rl_model *t = random_model(tied, 12);
+        spec_walk walk = {t, 0, 0};
+        int rc = rl_model_config_tensors(&t->cfg, compare_spec, &walk, &err);
+        CHECK(rc == 0 && walk.bad == 0 && walk.i == rl_model_num_tensors(t),
+              "tied %d: %d of %d specs, %d differ", tied, walk.i, rl_model_num_tensors(t),
+              walk.bad);
+        rl_model_free(t);
+    }
+}
+
+// A FIFO in place of config.json, model.safetensors or a shard named by the index is refused at
+// once (a child with an alarm turns a hang into a failure).
+static int load_refuses(const char *dir, const char *file) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        rl_model *l = NULL;
+        rl_err e = {0};
+        int rc = rl_model_load(&l, dir, cpu(), &e);
+        int ok = rc != 0 && e.kind == RL_EINPUT && strstr(e.msg, file);
+        if (!ok) fprintf(stderr, "  %s: %s\n", dir, e.msg);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) fprintf(stderr, "  %s: the loader hung on a FIFO\n", dir);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void test_fifo_inputs(void) {
+    rl_model *m = random_model(1, 13);
+    rl_err err = {0};
+    char *dir = path_in("fifo-config"), p[600];
+    CHECK(rl_model_save(m, dir, 0, &err) == 0, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    CHECK(mkfifo(p, 0600) == 0, "mkfifo");
+    CHECK(load_refuses(dir, "config.json: not a regular file (a FIFO)") == 0, "FIFO config.json");
+
+    dir = path_in("fifo-shard");
+    rl_model_save_opts o = {.max_shard_bytes = 4096};
+    CHECK(rl_model_save_ex(m, dir, &o, &err) == 0, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/model-00002-of-", dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char shard[600] = "";
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, "model-00002-of-"))
+            snprintf(shard, sizeof shard, "%s/%s", dir, e->d_name);
+    if (d) closedir(d);
+    CHECK(shard[0], "no second shard in %s", dir);
+    unlink(shard);
+    CHECK(mkfifo(shard, 0600) == 0, "mkfifo shard");
+    CHECK(load_refuses(dir, "not a regular file (a FIFO)") == 0, "FIFO shard");
+
+    snprintf(p, sizeof p, "%s/%s", dir, RL_ST_INDEX_NAME);
+    unlink(p);
+    CHECK(mkfifo(p, 0600) == 0, "mkfifo index");
+    CHECK(load_refuses(dir, RL_ST_INDEX_NAME) == 0, "FIFO index");
+    rl_model_free(m);
+}
+
 // ---- the commands ----------------------------------------------------------------------------
 
 __attribute__((format(printf, 1, 2))) static int run(const char *fmt, ...) {
@@ -610,6 +790,50 @@ static void test_init_then_logprobs(void) {
     }
     CHECK(strncmp(line, "{\"ids\":[72,105,258],\"logprobs\":[", 32) == 0, "--text output %s", line);
 
+    // Sequences longer than max_position_embeddings or --max-tokens are refused line by line
+    // (exit 2), never scored silently; a sequence of exactly max_position_embeddings is scored.
+    int P = m->cfg.max_position_embeddings;
+    const int LONG[] = {P + 1, P, 32768, 40};
+    fp = fopen(tin, "w");
+    for (int i = 0; i < 4; i++) {
+        fprintf(fp, "{\"ids\": [");
+        for (int t = 0; t < LONG[i]; t++) fprintf(fp, t ? ",%d" : "%d", (t * 7 + i) % 272);
+        fprintf(fp, "]}\n");
+    }
+    fclose(fp);
+    double t0 = rl_now();
+    rc = run("logprobs --model %s --max-tokens %d < %s > %s 2>/dev/null", dir, P, tin, tout);
+    CHECK(rc == 2, "too-long sequences: exit %d", rc);
+    CHECK(rl_now() - t0 < 20.0, "refusing a 32768-id line took %.1f s", rl_now() - t0);
+    char *outs = NULL;
+    {
+        FILE *of = fopen(tout, "r");
+        size_t cap = 0;
+        ssize_t got = of ? getdelim(&outs, &cap, '\0', of) : -1;
+        if (of) fclose(of);
+        if (got < 0) outs = NULL;
+    }
+    char want_err[200];
+    snprintf(want_err, sizeof want_err,
+             "{\"error\":\"line 1: the sequence has %d tokens, more than the model's "
+             "max_position_embeddings (%d)\"}\n{\"logprobs\":[",
+             P + 1, P);
+    CHECK(outs && strncmp(outs, want_err, strlen(want_err)) == 0, "long lines: %.300s",
+          outs ? outs : "(none)");
+    CHECK(outs && strstr(outs, "line 3: the sequence has 32768 tokens, more than the model's "
+                               "max_position_embeddings"),
+          "32k line");
+    free(outs);
+    rc = run("logprobs --model %s --max-tokens 30 < %s > %s 2>/dev/null", dir, tin, tout);
+    fp = fopen(tout, "r");
+    line[0] = '\0';
+    for (int i = 0; fp && i < 4; i++)
+        if (!fgets(line, sizeof line, fp)) line[0] = '\0';
+    if (fp) fclose(fp);
+    CHECK(rc == 2 &&
+              strstr(line, "line 4: the sequence has 40 tokens, more than --max-tokens (30)"),
+          "--max-tokens bounds one sequence: exit %d, %s", rc, line);
+
     // Usage and input errors.
     CHECK(run("logprobs < /dev/null 2>/dev/null") == 2, "no --model");
     CHECK(run("logprobs --model %s/nope < /dev/null 2>/dev/null", TMP) == 2, "missing model dir");
@@ -633,6 +857,8 @@ int main(void) {
     RUN(test_atomic_replace);
     RUN(test_tokenizer_files);
     RUN(test_bad_checkpoints);
+    RUN(test_config_sizes_checked);
+    RUN(test_fifo_inputs);
     RUN(test_init_then_logprobs);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", TMP);

@@ -319,9 +319,12 @@ static void test_hostile(void) {
                           {prompt, "<think>\nf(2) = 3\n</think>\\boxed{3}"}};
     for (size_t k = 0; k < sizeof H / sizeof H[0]; k++) {
         rl_path_report r;
-        double t0 = now_s();
-        double s = rl_path_score(H[k][0], H[k][1], NULL, &r, NULL, 0);
-        double t = now_s() - t0;
+        double s = 0, t = 1e9; // the fastest of 3: the cost, not the shared machine's load
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_s();
+            s = rl_path_score(H[k][0], H[k][1], NULL, &r, NULL, 0);
+            if (now_s() - t0 < t) t = now_s() - t0;
+        }
         CHECK(s >= 0 && s <= 1, "hostile %zu: score %g", k, s);
         CHECK(t < 0.05 * TIME_SCALE, "hostile %zu took %.1f ms", k, t * 1e3);
     }

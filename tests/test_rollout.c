@@ -558,10 +558,118 @@ static void test_datasets(void) {
     rmdir(dir);
 }
 
+// What a streaming callback saw of one sample: every call's text must extend the previous one.
+typedef struct stream_seen {
+    int calls[4], done[4], prefix_ok;
+    size_t len[4];
+    int cancel_after; // >0: ask to cancel once sample 0 has this many tokens
+} stream_seen;
+
+static int on_token_record(void *ctx, int sample, const rl_completion *c, const float *logits,
+                           const char *bytes, size_t n_bytes, int done) {
+    stream_seen *s = ctx;
+    // The logits given are the row the token was drawn from: its policy log-prob matches.
+    if (fabs(rl_token_logprob(logits, 272, c->tokens[c->n_tokens - 1], 1.0f) -
+             c->logp_policy[c->n_tokens - 1]) > 1e-5)
+        s->prefix_ok = 0;
+    s->calls[sample]++;
+    s->done[sample] += done;
+    if (c->n_tokens != s->calls[sample]) s->prefix_ok = 0; // one call per token
+    if (done) { // the final text is the bytes made valid UTF-8
+        size_t n;
+        char *lossy = rl_utf8_lossy(bytes, n_bytes, &n);
+        if (n != c->text_len || memcmp(lossy, c->text, n) != 0) s->prefix_ok = 0;
+        free(lossy);
+    }
+    s->len[sample] = n_bytes;
+    return s->cancel_after > 0 && sample == 0 && c->n_tokens >= s->cancel_after;
+}
+
+// Continuous batching: requests with their own parameters join a running batch at different
+// steps, and each gets exactly what rl_generate gives it alone; a cancelled request frees its
+// slots at once and the others are unaffected.
+static void test_continuous_batching(void) {
+    fixture f;
+    fixture_init(&f);
+    rl_err err = {0};
+    rl_gen_params pa = params_at(1.0f, 30), pb = params_at(0.7f, 18), pc = params_at(1.0f, 40);
+    pb.seed = 7;
+    pb.sampling.top_k = 20;
+    static const char *const stops[1] = {"+"};
+    pc.stop_strings = stops;
+    pc.n_stop_strings = 1;
+    pc.sampling.top_p = 0.9f;
+    rl_gen_params *ps[3] = {&pa, &pb, &pc};
+    int G[3] = {3, 2, 2};
+    rl_gen_prompt gp[3];
+    for (int i = 0; i < 3; i++)
+        gp[i] = (rl_gen_prompt){f.prompts[i].data, (int)f.prompts[i].len, 300 + i, G[i]};
+    rl_engine *solo, *e;
+    CHECK(rl_engine_create(&solo, f.m, f.tok, 4, 128, 272, &err) == 0, "%s", err.msg);
+    CHECK(rl_engine_create(&e, f.m, f.tok, 8, 128, 272, &err) == 0, "%s", err.msg);
+    rl_completion want[3][3], got[3][3], cancelled[2];
+    for (int i = 0; i < 3; i++)
+        CHECK(rl_generate(solo, ps[i], &gp[i], 1, want[i], NULL, &err) == 0, "%s", err.msg);
+    stream_seen seen[3] = {{.prefix_ok = 1}, {.prefix_ok = 1}, {.prefix_ok = 1}};
+    stream_seen seen_x = {.prefix_ok = 1, .cancel_after = 3};
+    rl_stream_req req[3], x;
+    for (int i = 0; i < 3; i++)
+        req[i] = (rl_stream_req){ps[i], gp[i], got[i], on_token_record, &seen[i], 0};
+    // x: a fourth request (prompt 1 again, other key) that cancels itself after 3 tokens.
+    rl_gen_prompt gx = gp[1];
+    gx.key = 999;
+    x = (rl_stream_req){&pa, gx, cancelled, on_token_record, &seen_x, 0};
+    CHECK(rl_engine_submit(e, &req[0], &err) == 0, "%s", err.msg);
+    CHECK(rl_engine_submit(e, &x, &err) == 0, "%s", err.msg);
+    CHECK(rl_engine_free_slots(e) == 3, "3 + 2 slots used, %d free", rl_engine_free_slots(e));
+    rl_stream_req too_many = req[2];
+    too_many.prompt.n_samples = 4;
+    CHECK(rl_engine_submit(e, &too_many, &err) != 0 && err.kind == RL_EINPUT, "over capacity");
+    int steps = 0;
+    while (rl_engine_n_live(e) > 0 || steps < 8) {
+        if (steps == 2) CHECK(rl_engine_submit(e, &req[1], &err) == 0, "%s", err.msg);
+        if (steps == 5) {
+            CHECK(x.n_live == 0, "the cancelled request ended");
+            CHECK(rl_engine_submit(e, &req[2], &err) == 0, "%s", err.msg);
+        }
+        CHECK(rl_engine_step(e, &err) == 0, "%s", err.msg);
+        steps++;
+        if (steps > 500) break;
+    }
+    CHECK(rl_engine_free_slots(e) == 8, "every slot free at the end");
+    for (int i = 0; i < 3; i++) {
+        CHECK(req[i].n_live == 0, "request %d ended", i);
+        CHECK(seen[i].prefix_ok, "request %d: one call per token, final text from the bytes", i);
+        for (int s = 0; s < G[i]; s++) {
+            CHECK(same_completion(&got[i][s], &want[i][s]),
+                  "request %d sample %d differs from rl_generate alone", i, s);
+            CHECK(seen[i].done[s] == 1, "request %d sample %d: one done call", i, s);
+            CHECK_NEAR(got[i][s].logp_sample[0], want[i][s].logp_sample[0], 1e-6, "logp_sample");
+            rl_completion_free(&got[i][s]);
+            rl_completion_free(&want[i][s]);
+        }
+    }
+    CHECK(seen_x.calls[0] == 3 && cancelled[0].n_tokens == 3, "cancelled after 3 tokens (%d)",
+          cancelled[0].n_tokens);
+    CHECK(cancelled[0].text != NULL && cancelled[1].text != NULL, "cancelled samples keep text");
+    rl_completion_free(&cancelled[0]);
+    rl_completion_free(&cancelled[1]);
+    // A stepping engine with nothing to do is a no-op; bad requests are refused up front.
+    CHECK(rl_engine_step(e, &err) == 0, "idle step");
+    rl_gen_params big = params_at(1.0f, 200);
+    rl_stream_req bad = {&big, gp[0], got[0], NULL, NULL, 0};
+    CHECK(rl_engine_submit(e, &bad, &err) != 0 && strstr(err.msg, "positions"), "too long: %s",
+          err.msg);
+    rl_engine_free(e);
+    rl_engine_free(solo);
+    fixture_free(&f);
+}
+
 int main(void) {
     RUN(test_batching_and_determinism);
     RUN(test_logprobs_match_forward);
     RUN(test_greedy_matches_forward_argmax);
+    RUN(test_continuous_batching);
     RUN(test_stop_rules);
     RUN(test_bad_requests);
     RUN(test_task_streams);

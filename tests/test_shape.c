@@ -126,6 +126,60 @@ static void test_format_options(void) {
     CHECK(make(api, bad2, err, sizeof err) == NULL && strstr(err, "sometimes"), "err '%s'", err);
 }
 
+// The presets: r1, r1_prompt and the seed's "###" format; explicit options refine a preset.
+static void test_format_presets(void) {
+    char err[256];
+    const rl_verifier_api *api = rl_verifier_format_api();
+    const char *seed[] = {"preset=seed", NULL};
+    void *f = make(api, seed, err, sizeof err);
+    CHECK(f != NULL, "create: %s", err);
+    // Rules without a think tag: start, answer, trailing.
+    expect_format(f, "### Step 1\n2+3=5\nSo the answer is \\boxed{5}.", 1.0, "all 3");
+    expect_format(f, "###\\boxed{5}", 1.0, "all 3");
+    expect_format(f, "Step 1: 2+3=5. \\boxed{5}", 2.0 / 3, "start");
+    expect_format(f, " ### \\boxed{5}", 2.0 / 3, "start"); // must be the very first bytes
+    expect_format(f, "## x \\boxed{5}", 2.0 / 3, "start");
+    expect_format(f, "### 2+3=5", 1.0 / 3, "answer");                    // no box: answer, trailing
+    expect_format(f, "### \\boxed{4} or \\boxed{5}", 2.0 / 3, "answer"); // two answers
+    expect_format(f, "### \\boxed{5} is it, or maybe 6", 2.0 / 3, "trailing");
+    expect_format(f, "### \\boxed{ }", 2.0 / 3, "answer");
+    expect_format(f, "", 0.0, "start");
+    // A think block, when present, must be well formed (start + 4 think rules + answer + trailing).
+    expect_format(f, "###\n<think>\n2+3=5\n</think>\n\\boxed{5}", 1.0, "all 7");
+    expect_format(f, "### x\n</think>\n\\boxed{5}", 3.0 / 7, "think_block");
+    api->destroy(f);
+
+    // The seed preset behind R1's template (the prompt ends with "<think>\n"): </think> only.
+    const char *seed_r1[] = {"think_open=prompt", "preset=seed", NULL};
+    f = make(api, seed_r1, err, sizeof err);
+    CHECK(f != NULL, "create: %s", err);
+    expect_format(f, "### 2+3=5\n</think>\n\\boxed{5}", 1.0, "all 6");
+    expect_format(f, "### 2+3=5\n\\boxed{5}", 3.0 / 6, "think_block");
+    api->destroy(f);
+
+    const char *r1[] = {"preset=r1", NULL};
+    f = make(api, r1, err, sizeof err);
+    expect_format(f, GOOD, 1.0, "all 6");
+    expect_format(f, "\\boxed{5}", 2.0 / 6, "think_block");
+    api->destroy(f);
+
+    const char *r1p[] = {"preset=r1_prompt", NULL};
+    f = make(api, r1p, err, sizeof err);
+    expect_format(f, "2+3=5\n</think>\n\\boxed{5}", 1.0, "all 5");
+    expect_format(f, GOOD, 4.0 / 5, "think_block");
+    api->destroy(f);
+
+    // An option after (or before) the preset overrides it.
+    const char *seed_any[] = {"preset=seed", "trailing=any", NULL};
+    f = make(api, seed_any, err, sizeof err);
+    expect_format(f, "### \\boxed{5} is it", 1.0, "all 2");
+    api->destroy(f);
+
+    const char *bad[] = {"preset=o1", NULL};
+    CHECK(make(api, bad, err, sizeof err) == NULL && strstr(err, "o1") && strstr(err, "seed"),
+          "err '%s'", err);
+}
+
 // Arbitrary bytes and huge inputs: no crash, a score in [0, 1], linear time.
 static void test_format_robust(void) {
     char err[256];
@@ -252,6 +306,7 @@ static void test_efficiency_group(void) {
 int main(void) {
     RUN(test_format_default_rules);
     RUN(test_format_options);
+    RUN(test_format_presets);
     RUN(test_format_robust);
     RUN(test_efficiency_modes);
     RUN(test_efficiency_group);

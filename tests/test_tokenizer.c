@@ -1,6 +1,7 @@
-// test_tokenizer: the byte tokenizer, the Qwen byte-level BPE against the shared vectors (exact
-// Hugging Face parity), added-token matching, malformed tokenizer.json files, UTF-8 helpers, chat
-// templates and the `rlpipe tokenize` command.
+// test_tokenizer: the byte tokenizer, the Qwen byte-level BPE against 248 vectors (exact Hugging
+// Face parity), added-token matching, malformed tokenizer.json files, UTF-8 helpers, chat
+// templates and the `rlpipe tokenize` command. The Qwen files live in tests/data/qwen2-tokenizer
+// (tokenizer.json gzip-compressed, inflated here with zlib), so every clone runs every check.
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/rng.h"
 #include "policy/tok_internal.h"
@@ -13,8 +14,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <utf8proc.h>
+#include <zlib.h>
 
-static rl_tokenizer *QWEN;  // the shared Qwen tokenizer.json, NULL when ../shared is absent
+#define QWEN_DATA "tests/data/qwen2-tokenizer" // relative to the project root (ctest's cwd)
+
+static rl_tokenizer *QWEN;  // the Qwen tokenizer.json of QWEN_DATA
 static char QWEN_PATH[512]; // its path
 static char TMP[256];       // a scratch directory for this run
 
@@ -84,6 +88,22 @@ static char *read_all(const char *path, size_t *n) {
     buf[k] = '\0';
     if (n) *n = k;
     return buf;
+}
+
+// Inflates the gzip file src into dst. 0 on success.
+static int gunzip_to(const char *src, const char *dst) {
+    gzFile in = gzopen(src, "rb");
+    if (!in) return -1;
+    FILE *out = fopen(dst, "wb");
+    int rc = out ? 0 : -1;
+    char buf[1 << 16];
+    int got = 0;
+    while (rc == 0 && (got = gzread(in, buf, sizeof buf)) > 0)
+        if (fwrite(buf, 1, (size_t)got, out) != (size_t)got) rc = -1;
+    if (got < 0) rc = -1;
+    if (gzclose(in) != Z_OK) rc = -1;
+    if (out && fclose(out) != 0) rc = -1;
+    return rc;
 }
 
 // GPT-2 bytes_to_unicode, written out independently of the library for the synthetic files.
@@ -255,12 +275,11 @@ static void test_byte_tokenizer(void) {
     rl_tokenizer_free(tok);
 }
 
-// ---- Qwen BPE: the shared vectors -------------------------------------------------------------
+// ---- Qwen BPE: the 248 parity vectors ---------------------------------------------------------
 
 static void test_qwen_vectors(void) {
     if (!QWEN) return;
-    char path[600];
-    snprintf(path, sizeof path, "%s/data/qwen2-tokenizer/vectors.jsonl", test_shared_dir());
+    const char *path = QWEN_DATA "/vectors.jsonl";
     FILE *f = fopen(path, "r");
     CHECK(f != NULL, "open %s", path);
     if (!f) return;
@@ -510,6 +529,21 @@ static void test_synthetic(void) {
         CHECK_IDS(tok, "xxab", 120, 120, 97, 98);
         rl_tokenizer_free(tok);
     }
+    // A literal String pattern (PCRE2 once refused these: LITERAL with UCP): "b" isolated splits
+    // "abc" as a|b|c, so the "abc" merge cannot happen; "b" inside "a.b" is literal, not a regex.
+    e = synthetic_json(NULL);
+    json_t *pat = json_object_get(
+        json_array_get(json_object_get(json_object_get(e, "pre_tokenizer"), "pretokenizers"), 0),
+        "pattern");
+    json_object_clear(pat);
+    json_object_set_new(pat, "String", json_string("."));
+    path = write_json("literal.json", e);
+    CHECK(rl_tokenizer_load(&tok, path, &err) == 0, "load literal: %s", err.msg);
+    if (tok) {
+        CHECK_IDS(tok, "abc", 257);             // no '.': one pre-token, merged
+        CHECK_IDS(tok, "a.bc", 97, 46, 98, 99); // '.' isolated, "bc" has no merge of its own
+        rl_tokenizer_free(tok);
+    }
     // ignore_merges: a pre-token that is a vocab entry is taken whole, merges or not.
     for (int ignore = 0; ignore < 2; ignore++) {
         json_t *g = synthetic_json(NULL);
@@ -638,6 +672,63 @@ static void test_malformed(void) {
     j = synthetic_json(NULL);
     json_object_set_new(json_object_get(j, "model"), "byte_fallback", json_true());
     expect_bad_json("byte_fallback.json", j, "byte_fallback");
+
+    // Split patterns: empty (an unterminated buffer reached PCRE2 once), not a string, huge.
+    const char *const split_cases[][3] = {
+        {"split_empty_regex.json", "Regex", "pretokenizers[0].pattern.Regex is empty"},
+        {"split_empty_string.json", "String", "pretokenizers[0].pattern.String is empty"},
+    };
+    for (int c = 0; c < 2; c++) {
+        j = synthetic_json(NULL);
+        json_t *pat = json_object_get(
+            json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"),
+                           0),
+            "pattern");
+        json_object_clear(pat);
+        json_object_set_new(pat, split_cases[c][1], json_string(""));
+        expect_bad_json(split_cases[c][0], j, split_cases[c][2]);
+    }
+    j = synthetic_json(NULL);
+    json_object_set_new(
+        json_object_get(
+            json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"),
+                           0),
+            "pattern"),
+        "Regex", json_integer(5));
+    expect_bad_json("split_regex_int.json", j, "pretokenizers[0].pattern must be");
+    char *huge = malloc(70001);
+    memset(huge, 'a', 70000);
+    huge[70000] = '\0';
+    j = synthetic_json(NULL);
+    json_object_set_new(
+        json_object_get(
+            json_array_get(json_object_get(json_object_get(j, "pre_tokenizer"), "pretokenizers"),
+                           0),
+            "pattern"),
+        "Regex", json_string(huge));
+    free(huge);
+    expect_bad_json("split_regex_huge.json", j, "longer than 65536 bytes");
+
+    // A FIFO in place of tokenizer.json is refused at once, not waited on (a child with an alarm
+    // turns a hang into a failure).
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo_tokenizer.json", TMP);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        rl_tokenizer *t = NULL;
+        rl_err e = {0};
+        int r = rl_tokenizer_load(&t, fifo, &e);
+        _exit(r != 0 && e.kind == RL_EINPUT && strstr(e.msg, "fifo_tokenizer.json") &&
+                      strstr(e.msg, "not a regular file")
+                  ? 0
+                  : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "FIFO tokenizer.json: %s",
+          WIFSIGNALED(status) ? "hung (killed by the alarm)" : "no error");
 
     rl_tokenizer *tok = NULL;
     rl_err err = {0};
@@ -889,25 +980,77 @@ static void test_cli(void) {
     free(dec_in);
 }
 
+// Conversations: one system + user pair renders exactly as rl_chat_render; longer ones follow
+// the Hugging Face templates (Qwen2.5 chatml, DeepSeek-R1-Distill).
+static void test_chat_messages(void) {
+    rl_tokenizer *byte;
+    rl_err err = {0};
+    rl_tokenizer_load(&byte, "byte", &err);
+    const rl_chat_template T[3] = {RL_CHAT_PLAIN, RL_CHAT_CHATML, RL_CHAT_R1};
+    for (int t = 0; t < 3; t++) {
+        char *a, *b;
+        rl_chat_msg one[2] = {{"system", "Be brief."}, {"user", "Hi there"}};
+        rl_chat_render(T[t], byte, "Be brief.", "Hi there", &a, &err);
+        CHECK(rl_chat_render_messages(T[t], byte, one, 2, &b, &err) == 0, "%s", err.msg);
+        CHECK(strcmp(a, b) == 0, "template %d, system+user: %s vs %s", t, a, b);
+        free(a);
+        free(b);
+        rl_chat_render(T[t], byte, NULL, "Q?", &a, &err);
+        CHECK(rl_chat_render_messages(T[t], byte, &one[1], 1, &b, &err) == 0, "%s", err.msg);
+        free(b);
+        rl_chat_msg u = {"user", "Q?"};
+        rl_chat_render_messages(T[t], byte, &u, 1, &b, &err);
+        CHECK(strcmp(a, b) == 0, "template %d, user only: %s vs %s", t, a, b);
+        free(a);
+        free(b);
+    }
+    rl_chat_msg conv[3] = {
+        {"user", "1+1?"}, {"assistant", "<think>\nsum\n</think>\n2"}, {"user", "and 2+2?"}};
+    char *out;
+    rl_chat_render_messages(RL_CHAT_CHATML, byte, conv, 3, &out, &err);
+    CHECK(strcmp(out, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
+                      "helpful assistant.<|im_end|>\n<|im_start|>user\n1+1?<|im_end|>\n"
+                      "<|im_start|>assistant\n<think>\nsum\n</think>\n2<|im_end|>\n"
+                      "<|im_start|>user\nand 2+2?<|im_end|>\n<|im_start|>assistant\n") == 0,
+          "chatml conversation: %s", out);
+    free(out);
+    rl_chat_render_messages(RL_CHAT_R1, byte, conv, 3, &out, &err);
+    CHECK(strcmp(out, "<｜begin▁of▁sentence｜><｜User｜>1+1?<｜Assistant｜>\n2<｜end▁of▁sentence｜>"
+                      "<｜User｜>and 2+2?<｜Assistant｜><think>\n") == 0,
+          "r1 conversation drops the reasoning: %s", out);
+    free(out);
+    rl_chat_render_messages(RL_CHAT_PLAIN, byte, conv, 3, &out, &err);
+    CHECK(strcmp(out, "1+1?\n<think>\nsum\n</think>\n2\nand 2+2?") == 0, "plain: %s", out);
+    free(out);
+    rl_chat_msg bad = {"tool", "x"};
+    CHECK(rl_chat_render_messages(RL_CHAT_CHATML, byte, &bad, 1, &out, &err) != 0 &&
+              err.kind == RL_EINPUT && strstr(err.msg, "'tool'"),
+          "unknown role named: %s", err.msg);
+    rl_tokenizer_free(byte);
+}
+
 int main(void) {
     snprintf(TMP, sizeof TMP, "/tmp/rlpipe-test-tokenizer-XXXXXX");
     if (!mkdtemp(TMP)) {
         perror("mkdtemp");
         return 1;
     }
-    const char *shared = test_shared_dir();
-    if (shared) {
-        snprintf(QWEN_PATH, sizeof QWEN_PATH, "%s/data/qwen2-tokenizer/tokenizer.json", shared);
-        rl_err err = {0};
-        double t0 = rl_now();
-        if (rl_tokenizer_load(&QWEN, QWEN_PATH, &err) != 0) {
-            fprintf(stderr, "FAIL cannot load %s: %s\n", QWEN_PATH, err.msg);
-            return 1;
-        }
-        fprintf(stderr, "  loaded %s in %.2f s\n", QWEN_PATH, rl_now() - t0);
-    } else {
-        fprintf(stderr, "../shared missing: Qwen tokenizer tests skipped\n");
+    // The tokenizer ships compressed: inflate it into the scratch directory and load it there.
+    snprintf(QWEN_PATH, sizeof QWEN_PATH, "%s/qwen", TMP);
+    mkdir(QWEN_PATH, 0700);
+    snprintf(QWEN_PATH, sizeof QWEN_PATH, "%s/qwen/tokenizer.json", TMP);
+    if (gunzip_to(QWEN_DATA "/tokenizer.json.gz", QWEN_PATH) != 0) {
+        fprintf(stderr, "FAIL cannot inflate %s/tokenizer.json.gz (run from the project root)\n",
+                QWEN_DATA);
+        return 1;
     }
+    rl_err err = {0};
+    double t0 = rl_now();
+    if (rl_tokenizer_load(&QWEN, QWEN_PATH, &err) != 0) {
+        fprintf(stderr, "FAIL cannot load %s: %s\n", QWEN_PATH, err.msg);
+        return 1;
+    }
+    fprintf(stderr, "  loaded %s in %.2f s\n", QWEN_PATH, rl_now() - t0);
     RUN(test_utf8);
     RUN(test_byte_tokenizer);
     RUN(test_synthetic);
@@ -920,11 +1063,10 @@ int main(void) {
     RUN(test_concurrent_encode);
     RUN(test_r1_tokenizer);
     RUN(test_cli);
+    RUN(test_chat_messages);
     rl_tokenizer_free(QWEN);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", TMP);
-    int rc = test_summary();
-    if (rc == 0 && !shared) return 77;
-    return rc;
+    return test_summary();
 }

@@ -192,17 +192,28 @@ static void kill_and_resume(const char *ref_dir, const char *dir, const char *na
     free(db);
 }
 
+// Per-process scratch directories, so concurrent runs of this test (two checkouts on one
+// machine) never share them: /tmp/rlpipe-test-train-<pid>-<name>. Four rotating buffers.
+static const char *tmp_dir(const char *name) {
+    static char bufs[4][128];
+    static int next = 0;
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof bufs[0], "/tmp/rlpipe-test-train-%ld-%s", (long)getpid(), name);
+    return b;
+}
+
 static void test_resume_determinism(void) {
-    const char *ref = "/tmp/rlpipe-test-train-ref";
+    char ref[128];
+    snprintf(ref, sizeof ref, "%s", tmp_dir("ref"));
     rm_rf(ref);
     int code = run_train(ref, NULL);
     CHECK(code == 0, "uninterrupted micro run exits 0 (got %d)", code);
     CHECK(logged_steps(ref) == 8, "8 RL steps logged");
     // Killed in the middle of the cold-start SFT, and mid-RL at different moments (right after
     // a step, a little later, after a checkpoint).
-    kill_and_resume(ref, "/tmp/rlpipe-test-train-k1", "tiny-sft", 10, 0);
-    kill_and_resume(ref, "/tmp/rlpipe-test-train-k2", "tiny", 3, 0);
-    kill_and_resume(ref, "/tmp/rlpipe-test-train-k3", "tiny", 5, 20);
+    kill_and_resume(ref, tmp_dir("k1"), "tiny-sft", 10, 0);
+    kill_and_resume(ref, tmp_dir("k2"), "tiny", 3, 0);
+    kill_and_resume(ref, tmp_dir("k3"), "tiny", 5, 20);
     // A second fresh start on the same directory is refused, and leaves the log untouched.
     int before = logged_steps(ref);
     code = run_train(ref, NULL);
@@ -213,9 +224,9 @@ static void test_resume_determinism(void) {
 // The one query the issue asks for: per-step accuracy and reward by verifier.
 static void test_per_step_query(void) {
     sqlite3 *db;
-    CHECK(sqlite3_open_v2("/tmp/rlpipe-test-train-ref/rollouts.db", &db, SQLITE_OPEN_READONLY,
-                          NULL) == SQLITE_OK,
-          "open");
+    char ref_db[256];
+    snprintf(ref_db, sizeof ref_db, "%s/rollouts.db", tmp_dir("ref"));
+    CHECK(sqlite3_open_v2(ref_db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open");
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(
         db,
@@ -253,7 +264,8 @@ static void test_per_step_query(void) {
 // non-finite: each update is skipped and logged, and the run stops after max_nonfinite_steps in a
 // row with exit code 1 and the run marked failed.
 static void test_nonfinite_updates_stop_the_run(void) {
-    const char *dir = "/tmp/rlpipe-test-train-nan";
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s", tmp_dir("nan"));
     rm_rf(dir);
     char model_dir[512], ref_dir[512], cmd[2048];
     snprintf(model_dir, sizeof model_dir, "%s/start", dir);
@@ -319,11 +331,7 @@ int main(void) {
     RUN(test_resume_determinism);
     RUN(test_per_step_query);
     RUN(test_nonfinite_updates_stop_the_run);
-    for (int i = 1; i <= 3; i++) {
-        char d[64];
-        snprintf(d, sizeof d, "/tmp/rlpipe-test-train-k%d", i);
-        rm_rf(d);
-    }
-    rm_rf("/tmp/rlpipe-test-train-ref");
+    static const char *const dirs[] = {"k1", "k2", "k3", "ref", "nan"};
+    for (int i = 0; i < 5; i++) rm_rf(tmp_dir(dirs[i]));
     return test_summary();
 }

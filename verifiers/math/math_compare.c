@@ -96,15 +96,35 @@ static int part_count(ref r) {
     return NODE(r)->len;
 }
 
-// A label on the left of an assignment: x, x_1, f(x) (a letter times a bracketed group), f'(x).
-static int is_label(ref r) {
+// A label on the left of an assignment: x, x_1, f(x) (a letter times a bracketed group), f'(x),
+// a name written as letters (AB, xy), a ratio of labels (a/b, a:b) and a tuple of labels (x, y).
+static int is_label_d(ref r, int depth) {
     const mx_node *n = NODE(r);
+    if (depth > 4) return 0;
     if (n->kind == MX_SYM || n->kind == MX_CALL) return 1;
+    if (n->kind == MX_TEXT && depth == 0) return 1; // \text{Area} = 24
     if (n->kind == MX_MUL && n->len == 2) {
         const mx_node *a = &r.e->nodes[n->a], *b = &r.e->nodes[a->next];
-        return a->kind == MX_SYM && (b->flags & MXF_PAREN) && !b->rel;
+        if (a->kind == MX_SYM && (b->flags & MXF_PAREN) && !b->rel) return 1;
+    }
+    if (n->kind == MX_MUL && n->len <= 4) {
+        for (int c = n->a; c >= 0; c = r.e->nodes[c].next)
+            if (r.e->nodes[c].kind != MX_SYM || r.e->nodes[c].rel) return 0;
+        return 1;
+    }
+    if (n->kind == MX_DIV)
+        return is_label_d(sub(r, n->a), depth + 1) && is_label_d(sub(r, n->b), depth + 1);
+    if (n->kind == MX_ABS) return is_label_d(sub(r, n->a), depth + 1); // |AB| = 1
+    if (n->kind == MX_RATIO || (n->kind == MX_TUPLE && n->op == '(')) {
+        for (int c = n->a; c >= 0; c = r.e->nodes[c].next)
+            if (!is_label_d(sub(r, c), depth + 1)) return 0;
+        return 1;
     }
     return 0;
+}
+
+static int is_label(ref r) {
+    return is_label_d(r, 0);
 }
 
 // "x = value" or a chain "a = b = ... = value" (equalities only): the value, else -1.
@@ -131,6 +151,8 @@ static int predicted_value(ref r) {
         if (op == MXR_EQ) after_eq = c;
         last = c;
     }
+    if (after_eq < 0 && last >= 0 && !is_label(sub(r, NODE(r)->a)))
+        return NODE(r)->a; // "4\pi \approx 12.57": the exact value before its approximation
     return after_eq >= 0 ? after_eq : last;
 }
 
@@ -253,19 +275,44 @@ static void round_q(mpz_t out, const mpq_t q, int digits) {
     mpq_clear(t);
 }
 
-static int rounded_equal_q(const mpq_t a, const mpq_t b, int digits) {
+// |a - b| <= 10^(3 - guard) max(|a|, |b|) (10^-3 for float_rounding 6): the guard that keeps
+// tiny values apart after rounding (3e-8 and 3e-9 both round to 0.000000).
+static int rel_close_q(const mpq_t a, const mpq_t b, int guard) {
+    if (guard <= 3) return 1;
+    mpq_t d, m, t;
+    mpq_inits(d, m, t, NULL);
+    mpq_sub(d, a, b);
+    mpq_abs(d, d);
+    mpq_abs(m, a);
+    mpq_abs(t, b);
+    if (mpq_cmp(t, m) > 0) mpq_set(m, t);
+    mpz_set_ui(mpq_numref(t), 1);
+    mpz_ui_pow_ui(mpq_denref(t), 10, (unsigned long)(guard - 3));
+    mpq_mul(m, m, t);
+    int r = mpq_cmp(d, m) <= 0;
+    mpq_clears(d, m, t, NULL);
+    return r;
+}
+
+// Equal when rounded to digits decimals (digits covers every decimal written on either side, so
+// 0.9999999 != 1 and 0.3333334 != 1/3), and not apart by more than the relative guard.
+static int rounded_equal_q(const mpq_t a, const mpq_t b, int digits, int guard) {
+    if (mpq_equal(a, b)) return 1;
     mpz_t x, y;
     mpz_inits(x, y, NULL);
     round_q(x, a, digits);
     round_q(y, b, digits);
-    int r = mpz_cmp(x, y) == 0;
+    int r = mpz_cmp(x, y) == 0 && rel_close_q(a, b, guard);
     mpz_clears(x, y, NULL);
     return r;
 }
 
-static int rounded_equal_ld(long double a, long double b, int digits) {
+static int rounded_equal_ld(long double a, long double b, int digits, int guard) {
     long double s = powl(10.0L, (long double)digits), x = a * s, y = b * s;
-    if (fabsl(x) < 1e18L && fabsl(y) < 1e18L) return roundl(x) == roundl(y);
+    if (fabsl(x) < 1e18L && fabsl(y) < 1e18L)
+        return roundl(x) == roundl(y) &&
+               (guard <= 3 ||
+                fabsl(a - b) <= powl(10.0L, 3.0L - guard) * fmaxl(fabsl(a), fabsl(b)));
     return fabsl(a - b) <= 1e-17L * fmaxl(fabsl(a), fabsl(b));
 }
 
@@ -287,13 +334,14 @@ static int close_q(const mpq_t a, const mpq_t b, int digits) {
     return r;
 }
 
-static int num_equal(const mx_num *a, const mx_num *b, int has_float, int nvars, int digits) {
+static int num_equal(const mx_num *a, const mx_num *b, int has_float, int nvars, int digits,
+                     int guard) {
     long double d = hypotl(a->re - b->re, a->im - b->im);
     long double tol = 8 * (a->err + b->err) + 4 * LDBL_MIN;
     if (has_float && nvars == 0) {
         if (fabsl(a->im) > 8 * a->err + 1e-300L || fabsl(b->im) > 8 * b->err + 1e-300L)
             return d <= tol;
-        return rounded_equal_ld(a->re, b->re, digits);
+        return rounded_equal_ld(a->re, b->re, digits, guard);
     }
     if (has_float) {
         long double m = fmaxl(1.0L, fmaxl(hypotl(a->re, a->im), hypotl(b->re, b->im)));
@@ -308,6 +356,12 @@ static int scalar_core(cmp *C, ref g, ref p) {
     if (gi || pi) return gi && pi && gneg == pneg;
     int has_float = mx_has_float(g.e, g.i) || mx_has_float(p.e, p.i);
     int digits = C->o->float_rounding;
+    if (has_float) { // a decimal is held to every digit it writes
+        int dg = mx_float_decimals(g.e, g.i), dp = mx_float_decimals(p.e, p.i);
+        if (dg > digits) digits = dg;
+        if (dp > digits) digits = dp;
+        if (digits > 40) digits = 40;
+    }
     mx_env env;
     mx_env_init(&env);
     env.budget = C->budget;
@@ -329,7 +383,7 @@ static int scalar_core(cmp *C, ref g, ref p) {
         if (sg == MX_OK && sp == MX_OK) {
             valid++;
             int same = !has_float        ? mpq_equal(qg, qp)
-                       : env.n_vars == 0 ? rounded_equal_q(qg, qp, digits)
+                       : env.n_vars == 0 ? rounded_equal_q(qg, qp, digits, C->o->float_rounding)
                                          : close_q(qg, qp, digits);
             if (!same) result = 0;
             continue;
@@ -345,7 +399,8 @@ static int scalar_core(cmp *C, ref g, ref p) {
         mx_status tp = mx_eval_num(p.e, p.i, &env, &np);
         if (tg == MX_OK && tp == MX_OK) {
             valid++;
-            if (!num_equal(&ng, &np, has_float, env.n_vars, digits)) result = 0;
+            if (!num_equal(&ng, &np, has_float, env.n_vars, digits, C->o->float_rounding))
+                result = 0;
         } else if (tg == MX_UNDEF && tp == MX_UNDEF) {
             continue; // undefined on both sides at this point
         } else {
@@ -585,6 +640,11 @@ static int rel_equal(cmp *C, ref g, ref p) {
     return 1;
 }
 
+// What a bound may constrain: a variable, or a name of a value (f(x), AB).
+static int is_bound_var(ref r) {
+    return KIND(r) == MX_SYM || (KIND(r) == MX_MUL && is_label(r));
+}
+
 // A relation in one variable as an interval (or, for x \ne c, the two open intervals).
 static int rel_to_ivl(ref r, ivl *v, int *ne) {
     atom at[MAX_ATOMS];
@@ -595,15 +655,21 @@ static int rel_to_ivl(ref r, ivl *v, int *ne) {
     int have_lo = 0, have_hi = 0;
     *ne = 0;
     const mx_node *var = NULL;
+    ref var_ref = r;
     for (int k = 0; k < n; k++) {
-        // big - small (op) 0 with the variable on one side
-        int var_big = KIND(at[k].big) == MX_SYM && no_vars(at[k].small);
-        int var_small = KIND(at[k].small) == MX_SYM && no_vars(at[k].big);
+        // big - small (op) 0 with the variable (or a name: f(x), AB) on one side
+        int var_big = is_bound_var(at[k].big) && no_vars(at[k].small);
+        int var_small = is_bound_var(at[k].small) && no_vars(at[k].big);
         if (!var_big && !var_small) return 0;
-        const mx_node *s = NODE(var_big ? at[k].big : at[k].small);
-        if (var && (s->n != var->n || memcmp(s->s, var->s, (size_t)s->n) != 0 || s->a >= 0))
+        ref vr = var_big ? at[k].big : at[k].small;
+        const mx_node *s = NODE(vr);
+        if (var && s->kind == MX_SYM &&
+            (var->kind != MX_SYM || s->n != var->n || memcmp(s->s, var->s, (size_t)s->n) != 0 ||
+             s->a >= 0))
             return 0;
+        if (var && s->kind != MX_SYM && !canon_equal(vr, var_ref)) return 0;
         var = s;
+        var_ref = vr;
         ref c = var_big ? at[k].small : at[k].big;
         int closed = at[k].op == MXR_GE;
         if (at[k].op == MXR_EQ) return 0;
@@ -686,6 +752,395 @@ static int text_equal(ref g, ref p) {
     return na > 0 && nb > 0 && strcmp(a, b) == 0;
 }
 
+// ---- named values --------------------------------------------------------------------------
+#define MAX_NAMED 16
+
+// "a = 2, b = 3" (assignments to different labels) or "(a, b) = (2, 3)": the labels and their
+// values in written order. Returns the count, 0 when r is not of that form.
+static int named_values(ref r, ref *names, ref *vals, int cap) {
+    int k = KIND(r), n = 0;
+    if (k == MX_REL) {
+        if (part_count(r) != 2) return 0;
+        ref L = sub(r, NODE(r)->a), R = sub(r, r.e->nodes[NODE(r)->a].next);
+        if (NODE(R)->rel != MXR_EQ || KIND(L) != MX_TUPLE || KIND(R) != MX_TUPLE ||
+            NODE(L)->len != NODE(R)->len || NODE(L)->len > cap || !is_label(L))
+            return 0;
+        n = children(L, names, cap);
+        children(R, vals, cap);
+        return n;
+    }
+    if (k != MX_LIST && k != MX_SET) return 0;
+    for (int c = NODE(r)->a; c >= 0; c = r.e->nodes[c].next) {
+        ref x = sub(r, c);
+        if (KIND(x) != MX_REL || part_count(x) != 2 || n >= cap) return 0;
+        ref L = sub(x, NODE(x)->a), R = sub(x, x.e->nodes[NODE(x)->a].next);
+        if (NODE(R)->rel != MXR_EQ || !is_label(L)) return 0;
+        names[n] = L;
+        vals[n++] = R;
+    }
+    for (int i = 0; i < n; i++) // "x = 1, x = 2" is a set of values of one name
+        for (int j = i + 1; j < n; j++)
+            if (canon_equal(names[i], names[j])) return 0;
+    return n;
+}
+
+// A reference naming its quantities ("a = 2, b = 3", "(x, y) = (1, 2)") against a prediction:
+// named values are matched by name (in order when the names differ), a bare tuple or list in
+// written order. -1 when the reference names nothing or the prediction is of another kind.
+static int named_equal(cmp *C, ref g, ref p, int depth) {
+    ref gn[MAX_NAMED], gv[MAX_NAMED], pn[MAX_NAMED], pv[MAX_NAMED], pe[MAX_ELEMS];
+    int ng = named_values(g, gn, gv, MAX_NAMED);
+    if (ng < 2) return -1;
+    int np = named_values(p, pn, pv, MAX_NAMED);
+    if (np > 0) {
+        if (np != ng) return 0;
+        int by_name = 1, match[MAX_NAMED];
+        for (int i = 0; i < ng && by_name; i++) {
+            match[i] = -1;
+            for (int j = 0; j < np && match[i] < 0; j++)
+                if (canon_equal(gn[i], pn[j])) match[i] = j;
+            by_name = match[i] >= 0;
+        }
+        if (!by_name) return ordered_equal(C, gv, ng, pv, np, depth);
+        for (int i = 0; i < ng; i++)
+            if (!eq(C, gv[i], pv[match[i]], depth + 1)) return 0;
+        return 1;
+    }
+    int pk = KIND(p);
+    if (pk == MX_TUPLE || pk == MX_LIST) {
+        np = children(p, pe, MAX_ELEMS);
+        return ordered_equal(C, gv, ng, pe, np, depth);
+    }
+    return -1;
+}
+
+// ---- ratios and matrices -------------------------------------------------------------------
+// The exact value of node r at the evaluation point of env (variables set); 0 when none.
+static int value_at(cmp *C, mx_env *env, ref r, mpq_t out) {
+    env->budget = C->budget;
+    env->pm_mask = r.mask;
+    int ok = mx_eval_exact(r.e, r.i, env, out) == MX_OK;
+    C->budget = env->budget;
+    return ok;
+}
+
+// The exact value of a constant node; 0 when it has none.
+static int exact_value(cmp *C, ref r, mpq_t out) {
+    mx_env env;
+    mx_env_init(&env);
+    env.budget = C->budget;
+    env.pm_mask = r.mask;
+    int ok = mx_collect_vars(r.e, r.i, &env) == 0 && env.n_vars == 0 &&
+             mx_eval_exact(r.e, r.i, &env, out) == MX_OK;
+    C->budget = env.budget;
+    mx_env_clear(&env);
+    return ok;
+}
+
+// A ratio a : b against a number: a / b (2:3 is 2/3), exactly or rounded when a decimal is
+// written.
+static int ratio_scalar_equal(cmp *C, ref ratio, ref v) {
+    if (NODE(ratio)->len != 2) return 0;
+    ref parts[2];
+    children(ratio, parts, 2);
+    mpq_t a, b, x;
+    mpq_inits(a, b, x, NULL);
+    int r = exact_value(C, parts[0], a) && exact_value(C, parts[1], b) && mpq_sgn(b) != 0 &&
+            exact_value(C, v, x);
+    if (r) {
+        mpq_div(a, a, b);
+        int has_float = mx_has_float(ratio.e, ratio.i) || mx_has_float(v.e, v.i);
+        r = has_float ? rounded_equal_q(a, x, C->o->float_rounding, C->o->float_rounding) : mpq_equal(a, x);
+    }
+    mpq_clears(a, b, x, NULL);
+    return r;
+}
+
+#define MAT_MAX 36 // entries of a matrix that matrix arithmetic handles (6 x 6)
+
+typedef struct mat {
+    int rows, cols; // 0 x 0: a scalar in v[0]
+    mpq_t v[MAT_MAX];
+} mat;
+
+static void mat_init(mat *m) {
+    m->rows = m->cols = 0;
+    for (int k = 0; k < MAT_MAX; k++) mpq_init(m->v[k]);
+}
+static void mat_clear(mat *m) {
+    for (int k = 0; k < MAT_MAX; k++) mpq_clear(m->v[k]);
+}
+
+// Whether node r is a matrix or an arithmetic expression with one (2M, AB, M + N, -M, M/2).
+static int has_matrix(ref r, int depth) {
+    int k = KIND(r);
+    if (k == MX_MATRIX) return 1;
+    if (depth > 6) return 0;
+    if (k == MX_MUL || k == MX_ADD) {
+        for (int c = NODE(r)->a; c >= 0; c = r.e->nodes[c].next)
+            if (has_matrix(sub(r, c), depth + 1)) return 1;
+        return 0;
+    }
+    if (k == MX_NEG || k == MX_DIV || k == MX_POW) return has_matrix(sub(r, NODE(r)->a), depth + 1);
+    return 0;
+}
+
+// m = a * b (either may be a scalar). 0 when the shapes do not fit.
+static int mat_mul(mat *m, const mat *a, const mat *b) {
+    if (a->rows == 0 || b->rows == 0) {
+        const mat *s = a->rows == 0 ? a : b, *x = a->rows == 0 ? b : a;
+        int n = x->rows ? x->rows * x->cols : 1;
+        for (int k = 0; k < n; k++) mpq_mul(m->v[k], s->v[0], x->v[k]);
+        m->rows = x->rows;
+        m->cols = x->cols;
+        return 1;
+    }
+    if (a->cols != b->rows || a->rows * b->cols > MAT_MAX) return 0;
+    mpq_t t;
+    mpq_init(t);
+    for (int i = 0; i < a->rows; i++)
+        for (int j = 0; j < b->cols; j++) {
+            mpq_set_ui(m->v[i * b->cols + j], 0, 1);
+            for (int k = 0; k < a->cols; k++) {
+                mpq_mul(t, a->v[i * a->cols + k], b->v[k * b->cols + j]);
+                mpq_add(m->v[i * b->cols + j], m->v[i * b->cols + j], t);
+            }
+        }
+    mpq_clear(t);
+    m->rows = a->rows;
+    m->cols = b->cols;
+    return 1;
+}
+
+static void mat_copy(mat *d, const mat *s) {
+    d->rows = s->rows;
+    d->cols = s->cols;
+    int n = s->rows ? s->rows * s->cols : 1;
+    for (int k = 0; k < n; k++) mpq_set(d->v[k], s->v[k]);
+}
+
+// The exact value of a matrix expression at the evaluation point of env (entries may hold
+// variables). 1, or 0 when it has none (irrational entries, shapes that do not fit, too large).
+static int mat_value(cmp *C, mx_env *env, ref r, mat *out, int depth) {
+    const mx_node *n = NODE(r);
+    if (depth > 6) return 0;
+    if (n->kind == MX_MATRIX) {
+        int rows = n->len, cols = -1, k = 0;
+        for (int row = n->a; row >= 0; row = r.e->nodes[row].next) {
+            const mx_node *R = &r.e->nodes[row];
+            if (cols >= 0 && R->len != cols) return 0;
+            cols = R->len;
+            if (rows * cols > MAT_MAX) return 0;
+            for (int c = R->a; c >= 0; c = r.e->nodes[c].next)
+                if (!value_at(C, env, sub(r, c), out->v[k++])) return 0;
+        }
+        out->rows = rows;
+        out->cols = cols;
+        return rows > 0 && cols > 0;
+    }
+    if (!has_matrix(r, 0)) {
+        out->rows = out->cols = 0;
+        return value_at(C, env, r, out->v[0]);
+    }
+    int ok = 0;
+    mat a, b;
+    mat_init(&a);
+    mat_init(&b);
+    switch (n->kind) {
+    case MX_NEG:
+        ok = mat_value(C, env, sub(r, n->a), out, depth + 1);
+        for (int k = 0; ok && k < (out->rows ? out->rows * out->cols : 1); k++)
+            mpq_neg(out->v[k], out->v[k]);
+        break;
+    case MX_DIV:
+        ok = mat_value(C, env, sub(r, n->a), out, depth + 1) && !has_matrix(sub(r, n->b), 0) &&
+             value_at(C, env, sub(r, n->b), a.v[0]) && mpq_sgn(a.v[0]) != 0;
+        if (ok) {
+            mpq_inv(a.v[0], a.v[0]);
+            mat_copy(&b, out);
+            ok = mat_mul(out, &a, &b);
+        }
+        break;
+    case MX_POW:
+        ok = mat_value(C, env, sub(r, n->a), &a, depth + 1) && a.rows == a.cols && a.rows > 0 &&
+             value_at(C, env, sub(r, n->b), b.v[0]) && mpz_cmp_ui(mpq_denref(b.v[0]), 1) == 0 &&
+             mpz_cmp_ui(mpq_numref(b.v[0]), 1) >= 0 && mpz_cmp_ui(mpq_numref(b.v[0]), 8) <= 0;
+        if (ok) {
+            unsigned long e = mpz_get_ui(mpq_numref(b.v[0]));
+            mat_copy(out, &a);
+            for (unsigned long k = 1; ok && k < e; k++) {
+                mat_copy(&b, out);
+                ok = mat_mul(out, &b, &a);
+            }
+        }
+        break;
+    case MX_MUL:
+    case MX_ADD:
+        ok = 1;
+        out->rows = out->cols = 0;
+        mpq_set_ui(out->v[0], n->kind == MX_MUL, 1);
+        for (int c = n->a; c >= 0 && ok; c = r.e->nodes[c].next) {
+            ok = mat_value(C, env, sub(r, c), &a, depth + 1);
+            if (!ok) break;
+            if (n->kind == MX_MUL) {
+                if (r.e->nodes[c].rel) { // divided by: only a scalar
+                    ok = a.rows == 0 && mpq_sgn(a.v[0]) != 0;
+                    if (ok) mpq_inv(a.v[0], a.v[0]);
+                }
+                mat_copy(&b, out);
+                ok = ok && mat_mul(out, &b, &a);
+            } else if (c == n->a) {
+                mat_copy(out, &a);
+            } else {
+                ok = a.rows == out->rows && a.cols == out->cols && a.rows > 0;
+                for (int k = 0; ok && k < a.rows * a.cols; k++)
+                    mpq_add(out->v[k], out->v[k], a.v[k]);
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    mat_clear(&a);
+    mat_clear(&b);
+    return ok;
+}
+
+// The determinant of a square matrix m (destroyed) into out, by elimination over rationals.
+static int mat_det(mat *m, mpq_t out) {
+    int n = m->rows;
+    if (n < 1 || m->cols != n) return 0;
+    mpq_t f, t;
+    mpq_inits(f, t, NULL);
+    mpq_set_ui(out, 1, 1);
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        while (piv < n && mpq_sgn(m->v[piv * n + c]) == 0) piv++;
+        if (piv == n) {
+            mpq_set_ui(out, 0, 1);
+            break;
+        }
+        if (piv != c) {
+            for (int k = 0; k < n; k++) mpq_swap(m->v[piv * n + k], m->v[c * n + k]);
+            mpq_neg(out, out);
+        }
+        mpq_mul(out, out, m->v[c * n + c]);
+        for (int r = c + 1; r < n; r++) {
+            mpq_div(f, m->v[r * n + c], m->v[c * n + c]);
+            for (int k = c; k < n; k++) {
+                mpq_mul(t, f, m->v[c * n + k]);
+                mpq_sub(m->v[r * n + k], m->v[r * n + k], t);
+            }
+        }
+    }
+    mpq_clears(f, t, NULL);
+    return 1;
+}
+
+// A determinant written as \begin{vmatrix}...\end{vmatrix} against a value, at N_POINTS
+// values of the variables.
+static int determinant_equal(cmp *C, ref det, ref v) {
+    mat m;
+    mat_init(&m);
+    mx_env env;
+    mx_env_init(&env);
+    mpq_t d, x;
+    mpq_inits(d, x, NULL);
+    int ok = mx_collect_vars(det.e, det.i, &env) == 0 && mx_collect_vars(v.e, v.i, &env) == 0;
+    int npts = env.n_vars ? N_POINTS : 1;
+    int has_float = mx_has_float(det.e, det.i) || mx_has_float(v.e, v.i);
+    for (int pt = 0; ok && pt < npts; pt++) {
+        if (env.n_vars) mx_env_point(&env, pt);
+        ok = mat_value(C, &env, det, &m, 0) && mat_det(&m, d) && value_at(C, &env, v, x);
+        if (ok)
+            ok = has_float ? rounded_equal_q(d, x, C->o->float_rounding, C->o->float_rounding)
+                           : mpq_equal(d, x);
+    }
+    mpq_clears(d, x, NULL);
+    mx_env_clear(&env);
+    mat_clear(&m);
+    return ok;
+}
+
+// Matrix expressions compared by their values (2M against the matrix of doubled entries;
+// t(1, 2)^T against (t, 2t)^T at N_POINTS values of the variables).
+static int matrix_expr_equal(cmp *C, ref g, ref p) {
+    mat a, b;
+    mat_init(&a);
+    mat_init(&b);
+    mx_env env;
+    mx_env_init(&env);
+    int ok = mx_collect_vars(g.e, g.i, &env) == 0 && mx_collect_vars(p.e, p.i, &env) == 0;
+    int has_float = mx_has_float(g.e, g.i) || mx_has_float(p.e, p.i);
+    int npts = env.n_vars ? N_POINTS : 1;
+    for (int pt = 0; ok && pt < npts; pt++) {
+        if (env.n_vars) mx_env_point(&env, pt);
+        ok = mat_value(C, &env, g, &a, 0) && mat_value(C, &env, p, &b, 0) && a.rows > 0 &&
+             a.rows == b.rows && a.cols == b.cols;
+        for (int k = 0; ok && k < a.rows * a.cols; k++)
+            ok = has_float ? rounded_equal_q(a.v[k], b.v[k], C->o->float_rounding,
+                                             C->o->float_rounding)
+                           : mpq_equal(a.v[k], b.v[k]);
+    }
+    mx_env_clear(&env);
+    mat_clear(&a);
+    mat_clear(&b);
+    return ok;
+}
+
+// ---- bounds joined by "and" / "or" ---------------------------------------------------------
+// Two bounds on one variable written as a list ("x \ge 2 and x \le 5", "x < 2 or x > 3") as the
+// set they describe: one interval when they overlap (read "and"), two when they are apart
+// (read "or"; "and" would be empty). Returns the number of intervals, 0 when not of that form.
+static int bounds_to_set(cmp *C, ref list, ivl *out) {
+    if (KIND(list) != MX_LIST || NODE(list)->len != 2) return 0;
+    ref el[2];
+    children(list, el, 2);
+    ivl a, b;
+    int ne;
+    if (KIND(el[0]) != MX_REL || KIND(el[1]) != MX_REL || !rel_to_ivl(el[0], &a, &ne) || ne ||
+        !rel_to_ivl(el[1], &b, &ne) || ne)
+        return 0;
+    if (a.lo_inf && !b.lo_inf) { // a holds the lower bound
+        ivl t = a;
+        a = b;
+        b = t;
+    }
+    if (a.lo_inf || !a.hi_inf || b.hi_inf || !b.lo_inf) return 0; // one lower, one upper bound
+    mpq_t lo, hi;
+    mpq_inits(lo, hi, NULL);
+    int n = 0;
+    if (exact_value(C, a.lo, lo) && exact_value(C, b.hi, hi)) {
+        int c = mpq_cmp(lo, hi);
+        if (c < 0) { // lo < x < hi
+            out[0] = a;
+            out[0].hi = b.hi;
+            out[0].hi_inf = 0;
+            out[0].hi_neg = 0;
+            out[0].hi_closed = b.hi_closed;
+            n = 1;
+        } else if (c > 0) { // x < hi or x > lo
+            out[0] = b;
+            out[1] = a;
+            n = 2;
+        }
+    }
+    mpq_clears(lo, hi, NULL);
+    return n;
+}
+
+// A set (interval, union of two, the reals) against the intervals of bounds_to_set.
+static int set_is(cmp *C, ref set, const ivl *v, int n) {
+    ivl x, y;
+    if (n == 1) return to_ivl(set, &x) && ivl_equal(C, &x, &v[0]);
+    if (KIND(set) != MX_UNION || NODE(set)->len != 2) return 0;
+    ref comp[2];
+    children(set, comp, 2);
+    if (!to_ivl(comp[0], &x) || !to_ivl(comp[1], &y)) return 0;
+    return (ivl_equal(C, &x, &v[0]) && ivl_equal(C, &y, &v[1])) ||
+           (ivl_equal(C, &x, &v[1]) && ivl_equal(C, &y, &v[0]));
+}
+
 // ---- dispatch ------------------------------------------------------------------------------
 static int eq(cmp *C, ref g, ref p, int depth) {
     if (depth > 24 || ++C->calls > MAX_CALLS || C->budget <= 0) {
@@ -695,6 +1150,8 @@ static int eq(cmp *C, ref g, ref p, int depth) {
     if (canon_equal(g, p)) return 1;
     g = unwrap_in(g);
     p = unwrap_in(p);
+    int named = named_equal(C, g, p, depth);
+    if (named >= 0) return named;
     int gk = KIND(g), pk = KIND(p);
     // assignments: reference x = 3 against 3; prediction x = 1+2 = 3 against 3
     if (gk == MX_REL && pk != MX_REL) {
@@ -703,16 +1160,40 @@ static int eq(cmp *C, ref g, ref p, int depth) {
     }
     if (pk == MX_REL && gk != MX_REL) {
         int v = predicted_value(p);
-        if (v >= 0) p = sub(p, v), pk = KIND(p);
+        if (v >= 0) {
+            // "4\pi \approx 12.57" also answers a reference written as the decimal 12.57
+            int last = -1;
+            for (int c = NODE(p)->a; c >= 0; c = p.e->nodes[c].next) last = c;
+            if (last != v && p.e->nodes[last].rel == MXR_APPROX && is_scalar_kind(gk) &&
+                mx_has_float(g.e, g.i) && eq(C, g, sub(p, last), depth + 1))
+                return 1;
+            p = sub(p, v), pk = KIND(p);
+        }
     }
-    if (gk == MX_REL && pk == MX_REL) return rel_equal(C, g, p);
+    if (gk == MX_REL && pk == MX_REL) {
+        if (rel_equal(C, g, p)) return 1;
+        // the same label on both sides ("(x, y) = (1, 2)"): compare what is assigned
+        int gv = assignment_value(g), pv = predicted_value(p);
+        if (gv >= 0 && pv >= 0 && part_count(g) == 2 && part_count(p) == 2 &&
+            canon_equal(sub(g, NODE(g)->a), sub(p, NODE(p)->a)))
+            return eq(C, sub(g, gv), sub(p, pv), depth + 1);
+        return 0;
+    }
     int p_set = pk == MX_INTERVAL || pk == MX_UNION || pk == MX_REALS ||
                 (pk == MX_TUPLE && NODE(p)->len == 2 && NODE(p)->op == '(');
     int g_set = gk == MX_INTERVAL || gk == MX_UNION || gk == MX_REALS ||
                 (gk == MX_TUPLE && NODE(g)->len == 2 && NODE(g)->op == '(');
     if (gk == MX_REL && p_set) return rel_set_equal(C, g, p);
+    // a predicted bound on one variable ("1 < x \le 3") against an interval: the same set
+    // (set_relation=lenient, the default); a restated inequality of anything else ("x^2 < 4")
+    // is never read as its solution
     if (pk == MX_REL && g_set) return C->o->set_relation ? rel_set_equal(C, p, g) : 0;
     if (gk == MX_TEXT || pk == MX_TEXT) return text_equal(g, p);
+    ivl bounds[2];
+    int nb;
+    if (pk == MX_LIST && g_set && C->o->set_relation && (nb = bounds_to_set(C, p, bounds)))
+        return set_is(C, g, bounds, nb);
+    if (gk == MX_LIST && p_set && (nb = bounds_to_set(C, g, bounds))) return set_is(C, p, bounds, nb);
 
     int gc = is_collection(g), pc = is_collection(p);
     if (gc || pc) {
@@ -757,6 +1238,20 @@ static int eq(cmp *C, ref g, ref p, int depth) {
         ivl a, b;
         return to_ivl(g, &a) && to_ivl(p, &b) && ivl_equal(C, &a, &b);
     }
+    if (pk == MX_MATRIX && NODE(p)->op == 1 && is_scalar_kind(gk) && !has_matrix(g, 0))
+        return determinant_equal(C, p, g);
+    if (gk == MX_MATRIX && NODE(g)->op == 1 && is_scalar_kind(pk) && !has_matrix(p, 0))
+        return determinant_equal(C, g, p);
+    if ((gk == MX_MATRIX || pk == MX_MATRIX || has_matrix(g, 0) || has_matrix(p, 0)) &&
+        !(gk == MX_MATRIX && pk == MX_MATRIX))
+        return matrix_expr_equal(C, g, p);
+    if (gk == MX_RATIO && pk != MX_RATIO && is_scalar_kind(pk)) return ratio_scalar_equal(C, g, p);
+    if (pk == MX_RATIO && gk != MX_RATIO && is_scalar_kind(gk)) return ratio_scalar_equal(C, p, g);
+    if (pk == MX_BINOM && (NODE(p)->flags & MXF_CFORM) && gk == MX_TUPLE && NODE(g)->len == 2) {
+        ref ge[2], pe[2] = {sub(p, NODE(p)->a), sub(p, NODE(p)->b)};
+        children(g, ge, 2); // C(5, 2) against the point (5, 2): a point named C
+        return ordered_equal(C, ge, 2, pe, 2, depth);
+    }
     if (gk != pk && !(is_scalar_kind(gk) && is_scalar_kind(pk))) return 0;
     switch (gk) {
     case MX_TUPLE:
@@ -788,10 +1283,60 @@ static int eq(cmp *C, ref g, ref p, int depth) {
     return 0;
 }
 
+// "3,5" / "-2,74" / "0,111" written for one number: two digit runs joined by a comma with no
+// space, the second not a group of thousands (or the first a lone 0). The comma's offset in
+// e->text, or -1.
+static int decimal_comma(const mx_expr *e) {
+    const mx_node *r = &e->nodes[e->root];
+    if (r->kind != MX_LIST || r->len != 2) return -1;
+    const mx_node *a = &e->nodes[r->a], *b = &e->nodes[a->next];
+    if (a->kind == MX_NEG) a = &e->nodes[a->a];
+    if (a->kind != MX_NUM || b->kind != MX_NUM || (a->flags & MXF_FLOAT) || (b->flags & MXF_FLOAT))
+        return -1;
+    for (int k = 0; k < a->n; k++)
+        if (!isdigit((unsigned char)a->s[k])) return -1;
+    for (int k = 0; k < b->n; k++)
+        if (!isdigit((unsigned char)b->s[k])) return -1;
+    if (a->s < e->text || b->s + b->n > e->text + e->n_text) return -1;
+    if (a->s + a->n + 1 != b->s || a->s[a->n] != ',') return -1;
+    if (b->n == 3 && !(a->n == 1 && a->s[0] == '0')) return -1;
+    return (int)(a->s + a->n - e->text);
+}
+
+// A number with a decimal comma read again with a decimal point (a scalar reference and
+// "3,5"; a reference "1,22" and the number 1.22); NULL when the text is not of that form.
+static mx_expr *decimal_comma_reread(const mx_expr *e) {
+    int at = decimal_comma(e);
+    if (at < 0) return NULL;
+    char buf[MX_MAX_TEXT + 1];
+    memcpy(buf, e->text, (size_t)e->n_text);
+    buf[at] = '.';
+    mx_expr *x = mx_parse(buf, (size_t)e->n_text, 0);
+    if (x && x->root < 0) {
+        mx_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
 int mx_compare(const mx_expr *g, const mx_expr *p, const rl_math_opts *o, char *why, size_t n) {
     cmp C = {o, MX_BUDGET, 0, NULL};
     ref rg = {g, g->root, 0, 0}, rp = {p, p->root, 0, 0};
     int r = eq(&C, rg, rp, 0);
+    int g_scalar = is_scalar_kind(g->nodes[g->root].kind) && !is_collection(rg);
+    int p_scalar = is_scalar_kind(p->nodes[p->root].kind) && !is_collection(rp);
+    if (!r && (g_scalar || p_scalar)) {
+        // a comma that can only be a decimal comma, given that the other side is one number
+        mx_expr *x = g_scalar ? decimal_comma_reread(p) : decimal_comma_reread(g);
+        if (x) {
+            ref rx = {x, x->root, 0, 0};
+            const char *keep = C.why;
+            C.why = NULL;
+            r = g_scalar ? eq(&C, rg, rx, 0) : eq(&C, rx, rp, 0);
+            if (!r) C.why = keep;
+            mx_free(x);
+        }
+    }
     if (why && n) snprintf(why, n, "%s", !r && C.why ? C.why : "");
     return r;
 }

@@ -45,23 +45,64 @@ static mx_status check_size(mx_env *env, const mpq_t q) {
 }
 
 // A literal ("7,425,000", "0.125", "1.5e-3") as an exact rational.
+// Adds the repeating part "\overline{142857}" of a decimal with frac digits before it:
+// R / ((10^r - 1) 10^frac).
+static mx_status add_repeating(const char *s, int n, int frac, mpq_t out) {
+    int a = 0;
+    while (a < n && s[a] != '{') a++;
+    int b = a + 1;
+    while (b < n && s[b] >= '0' && s[b] <= '9') b++;
+    int r = b - a - 1;
+    if (a >= n || r < 1 || r > 60 || frac > 60) return MX_NOVAL;
+    char digits[64];
+    memcpy(digits, s + a + 1, (size_t)r);
+    digits[r] = '\0';
+    mpq_t x;
+    mpq_init(x);
+    mpz_set_str(mpq_numref(x), digits, 10);
+    mpz_ui_pow_ui(mpq_denref(x), 10, (unsigned long)r);
+    mpz_sub_ui(mpq_denref(x), mpq_denref(x), 1);
+    mpz_t p;
+    mpz_init(p);
+    mpz_ui_pow_ui(p, 10, (unsigned long)frac);
+    mpz_mul(mpq_denref(x), mpq_denref(x), p);
+    mpz_clear(p);
+    mpq_canonicalize(x);
+    mpq_add(out, out, x);
+    mpq_clear(x);
+    return MX_OK;
+}
+
 mx_status mx_literal(const char *s, int n, mpq_t out) {
     char small[128], *buf = n < (int)sizeof small ? small : malloc((size_t)n + 1);
     if (!buf) return MX_BIG;
-    int k = 0, frac = -1, j = 0;
+    int k = 0, frac = -1, j = 0, rep = -1;
     long expo = 0;
     for (; j < n; j++) {
         char c = s[j];
+        if (c == '\\' && ((n - j > 9 && memcmp(s + j + 1, "overline{", 9) == 0) ||
+                          (n - j > 4 && memcmp(s + j + 1, "dot{", 4) == 0))) {
+            // 0.\overline{3}: the repeating digits end the literal (other backslashes are
+            // digit-group spacing: 1\,000)
+            rep = j;
+            break;
+        }
         if (c >= '0' && c <= '9') {
             buf[k++] = c;
             if (frac >= 0) frac++;
         } else if (c == '.') {
             frac = 0;
+        } else if (c == '{' && j + 3 < n && s[j + 1] == ',' && s[j + 2] == '}' && frac < 0) {
+            // 3{,}5: a decimal comma unless a group of exactly three digits follows
+            int run = 0;
+            while (j + 3 + run < n && s[j + 3 + run] >= '0' && s[j + 3 + run] <= '9') run++;
+            if (run != 3) frac = 0;
+            j += 2;
         } else if (c == 'e' || c == 'E') {
             break;
         }
     }
-    if (j < n) { // exponent
+    if (j < n && rep < 0) { // exponent
         int neg = 0;
         j++;
         if (j < n && (s[j] == '-' || s[j] == '+')) neg = s[j++] == '-';
@@ -90,6 +131,7 @@ mx_status mx_literal(const char *s, int n, mpq_t out) {
             mpq_canonicalize(out);
         }
     }
+    if (st == MX_OK && rep >= 0) st = add_repeating(s + rep, n - rep, frac > 0 ? frac : 0, out);
     if (buf != small) free(buf);
     return st;
 }
@@ -346,7 +388,23 @@ static mx_status ex(const mx_expr *e, int i, mx_env *env, mpq_t out, int depth) 
             }
         } else if (st == MX_OK) { // binomial coefficient of integers
             long nn, kk;
-            if (!q_small_int(out, 1000000, &nn) || !q_small_int(t, 1000000, &kk))
+            int n_int = q_small_int(out, 1000000, &nn), k_int = q_small_int(t, 1000000, &kk);
+            if ((!n_int || nn < 0) && k_int && kk >= 0 && kk <= 64) {
+                // binom(x, k) of any rational x: x (x - 1) ... (x - k + 1) / k!
+                mpq_t acc, f;
+                mpq_inits(acc, f, NULL);
+                mpq_set_ui(acc, 1, 1);
+                for (long j = 0; j < kk && st == MX_OK; j++) {
+                    mpq_set_si(f, -j, 1);
+                    mpq_add(f, f, out);
+                    mpq_mul(acc, acc, f);
+                    mpq_set_ui(f, 1, (unsigned long)(j + 1));
+                    mpq_mul(acc, acc, f);
+                    st = check_size(env, acc);
+                }
+                mpq_set(out, acc);
+                mpq_clears(acc, f, NULL);
+            } else if (!n_int || !k_int)
                 st = MX_NOTRAT;
             else if (nn < 0 || kk < 0 || kk > nn) {
                 if (nn >= 0)

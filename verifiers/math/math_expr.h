@@ -56,7 +56,7 @@ typedef enum mx_kind {
     MX_UNION,    // components through a/next
     MX_REL,      // chain a op b op c: parts through a/next, each part's rel = op before it
     MX_RATIO,    // a : b : c
-    MX_MATRIX,   // rows (MX_LIST) through a/next
+    MX_MATRIX,   // rows (MX_LIST) through a/next; op = 1 for a determinant (vmatrix)
     MX_EMPTYSET, // \emptyset, \{\}
     MX_REALS,    // \mathbb{R}
 } mx_kind;
@@ -87,6 +87,7 @@ enum {
 
 #define MXF_FLOAT 0x1u // node is or holds a decimal literal ("0.5", "1e-3")
 #define MXF_PAREN 0x2u // node was written inside (...) (tuples, groups)
+#define MXF_CFORM 0x4u // MX_BINOM written C(n, k)
 
 typedef struct mx_node {
     uint8_t kind;  // mx_kind

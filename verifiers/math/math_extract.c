@@ -44,9 +44,43 @@ static int same_content(const char *a, int na, const char *b, int nb) {
     }
 }
 
+// A percent sign written after a box ("\boxed{25}\%", "\boxed{25} %", "\boxed{25} percent"):
+// the length of the sign, 0 when there is none.
+static int percent_after(const char *p, const char *end) {
+    static const char *const signs[] = {"\\%", "%", "\\text{\\%}", "\\text{%}", "\\text{ percent}",
+                                        "\\text{percent}", "percent", "per cent", "pct"};
+    const char *q = p;
+    for (int k = 0; k < 3 && q < end; k++) { // spacing: " ", "\,", "\ ", "$"
+        while (q < end && (*q == ' ' || *q == '\t')) q++;
+        if (end - q >= 2 && q[0] == '\\' && (q[1] == ',' || q[1] == ' ' || q[1] == ';'))
+            q += 2;
+        else if (q < end && *q == '~')
+            q++;
+        else if (q < end && *q == '$' && q + 1 < end && q[1] != '$')
+            q++;
+        else
+            break;
+    }
+    for (size_t k = 0; k < sizeof signs / sizeof signs[0]; k++) {
+        size_t n = strlen(signs[k]);
+        if ((size_t)(end - q) >= n && starts_ci(q, end, signs[k]) &&
+            !(isalpha((unsigned char)signs[k][n - 1]) && q + n < end &&
+              isalpha((unsigned char)q[n])))
+            return (int)(q + n - p);
+    }
+    return 0;
+}
+
+// Whether a box's content already says percent.
+static int has_percent(const char *a, const char *b) {
+    for (const char *p = a; p < b; p++)
+        if (*p == '%' || starts_ci(p, b, "percent") || starts_ci(p, b, "pct")) return 1;
+    return 0;
+}
+
 int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
     const char *box[MAX_BOXES];
-    int len[MAX_BOXES], n = 0, extra = 0, cmd;
+    int len[MAX_BOXES], pct[MAX_BOXES], n = 0, extra = 0, cmd;
     const char *p = s, *taken = s;
     if (cap) out[0] = '\0';
     while ((p = next_box(p, end, &cmd)) != NULL) {
@@ -55,6 +89,7 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
             continue;
         }
         const char *q = p + cmd, *a, *b;
+        int is_pct = 0; // a percent sign follows the box
         while (q < end && (*q == ' ' || *q == '\t')) q++;
         if (q < end && *q == '{') {
             int depth = 0;
@@ -73,6 +108,9 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
             a = q + 1;
             b = r;
             taken = r + 1;
+            int sign = percent_after(taken, end);
+            is_pct = sign && !has_percent(a, b);
+            if (is_pct) taken += sign;
         } else { // \boxed 5
             a = q;
             b = q;
@@ -86,10 +124,12 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
         if (a == b) continue;
         if (b - a > MX_MAX_TEXT) return -1;
         int dup = 0;
-        for (int k = 0; k < n && !dup; k++) dup = same_content(box[k], len[k], a, (int)(b - a));
+        for (int k = 0; k < n && !dup; k++)
+            dup = pct[k] == is_pct && same_content(box[k], len[k], a, (int)(b - a));
         if (dup) continue;
         if (n < MAX_BOXES) {
             box[n] = a;
+            pct[n] = is_pct;
             len[n++] = (int)(b - a);
         } else {
             extra++;
@@ -97,11 +137,12 @@ int mx_boxes(const char *s, const char *end, char *out, size_t cap) {
     }
     size_t used = 0;
     for (int k = 0; k < n; k++) {
-        size_t need = (size_t)len[k] + (k ? 2 : 0);
+        size_t need = (size_t)len[k] + (k ? 2 : 0) + (pct[k] ? 2 : 0);
         if (used + need + 1 > cap) return -1;
         if (k) memcpy(out + used, ", ", 2), used += 2;
         memcpy(out + used, box[k], (size_t)len[k]);
         used += (size_t)len[k];
+        if (pct[k]) memcpy(out + used, "\\%", 2), used += 2;
         out[used] = '\0';
     }
     return n + extra;
@@ -223,7 +264,7 @@ static int number_at(const char *s, const char *p, const char *end, span *out) {
         if (depth == 0 && (isdigit((unsigned char)*r) || *r == ')')) ok = r + 1;
     }
     if (ok == p) return 0;
-    if (ok < end && *ok == '%') ok++; // "increases by 100%"
+    ok += percent_after(ok, end); // "increases by 100%", "25 \%", "25 percent"
     *out = (span){p, ok, ok};
     return 1;
 }
@@ -234,6 +275,42 @@ static int parses(const char *a, const char *b) {
     int ok = e && e->root >= 0;
     mx_free(e);
     return ok;
+}
+
+// One TeX argument at p ({group} or one character); the position after it, or NULL.
+static const char *tex_arg_end(const char *p, const char *end) {
+    while (p < end && *p == ' ') p++;
+    if (p >= end) return NULL;
+    if (*p != '{') return isalnum((unsigned char)*p) ? p + 1 : NULL;
+    int depth = 0;
+    for (const char *q = p; q < end && q - p < 512; q++) {
+        if (*q == '\\' && q + 1 < end) {
+            q++;
+            continue;
+        }
+        if (*q == '{')
+            depth++;
+        else if (*q == '}' && --depth == 0)
+            return q + 1;
+    }
+    return NULL;
+}
+
+// A bare \frac{a}{b} or \sqrt{a} outside any environment ("\frac{3}{4}" as the whole answer is
+// three quarters, never its denominator).
+static int latex_at(const char *p, const char *end, span *out) {
+    static const char *const cmds[] = {"\\frac", "\\dfrac", "\\tfrac", "\\sqrt"};
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+        size_t n = strlen(cmds[k]);
+        if ((size_t)(end - p) <= n || memcmp(p, cmds[k], n) != 0 || isalpha((unsigned char)p[n]))
+            continue;
+        const char *q = tex_arg_end(p + n, end);
+        if (q && k < 3) q = tex_arg_end(q, end);
+        if (!q) return 0;
+        *out = (span){p, q, q};
+        return 1;
+    }
+    return 0;
 }
 
 // The rightmost environment or number in [s, end) that parses. A number that does not parse
@@ -252,6 +329,10 @@ static int rightmost(const char *s, const char *end, span *out) {
             n_recent++;
             env = t;
             if (n_recent > 1) env.a = recent[(n_recent > 5 ? n_recent - 5 : 0) % 5].a;
+            p = t.end - 1;
+        } else if (*p == '\\' && latex_at(p, end, &t)) {
+            if (p > s && p[-1] == '-') t.a--;
+            num = t;
             p = t.end - 1;
         } else if (*p == '\\' && p + 1 < end) {
             p++; // \$ and other escapes
@@ -303,8 +384,33 @@ static const char *sentence_end(const char *p, const char *end) {
     return limit;
 }
 
-// The answer after an anchor at p: an environment right there, the whole rest of the sentence,
-// or the rightmost math in it.
+// Where an explaining clause starts in [p, stop) (", since", " because", " (", "; "), or stop.
+static const char *clause_end(const char *p, const char *stop) {
+    static const char *const cues[] = {", since ", " since ", ", because ", " because ",
+                                       ", as ",    ", which ", " which ", ", where ",
+                                       " where ",  ", so ",    " (",       "; ",
+                                       ", but ",   " but "};
+    const char *best = stop;
+    for (size_t k = 0; k < sizeof cues / sizeof cues[0]; k++) {
+        size_t n = strlen(cues[k]);
+        for (const char *q = p; q + n <= best; q++) {
+            if (*q == '$') { // never inside an environment
+                const char *z = memchr(q + 1, '$', (size_t)(stop - q - 1));
+                if (!z) break;
+                q = z;
+                continue;
+            }
+            if (starts_ci(q, stop, cues[k])) {
+                if (q > p) best = q;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+// The answer after an anchor at p: an environment right there, the whole rest of the sentence
+// (up to an explaining clause), or the rightmost math in it.
 static int after_anchor(const char *p, const char *end, const char **a, const char **b) {
     static const char *const filler[] = {"is", "the", "final", "answer", "was", "be", "=", ":"};
     for (;;) {
@@ -324,6 +430,8 @@ static int after_anchor(const char *p, const char *end, const char **a, const ch
         if (!skipped) break;
     }
     const char *stop = sentence_end(p, end);
+    // "the answer is 12, since there are 4 groups of 3": the clause after the answer explains it
+    const char *clause = clause_end(p, stop);
     span t;
     envscan S = {{0}, {0}};
     if (p < end && (*p == '$' || *p == '\\') && env_at(&S, p, end, &t) &&
@@ -337,7 +445,12 @@ static int after_anchor(const char *p, const char *end, const char **a, const ch
         *b = stop;
         return 1;
     }
-    if (rightmost(p, stop, &t)) {
+    if (clause < stop && parses(p, clause)) {
+        *a = p;
+        *b = clause;
+        return 1;
+    }
+    if ((clause < stop && rightmost(p, clause, &t)) || rightmost(p, stop, &t)) {
         *a = t.a;
         *b = t.b;
         return 1;
@@ -353,7 +466,156 @@ static const char *last_anchor(const char *s, const char *end, const char *lit) 
     return NULL;
 }
 
+// Whether [a, b) as a whole is one answer that is not only words ("\frac{3}{4}", "x = 5").
+static int whole_answer(const char *a, const char *b) {
+    while (a < b && isspace((unsigned char)*a)) a++;
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    if (b <= a || b - a > 512) return 0;
+    // prose is never one answer ("So it is 25%." is not the product S o i t i s 25%)
+    for (const char *p = a; p < b; p++) {
+        if (*p == '\\') { // a command and, for \text-like ones, its argument
+            const char *q = p + 1;
+            while (q < b && isalpha((unsigned char)*q)) q++;
+            p = q - 1;
+            continue;
+        }
+        if (isalpha((unsigned char)*p) && p + 1 < b && isalpha((unsigned char)p[1]) &&
+            (p == a || !isalpha((unsigned char)p[-1])) && (p == a || p[-1] != '{')) {
+            const char *q = p;
+            while (q < b && isalpha((unsigned char)*q)) q++;
+            static const char *const math_words[] = {
+                "sin", "cos",  "tan", "ln",  "log",     "exp",        "pi",  "sqrt",
+                "gcd", "lcm",  "max", "min", "percent", "percentage", "pct", "per", "cent"};
+            int ok = 0;
+            for (size_t k = 0; k < sizeof math_words / sizeof math_words[0] && !ok; k++)
+                ok = (size_t)(q - p) == strlen(math_words[k]) && starts_ci(p, q, math_words[k]);
+            if (!ok) return 0;
+            p = q - 1;
+        }
+    }
+    mx_expr *e = mx_parse(a, (size_t)(b - a), 0);
+    int ok = e && e->root >= 0;
+    if (ok) {
+        const mx_node *r = mx_at(e, e->root);
+        if (r->kind == MX_TEXT || (r->kind == MX_LIST && mx_at(e, r->a)->kind == MX_TEXT)) ok = 0;
+    }
+    mx_free(e);
+    return ok;
+}
+
+static int word_at(const char *p, const char *end, const char *w) {
+    size_t n = strlen(w);
+    return starts_ci(p, end, w) && (p + n >= end || !isalpha((unsigned char)p[n]));
+}
+
+// Where trailing remarks begin: the first line or sentence in the last 2000 bytes that opens
+// with "Note", "Remark", "Check", "I hope" ..., after which nothing concludes again
+// ("therefore", "thus", "so the"). NULL when there is none.
+const char *mx_remark_start(const char *s, const char *end) {
+    static const char *const opens[] = {"note",     "remark",      "check",   "verification",
+                                        "verify",   "explanation", "i hope",  "hope this",
+                                        "let me know", "feel free", "p.s",    "alternatively"};
+    static const char *const concl[] = {"therefore", "thus",   "hence",  "so",      "then",
+                                        "in total",  "final",  "answer", "we get", "gives",
+                                        "total"};
+    const char *from = end - s > 2000 ? end - 2000 : s;
+    for (const char *p = from; p < end; p++) {
+        int start = p == s || p[-1] == '\n' ||
+                    (p - s >= 2 && p[-1] == ' ' && strchr(".!?", p[-2]));
+        if (!start) continue;
+        const char *q = p;
+        while (q < end && (*q == ' ' || *q == '*' || *q == '#' || *q == '>' || *q == '(' ||
+                           *q == '_' || *q == '-'))
+            q++;
+        int opened = 0;
+        for (size_t k = 0; k < sizeof opens / sizeof opens[0] && !opened; k++)
+            opened = word_at(q, end, opens[k]);
+        if (!opened || p == s) continue;
+        // a later sentence that concludes again ("Then 7 * 6 = 42.") ends the remarks
+        int concludes = 0;
+        for (const char *r = q + 1; r < end && !concludes; r++) {
+            if (!(r[-1] == '\n' || (r - q >= 2 && r[-1] == ' ' && strchr(".!?:", r[-2]))))
+                continue;
+            const char *w = r;
+            while (w < end && (*w == ' ' || *w == '*' || *w == '#')) w++;
+            for (size_t k = 0; k < sizeof concl / sizeof concl[0] && !concludes; k++)
+                concludes = word_at(w, end, concl[k]);
+        }
+        if (!concludes) return p;
+    }
+    return NULL;
+}
+
+// Whether [a, b) joins a value to its approximation with nothing else (", which is", " or ",
+// " = ", "(i.e."): "the radius is 2, so the area is about 12.57" keeps 12.57.
+static int only_filler(const char *a, const char *b) {
+    static const char *const words[] = {"which", "is", "that", "or", "i.e.", "ie", "equals", "this"};
+    if (b - a > 40) return 0;
+    for (const char *p = a; p < b;) {
+        if (strchr(" ,;:()$=", *p)) {
+            p++;
+            continue;
+        }
+        size_t k = 0, n = 0;
+        for (; k < sizeof words / sizeof words[0]; k++) {
+            n = strlen(words[k]);
+            if ((size_t)(b - p) >= n && starts_ci(p, b, words[k]) &&
+                (p + n == b || !isalpha((unsigned char)p[n])))
+                break;
+        }
+        if (k == sizeof words / sizeof words[0]) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+// Where a word saying "approximately" ends just before p ("about $0.17$", "\approx 0.17"):
+// the start of that word, else NULL.
+static const char *approximation_before(const char *s, const char *p) {
+    static const char *const words[] = {"approximately", "about", "roughly", "around",
+                                        "\\approx", "nearly", "\xE2\x89\x88"};
+    const char *q = p;
+    while (q > s && (q[-1] == ' ' || q[-1] == '$' || q[-1] == '(' || q[-1] == '\\')) q--;
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+        size_t n = strlen(words[k]);
+        if ((size_t)(q - s) >= n && starts_ci(q - n, q, words[k])) return q - n;
+    }
+    return NULL;
+}
+
+int mx_junk(const char *s, const char *end) {
+    // random LaTeX: braces that never balance, and no prose
+    long depth = 0, broken = 0, words = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p == '\\' && p + 1 < end) {
+            p++;
+            while (p + 1 < end && isalpha((unsigned char)p[1])) p++;
+            continue;
+        }
+        if (*p == '{') {
+            depth++;
+        } else if (*p == '}') {
+            if (--depth < 0) broken++, depth = 0;
+        } else if (isalpha((unsigned char)*p) && (p == s || p[-1] == ' ' || p[-1] == '\n')) {
+            const char *q = p;
+            while (q < end && isalpha((unsigned char)*q)) q++;
+            if (q - p >= 3 && (q == end || strchr(" .,:;!?\n", *q))) words++;
+            p = q - 1;
+        }
+    }
+    long len = (long)(end - s);
+    if (broken + depth > 3) return 1;
+    return len > 16384 && words * 1000 < len;
+}
+
 int mx_find_answer(const char *s, const char *end, const char **a, const char **b) {
+    if (whole_answer(s, end)) {
+        while (s < end && isspace((unsigned char)*s)) s++;
+        while (end > s && isspace((unsigned char)end[-1])) end--;
+        *a = s;
+        *b = end;
+        return 1;
+    }
     static const char *const anchors[][3] = {
         {"final answer is", NULL, NULL},
         {"answer:", "answer is", NULL},
@@ -368,7 +630,12 @@ int mx_find_answer(const char *s, const char *end, const char **a, const char **
         if (best && after_anchor(best, end, a, b)) return 1;
     }
     span t;
-    if (rightmost(s, end, &t)) {
+    const char *cut = mx_remark_start(s, end);
+    if ((cut && rightmost(s, cut, &t)) || rightmost(s, end, &t)) {
+        // "$\frac{1}{6}$, which is about $0.17$": the exact value before its approximation
+        const char *w = approximation_before(s, t.a);
+        span u;
+        if (w && rightmost(s, w, &u) && only_filler(u.end, w)) t = u;
         *a = t.a;
         *b = t.b;
         return 1;

@@ -19,6 +19,14 @@ int mx_compare(const mx_expr *g, const mx_expr *p, const rl_math_opts *o, char *
 // environment or plain number that parses). Writes the answer's span into *a, *b; returns 1 or 0.
 int mx_find_answer(const char *s, const char *end, const char **a, const char **b);
 
+// Whether [s, end) looks like junk rather than a completion (braces that never balance, no
+// prose in a long text): auto extraction then finds nothing in it.
+int mx_junk(const char *s, const char *end);
+
+// Where trailing remarks begin in [s, end) (a line or sentence in the last 2000 bytes opening
+// with "Note", "Remark", "Check", "I hope" ... and not followed by a new conclusion), or NULL.
+const char *mx_remark_start(const char *s, const char *end);
+
 // Collects every \boxed{...} / \fbox{...} in [s, end): distinct contents joined with ", " into
 // out. Returns the number of distinct boxes, 0 when none, -1 when out is too small.
 int mx_boxes(const char *s, const char *end, char *out, size_t cap);

@@ -61,6 +61,8 @@ static const cmd_entry CMDS[] = {
     {"arctan", CK_FUNC, MXF_ATAN},
     {"ast", CK_OP, OP_TIMES},
     {"beta", CK_GREEK, 0},
+    {"bf", LK_DROP, 0},
+    {"bfseries", LK_DROP, 0},
     {"big", LK_DROP, 0},
     {"bigg", LK_DROP, 0},
     {"biggl", LK_DROP, 0},
@@ -78,9 +80,11 @@ static const cmd_entry CMDS[] = {
     {"cdots", CK_ELL, 0},
     {"cfrac", CK_FRAC, 0},
     {"chi", CK_GREEK, 0},
+    {"choose", CK_OP, OP_CHOOSE},
     {"circ", LK_DEGREE, 0},
     {"colon", LK_COLON, 0},
     {"coloneqq", LK_REL, MXR_EQ},
+    {"color", LK_DROPARG, 0},
     {"cos", CK_FUNC, MXF_COS},
     {"cosh", CK_FUNC, MXF_COSH},
     {"cot", CK_FUNC, MXF_COT},
@@ -116,6 +120,7 @@ static const cmd_entry CMDS[] = {
     {"geqq", LK_REL, MXR_GE},
     {"geqslant", LK_REL, MXR_GE},
     {"gt", LK_REL, MXR_GT},
+    {"hbox", LK_TEXT, 0},
     {"hfill", LK_DROP, 0},
     {"hphantom", LK_DROPARG, 0},
     {"hspace", LK_DROPARG, 0},
@@ -172,6 +177,7 @@ static const cmd_entry CMDS[] = {
     {"nu", CK_GREEK, 0},
     {"omega", CK_GREEK, 0},
     {"operatorname", LK_STYLE, 0},
+    {"over", CK_OP, OP_OVER},
     {"phantom", LK_DROPARG, 0},
     {"phi", CK_GREEK, 0},
     {"pi", CK_CONST, MXC_PI},
@@ -191,6 +197,7 @@ static const cmd_entry CMDS[] = {
     {"scriptstyle", LK_DROP, 0},
     {"sec", CK_FUNC, MXF_SEC},
     {"setminus", CK_OP, OP_SETMINUS},
+    {"sf", LK_DROP, 0},
     {"sigma", CK_GREEK, 0},
     {"sim", LK_REL, MXR_APPROX},
     {"simeq", LK_REL, MXR_APPROX},
@@ -204,6 +211,7 @@ static const cmd_entry CMDS[] = {
     {"tbinom", CK_BINOM, 0},
     {"text", LK_TEXT, 0},
     {"textbf", LK_TEXT, 0},
+    {"textcolor", LK_DROPARG, 0},
     {"textit", LK_TEXT, 0},
     {"textnormal", LK_TEXT, 0},
     {"textrm", LK_TEXT, 0},
@@ -214,6 +222,8 @@ static const cmd_entry CMDS[] = {
     {"theta", CK_GREEK, 0},
     {"thinspace", LK_SPACE, 0},
     {"times", CK_OP, OP_TIMES},
+    {"tt", LK_DROP, 0},
+    {"underline", LK_TRANSPARENT, 0},
     {"upsilon", CK_GREEK, 0},
     {"varepsilon", CK_GREEK, 0},
     {"varnothing", CK_EMPTY, 0},
@@ -295,7 +305,7 @@ static int three_digits(const char *p, const char *end) {
 // Length of a digit-group separator at p ("," "{,}" ",\!" "\," " " thin spaces ...), or 0.
 // kind receives a small code so that one number uses one kind of separator.
 static int group_sep(const lexer *L, const char *p, int *kind) {
-    static const char *const seps[] = {"{,}",          ",\\! ", ",\\!",     ",\\,",
+    static const char *const seps[] = {"{,}", "{, }", " {, }", ",\\! ", ",\\!",     ",\\,",
                                        "\\,",          "\\!",   "\xC2\xA0", "\xE2\x80\x89",
                                        "\xE2\x80\xAF", "\\ ",   ",",        " "};
     for (int k = 0; k < (int)(sizeof seps / sizeof seps[0]); k++) {
@@ -307,13 +317,24 @@ static int group_sep(const lexer *L, const char *p, int *kind) {
     return 0;
 }
 
+// Length of "\overline{digits}" / "\dot{digits}" at p, or 0.
+static int repeating_at(const char *p, const char *end) {
+    const char *q = starts(p, end, "\\overline{") ? p + 10 : starts(p, end, "\\dot{") ? p + 5 : NULL;
+    if (!q) return 0;
+    const char *d = q;
+    while (d < end && isdigit((unsigned char)*d)) d++;
+    if (d == q || d >= end || *d != '}') return 0;
+    return (int)(d + 1 - p);
+}
+
 // A number: digits with digit groups, decimals, an exponent.
 static void lex_number(lexer *L) {
     const char *s = L->p, *p = L->p, *end = L->end;
     int decimal = 0, first_group = 0, sep_kind = -1;
     while (p < end && isdigit((unsigned char)*p)) p++, first_group++;
     // digit groups: only after a first group of 1-3 digits
-    if (first_group >= 1 && first_group <= 3) {
+    // ("0,111" is a decimal comma, never a group of thousands)
+    if (first_group >= 1 && first_group <= 3 && !(first_group == 1 && *s == '0')) {
         for (;;) {
             int kind = 0, sl = group_sep(L, p, &kind);
             if (sl == 0 || (sep_kind >= 0 && kind != sep_kind)) break;
@@ -328,6 +349,18 @@ static void lex_number(lexer *L) {
         decimal = 1;
         p++;
         while (p < end && isdigit((unsigned char)*p)) p++;
+    } else if (starts(p, end, "{,}") && is_digit_at(p + 3, end) && !three_digits(p + 3, end)) {
+        decimal = 1; // 3{,}5: LaTeX's decimal comma (mx_literal reads it the same way)
+        p += 3;
+        while (p < end && isdigit((unsigned char)*p)) p++;
+    } else if (*p == '.' && repeating_at(p + 1, end)) {
+        p++; // "0.\overline{3}" (the repeating part follows below)
+    }
+    // a repeating decimal: 0.\overline{3}, 0.1\overline{6}, 0.\dot{3} (an exact rational)
+    int rl = (decimal || (p > s && p[-1] == '.')) ? repeating_at(p, end) : 0;
+    if (rl) {
+        decimal = 0;
+        p += rl;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         const char *q = p + 1;
@@ -340,6 +373,31 @@ static void lex_number(lexer *L) {
     }
     emit(L, T_NUM, 0, decimal, s, (int)(p - s));
     L->p = p;
+}
+
+// Content of \text{...} that is a number, possibly signed, with operators and trailing unit
+// words ("5", "-2.5", "1,000", "3 cm", "25 percent"), but no braces or commands.
+static int numeric_text(const char *a, const char *b) {
+    int digits = 0;
+    for (const char *p = a; p < b; p++) {
+        if (isdigit((unsigned char)*p)) {
+            digits = 1;
+            continue;
+        }
+        if (*p == '{' || *p == '}' || *p == '\\' || *p == '$') return 0;
+    }
+    return digits;
+}
+
+// Content of \text{...} that is a formula ("x = 5", "-3"): a digit, no word of two letters.
+static int formula_text(const char *a, const char *b) {
+    int digits = 0;
+    for (const char *p = a; p < b; p++) {
+        if (isdigit((unsigned char)*p)) digits = 1;
+        if (isalpha((unsigned char)*p) && p + 1 < b && isalpha((unsigned char)p[1])) return 0;
+        if (*p == '{' || *p == '}' || *p == '\\' || *p == '$' || *p == ':') return 0;
+    }
+    return digits;
 }
 
 // Skips whitespace; returns the position.
@@ -380,6 +438,15 @@ static void lex_command(lexer *L) {
     if (p >= end) {
         L->p = p;
         return;
+    }
+    if (*p == '\\') { // "\\frac", "\\le": a doubled backslash (escaped twice) before a command
+        const char *w = p + 1;
+        while (w < end && isalpha((unsigned char)*w)) w++;
+        if (w - p - 1 >= 2 && find_cmd(p + 1, (int)(w - p - 1))) {
+            L->p = p;
+            lex_command(L);
+            return;
+        }
     }
     if (!isalpha((unsigned char)*p)) { // control symbol
         char c = *p;
@@ -457,6 +524,14 @@ static void lex_command(lexer *L) {
             while (w < b && isspace((unsigned char)*w)) w++;
             const char *z = b;
             while (z > w && isspace((unsigned char)z[-1])) z--;
+            if (w < z && (((isdigit((unsigned char)*w) || *w == '-' || *w == '.') &&
+                           numeric_text(w, z)) ||
+                          formula_text(w, z) || *w == '\\')) {
+                // (a command inside: \text{\textbf{5}} is read as its content)
+                // \text{5}, \textbf{12.5}, \text{3 cm}: a value dressed as text is a value
+                L->p = q;
+                return;
+            }
             if ((z - w == 8 && strncmp(w, "infinity", 8) == 0) ||
                 (z - w == 3 && strncmp(w, "inf", 3) == 0))
                 emit(L, T_CMD, MXC_INF, CK_CONST, w, (int)(z - w)); // \text{infinity}

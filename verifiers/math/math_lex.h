@@ -53,7 +53,8 @@ enum {
     CK_REALS,
 };
 // Operator ids of CK_OP.
-enum { OP_TIMES = 1, OP_DIV, OP_PM, OP_MP, OP_CUP, OP_CAP, OP_SETMINUS };
+// OP_OVER and OP_CHOOSE are TeX's infix \over and \choose ({1 \over 2}, {5 \choose 2}).
+enum { OP_TIMES = 1, OP_DIV, OP_PM, OP_MP, OP_CUP, OP_CAP, OP_SETMINUS, OP_OVER, OP_CHOOSE };
 
 // Whitespace before a token (sp field).
 enum { SP_NONE = 0, SP_SPACE = 1, SP_NEWLINE = 2 };

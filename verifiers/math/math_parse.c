@@ -153,6 +153,9 @@ static int is_separator(const parser *P, const struct mx_tok *t) {
 }
 
 static int is_percent_word(const struct mx_tok *t) {
+    if (t->t == T_TEXT) // \text{ percent}, \text{\%}, \text{per cent}
+        return text_is(t, "percent") || text_is(t, "pct") || text_is(t, "percentage") ||
+               text_is(t, "per cent") || text_is(t, "\\%") || text_is(t, "%");
     return t->t == T_WORD &&
            (mx_tok_is(t, "percent") || mx_tok_is(t, "pct") || mx_tok_is(t, "percentage"));
 }
@@ -221,6 +224,7 @@ static int skip_trailing_units(parser *P) {
 static int starts_primary(const parser *P, const struct mx_tok *t) {
     switch (t->t) {
     case T_NUM:
+    case T_BEGIN: // 2\begin{pmatrix}...\end{pmatrix}: a scalar times a matrix
         return 1;
     case T_WORD:
         if (is_separator(P, t) || is_percent_word(t)) return 0;
@@ -242,6 +246,7 @@ static int parse_rel(parser *P);
 static int parse_add(parser *P);
 static int parse_power(parser *P);
 static int parse_primary(parser *P);
+static int parse_paren(parser *P, int open);
 
 static int expect_ch(parser *P, int c, const char *what) {
     if (!is_ch(tok(P), c)) return fail_tok(P, what);
@@ -478,6 +483,25 @@ static int parse_word(parser *P) {
         return parse_function(P, id);
     }
     if (is_separator(P, t) || is_percent_word(t)) return fail_tok(P, "value");
+    if (t->n == 1 && t->s[0] == 'C' && is_ch(tok_at(P, 1), '(') && tok_at(P, 1)->sp == SP_NONE) {
+        // C(n, k): the binomial coefficient (compared as the pair against a point)
+        adv(P);
+        int x = parse_paren(P, '(');
+        if (x < 0) return -1;
+        mx_node *X = N(P, x);
+        if (X->kind == MX_TUPLE && X->len == 2) {
+            int a = X->a, b = N(P, a)->next;
+            N(P, a)->next = -1;
+            int c = node2(P, MX_BINOM, a, b);
+            if (c >= 0) N(P, c)->flags |= MXF_CFORM;
+            return c;
+        }
+        int s = sym_node(P, t->s, 1), m = s >= 0 ? list_new(P, MX_MUL, s) : -1;
+        if (m < 0) return -1;
+        list_push(P, m, x);
+        list_done(P, m);
+        return m;
+    }
     if (t->n > 2) return fail(P, "unexpected word '%.*s'", t->n > 20 ? 20 : t->n, t->s);
     adv(P);
     if (t->n == 1) return sym_node(P, t->s, 1);
@@ -538,13 +562,15 @@ static int parse_matrix(parser *P) {
     const struct mx_tok *t = tok(P);
     static const char *const envs[] = {"pmatrix", "bmatrix",     "Bmatrix", "vmatrix", "Vmatrix",
                                        "matrix",  "smallmatrix", "array",   NULL};
-    int ok = 0;
+    int ok = 0, det = 0;
     for (int k = 0; envs[k]; k++)
-        if ((size_t)t->n == strlen(envs[k]) && memcmp(t->s, envs[k], (size_t)t->n) == 0) ok = 1;
+        if ((size_t)t->n == strlen(envs[k]) && memcmp(t->s, envs[k], (size_t)t->n) == 0)
+            ok = 1, det = k == 3; // vmatrix: a determinant
     if (!ok) return fail(P, "unsupported environment %.*s", t->n > 20 ? 20 : t->n, t->s);
     adv(P);
     int m = new_node(P, MX_MATRIX);
     if (m < 0) return -1;
+    N(P, m)->op = (uint8_t)det;
     for (;;) {
         if (tok(P)->t == T_ENDENV) break;
         int row = new_node(P, MX_LIST);
@@ -588,6 +614,20 @@ static int maybe_call(parser *P, int x) {
     X->kind = MX_CALL;
     X->a = args;
     return x;
+}
+
+// {}_nC_k, _nC_k, ^nC_k: a binomial coefficient written with prescripts (at the '_' or '^').
+static int parse_prescript_binom(parser *P) {
+    adv(P);
+    int n = parse_tex_arg(P);
+    if (n < 0) return -1;
+    const struct mx_tok *c = tok(P);
+    if (!(c->t == T_WORD && c->n == 1 && c->s[0] == 'C') ||
+        !(is_ch(tok_at(P, 1), '_') || is_ch(tok_at(P, 1), '^')))
+        return fail(P, "prescript without C");
+    P->i += 2;
+    int k = parse_tex_arg(P);
+    return k < 0 ? -1 : node2(P, MX_BINOM, n, k);
 }
 
 static int parse_primary(parser *P) {
@@ -639,6 +679,12 @@ static int parse_primary(parser *P) {
     case T_CH:
         if (t->id == '(' || t->id == '[') {
             x = parse_paren(P, t->id);
+        } else if (t->id == '_' || t->id == '^') {
+            x = parse_prescript_binom(P);
+        } else if (t->id == '{' && is_ch(tok_at(P, 1), '}') &&
+                   (is_ch(tok_at(P, 2), '_') || is_ch(tok_at(P, 2), '^'))) {
+            P->i += 2; // {}_5C_2
+            x = parse_prescript_binom(P);
         } else if (t->id == '{') {
             x = parse_brace_group(P);
         } else if (t->id == '|') {
@@ -756,6 +802,17 @@ static int parse_primary(parser *P) {
             adv(P);
         } else if (is_ch(tok(P), '_') && N(P, x)->a < 0) {
             adv(P);
+            if (is_ch(tok(P), '{') && tok_at(P, 1)->t == T_WORD && is_ch(tok_at(P, 2), '}')) {
+                // S_{MBCN}, v_{max}: a subscript that is a name
+                const struct mx_tok *w = tok_at(P, 1);
+                int sub = new_node(P, MX_SYM);
+                if (sub < 0) return -1;
+                N(P, sub)->s = w->s;
+                N(P, sub)->n = w->n;
+                P->i += 3;
+                N(P, x)->a = sub;
+                continue;
+            }
             int sub = parse_tex_arg(P);
             if (sub < 0) return -1;
             N(P, x)->a = sub;
@@ -824,6 +881,11 @@ static int parse_power(parser *P) {
             adv(P);
             int y = parse_exponent(P);
             if (y < 0) return -1;
+            const mx_node *X = N(P, x);
+            if (X->kind == MX_SYM && X->n == 1 && X->s[0] == 'C' && X->a >= 0 && !X->op) {
+                x = node2(P, MX_BINOM, X->a, y); // C_5^2: the binomial coefficient (5 choose 2)
+                continue;
+            }
             x = node2(P, MX_POW, x, y);
         } else if (is_ch(t, '!')) {
             adv(P);
@@ -949,19 +1011,33 @@ static int parse_union(parser *P) {
     return u;
 }
 
-static int parse_rel(parser *P) {
+// a : b : c (binds tighter than relations: "a:b = 2:3" relates two ratios)
+static int parse_ratio(parser *P) {
     int x = parse_union(P);
-    if (x < 0) return -1;
-    const struct mx_tok *t = tok(P);
-    if (t->t != T_REL && !is_ch(t, ':')) return x;
-    int ratio = is_ch(t, ':');
-    int r = list_new(P, ratio ? MX_RATIO : MX_REL, x);
+    if (x < 0 || !is_ch(tok(P), ':')) return x;
+    int r = list_new(P, MX_RATIO, x);
     if (r < 0) return -1;
-    while ((t = tok(P))->t == T_REL || is_ch(t, ':')) {
-        if (is_ch(t, ':') != ratio) return fail(P, "ratio mixed with a relation");
-        int op = ratio ? 0 : t->id;
+    while (is_ch(tok(P), ':')) {
         adv(P);
         int y = parse_union(P);
+        if (y < 0) return -1;
+        list_push(P, r, y);
+    }
+    list_done(P, r);
+    return r;
+}
+
+static int parse_rel(parser *P) {
+    int x = parse_ratio(P);
+    if (x < 0) return -1;
+    const struct mx_tok *t = tok(P);
+    if (t->t != T_REL) return x;
+    int r = list_new(P, MX_REL, x);
+    if (r < 0) return -1;
+    while ((t = tok(P))->t == T_REL) {
+        int op = t->id;
+        adv(P);
+        int y = parse_ratio(P);
         if (y < 0) return -1;
         N(P, y)->rel = (uint8_t)op;
         list_push(P, r, y);
@@ -970,10 +1046,24 @@ static int parse_rel(parser *P) {
     return r;
 }
 
+// TeX's infix fractions: {a+b \over c} divides everything on its left in the group by
+// everything on its right; {n \choose k} is a binomial coefficient.
+static int parse_over(parser *P) {
+    int x = parse_rel(P);
+    while (x >= 0 && (is_op(tok(P), OP_OVER) || is_op(tok(P), OP_CHOOSE))) {
+        int kind = is_op(tok(P), OP_OVER) ? MX_DIV : MX_BINOM;
+        adv(P);
+        int y = parse_rel(P);
+        if (y < 0) return -1;
+        x = node2(P, kind, x, y);
+    }
+    return x;
+}
+
 static int parse_list(parser *P) {
     if (enter(P) < 0) return -1;
     while (is_separator(P, tok(P)) && !is_ch(tok(P), ',')) adv(P); // leading "and" (rare)
-    int x = parse_rel(P);
+    int x = parse_over(P);
     if (x < 0) return -1;
     if (!is_separator(P, tok(P))) {
         leave(P);
@@ -984,7 +1074,7 @@ static int parse_list(parser *P) {
     while (is_separator(P, tok(P))) {
         while (is_separator(P, tok(P))) adv(P); // "19, 46, and 82"
         if (is_closer(P, tok(P))) break;        // trailing comma
-        int y = parse_rel(P);
+        int y = parse_over(P);
         if (y < 0) return -1;
         list_push(P, l, y);
     }
@@ -998,7 +1088,7 @@ static int parse_list(parser *P) {
 static int parse_text_answer(parser *P) {
     const mx_expr *e = P->e;
     int letters = 0, has_text = 0;
-    for (int k = 0; k < e->n_toks - 1; k++) {
+    for (int k = P->i; k < e->n_toks - 1; k++) {
         const struct mx_tok *t = &e->toks[k];
         if (t->t == T_WORD) {
             if (math_word(t) >= 0) return -2;
@@ -1011,7 +1101,7 @@ static int parse_text_answer(parser *P) {
     }
     if (!has_text && letters < 3) return -2;
     int set = -1, start = -1;
-    for (int k = 0; k < e->n_toks; k++) {
+    for (int k = P->i; k < e->n_toks; k++) {
         const struct mx_tok *t = &e->toks[k];
         int sep = t->t == T_END || is_separator(P, t);
         if (!sep) {
@@ -1038,6 +1128,83 @@ static int parse_text_answer(parser *P) {
     return set;
 }
 
+// A whole answer that is a number in English words, possibly signed ("minus") and followed by
+// "percent" / "%" ("twenty-five percent", "three hundred and two", "one million"): rewritten in
+// place as digits followed by the rest. Returns the new length (len when not of that form).
+static size_t number_words(char *t, size_t len) {
+    static const char *const small[] = {"zero",    "one",     "two",       "three",    "four",
+                                        "five",    "six",     "seven",     "eight",    "nine",
+                                        "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                        "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+    static const char *const tens[] = {"twenty", "thirty",  "forty",  "fifty",
+                                       "sixty",  "seventy", "eighty", "ninety"};
+    if (len > 200) return len;
+    size_t i = 0, end = len;
+    while (i < end && t[i] == ' ') i++;
+    while (end > i && t[end - 1] == ' ') end--;
+    if (i < end && t[i] == '\\' && t[end - 1] == '}') { // \text{three}, \textbf{five percent}
+        size_t k = i + 1;
+        while (k < end && isalpha((unsigned char)t[k])) k++;
+        if (k < end && t[k] == '{') i = k + 1, end--;
+    }
+    long long total = 0, group = 0;
+    int words = 0, neg = 0;
+    while (i < end) {
+        while (i < end && (t[i] == ' ' || t[i] == '-' || t[i] == '\t')) i++;
+        size_t j = i;
+        while (j < end && isalpha((unsigned char)t[j])) j++;
+        if (j == i) break;
+        char w[16];
+        size_t n = j - i;
+        if (n >= sizeof w) break;
+        for (size_t k = 0; k < n; k++) w[k] = (char)tolower((unsigned char)t[i + k]);
+        w[n] = '\0';
+        int v = -1;
+        for (int k = 0; k < 20 && v < 0; k++)
+            if (strcmp(w, small[k]) == 0) v = k;
+        for (int k = 0; k < 8 && v < 0; k++)
+            if (strcmp(w, tens[k]) == 0) v = 20 + 10 * k;
+        if (v >= 0) {
+            group += v;
+        } else if (strcmp(w, "hundred") == 0 && words) {
+            group *= 100;
+        } else if ((strcmp(w, "thousand") == 0 || strcmp(w, "million") == 0) && words) {
+            total += group * (w[0] == 't' ? 1000 : 1000000);
+            group = 0;
+        } else if (strcmp(w, "and") == 0 && words) {
+            // "three hundred and two"
+        } else if (strcmp(w, "minus") == 0 && !words && !neg) {
+            neg = 1;
+            i = j;
+            continue;
+        } else {
+            break;
+        }
+        words++;
+        i = j;
+    }
+    if (!words) return len;
+    // what may follow: nothing, or a percent word / sign (and sentence punctuation)
+    size_t rest = i;
+    while (rest < end && t[rest] == ' ') rest++;
+    const char *tail = t + rest;
+    size_t tail_n = end - rest;
+    while (tail_n && strchr(" .!", tail[tail_n - 1])) tail_n--;
+    int pct = tail_n == 7;
+    for (size_t k = 0; pct && k < 7; k++) pct = tolower((unsigned char)tail[k]) == "percent"[k];
+    int ok = tail_n == 0 || pct || (tail_n == 1 && tail[0] == '%') ||
+             (tail_n == 2 && memcmp(tail, "\\%", 2) == 0);
+    if (!ok) return len;
+    char digits[48];
+    int m = snprintf(digits, sizeof digits, "%s%lld%s", neg ? "-" : "", total + group,
+                     tail_n ? " " : "");
+    if (m < 0 || (size_t)m + tail_n > len) return len;
+    memmove(t + m, tail, tail_n);
+    memcpy(t, digits, (size_t)m);
+    t[m + tail_n] = '\0';
+    return (size_t)m + tail_n;
+}
+
 mx_expr *mx_parse(const char *text, size_t len, int flags) {
     mx_expr *e = calloc(1, sizeof *e);
     if (!e) return NULL;
@@ -1056,6 +1223,7 @@ mx_expr *mx_parse(const char *text, size_t len, int flags) {
     }
     memcpy(e->text, text, len);
     e->text[len] = '\0';
+    len = number_words(e->text, len); // "twenty-five percent" -> "25 percent"
     e->n_text = (int)len;
     e->n_toks = mx_lex(e->text, (int)len, e->toks, cap);
     if (e->n_toks < 0) {
@@ -1081,6 +1249,14 @@ mx_expr *mx_parse(const char *text, size_t len, int flags) {
         return e;
     }
     parser P = {e, 0, 0, 0, 0};
+    // a label in text before the value: \textbf{Answer:} 5, \text{Total: } 12
+    while (P.i < e->n_toks - 2 && e->toks[P.i].t == T_TEXT && e->toks[P.i].n > 0) {
+        const struct mx_tok *t = &e->toks[P.i];
+        const char *z = t->s + t->n;
+        while (z > t->s && isspace((unsigned char)z[-1])) z--;
+        if (z == t->s || z[-1] != ':') break;
+        P.i++;
+    }
     int root = parse_text_answer(&P);
     if (root == -2) {
         P.failed = 0;
@@ -1123,9 +1299,17 @@ static void puts_(sbuf *b, const char *s) {
 // Number as digits: separators dropped, leading zeros and trailing decimal zeros removed.
 static void canon_num(sbuf *b, const char *s, int n) {
     size_t start = b->n, dot = (size_t)-1;
-    int expo = 0;
+    int expo = 0, rep = 0;
     for (int j = 0; j < n; j++) {
         char c = s[j];
+        if (c == '\\' && ((n - j > 9 && memcmp(s + j + 1, "overline{", 9) == 0) ||
+                          (n - j > 4 && memcmp(s + j + 1, "dot{", 4) == 0))) {
+            // 0.\overline{3}: "0.r3", never "0.3"
+            put(b, "r", 1);
+            rep = 1;
+            while (j + 1 < n && s[j + 1] != '{') j++;
+            continue;
+        }
         if (isdigit((unsigned char)c)) {
             if (c == '0' && b->n == start && j + 1 < n && isdigit((unsigned char)s[j + 1]))
                 continue;
@@ -1133,6 +1317,15 @@ static void canon_num(sbuf *b, const char *s, int n) {
         } else if (c == '.') {
             dot = b->n;
             put(b, &c, 1);
+        } else if (c == '{' && j + 3 < n && s[j + 1] == ',' && s[j + 2] == '}' &&
+                   dot == (size_t)-1) { // a decimal comma, read as mx_literal reads it
+            int run = 0;
+            while (j + 3 + run < n && isdigit((unsigned char)s[j + 3 + run])) run++;
+            if (run != 3) {
+                dot = b->n;
+                put(b, ".", 1);
+            }
+            j += 2;
         } else if (c == 'e' || c == 'E') {
             expo = 1;
             put(b, "e", 1);
@@ -1140,7 +1333,7 @@ static void canon_num(sbuf *b, const char *s, int n) {
             put(b, &c, 1);
         }
     }
-    if (dot != (size_t)-1 && !expo && !b->over) {
+    if (dot != (size_t)-1 && !expo && !rep && !b->over) {
         while (b->n > dot + 1 && b->p[b->n - 1] == '0') b->n--;
         if (b->n == dot + 1) b->n--;
         b->p[b->n] = '\0';

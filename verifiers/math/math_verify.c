@@ -12,7 +12,7 @@ void rl_math_opts_default(rl_math_opts *o) {
     o->extract = RL_MATH_EXTRACT_BOXED;
     o->float_rounding = 6;
     o->percent = 0;
-    o->set_relation = 0;
+    o->set_relation = 1;
 }
 
 // The text after the last </think> when it is not blank, else the whole text; both limited to
@@ -28,14 +28,23 @@ static const char *after_think(const char *s, const char *end) {
     return start;
 }
 
-int rl_math_extract(const char *completion, rl_math_extract_mode mode, char *out, size_t out_len) {
+// rl_math_extract; *boxed says whether the answer is the content of boxes.
+static int extract(const char *completion, rl_math_extract_mode mode, char *out, size_t out_len,
+                   int *boxed) {
+    *boxed = 0;
     if (!out || out_len == 0) return -1;
     out[0] = '\0';
     if (!completion) return 0;
     const char *end = completion + strlen(completion);
     const char *whole = end - completion > MX_SCAN_MAX ? end - MX_SCAN_MAX : completion;
     const char *region = after_think(completion, end);
-    int n = mx_boxes(region, end, out, out_len);
+    // random LaTeX holds numbers and boxes by chance: extraction takes nothing from it
+    if (mx_junk(whole, end)) return 0;
+    // boxes inside trailing remarks ("Note: with 5 people it would be \boxed{50}") are not
+    // the answer when a box comes before them
+    const char *remarks = mx_remark_start(region, end);
+    int n = remarks ? mx_boxes(region, remarks, out, out_len) : 0;
+    if (n == 0) n = mx_boxes(region, end, out, out_len);
     const char *a = NULL, *b = NULL;
     // after the reasoning without a box: auto mode reads that text before any box inside
     if (n == 0 && region != whole &&
@@ -45,7 +54,10 @@ int rl_math_extract(const char *completion, rl_math_extract_mode mode, char *out
         snprintf(out, out_len, "answer too long");
         return -1;
     }
-    if (n > 0) return 1;
+    if (n > 0) {
+        *boxed = 1;
+        return 1;
+    }
     if (mode != RL_MATH_EXTRACT_AUTO) return 0;
     if (!a && !mx_find_answer(region, end, &a, &b)) return 0;
     if ((size_t)(b - a) + 1 > out_len) {
@@ -55,6 +67,11 @@ int rl_math_extract(const char *completion, rl_math_extract_mode mode, char *out
     memcpy(out, a, (size_t)(b - a));
     out[b - a] = '\0';
     return 1;
+}
+
+int rl_math_extract(const char *completion, rl_math_extract_mode mode, char *out, size_t out_len) {
+    int boxed;
+    return extract(completion, mode, out, out_len, &boxed);
 }
 
 static int strncasecmp_n(const char *a, const char *lit, size_t n) {
@@ -68,6 +85,7 @@ static int strncasecmp_n(const char *a, const char *lit, size_t n) {
 // ("F_n = \sum_k ...") is not searched for stray numbers.
 static int worth_searching(const char *s, const char *end) {
     int backslash = 0;
+    if (mx_junk(s, end)) return 0;
     for (const char *p = s; p < end; p++) {
         if (*p == '$' || (*p == '\\' && p + 1 < end && (p[1] == '(' || p[1] == '['))) return 1;
         if (*p == '\\') {
@@ -86,7 +104,9 @@ static int worth_searching(const char *s, const char *end) {
 }
 
 // An answer text (bare, LaTeX, boxed or a sentence holding one) parsed; NULL with why when none.
-static mx_expr *read_answer(const char *text, char *buf, size_t cap, char *why, size_t wn) {
+// search = 0: the text is the content of a box and is not searched for an answer inside.
+static mx_expr *read_answer(const char *text, char *buf, size_t cap, char *why, size_t wn,
+                            int search) {
     const char *end = text + strlen(text);
     const char *start = end - text > MX_SCAN_MAX ? end - MX_SCAN_MAX : text;
     int n = mx_boxes(start, end, buf, cap);
@@ -129,7 +149,7 @@ static mx_expr *read_answer(const char *text, char *buf, size_t cap, char *why, 
                 return e;
             }
         }
-        if (worth_searching(start, end) && mx_find_answer(start, end, &a, &b)) {
+        if (search && worth_searching(start, end) && mx_find_answer(start, end, &a, &b)) {
             mx_free(e);
             e = mx_parse(a, (size_t)(b - a), 0);
             snprintf(buf, cap, "%.*s", (int)(b - a), a);
@@ -147,26 +167,30 @@ static mx_expr *read_answer(const char *text, char *buf, size_t cap, char *why, 
     return e;
 }
 
+static int longer_than(const char *s, size_t n) {
+    return memchr(s, '\0', n + 1) == NULL;
+}
+
 // "answer 7 != reference 8" with both texts shortened.
 static void describe(char *d, size_t n, const char *verdict, const char *pred, const char *gold,
                      const char *why) {
     if (!d || !n) return;
     char p[64], g[64];
-    snprintf(p, sizeof p, "%s", pred);
-    snprintf(g, sizeof g, "%s", gold);
+    snprintf(p, sizeof p, "%.63s", pred); // never formats a whole hostile text
+    snprintf(g, sizeof g, "%.63s", gold);
     for (char *c = p; *c; c++)
         if (*c == '\n' || *c == '\t') *c = ' ';
     for (char *c = g; *c; c++)
         if (*c == '\n' || *c == '\t') *c = ' ';
-    snprintf(d, n, "%s: answer %s%s, reference %s%s%s", verdict, p, strlen(pred) > 63 ? "..." : "",
-             g, strlen(gold) > 63 ? "..." : "", why && *why ? "; " : "");
+    snprintf(d, n, "%s: answer %s%s, reference %s%s%s", verdict, p, longer_than(pred, 63) ? "..." : "",
+             g, longer_than(gold, 63) ? "..." : "", why && *why ? "; " : "");
     if (why && *why) {
         size_t used = strlen(d);
         snprintf(d + used, n - used, "%s", why);
     }
 }
 
-static int compare_texts(const char *gold, const char *pred, const char *pred_shown,
+static int compare_texts(const char *gold, const char *pred, const char *pred_shown, int search,
                          const rl_math_opts *o, char *detail, size_t dn) {
     rl_math_opts def;
     if (!o) {
@@ -174,12 +198,12 @@ static int compare_texts(const char *gold, const char *pred, const char *pred_sh
         o = &def;
     }
     char gbuf[MX_MAX_TEXT + 1], pbuf[MX_MAX_TEXT + 1], why[96] = "";
-    mx_expr *g = read_answer(gold, gbuf, sizeof gbuf, why, sizeof why);
+    mx_expr *g = read_answer(gold, gbuf, sizeof gbuf, why, sizeof why, 1);
     if (!g) { // no judgement: never a match, whatever the prediction
         if (detail) snprintf(detail, dn, "reference not parsed: %s", why);
         return RL_MATH_BAD_REFERENCE;
     }
-    mx_expr *p = read_answer(pred, pbuf, sizeof pbuf, why, sizeof why);
+    mx_expr *p = read_answer(pred, pbuf, sizeof pbuf, why, sizeof why, search);
     if (!p) {
         char msg[128];
         snprintf(msg, sizeof msg, "answer not parsed: %s", why);
@@ -201,7 +225,7 @@ int rl_math_equal(const char *gold, const char *pred, const rl_math_opts *o, cha
         if (detail) snprintf(detail, detail_len, "no reference answer");
         return RL_MATH_BAD_REFERENCE;
     }
-    return compare_texts(gold, pred ? pred : "", NULL, o, detail, detail_len);
+    return compare_texts(gold, pred ? pred : "", NULL, 1, o, detail, detail_len);
 }
 
 int rl_math_grade(const char *gold, const char *completion, const rl_math_opts *o, char *detail,
@@ -217,11 +241,12 @@ int rl_math_grade(const char *gold, const char *completion, const rl_math_opts *
         return RL_MATH_BAD_REFERENCE;
     }
     char ans[MX_MAX_TEXT + 1];
-    int x = rl_math_extract(completion, (rl_math_extract_mode)o->extract, ans, sizeof ans);
+    int boxed;
+    int x = extract(completion, (rl_math_extract_mode)o->extract, ans, sizeof ans, &boxed);
     if (x <= 0) {
         // still check the reference, so that a broken reference is reported as such
         char gbuf[MX_MAX_TEXT + 1], why[96];
-        mx_expr *g = read_answer(gold, gbuf, sizeof gbuf, why, sizeof why);
+        mx_expr *g = read_answer(gold, gbuf, sizeof gbuf, why, sizeof why, 1);
         if (!g) {
             if (detail) snprintf(detail, detail_len, "reference not parsed: %s", why);
             return RL_MATH_BAD_REFERENCE;
@@ -230,7 +255,7 @@ int rl_math_grade(const char *gold, const char *completion, const rl_math_opts *
         if (detail) snprintf(detail, detail_len, x < 0 ? "no answer (%s)" : "no answer", ans);
         return RL_MATH_NO_ANSWER;
     }
-    return compare_texts(gold, ans, ans, o, detail, detail_len);
+    return compare_texts(gold, ans, ans, !boxed, o, detail, detail_len);
 }
 
 int rl_math_eval(const char *expr, char *value, size_t value_len) {

@@ -9,39 +9,59 @@
  *                    text after the last </think> (the whole completion when that part has no
  *                    box). One box, or several boxes holding the same answer: that answer.
  *                    Several DIFFERENT boxes: all of them, as a set, which never equals a
- *                    single-valued reference (hedging fails by construction).
- *   auto             boxes first; else, by priority, "final answer is X", "answer: X" /
- *                    "answer is X", then the rightmost $...$ / \(...\) / \[...\] or plain
- *                    number/expression (environments joined by "and", "or", "," are one
- *                    answer: "$3$ or $5$" is a set). Text after </think> is read before a box
- *                    inside the reasoning.
- *   Only the last 64 KiB of a completion are scanned; an answer over 8 KiB is refused.
+ *                    single-valued reference (hedging fails by construction). A percent sign
+ *                    after a box belongs to it (\boxed{25}\%); boxes inside trailing remarks
+ *                    ("Note: with 5 it would be \boxed{50}") are ignored when one comes before.
+ *   auto             boxes first; else a completion that is one answer as a whole
+ *                    ("\frac{3}{4}"); else, by priority, "final answer is X", "answer: X" /
+ *                    "answer is X" (up to an explaining clause: ", since ...", " (..."), then
+ *                    the rightmost $...$ / \(...\) / \[...\] / bare \frac or plain
+ *                    number/expression before any trailing remarks ("Note: ...", "I hope ...")
+ *                    and before its own approximation ("$\frac16$, about $0.17$")
+ *                    (environments joined by "and", "or", "," are one answer: "$3$ or $5$"
+ *                    is a set). Text after </think> is read before a box inside the reasoning.
+ *   Only the last 64 KiB of a completion are scanned; an answer over 8 KiB is refused. Junk
+ *   (braces that never balance, or a long text without prose) yields no answer in both modes.
  *
  * Equivalence (rl_math_equal, reference first: it is not symmetric on purpose):
  *   - both sides are normalised alike: $ \( \[ delimiters, \left \right, \! \, spacing, \dfrac
  *     \tfrac -> \frac, \boxed, ^\circ, units at the end (\text{ cm}, "miles", ...), currency.
- *   - numbers: integers, decimals, digit groups (7,425,000  1\,000  1 000  14{,}916), fractions
+ *   - numbers: integers, decimals, repeating decimals (0.\overline{3} is exactly 1/3), digit
+ *     groups (7,425,000  1\,000  1 000  14{,}916), fractions
  *     (\frac12, a/b), mixed numbers (2\frac{1}{2} and "2 1/2" are 5/2: an integer directly
  *     followed by a proper fraction of integer literals; 2\frac{3}{2} is a product), roots,
  *     powers, \pi, e, i, factorials, binomials, logs and trig functions.
  *   - exact comparison with big rationals (GMP) when both sides are rational; when either side
- *     is written as a decimal, both are rounded to float_rounding (6) decimals first (1/3 ==
- *     0.333333, 1/3 != 0.33); irrational values are compared numerically within the rounding
- *     error actually made (so 1/2^99 != 1/2^98, 1-1/e != 1+1/e).
+ *     is written as a decimal, both are rounded to max(float_rounding (6), the decimals written)
+ *     places (1/3 == 0.333333 == 0.3333333, 1/3 != 0.33, 1 != 0.9999999, 1/3 != 0.3333334)
+ *     and must also agree to a relative 10^(3 - float_rounding) (3e-8 != 3e-9, which both round
+ *     to 0); irrational values are compared numerically within the rounding error actually made
+ *     (so 1/2^99 != 1/2^98, 1-1/e != 1+1/e).
  *   - expressions in variables: equal at 6 deterministic rational points (2x+2 == 2(x+1)).
  *   - percent: 50\% is the number 0.5 (== 0.5, == 1/2, != 50); percent=lenient also accepts 50.
+ *     "50 percent", "50 pct", 50\text{ percent} are 50\%.
+ *   - named answers: a reference x = 5, AB = 12, a:b = 2:3, (x, y) = (1, 2) matches its value;
+ *     "a = 2, b = 3" matches by name or, bare, in written order; a ratio 2:3 equals 2/3.
+ *   - matrices: 2M, AB, M + N, M^2 of constant matrices are compared by value.
+ *   - binomials: \binom \dbinom \tbinom, {n \choose k}, C(n, k), C_n^k, {}_nC_k.
+ *   - decimal comma: 3{,}5 is 3.5; "3,5" is 3.5 when the other side is one number (1,000 stays
+ *     a thousand).
+ *   - \over, \text{5} / \textbf{5} / {\bf 5} (a value dressed as text is a value), \\le (a
+ *     doubled backslash) as \le.
  *   - sets \{1,2\} and lists (order-free), tuples (ordered; a tuple reference matches a set
  *     written in the same order), intervals (endpoints and openness), unions, matrices.
  *   - relations: x \le 3 == 3 \ge x, x<1 == -x>-1, equations up to a nonzero factor; a reference
- *     x = 3 matches 3; a predicted x = ... = 3 matches 3; a reference 1<x<2 matches (1,2) (not the
- *     other way unless set_relation=lenient).
- *   - text: \text{Evelyn} == evelyn (case-insensitive); \text{13} is text, not 13.
+ *     x = 3 matches 3; a predicted x = ... = 3 matches 3; a reference 1<x<2 matches (1,2) and,
+ *     with set_relation=lenient (the default), a reference (1,3] matches a predicted bound on one
+ *     variable 1 < x \le 3 (never a restated inequality such as x^2 < 4); bounds joined by
+ *     and/or ("x < 2 or x > 3") are the interval or union they describe.
+ *   - text: \text{Evelyn} == evelyn (case-insensitive); \text{13} is the number 13.
  *   - ± answers are the set of both values; sequences with \ldots compare in order.
  *   A reference that cannot be parsed is "skipped" (RL_MATH_BAD_REFERENCE): no judgement, never
  *   a match, whatever the prediction.
  *
  * Options (create(), all text): extract = boxed|auto; float_rounding = 0..15 (6);
- * percent = strict|lenient (strict); set_relation = strict|lenient (strict).
+ * percent = strict|lenient (strict); set_relation = strict|lenient (lenient).
  *
  * Owns: nothing global; every function is thread-safe.
  */

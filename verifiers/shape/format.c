@@ -30,13 +30,43 @@ static int pick(const char *value, const char *const *names, int *out) {
     return -1;
 }
 
+// The named presets (documented in shape.h). Returns -1 for an unknown name.
+static int apply_preset(const char *name, format_cfg *c, const char **start) {
+    if (strcmp(name, "r1") == 0) { // R1: the model writes <think>\n ... \n</think> itself
+        c->think = THINK_REQUIRED;
+        c->open_in_prompt = 0;
+    } else if (strcmp(name, "r1_prompt") == 0) { // R1's template ends with "<think>\n"
+        c->think = THINK_REQUIRED;
+        c->open_in_prompt = 1;
+    } else if (strcmp(name, "seed") == 0) { // the seed article: "###" first, one \boxed{} last
+        c->think = THINK_OPTIONAL;
+        c->open_in_prompt = 0;
+        *start = "###";
+    } else
+        return -1;
+    c->answer_boxed = 1;
+    c->trailing_none = 1;
+    return 0;
+}
+
 static void *format_create(const rl_voption *opts, int32_t n_opts, char *err, size_t err_len) {
     format_cfg c = {.think = THINK_REQUIRED, .answer_boxed = 1, .trailing_none = 1};
     const char *start = "";
+    // A preset sets defaults first, so the other options refine it whatever their order.
+    for (int i = 0; i < n_opts; i++) {
+        if (strcmp(opts[i].key, "preset") != 0) continue;
+        const char *v = opts[i].value ? opts[i].value : "";
+        if (apply_preset(v, &c, &start) != 0) {
+            snprintf(err, err_len, "option preset: unexpected value '%s' (r1, r1_prompt, seed)", v);
+            return NULL;
+        }
+    }
     for (int i = 0; i < n_opts; i++) {
         const char *k = opts[i].key, *v = opts[i].value ? opts[i].value : "";
         int ok = 0;
-        if (strcmp(k, "think") == 0) {
+        if (strcmp(k, "preset") == 0) {
+            ok = 1;
+        } else if (strcmp(k, "think") == 0) {
             static const char *const names[] = {"required", "optional", "forbidden", NULL};
             ok = pick(v, names, &c.think) == 0;
         } else if (strcmp(k, "think_open") == 0) {
@@ -52,9 +82,10 @@ static void *format_create(const rl_voption *opts, int32_t n_opts, char *err, si
             start = v;
             ok = 1;
         } else {
-            snprintf(
-                err, err_len,
-                "unknown option '%s' (format takes think, think_open, start, answer, trailing)", k);
+            snprintf(err, err_len,
+                     "unknown option '%s' (format takes preset, think, think_open, start, answer, "
+                     "trailing)",
+                     k);
             return NULL;
         }
         if (!ok) {

@@ -4,6 +4,14 @@
  * format: the whole completion against a required structure (anchored, never a loose search):
  *   [start prefix] <think>\n reasoning \n</think> ... exactly one final \boxed{...} [closing only]
  * Each active rule is worth the same share of the score; full marks only when all hold.
+ *   presets  preset: NAME sets the options below first; options given with it refine it (in any
+ *            order): r1 = think required, the model writes "<think>\n" itself (the defaults);
+ *            r1_prompt = think required, think_open prompt (R1's chat template already ends with
+ *            "<think>\n"; the completion holds only "</think>"); seed = the seed article's format:
+ *            start "###", think optional, answer boxed, trailing none, i.e. the output starts
+ *            with ### and ends with exactly one \boxed{} answer (a think block, if any, must be
+ *            well formed; add think_open: prompt behind R1's template). All three: answer boxed,
+ *            trailing none. e.g. {name: format, weight: 0.2, preset: seed}
  *   options  think: required|optional|forbidden (required)   start: "" (text the completion must
  *            begin with, e.g. "<think>\n" or "###")   think_open: completion|prompt (completion;
  *            "prompt" when the chat template already ends with "<think>\n")   answer: boxed|none
