@@ -91,8 +91,9 @@ static int reference_logprobs(rl_model *ref, const rl_pg_rows *r, int M, float *
         int lo = mb_lo(r->B, M, mb), hi = mb_lo(r->B, M, mb + 1);
         mb_rows u;
         mb_pack(&u, r, lo, hi);
-        int rc = rl_model_forward(ref, u.tokens, u.lengths, u.B, u.T, err);
-        if (!rc) rc = rl_model_token_logprobs(ref, u.targets, 1.0f, u.ref_logp, NULL, err);
+        // Scoring mode: the reference never trains, so it keeps no activations.
+        int rc = rl_model_score_logprobs(ref, u.tokens, u.lengths, u.B, u.T, u.targets, 1.0f,
+                                         u.ref_logp, NULL, err);
         for (int b = 0; b < u.B && !rc; b++)
             memcpy(ref_logp + (size_t)(lo + b) * r->T, u.ref_logp + (size_t)b * u.T,
                    (size_t)u.T * sizeof(float));

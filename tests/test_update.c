@@ -1,7 +1,8 @@
 // test_update: rl_policy_update on a tiny random model — bit-for-bit the same as the update
 // composed step by step from the model, the PG loss and AdamW (reference log-probs every epoch, as
 // the loop in cli/ did before), the policy moving toward positive advantages, the non-finite skip,
-// epoch x minibatch counts and the empty batch; rl_lr_at's schedules.
+// epoch x minibatch counts and the empty batch; the scoring-only log-prob forward the reference
+// uses; rl_lr_at's schedules.
 #include "kernels/rng.h"
 #include "policy/model.h"
 #include "policy/optim.h"
@@ -274,6 +275,62 @@ static void test_nonfinite_skip_and_empty(void) {
     rl_model_free(m);
 }
 
+// rl_model_score_logprobs against rl_model_forward + rl_model_token_logprobs: bit-identical
+// log-probs and entropies, zeros at padding, the training state of an earlier forward untouched,
+// a bad target refused.
+static void test_score_logprobs(void) {
+    rl_model *m = make_model(21);
+    rl_pg_rows a, b;
+    random_rows(&a, m, 3, 11, 0);
+    random_rows(&b, m, 4, 9, 0);
+    size_t na = (size_t)a.B * a.T, nb = (size_t)b.B * b.T;
+    float *lp = rl_malloc(nb * 4), *en = rl_malloc(nb * 4), *slp = rl_malloc(nb * 4),
+          *sen = rl_malloc(nb * 4);
+    rl_err err;
+    CHECK(rl_model_forward(m, b.tokens, b.lengths, b.B, b.T, &err) == 0 &&
+              rl_model_token_logprobs(m, b.targets, 0.7f, lp, en, &err) == 0,
+          "forward b");
+    for (size_t i = 0; i < nb; i++) slp[i] = sen[i] = 99.0f;
+    CHECK(rl_model_score_logprobs(m, b.tokens, b.lengths, b.B, b.T, b.targets, 0.7f, slp, sen,
+                                  &err) == 0,
+          "score b: %s", err.msg);
+    CHECK(memcmp(lp, slp, nb * 4) == 0 && memcmp(en, sen, nb * 4) == 0,
+          "scoring log-probs and entropies bit-identical to forward + token_logprobs");
+    int pad_zero = 1;
+    for (int r = 0; r < b.B; r++)
+        for (int t = b.lengths[r]; t < b.T; t++)
+            pad_zero &= slp[(size_t)r * b.T + t] == 0 && sen[(size_t)r * b.T + t] == 0;
+    CHECK(pad_zero, "zeros at padding");
+    // forward a, score b in between, then a's log-probs and backward still belong to a
+    float *la = rl_malloc(na * 4), *la2 = rl_malloc(na * 4), *da = rl_malloc(na * 4);
+    CHECK(rl_model_forward(m, a.tokens, a.lengths, a.B, a.T, &err) == 0 &&
+              rl_model_token_logprobs(m, a.targets, 1.0f, la, NULL, &err) == 0,
+          "forward a");
+    CHECK(rl_model_score_logprobs(m, b.tokens, b.lengths, b.B, b.T, b.targets, 1.0f, slp, NULL,
+                                  &err) == 0,
+          "score b between");
+    CHECK(rl_model_token_logprobs(m, a.targets, 1.0f, la2, NULL, &err) == 0 &&
+              memcmp(la, la2, na * 4) == 0,
+          "the last forward (a) is untouched by scoring");
+    for (size_t i = 0; i < na; i++) da[i] = a.mask[i];
+    rl_model_zero_grad(m);
+    CHECK(rl_model_backward(m, da, NULL, &err) == 0 && rl_model_grad_norm(m) > 0,
+          "backward after scoring");
+    b.targets[b.T + 1] = 37; // inside row 1 (every row holds at least 4 tokens)
+    CHECK(rl_model_score_logprobs(m, b.tokens, b.lengths, b.B, b.T, b.targets, 1.0f, slp, NULL,
+                                  &err) == -1 &&
+              err.kind == RL_EINPUT && strstr(err.msg, "target 37"),
+          "bad target: %s", err.msg);
+    CHECK(rl_model_score_logprobs(m, b.tokens, b.lengths, b.B, b.T, b.targets, 0.0f, slp, NULL,
+                                  &err) == -1 &&
+              err.kind == RL_EINPUT,
+          "temperature 0 refused");
+    free(lp), free(en), free(slp), free(sen), free(la), free(la2), free(da);
+    rl_pg_rows_free(&a);
+    rl_pg_rows_free(&b);
+    rl_model_free(m);
+}
+
 static void test_lr_schedules(void) {
     CHECK_NEAR(rl_lr_at(RL_LR_CONSTANT, 1e-3, 10, 0.1, 4, 0.02), 5e-4, 1e-12, "warmup step 4");
     CHECK_NEAR(rl_lr_at(RL_LR_CONSTANT, 1e-3, 10, 0.1, 50, 0.5), 1e-3, 1e-12, "constant");
@@ -290,6 +347,7 @@ int main(void) {
     test_same_as_by_hand(3, 9, 0.1f, 0); // more minibatches than rows: one row each
     test_moves_toward_advantage();
     test_nonfinite_skip_and_empty();
+    test_score_logprobs();
     test_lr_schedules();
     return test_summary();
 }
