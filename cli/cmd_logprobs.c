@@ -229,8 +229,8 @@ static int score_batch(rl_model *m, lp_batch *b, rl_err *err) {
             targets[(size_t)s * T + t] = t + 1 < it->n ? it->ids[t + 1] : -1;
         lengths[s++] = it->n;
     }
-    int rc = rl_model_forward(m, tokens, lengths, B, T, err);
-    if (rc == 0) rc = rl_model_token_logprobs(m, targets, 1.0f, logp, NULL, err);
+    // Scoring mode: nothing here trains, so no layer's activations are kept.
+    int rc = rl_model_score_logprobs(m, tokens, lengths, B, T, targets, 1.0f, logp, NULL, err);
     s = 0;
     for (int i = 0; i < b->n_items && rc == 0; i++) {
         lp_item *it = &b->items[i];

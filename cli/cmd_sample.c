@@ -79,8 +79,7 @@ int cmd_sample(int argc, char **argv) {
     rl_config cfg;
     rl_run run = {0};
     int code = CLI_EXIT_OK, n_prompts = 0;
-    rl_prompt *prompts = NULL;
-    rl_completion *comps = NULL;
+    rl_batch b = {0};
     if (rl_config_from_args(&cfg, n_pos ? pos[0] : NULL, sets, n_sets, &err)) {
         code = cli_report(&err);
         goto done;
@@ -95,48 +94,37 @@ int cmd_sample(int argc, char **argv) {
     }
     if (temperature < 0) temperature = cfg.eval.temperature;
     n_prompts = text ? 1 : (n < rl_run_n_heldout(&run) ? n : rl_run_n_heldout(&run));
-    prompts = rl_calloc((size_t)n_prompts, sizeof *prompts);
+    rl_batch_alloc(&b, n_prompts, k, (size_t)run.n_verifiers * sizeof(rl_vresult));
     rl_gen_prompt *gp = rl_calloc((size_t)n_prompts, sizeof *gp);
     for (int i = 0; i < n_prompts; i++) {
+        rl_prompt *p = &b.prompts[i];
+        b.n_prompts = i + 1;
         if (text) {
-            prompts[i].problem = rl_strdup(text);
-            prompts[i].key = 0;
-            if (rl_run_render(&run, &prompts[i], &err)) break;
-        } else if (rl_run_heldout_prompt(&run, i, &prompts[i], &err))
+            p->problem = rl_strdup(text);
+            p->key = 0;
+            if (rl_run_render(&run, p, &err)) break;
+        } else if (rl_run_heldout_prompt(&run, i, p, &err))
             break;
-        gp[i] = (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
+        gp[i] = (rl_gen_prompt){p->ids.data, (int)p->ids.len, p->key, k};
     }
     int max_new = rl_run_max_new_tokens(&run, RL_GEN_SAMPLE);
     rl_gen_params gparams = rl_run_gen_params(&run, RL_GEN_SAMPLE, temperature);
     int total = n_prompts * k;
-    comps = rl_calloc((size_t)total, sizeof *comps);
-    int *prompt_of = rl_malloc((size_t)total * sizeof(int));
-    for (int i = 0; i < total; i++) prompt_of[i] = i / k;
-    rl_vresult *res = rl_malloc((size_t)total * run.n_verifiers * sizeof *res);
-    double *rew = rl_malloc((size_t)total * sizeof *rew);
-    uint8_t *skipped = rl_malloc((size_t)total);
     rl_gen_stats st;
     if (err.kind != RL_OK || rl_run_engine(&run, total, max_new, &err) ||
-        rl_generate(run.engine, &gparams, gp, n_prompts, comps, &st, &err) ||
-        rl_run_score(&run, prompts, comps, total, prompt_of, max_new, res, rew, skipped, &err)) {
+        rl_generate(run.engine, &gparams, gp, n_prompts, b.comps, &st, &err) ||
+        rl_run_score(&run, &b, 0, total, max_new, &err)) {
         code = cli_report(&err);
     } else {
         for (int i = 0; i < total; i++)
-            print_sample(&run, &prompts[prompt_of[i]], &comps[i], &res[(size_t)i * run.n_verifiers],
-                         rew[i]);
+            print_sample(&run, &b.prompts[b.group[i]], &b.comps[i], rl_batch_verdicts(&b, i),
+                         b.reward[i]);
         fprintf(stderr, "sample: %ld tokens in %.2f s (%.0f tokens/s)\n", st.new_tokens, st.seconds,
                 st.tokens_per_s);
     }
-    for (int i = 0; i < total; i++) rl_completion_free(&comps[i]);
-    free(prompt_of);
-    free(res);
-    free(rew);
-    free(skipped);
     free(gp);
 done:
-    for (int i = 0; i < n_prompts; i++) rl_prompt_free(&prompts[i]);
-    free(prompts);
-    free(comps);
+    if (b.prompts) rl_batch_free(&b);
     rl_run_free(&run);
     rl_config_free(&cfg);
     free(sets);

@@ -8,55 +8,11 @@
 #include "cli/trainer.h"
 #include "policy/checkpoint.h"
 #include "policy/grpo.h"
+#include "policy/update.h"
 #include "reward/advantage.h"
 
-// One step's rollouts: P prompts x G samples, with their verdicts.
-typedef struct step_batch {
-    int n_prompts, G;
-    rl_prompt *prompts;   // [n_prompts]
-    int64_t *prompt_idx;  // [n_prompts] index in the training stream
-    rl_completion *comps; // [n_prompts * G]
-    int *prompt_of;       // [n_prompts * G]
-    rl_vresult *results;  // [n_prompts * G, n_verifiers]
-    double *reward;       // [n_prompts * G]
-    uint8_t *skipped;     // [n_prompts * G]
-    float *adv;           // [n_prompts * G]
-    uint8_t *kept;        // [n_prompts * G] 1: the sample's group goes into the update
-} step_batch;
-
-static void step_batch_alloc(step_batch *b, int n_prompts, int G, int nv) {
-    memset(b, 0, sizeof *b);
-    int n = n_prompts * G;
-    b->G = G;
-    b->prompts = rl_calloc((size_t)n_prompts, sizeof *b->prompts);
-    b->prompt_idx = rl_calloc((size_t)n_prompts, sizeof *b->prompt_idx);
-    b->comps = rl_calloc((size_t)n, sizeof *b->comps);
-    b->prompt_of = rl_calloc((size_t)n, sizeof *b->prompt_of);
-    b->results = rl_calloc((size_t)n * nv, sizeof *b->results);
-    b->reward = rl_calloc((size_t)n, sizeof *b->reward);
-    b->skipped = rl_calloc((size_t)n, 1);
-    b->adv = rl_calloc((size_t)n, sizeof *b->adv);
-    b->kept = rl_calloc((size_t)n, 1);
-}
-
-static void step_batch_clear(step_batch *b) {
-    for (int i = 0; i < b->n_prompts; i++) rl_prompt_free(&b->prompts[i]);
-    for (int i = 0; i < b->n_prompts * b->G; i++) rl_completion_free(&b->comps[i]);
-    b->n_prompts = 0;
-}
-
-static void step_batch_free(step_batch *b) {
-    step_batch_clear(b);
-    free(b->prompts);
-    free(b->prompt_idx);
-    free(b->comps);
-    free(b->prompt_of);
-    free(b->results);
-    free(b->reward);
-    free(b->skipped);
-    free(b->adv);
-    free(b->kept);
-}
+// Sample j's verdicts, one per verifier.
+static const rl_vresult *verdicts(const rl_batch *b, int j) { return rl_batch_verdicts(b, j); }
 
 typedef struct step_times {
     double rollout, verify, update;
@@ -73,10 +29,10 @@ static double overlong_penalty(int n_tokens, int max_tokens, int buffer) {
 
 // Samples P prompts x G completions for training-stream indices [pos, pos + P), scores them and
 // computes advantages, appending to the batch at prompt offset b->n_prompts.
-static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_times *tm,
+static int rollout_round(rl_run *r, rl_batch *b, int64_t pos, int P, step_times *tm,
                          rl_err *err) {
     const rl_config *c = r->cfg;
-    int G = b->G, nv = r->n_verifiers, p0 = b->n_prompts, s0 = p0 * G;
+    int G = b->G, p0 = b->n_prompts, s0 = p0 * G;
     rl_gen_prompt *gp = rl_calloc((size_t)P, sizeof *gp);
     int rc = 0;
     for (int i = 0; i < P && rc == 0; i++) {
@@ -100,211 +56,98 @@ static int rollout_round(rl_run *r, step_batch *b, int64_t pos, int P, step_time
     tm->rollout += rl_now() - t0;
     tm->gen_tokens += st.new_tokens;
     tm->gen_seconds += st.seconds;
-    for (int j = 0; j < P * G; j++) b->prompt_of[s0 + j] = p0 + j / G;
     t0 = rl_now();
-    // Scoring uses prompt indices local to this round; rl_run_score takes the prompt array.
-    int *local = rl_malloc((size_t)P * G * sizeof(int));
-    for (int j = 0; j < P * G; j++) local[j] = j / G;
-    rc = rl_run_score(r, b->prompts + p0, b->comps + s0, P * G, local, c->rollout.max_new_tokens,
-                      b->results + (size_t)s0 * nv, b->reward + s0, b->skipped + s0, err);
-    free(local);
+    rc = rl_run_score(r, b, s0, P * G, c->rollout.max_new_tokens, err);
     tm->verify += rl_now() - t0;
     if (rc) return -1;
     if (c->algorithm.overlong == RL_CFG_OVERLONG_PENALTY)
         for (int j = s0; j < s0 + P * G; j++)
             b->reward[j] += overlong_penalty(b->comps[j].n_tokens, c->rollout.max_new_tokens,
                                              c->algorithm.overlong_buffer);
-    int32_t *group = rl_malloc((size_t)P * G * sizeof(int32_t));
-    for (int j = 0; j < P * G; j++) group[j] = j / G;
     rl_adv_opts ao = rl_adv_defaults();
     ao.kind = c->algorithm.advantage;
     ao.eps = c->algorithm.adv_eps;
-    rc = rl_advantages(&ao, b->reward + s0, group, b->skipped + s0, P * G, b->adv + s0, err);
+    rc = rl_advantages(&ao, b->reward + s0, b->group + s0, b->skipped + s0, P * G, b->adv + s0,
+                       err);
     uint8_t *zero = rl_malloc((size_t)P * G);
-    rl_zero_variance_groups(b->reward + s0, group, b->skipped + s0, P * G, ao.zero_tol, zero, NULL,
-                            NULL);
+    rl_zero_variance_groups(b->reward + s0, b->group + s0, b->skipped + s0, P * G, ao.zero_tol, zero,
+                            NULL, NULL);
     for (int j = 0; j < P * G; j++) b->kept[s0 + j] = c->algorithm.dynamic_sampling ? !zero[j] : 1;
     free(zero);
-    free(group);
     return rc;
 }
 
-// The update's view of the batch: the kept samples as padded prompt+completion rows.
-typedef struct upd_batch {
-    int B, T;
-    int32_t *tokens, *lengths, *targets;                           // [B,T], [B], [B,T]
-    float *mask, *old_logp, *logp, *ref_logp, *ent, *dlogp, *dent; // [B,T]
-    float *adv;                                                    // [B]
-} upd_batch;
-
-static void upd_alloc(upd_batch *u, int B, int T) {
-    size_t n = (size_t)B * T;
-    u->B = B;
-    u->T = T;
-    u->tokens = rl_calloc(n, sizeof(int32_t));
-    u->targets = rl_calloc(n, sizeof(int32_t));
-    u->lengths = rl_calloc((size_t)B, sizeof(int32_t));
-    u->mask = rl_calloc(n, sizeof(float));
-    u->old_logp = rl_calloc(n, sizeof(float));
-    u->logp = rl_calloc(n, sizeof(float));
-    u->ref_logp = rl_calloc(n, sizeof(float));
-    u->ent = rl_calloc(n, sizeof(float));
-    u->dlogp = rl_calloc(n, sizeof(float));
-    u->dent = rl_calloc(n, sizeof(float));
-    u->adv = rl_calloc((size_t)B, sizeof(float));
-}
-
-static void upd_free(upd_batch *u) {
-    free(u->tokens);
-    free(u->targets);
-    free(u->lengths);
-    free(u->mask);
-    free(u->old_logp);
-    free(u->logp);
-    free(u->ref_logp);
-    free(u->ent);
-    free(u->dlogp);
-    free(u->dent);
-    free(u->adv);
-}
-
-// Fills row b of u with sample j: prompt ids, completion tokens, targets on the completion.
-static void upd_fill_row(upd_batch *u, int b, const step_batch *sb, int j, int mask_out) {
-    const rl_prompt *p = &sb->prompts[sb->prompt_of[j]];
+// Fills row b with sample j: prompt ids, completion tokens, targets on the completion.
+static void fill_row(rl_pg_rows *u, int b, const rl_batch *sb, int j) {
+    const rl_prompt *p = &sb->prompts[sb->group[j]];
     const rl_completion *c = &sb->comps[j];
-    int np = (int)p->ids.len, len = np + c->n_tokens, T = u->T;
-    size_t row = (size_t)b * T;
-    for (int t = 0; t < T; t++) {
-        u->tokens[row + t] = t < np ? p->ids.data[t] : (t < len ? c->tokens[t - np] : 0);
-        u->targets[row + t] = -1;
-        u->mask[row + t] = 0;
-        u->old_logp[row + t] = 0;
-    }
+    int np = (int)p->ids.len, len = np + c->n_tokens;
+    size_t row = (size_t)b * u->T;
+    for (int t = 0; t < len; t++) u->tokens[row + t] = t < np ? p->ids.data[t] : c->tokens[t - np];
     for (int k = 0; k < c->n_tokens; k++) {
         int t = np + k - 1; // the position whose next token is completion token k
         u->targets[row + t] = c->tokens[k];
-        u->mask[row + t] = mask_out ? 0.0f : 1.0f;
+        u->mask[row + t] = 1.0f;
         u->old_logp[row + t] = c->logp_policy[k];
     }
     u->lengths[b] = len;
     u->adv[b] = sb->adv[j];
 }
 
-typedef struct upd_stats {
-    double loss, kl, entropy, clip_frac, grad_norm;
-    int n_updates, nonfinite;
-    double tokens;
-} upd_stats;
-
-// Epochs x minibatches of policy-gradient updates over the kept samples of the step.
-static int policy_update(rl_run *r, rl_model *ref, rl_adamw *opt, const step_batch *sb, double lr,
-                         upd_stats *us, rl_err *err) {
+// The update's view of the step: the samples that take part, as padded prompt+completion rows.
+// Kept groups only; a zero advantage contributes nothing when there is no KL or entropy term, so
+// those rows are left out but still counted in the normalisers.
+static void update_rows(const rl_run *r, const rl_batch *sb, rl_pg_rows *rows) {
     const rl_cfg_algorithm *ac = &r->cfg->algorithm;
-    int n = sb->n_prompts * sb->G;
-    int need_all = ac->kl_coef != 0 || ac->entropy_coef != 0;
-    // Samples that take part: kept groups; a zero advantage contributes nothing when there is no
-    // KL or entropy term, so those rows are skipped but still counted in the normalisers.
-    int *rows = rl_malloc((size_t)n * sizeof(int));
-    int B = 0, extra_seqs = 0;
+    int n = sb->n_prompts * sb->G, need_all = ac->kl_coef != 0 || ac->entropy_coef != 0;
+    int *take = rl_malloc((size_t)(n ? n : 1) * sizeof(int));
+    int B = 0, T = 1, extra_seqs = 0;
     double extra_tokens = 0;
     for (int j = 0; j < n; j++) {
         if (!sb->kept[j] || sb->skipped[j]) continue;
-        int mask_out =
-            ac->overlong == RL_CFG_OVERLONG_MASK && sb->comps[j].finish == RL_FINISH_LENGTH;
-        if (mask_out) continue;
+        if (ac->overlong == RL_CFG_OVERLONG_MASK && sb->comps[j].finish == RL_FINISH_LENGTH)
+            continue;
         if (!need_all && sb->adv[j] == 0.0f) {
             extra_seqs++;
             extra_tokens += sb->comps[j].n_tokens;
             continue;
         }
-        rows[B++] = j;
+        int len = (int)sb->prompts[sb->group[j]].ids.len + sb->comps[j].n_tokens;
+        if (len > T) T = len;
+        take[B++] = j;
     }
-    memset(us, 0, sizeof *us);
-    if (B == 0) {
-        free(rows);
-        return 0;
-    }
-    int M = ac->minibatches > 0 ? ac->minibatches : 1;
-    if (M > B) M = B;
-    size_t n_params;
-    float *params = rl_model_params(r->model, &n_params);
-    rl_pg_params pp = {
-        .clip_low = (float)ac->clip_low,
-        .clip_high = (float)ac->clip_high,
-        .dual_clip = (float)ac->dual_clip,
-        .kl_coef = (float)ac->kl_coef,
-        .kl_estimator = (rl_kl_estimator)ac->kl_estimator,
-        .entropy_coef = (float)ac->entropy_coef,
-        .agg = (rl_loss_agg)ac->loss_agg,
-        .norm_tokens =
-            ac->loss_norm_tokens > 0 ? ac->loss_norm_tokens : r->cfg->rollout.max_new_tokens,
+    rl_pg_rows_alloc(rows, B, T);
+    for (int i = 0; i < B; i++) fill_row(rows, i, sb, take[i]);
+    rows->extra_seqs = extra_seqs;
+    rows->extra_tokens = extra_tokens;
+    free(take);
+}
+
+static rl_update_params update_params(const rl_config *c, double lr) {
+    const rl_cfg_algorithm *ac = &c->algorithm;
+    return (rl_update_params){
+        .pg =
+            {
+                .clip_low = (float)ac->clip_low,
+                .clip_high = (float)ac->clip_high,
+                .dual_clip = (float)ac->dual_clip,
+                .kl_coef = (float)ac->kl_coef,
+                .kl_estimator = (rl_kl_estimator)ac->kl_estimator,
+                .entropy_coef = (float)ac->entropy_coef,
+                .agg = (rl_loss_agg)ac->loss_agg,
+                .norm_tokens =
+                    ac->loss_norm_tokens > 0 ? ac->loss_norm_tokens : c->rollout.max_new_tokens,
+            },
+        .adamw = {(float)lr, (float)ac->beta1, (float)ac->beta2, (float)ac->adam_eps,
+                  (float)ac->weight_decay},
+        .grad_clip = (float)ac->grad_clip,
+        .epochs = ac->epochs,
+        .minibatches = ac->minibatches,
     };
-    int rc = 0;
-    for (int e = 0; e < ac->epochs && rc == 0; e++) {
-        for (int mb = 0; mb < M && rc == 0; mb++) {
-            int lo = (int)((long)B * mb / M), hi = (int)((long)B * (mb + 1) / M), nb = hi - lo;
-            // The left-out zero-advantage rows are spread evenly over the minibatches.
-            pp.extra_seqs = (int)((long)extra_seqs * (mb + 1) / M - (long)extra_seqs * mb / M);
-            pp.extra_tokens = extra_tokens * nb / B;
-            int T = 1;
-            for (int i = lo; i < hi; i++) {
-                int j = rows[i];
-                int len = (int)sb->prompts[sb->prompt_of[j]].ids.len + sb->comps[j].n_tokens;
-                if (len > T) T = len;
-            }
-            upd_batch u;
-            upd_alloc(&u, nb, T);
-            for (int i = lo; i < hi; i++) upd_fill_row(&u, i - lo, sb, rows[i], 0);
-            if (ref) {
-                if ((rc = rl_model_forward(ref, u.tokens, u.lengths, nb, T, err)) ||
-                    (rc = rl_model_token_logprobs(ref, u.targets, 1.0f, u.ref_logp, NULL, err))) {
-                    upd_free(&u);
-                    break;
-                }
-            }
-            if ((rc = rl_model_forward(r->model, u.tokens, u.lengths, nb, T, err)) ||
-                (rc = rl_model_token_logprobs(r->model, u.targets, 1.0f, u.logp, u.ent, err))) {
-                upd_free(&u);
-                break;
-            }
-            rl_pg_stats ps = rl_pg_loss(&pp, nb, T, u.logp, u.old_logp, ref ? u.ref_logp : NULL,
-                                        u.ent, u.mask, u.adv, u.dlogp, u.dent);
-            rl_model_zero_grad(r->model);
-            rc = rl_model_backward(r->model, u.dlogp, ac->entropy_coef != 0 ? u.dent : NULL, err);
-            for (int b = 0; b < nb; b++) us->tokens += u.lengths[b];
-            upd_free(&u);
-            if (rc) break;
-            double gnorm = rl_model_grad_norm(r->model);
-            us->n_updates++;
-            us->loss += ps.loss;
-            us->kl += ps.kl;
-            us->entropy += ps.entropy;
-            us->clip_frac += ps.clip_frac;
-            us->grad_norm += gnorm;
-            if (!isfinite(ps.loss) || !isfinite(gnorm)) {
-                us->nonfinite = 1; // skip this update; the caller counts the streak
-                continue;
-            }
-            size_t ng;
-            float *grads = rl_model_grads(r->model, &ng);
-            rl_adamw_hparams hp = {(float)lr, (float)ac->beta1, (float)ac->beta2,
-                                   (float)ac->adam_eps, (float)ac->weight_decay};
-            rl_adamw_step(opt, params, grads, &hp, rl_clip_scale(gnorm, (float)ac->grad_clip));
-        }
-    }
-    if (us->n_updates > 0) {
-        us->loss /= us->n_updates;
-        us->kl /= us->n_updates;
-        us->entropy /= us->n_updates;
-        us->clip_frac /= us->n_updates;
-        us->grad_norm /= us->n_updates;
-    }
-    free(rows);
-    return rc;
 }
 
 // Writes the step: statistics, every rollout and its verifier scores, in one transaction.
-static int log_step(rl_run *r, int step, const step_batch *sb, const upd_stats *us, double lr,
+static int log_step(rl_run *r, int step, const rl_batch *sb, const rl_update_stats *us, double lr,
                     const step_times *tm, double t_total, rl_err *err) {
     if (!r->log) return 0;
     const rl_config *c = r->cfg;
@@ -314,11 +157,11 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const upd_stats *
     for (int j = 0; j < n; j++) {
         rsum += sb->reward[j];
         rsq += sb->reward[j] * sb->reward[j];
-        if (acc >= 0) asum += sb->results[(size_t)j * nv + acc].score;
+        if (acc >= 0) asum += verdicts(sb, j)[acc].score;
         lsum += sb->comps[j].n_tokens;
         if (sb->comps[j].n_tokens > lmax) lmax = sb->comps[j].n_tokens;
         trunc += sb->comps[j].finish == RL_FINISH_LENGTH;
-        for (int v = 0; v < nv; v++) vsum[v] += sb->results[(size_t)j * nv + v].score;
+        for (int v = 0; v < nv; v++) vsum[v] += verdicts(sb, j)[v].score;
     }
     for (int p = 0; p < sb->n_prompts; p++) {
         int nz = 0;
@@ -362,12 +205,12 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const upd_stats *
     if (rl_log_step_stats(r->log, &st, err)) goto fail;
     if (c->logging.log_rollouts) {
         for (int j = 0; j < n; j++) {
-            const rl_prompt *p = &sb->prompts[sb->prompt_of[j]];
+            const rl_prompt *p = &sb->prompts[sb->group[j]];
             const rl_completion *cp = &sb->comps[j];
             rl_rollout_row row;
             rl_rollout_row_init(&row);
-            row.prompt_idx = sb->prompt_idx[sb->prompt_of[j]];
-            row.group_id = sb->prompt_of[j];
+            row.prompt_idx = sb->prompt_idx[sb->group[j]];
+            row.group_id = sb->group[j];
             row.sample_idx = cp->sample;
             row.task = p->task;
             row.prompt = p->problem;
@@ -384,7 +227,7 @@ static int log_step(rl_run *r, int step, const step_batch *sb, const upd_stats *
             int64_t rid;
             if (rl_log_rollout(r->log, &row, &rid, err)) goto fail;
             for (int v = 0; v < nv; v++) {
-                const rl_vresult *res = &sb->results[(size_t)j * nv + v];
+                const rl_vresult *res = &verdicts(sb, j)[v];
                 if (rl_log_score(r->log, rid, rl_reward_name(r->reward, v),
                                  rl_reward_weight(r->reward, v), res->score,
                                  rl_vstatus_name(res->status), res->detail, err))
@@ -444,10 +287,10 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     rl_train_state state = {
         .step = 0, .data_pos = 0, .nonfinite_streak = 0, .seed = (uint64_t)c->run.seed};
     rl_model *ref = NULL;
-    step_batch sb;
+    rl_batch sb;
     int rounds =
         ac->dynamic_sampling ? (ac->dynamic_max_rounds > 0 ? ac->dynamic_max_rounds : 1) : 1;
-    step_batch_alloc(&sb, P * rounds, G, nv);
+    rl_batch_alloc(&sb, P * rounds, G, (size_t)nv * sizeof(rl_vresult));
     int rc = 0;
 
     if (resume) {
@@ -476,7 +319,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         }
         double ts = rl_now();
         step_times tm = {0};
-        step_batch_clear(&sb);
+        rl_batch_clear(&sb);
         // Rollouts; with dynamic sampling, more rounds until P groups carry a learning signal.
         int kept_groups = 0;
         for (int round = 0; round < rounds; round++) {
@@ -496,8 +339,13 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         double lr = rl_lr_at(ac->lr_schedule, ac->lr, ac->warmup_steps, ac->min_lr_ratio,
                              state.step, (double)state.step / ac->steps);
         double tu = rl_now();
-        upd_stats us;
-        if ((rc = policy_update(r, ref, opt, &sb, lr, &us, err))) goto done;
+        rl_update_stats us;
+        rl_pg_rows rows;
+        update_rows(r, &sb, &rows);
+        rl_update_params up = update_params(c, lr);
+        rc = rl_policy_update(r->model, ref, opt, &rows, &up, &us, err);
+        rl_pg_rows_free(&rows);
+        if (rc) goto done;
         tm.update = rl_now() - tu;
         state.step++;
         if (us.nonfinite) {
@@ -521,7 +369,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
         int n = sb.n_prompts * G, acc = rl_reward_accuracy_index(r->reward);
         for (int j = 0; j < n; j++) {
             rs += sb.reward[j];
-            if (acc >= 0) as += sb.results[(size_t)j * nv + acc].score;
+            if (acc >= 0) as += verdicts(&sb, j)[acc].score;
         }
         rl_progress_update(prog, state.step, "reward %.3f | acc %.3f | loss %+.4f | %.1fk tok/s",
                            rs / n, as / n, us.loss,
@@ -563,7 +411,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     out->have_after = 1;
 done:
     rl_progress_finish(prog);
-    step_batch_free(&sb);
+    rl_batch_free(&sb);
     rl_model_free(ref);
     rl_adamw_free(opt);
     return rc;

@@ -20,17 +20,6 @@
 #include "policy/checkpoint.h"
 #include "policy/fileio.h"
 
-void rl_prompt_free(rl_prompt *p) {
-    if (!p) return;
-    free(p->problem);
-    free(p->answer);
-    free(p->tests_json);
-    free(p->task);
-    free(p->response);
-    rl_ids_free(&p->ids);
-    memset(p, 0, sizeof *p);
-}
-
 // ---- set-up ----------------------------------------------------------------------------------
 
 // The tokenizer: the one saved with the model directory when a model is given (so a checkpoint
@@ -630,15 +619,18 @@ static rl_vtest *parse_tests(json_t *arr, int *n) {
     return t;
 }
 
-int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps, int n,
-                 const int *prompt_of, int max_new_tokens, rl_vresult *results, double *reward,
-                 uint8_t *skipped, rl_err *err) {
-    rl_vsample *s = rl_calloc((size_t)n, sizeof *s);
-    int32_t *group = rl_malloc((size_t)n * sizeof *group);
+int rl_run_score(rl_run *r, rl_batch *b, int s0, int n, int max_new_tokens, rl_err *err) {
+    if (b->verdict_bytes != (size_t)r->n_verifiers * sizeof(rl_vresult))
+        return rl_fail(err, RL_EINTERNAL, "batch verdicts sized for %zu bytes, not %d verifiers",
+                       b->verdict_bytes, r->n_verifiers);
+    const rl_prompt *prompts = b->prompts;
+    const rl_completion *comps = b->comps + s0;
+    const int32_t *group = b->group + s0;
+    rl_vsample *s = rl_calloc((size_t)(n ? n : 1), sizeof *s);
     json_t **tests_json = rl_calloc((size_t)n, sizeof *tests_json);
     rl_vtest **tests = rl_calloc((size_t)n, sizeof *tests);
     for (int i = 0; i < n; i++) {
-        const rl_prompt *p = &prompts[prompt_of[i]];
+        const rl_prompt *p = &prompts[group[i]];
         const rl_completion *c = &comps[i];
         s[i] = (rl_vsample){
             .prompt = p->problem,
@@ -659,16 +651,15 @@ int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps
                 s[i].n_tests = nt;
             }
         }
-        group[i] = prompt_of[i];
     }
-    int rc = rl_reward_score(r->reward, s, group, n, results, reward, skipped, err);
+    int rc = rl_reward_score(r->reward, s, group, n, rl_batch_verdicts(b, s0), b->reward + s0,
+                             b->skipped + s0, err);
     for (int i = 0; i < n; i++) {
         free(tests[i]);
         json_decref(tests_json[i]);
     }
     free(tests);
     free(tests_json);
-    free(group);
     free(s);
     return rc;
 }
@@ -690,14 +681,10 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
     // Chunks of problems keep memory bounded; results do not depend on the chunking.
     int chunk = 512 / k > 0 ? 512 / k : 1;
     RL_TRY(rl_run_engine(r, chunk * k, max_new, err));
-    rl_prompt *prompts = rl_calloc((size_t)chunk, sizeof *prompts);
-    rl_gen_prompt *gp = rl_calloc((size_t)chunk, sizeof *gp);
-    rl_completion *comps = rl_calloc((size_t)chunk * k, sizeof *comps);
-    int *prompt_of = rl_malloc((size_t)chunk * k * sizeof(int));
     int nv = r->n_verifiers, acc = rl_reward_accuracy_index(r->reward);
-    rl_vresult *res = rl_malloc((size_t)chunk * k * nv * sizeof *res);
-    double *rew = rl_malloc((size_t)chunk * k * sizeof *rew);
-    uint8_t *skipped = rl_malloc((size_t)chunk * k);
+    rl_batch b;
+    rl_batch_alloc(&b, chunk, k, (size_t)nv * sizeof(rl_vresult));
+    rl_gen_prompt *gp = rl_calloc((size_t)chunk, sizeof *gp);
     double correct_share = 0, any_correct = 0, len_sum = 0, rew_sum = 0, new_tokens = 0, gen_s = 0;
     double vsum[16] = {0};
     rl_gen_params gparams = rl_run_gen_params(r, RL_GEN_EVAL, temperature);
@@ -709,44 +696,38 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
         }
         int m = n - base < chunk ? n - base : chunk;
         for (int i = 0; i < m && rc == 0; i++) {
-            rc = rl_run_heldout_prompt(r, base + i, &prompts[i], err);
-            gp[i] =
-                (rl_gen_prompt){prompts[i].ids.data, (int)prompts[i].ids.len, prompts[i].key, k};
-            for (int s = 0; s < k; s++) prompt_of[i * k + s] = i;
+            rc = rl_run_heldout_prompt(r, base + i, &b.prompts[i], err);
+            b.n_prompts = i + 1; // freed by rl_batch_clear, filled or not
+            gp[i] = (rl_gen_prompt){b.prompts[i].ids.data, (int)b.prompts[i].ids.len,
+                                    b.prompts[i].key, k};
         }
         rl_gen_stats st;
-        if (rc == 0) rc = rl_generate(r->engine, &gparams, gp, m, comps, &st, err);
+        if (rc == 0) rc = rl_generate(r->engine, &gparams, gp, m, b.comps, &st, err);
         if (rc == 0) {
             gen_s += st.seconds;
             new_tokens += st.new_tokens;
-            rc = rl_run_score(r, prompts, comps, m * k, prompt_of, max_new, res, rew, skipped, err);
+            rc = rl_run_score(r, &b, 0, m * k, max_new, err);
             for (int i = 0; rc == 0 && i < m; i++) {
                 int ok = 0;
                 for (int s = 0; s < k; s++) {
                     int j = i * k + s;
-                    const rl_vresult *row = &res[(size_t)j * nv];
+                    const rl_vresult *row = rl_batch_verdicts(&b, j);
                     int right =
                         acc >= 0 ? row[acc].status == RL_VERIFY_OK && row[acc].score >= 1.0 - 1e-9
-                                 : rew[j] >= 1.0 - 1e-9;
+                                 : b.reward[j] >= 1.0 - 1e-9;
                     ok += right;
                     for (int v = 0; v < nv; v++) vsum[v] += row[v].score;
-                    len_sum += comps[j].n_tokens;
-                    rew_sum += rew[j];
+                    len_sum += b.comps[j].n_tokens;
+                    rew_sum += b.reward[j];
                 }
                 correct_share += (double)ok / k;
                 any_correct += ok > 0;
             }
-            for (int j = 0; j < m * k; j++) rl_completion_free(&comps[j]);
         }
-        for (int i = 0; i < m; i++) rl_prompt_free(&prompts[i]);
+        rl_batch_clear(&b);
     }
-    free(prompts);
+    rl_batch_free(&b);
     free(gp);
-    free(comps);
-    free(prompt_of);
-    free(res);
-    free(rew);
-    free(skipped);
     if (rc) return -1;
     double total = (double)n * k;
     out->pass_at_1 = correct_share / n;

@@ -22,23 +22,13 @@
 #include "policy/model.h"
 #include "policy/tokenizer.h"
 #include "reward/reward.h"
+#include "rollout/batch.h"
 #include "rollout/dataset.h"
 #include "rollout/engine.h"
 #include "rollout/log.h"
 #include "rollout/tasks.h"
 
-// One task as posed to the model.
-typedef struct rl_prompt {
-    char *problem;    // the task text before the prompt template
-    char *answer;     // reference answer, or NULL (code tasks)
-    char *tests_json; // code tests as JSON text, or NULL
-    char *task;       // task tag ("arith", "deriv", a dataset's tag), or NULL
-    char *response;   // SFT target (teacher trace or dataset response), or NULL
-    uint64_t key;     // names the prompt's random streams
-    rl_ids ids;       // the rendered, tokenised prompt
-} rl_prompt;
-
-void rl_prompt_free(rl_prompt *p);
+// rl_prompt (one task as posed to the model) and rl_batch live in rollout/batch.h.
 
 typedef struct rl_run {
     rl_config *cfg; // not owned
@@ -155,10 +145,9 @@ int rl_run_max_new_tokens(const rl_run *r, rl_gen_purpose purpose);
 // A sampling engine large enough for `slots` sequences of the configured lengths (reused).
 int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err);
 
-// Scores completions (completion i answers prompts[prompt_of[i]]); results [n, n_verifiers].
-int rl_run_score(rl_run *r, const rl_prompt *prompts, const rl_completion *comps, int n,
-                 const int *prompt_of, int max_new_tokens, rl_vresult *results, double *reward,
-                 uint8_t *skipped, rl_err *err);
+// Scores samples [s0, s0 + n) of b (sample j answers b->prompts[b->group[j]]), writing their
+// verdicts (rl_vresult[n_verifiers] each; b->verdict_bytes must be that size), reward and skipped.
+int rl_run_score(rl_run *r, rl_batch *b, int s0, int n, int max_new_tokens, rl_err *err);
 
 // Held-out evaluation: k samples per problem at eval.temperature / top_p.
 typedef struct rl_eval_result {

@@ -7,21 +7,11 @@
 #include "kernels/rng.h"
 #include "policy/optim.h"
 
-double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, int step,
-                double progress) {
-    if (warmup_steps > 0 && step < warmup_steps) return lr * (step + 1) / warmup_steps;
-    if (progress < 0) progress = 0;
-    if (progress > 1) progress = 1;
-    double lo = lr * min_lr_ratio;
-    switch (schedule) {
-    case RL_CFG_LR_COSINE:
-        return lo + (lr - lo) * 0.5 * (1 + cos(3.14159265358979323846 * progress));
-    case RL_CFG_LR_LINEAR:
-        return lr - (lr - lo) * progress;
-    default:
-        return lr;
-    }
-}
+// The config's lr_schedule values are the optimizer's schedule ids.
+_Static_assert((int)RL_CFG_LR_CONSTANT == (int)RL_LR_CONSTANT &&
+                   (int)RL_CFG_LR_COSINE == (int)RL_LR_COSINE &&
+                   (int)RL_CFG_LR_LINEAR == (int)RL_LR_LINEAR,
+               "lr_schedule ids");
 
 // One padded batch of prompt+response sequences with next-token targets on the response only.
 typedef struct sft_batch {

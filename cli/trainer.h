@@ -1,7 +1,7 @@
 /*
  * trainer: the training loops of rlpipe — supervised fine-tuning on teacher traces (the R1 "cold
- * start") and the GRPO loop (rollout -> verify -> reward -> advantages -> update -> log) — plus
- * the learning-rate schedules they share.
+ * start") and the GRPO loop (rollout -> verify -> reward -> advantages -> update -> log). Their
+ * learning-rate schedules are rl_lr_at (policy/optim.h); the RL update is policy/update.h.
  *
  * Owns: its optimizer state while a loop runs (created and freed inside each call).
  */
@@ -9,11 +9,7 @@
 #define RL_TRAINER_H
 
 #include "cli/run.h"
-
-// Learning rate at `progress` in [0, 1] of the run after `step` updates: linear warmup over
-// warmup_steps, then constant, linear or cosine decay to lr * min_lr_ratio.
-double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, int step,
-                double progress);
+#include "policy/optim.h"
 
 typedef struct rl_sft_result {
     int steps;

@@ -577,30 +577,34 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
     size_t chunk = logits_chunk_rows(m, N);
     rl_model_score *s = &m->score;
-    float *tokens, *pos, *lengths;
-    float **views[] = {&s->x,   &s->mid,  &s->ln,     &s->qkv, &s->att, &s->lse, &s->gu,
-                       &s->mlp, &s->proj, &s->logits, &tokens, &pos,    &lengths};
+    float *tokens, *pos, *lengths, *targets;
+    float **views[] = {&s->x,   &s->mid,  &s->ln,     &s->qkv, &s->att, &s->lse,  &s->gu,
+                       &s->mlp, &s->proj, &s->logits, &tokens, &pos,    &lengths, &targets,
+                       &s->logp, &s->ent};
     size_t sizes[] = {N * C,     N * C, N * C,        N * m->QKV, N * AD, N * m->NH, N * 2 * m->FF,
-                      N * m->FF, N * C, chunk * m->V, N,          N,      B};
+                      N * m->FF, N * C, chunk * m->V, N,          N,      B,         N,
+                      N,         N};
     m->score_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
     s->tokens = (int32_t *)tokens;
     s->pos = (int32_t *)pos;
     s->lengths = (int32_t *)lengths;
+    s->targets = (int32_t *)targets;
     m->score_rows = N;
     m->score_seqs = B;
     m->score_chunk = chunk;
 }
 
 
-int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
-                          float *logits, rl_err *err) {
-    RL_TRY(check_batch(m, tokens, lengths, B, T, "score_logits", err));
-    size_t N = (size_t)B * T, C = m->C, V = m->V;
+// The scoring forward: B right-padded sequences through every layer in one layer's buffers,
+// leaving the final norm's output in m->score.ln. h_len [B] receives the lengths.
+static int score_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                         int32_t *h_len, const char *what, rl_err *err) {
+    RL_TRY(check_batch(m, tokens, lengths, B, T, what, err));
+    size_t N = (size_t)B * T;
     ensure_score(m, N, (size_t)B);
     const rl_backend *be = m->be;
     rl_model_score *s = &m->score;
     int32_t *h_tok = rl_malloc(N * sizeof(int32_t)), *h_pos = rl_malloc(N * sizeof(int32_t));
-    int32_t *h_len = rl_malloc((size_t)B * sizeof(int32_t));
     for (int b = 0; b < B; b++) {
         int len = lengths ? lengths[b] : T;
         h_len[b] = len;
@@ -613,6 +617,8 @@ int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *len
     be->mem_upload(be, s->tokens, h_tok, N * sizeof(int32_t));
     be->mem_upload(be, s->pos, h_pos, N * sizeof(int32_t));
     be->mem_upload(be, s->lengths, h_len, (size_t)B * sizeof(int32_t));
+    free(h_tok);
+    free(h_pos);
     int n = (int)N;
     // The same layer pieces as rl_model_forward, every layer in the same buffers: the residual
     // stream goes x -> mid (attention) -> x (MLP).
@@ -628,6 +634,19 @@ int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *len
     RL_TIMED(m, other,
              be->rmsnorm_forward(be, s->ln, NULL, s->x, m->params.lnfw, n, m->C,
                                  (float)m->cfg.rms_norm_eps));
+    return 0;
+}
+
+int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                          float *logits, rl_err *err) {
+    int32_t *h_len = rl_malloc((size_t)(B > 0 ? B : 1) * sizeof(int32_t));
+    if (score_forward(m, tokens, lengths, B, T, h_len, "score_logits", err)) {
+        free(h_len);
+        return -1;
+    }
+    size_t N = (size_t)B * T, C = m->C, V = m->V;
+    const rl_backend *be = m->be;
+    rl_model_score *s = &m->score;
     for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
         rl_model__matmul(m, s->logits, s->ln + r0 * C, m->params.wlm, NULL, rows, m->C, m->V);
@@ -635,8 +654,59 @@ int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *len
     }
     for (int b = 0; b < B; b++)
         for (int t = h_len[b]; t < T; t++) memset(logits + ((size_t)b * T + t) * V, 0, V * 4);
-    free(h_tok);
-    free(h_pos);
+    free(h_len);
+    return 0;
+}
+
+int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B,
+                            int T, const int32_t *targets, float temperature, float *logp,
+                            float *entropy, rl_err *err) {
+    if (!(temperature > 0.0f) || !isfinite(temperature))
+        return rl_fail(err, RL_EINPUT, "model score_logprobs: temperature %g must be positive",
+                       (double)temperature);
+    RL_TRY(check_batch(m, tokens, lengths, B, T, "score_logprobs", err));
+    size_t N = (size_t)B * T, C = m->C;
+    int32_t *h_tg = rl_malloc((N ? N : 1) * sizeof(int32_t));
+    for (int b = 0; b < B; b++) {
+        int len = lengths ? lengths[b] : T;
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)b * T + t;
+            int32_t y = targets[r];
+            if (t < len && (y < -1 || y >= m->V)) {
+                free(h_tg);
+                return rl_fail(err, RL_EINPUT,
+                               "model score_logprobs: target %d at row %d position %d outside "
+                               "[-1, %d)",
+                               y, b, t, m->V);
+            }
+            h_tg[r] = t < len ? y : -1;
+        }
+    }
+    int32_t *h_len = rl_malloc((size_t)(B > 0 ? B : 1) * sizeof(int32_t));
+    if (score_forward(m, tokens, lengths, B, T, h_len, "score_logprobs", err)) {
+        free(h_tg);
+        free(h_len);
+        return -1;
+    }
+    const rl_backend *be = m->be;
+    rl_model_score *s = &m->score;
+    be->mem_upload(be, s->targets, h_tg, N * sizeof(int32_t));
+    float it = 1.0f / temperature;
+    for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
+        int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
+        rl_model__matmul(m, s->logits, s->ln + r0 * C, m->params.wlm, NULL, rows, m->C, m->V);
+        RL_TIMED(m, other,
+                 be->logprob_forward(be, s->logp + r0, entropy ? s->ent + r0 : NULL, s->logits,
+                                     s->targets + r0, rows, m->V, it));
+    }
+    be->mem_download(be, logp, s->logp, N * sizeof(float));
+    if (entropy) be->mem_download(be, entropy, s->ent, N * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int t = h_len[b]; t < T; t++) {
+            logp[(size_t)b * T + t] = 0.0f;
+            if (entropy) entropy[(size_t)b * T + t] = 0.0f;
+        }
+    free(h_tg);
     free(h_len);
     return 0;
 }

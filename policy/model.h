@@ -131,6 +131,8 @@ typedef struct rl_model_score {
     float *logits;         // [chunk, V]
     int32_t *tokens, *pos; // [N]
     int32_t *lengths;      // [B]
+    int32_t *targets;      // [N] rl_model_score_logprobs: next-token targets, -1 = none
+    float *logp, *ent;     // [N] rl_model_score_logprobs: log-probs and entropies
 } rl_model_score;
 
 // Seconds spent per kind of work, accumulated while timing is enabled (each timed call
@@ -281,6 +283,15 @@ int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err);
 // rl_model_forward + rl_model_logits. RL_EINPUT as rl_model_forward.
 int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
                           float *logits, rl_err *err);
+
+// Scoring mode for log-probs: logp [B,T] (and entropy [B,T] unless NULL) of the targets, host,
+// zeros at padded positions — the values rl_model_forward + rl_model_token_logprobs give, computed
+// the way rl_model_score_logits is (one layer's buffers, no activations kept, the training state
+// untouched). For a frozen reference model, held-out scoring and `rlpipe logprobs`. RL_EINPUT as
+// rl_model_forward and rl_model_token_logprobs.
+int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B,
+                            int T, const int32_t *targets, float temperature, float *logp,
+                            float *entropy, rl_err *err);
 
 // Logits of every position of the last forward, [B,T,V] host (zeros at padded positions).
 int rl_model_logits(rl_model *m, float *logits, rl_err *err);

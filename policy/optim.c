@@ -1,6 +1,7 @@
 // optim: AdamW over flat blocks. See optim.h.
 #include "policy/optim.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +63,20 @@ void rl_adamw_state_upload(rl_adamw *opt, const float *m_host, const float *v_ho
     opt->be->mem_upload(opt->be, opt->m, m_host, opt->n * sizeof(float));
     opt->be->mem_upload(opt->be, opt->v, v_host, opt->n * sizeof(float));
     opt->step = step;
+}
+
+double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, int step,
+                double progress) {
+    if (warmup_steps > 0 && step < warmup_steps) return lr * (step + 1) / warmup_steps;
+    if (progress < 0) progress = 0;
+    if (progress > 1) progress = 1;
+    double lo = lr * min_lr_ratio;
+    switch (schedule) {
+    case RL_LR_COSINE:
+        return lo + (lr - lo) * 0.5 * (1 + cos(3.14159265358979323846 * progress));
+    case RL_LR_LINEAR:
+        return lr - (lr - lo) * progress;
+    default:
+        return lr;
+    }
 }

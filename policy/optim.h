@@ -15,6 +15,8 @@
  *   g = grad * grad_scale;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  t = step (1-based)
  *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p )   with wd = 0 outside decay spans
  *
+ * Also the learning-rate schedules (rl_lr_at) the training loops share.
+ *
  * Owns: m and v (backend memory) and its copy of the spans.
  */
 #ifndef RL_OPTIM_H
@@ -69,5 +71,13 @@ float rl_clip_scale(double grad_norm, float max_norm);
 // (upload, which also sets the step count).
 void rl_adamw_state_download(const rl_adamw *opt, float *m_host, float *v_host);
 void rl_adamw_state_upload(rl_adamw *opt, const float *m_host, const float *v_host, int step);
+
+// Learning-rate schedules after warmup (the config's *.lr_schedule values are these).
+typedef enum rl_lr_schedule { RL_LR_CONSTANT = 0, RL_LR_COSINE = 1, RL_LR_LINEAR = 2 } rl_lr_schedule;
+
+// Learning rate at `progress` in [0, 1] of the run after `step` updates: linear warmup over
+// warmup_steps, then constant, linear or cosine decay to lr * min_lr_ratio.
+double rl_lr_at(int schedule, double lr, int warmup_steps, double min_lr_ratio, int step,
+                double progress);
 
 #endif

@@ -891,6 +891,16 @@ static void model_train_case(const char *what, const rl_model_config *cfg, int B
     compare(name, lp[1], lp[0], N, MODEL_TOL);
     snprintf(name, sizeof name, "%s: entropies", what);
     compare(name, ent[1], ent[0], N, MODEL_TOL);
+    // the scoring-only log-prob forward (the reference model, rlpipe logprobs); the backward
+    // below then also checks that it left the last forward's state alone
+    float *slp = rl_malloc(N * 4), *sent = rl_malloc(N * 4);
+    CHECK(rl_model_score_logprobs(t.g, tok, lengths, B, T, tg, temp, slp, sent, &err) == 0,
+          "score_logprobs: %s", err.msg);
+    snprintf(name, sizeof name, "%s: score_logprobs", what);
+    compare(name, slp, lp[0], N, MODEL_TOL);
+    snprintf(name, sizeof name, "%s: score_logprobs entropies", what);
+    compare(name, sent, ent[0], N, MODEL_TOL);
+    free(slp), free(sent);
     for (int k = 0; k < 2; k++) {
         rl_model_zero_grad(ms[k]);
         CHECK(rl_model_backward(ms[k], dlp, dent, &err) == 0, "backward: %s", err.msg);
