@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "rollout/log.h"
+#include "test_proc.h"
 #include "test_util.h"
 
 typedef struct out {
@@ -25,33 +26,11 @@ typedef struct out {
     char err[1 << 13];
 } out;
 
-static void slurp(int fd, char *buf, size_t cap) {
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, cap - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(fd);
-}
-
 // Runs `rlpipe logs DB ARGS...` (env_assign "NAME=VALUE" or NULL is added to the environment).
 static void logs(out *o, const char *env_assign, const char *db, const char *a1, const char *a2) {
-    char on[] = "/tmp/rlpipe-lg-out-XXXXXX", en[] = "/tmp/rlpipe-lg-err-XXXXXX";
-    int ofd = mkstemp(on), efd = mkstemp(en);
-    unlink(on);
-    unlink(en);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(ofd, 1);
-        dup2(efd, 2);
-        if (env_assign) putenv((char *)env_assign);
-        execl(test_rlpipe_bin(), test_rlpipe_bin(), "logs", db, a1, a2, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    o->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp(ofd, o->out, sizeof o->out);
-    slurp(efd, o->err, sizeof o->err);
+    const char *argv[] = {test_rlpipe_bin(), "logs", db, a1, a2, NULL};
+    test_proc opt = {.env = env_assign};
+    o->code = test_run_capture(argv, &opt, o->out, sizeof o->out, o->err, sizeof o->err);
 }
 
 static char *read_all(const char *path, size_t *len) {

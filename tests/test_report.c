@@ -18,6 +18,7 @@
 
 #include "rollout/log.h"
 #include "rollout/report.h"
+#include "test_proc.h"
 #include "test_util.h"
 
 // ---- running the binary -------------------------------------------------------------------------
@@ -30,36 +31,11 @@ typedef struct result {
 
 static result R;
 
-static void slurp_fd(int fd, char *buf, size_t cap) {
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, cap - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(fd);
-}
-
 // Runs `rlpipe args...` (NULL-terminated) and waits.
 static void rlpipe(const char *const *args, result *r) {
-    char out_name[] = "/tmp/rlpipe-report-out-XXXXXX", err_name[] = "/tmp/rlpipe-report-err-XXXXXX";
-    int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
-    unlink(out_name);
-    unlink(err_name);
-    const char *argv[64] = {test_rlpipe_bin()};
-    int n = 1;
-    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out_fd, 1);
-        dup2(err_fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp_fd(out_fd, r->out, sizeof r->out);
-    slurp_fd(err_fd, r->err, sizeof r->err);
+    const char *argv[64];
+    test_argv_rlpipe(argv, 64, args);
+    r->code = test_run_capture(argv, NULL, r->out, sizeof r->out, r->err, sizeof r->err);
 }
 
 // The micro run: 2 layers, 30 SFT steps, RL of 4 prompts x 4 samples, evaluations every 3 steps.
@@ -85,32 +61,9 @@ static pid_t start_train(const char *out_dir, const char *const *extra) {
                                   NULL};
     static char out_set[512];
     const char *argv[96];
-    int n = 0;
-    argv[n++] = test_rlpipe_bin();
-    argv[n++] = "train";
-    argv[n++] = "configs/tiny.yaml";
-    for (int i = 0; micro[i]; i++) argv[n++] = micro[i];
-    snprintf(out_set, sizeof out_set, "run.out_dir=%s", out_dir);
-    argv[n++] = "--set";
-    argv[n++] = out_set;
-    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_code(pid_t pid) {
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    test_argv_run(argv, 96, "train", "configs/tiny.yaml", micro, out_dir, extra, out_set,
+                  sizeof out_set);
+    return test_spawn(argv, &(test_proc){.quiet = 1});
 }
 
 static void sleep_ms(int ms) {
@@ -408,7 +361,7 @@ static void test_real_run(void) {
     json_decref(doc);
     free(html);
 
-    CHECK(wait_code(pid) == 0, "micro training run failed");
+    CHECK(test_wait_code(pid) == 0, "micro training run failed");
     snprintf(png_dir, sizeof png_dir, "%s/png", OUT);
     rlpipe((const char *[]){"report", dir, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "report: exit %d: %s", R.code, R.err);
@@ -479,7 +432,7 @@ static void test_killed_and_overlay(void) {
                                                     "--set", "eval.every=0", NULL});
     for (int i = 0; i < 3000 && logged_steps(dir_b, "tiny") < 2; i++) sleep_ms(20);
     kill(pid, SIGKILL);
-    CHECK(wait_code(pid) == 128 + SIGKILL, "run B was killed");
+    CHECK(test_wait_code(pid) == 128 + SIGKILL, "run B was killed");
     snprintf(out, sizeof out, "%s/killed.html", OUT);
     rlpipe((const char *[]){"report", dir_b, "-o", out, NULL}, &R);
     CHECK(R.code == 0, "report of a killed run: exit %d: %s", R.code, R.err);
