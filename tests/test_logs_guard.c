@@ -33,18 +33,6 @@ static void logs(out *o, const char *env_assign, const char *db, const char *a1,
     o->code = test_run_capture(argv, &opt, o->out, sizeof o->out, o->err, sizeof o->err);
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    return b;
-}
-
 // The sorted names in dir, joined by '\n'.
 static void listing(const char *dir, char *buf, size_t cap) {
     char cmd[600];
@@ -104,7 +92,7 @@ static void test_refuses_writes(void) {
     char dir[256], db[300];
     make_log(dir, sizeof dir, db, sizeof db);
     size_t n0 = 0;
-    char *bytes0 = read_all(db, &n0);
+    char *bytes0 = test_read_file(db, &n0);
     char list0[2048];
     listing(dir, list0, sizeof list0);
     char vac[400], att[400], sql_vac[600], sql_att[600], sql_att2[600];
@@ -214,7 +202,7 @@ static void test_refuses_writes(void) {
         CHECK(strstr(O.err, "rlpipe:") && strchr(O.err, '\n') == O.err + strlen(O.err) - 1,
               "'%s': one-line error, got: %s", writes[i], O.err);
         size_t n1 = 0;
-        char *bytes1 = read_all(db, &n1);
+        char *bytes1 = test_read_file(db, &n1);
         CHECK(bytes1 && n1 == n0 && memcmp(bytes0, bytes1, n0) == 0,
               "'%s' changed the file (%zu -> %zu bytes)", writes[i], n0, n1);
         free(bytes1);
@@ -386,7 +374,7 @@ static void test_readonly_directory(void) {
     if (code == 77 || code == 78 || code == 127 || code == 1) {
         char buf[256] = "";
         size_t n = 0;
-        char *txt = read_all(res, &n);
+        char *txt = test_read_file(res, &n);
         if (code == 1 && txt) snprintf(buf, sizeof buf, "%.200s", txt);
         // 1 can only be unshare failing here (rlpipe's exit 1 would leave its output in res).
         if (code != 1 || !txt || !n) {
@@ -399,7 +387,7 @@ static void test_readonly_directory(void) {
         free(txt);
     } else {
         size_t n = 0;
-        char *txt = read_all(res, &n);
+        char *txt = test_read_file(res, &n);
         CHECK(code == 0 && txt && strstr(txt, "guard-run"), "read-only mount: exit %d: %s", code,
               txt ? txt : "");
         free(txt);

@@ -111,20 +111,6 @@ static int logged_steps(const char *dir, const char *name) {
 
 // ---- the report ----------------------------------------------------------------------------------
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    if (len) *len = got;
-    return buf;
-}
-
 static int count_of(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
@@ -297,7 +283,7 @@ static void check_rl_run(sqlite3 *db, const json_t *run) {
 // A PNG written by the report: signature, IHDR size, and drawn (many colours, some ink).
 static void check_png(const char *path) {
     size_t len = 0;
-    unsigned char *data = (unsigned char *)read_all(path, &len);
+    unsigned char *data = (unsigned char *)test_read_file(path, &len);
     CHECK(data && len > 33, "%s: missing or short", path);
     if (!data || len <= 33) {
         free(data);
@@ -352,7 +338,7 @@ static void test_real_run(void) {
     snprintf(html_path, sizeof html_path, "%s/live.html", OUT);
     rlpipe((const char *[]){"report", dir, "-o", html_path, NULL}, &R);
     CHECK(R.code == 0, "report of a running run: exit %d: %s", R.code, R.err);
-    char *html = read_all(html_path, NULL);
+    char *html = test_read_file(html_path, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     CHECK(doc != NULL, "live report has its JSON");
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
@@ -367,7 +353,7 @@ static void test_real_run(void) {
     CHECK(R.code == 0, "report: exit %d: %s", R.code, R.err);
     CHECK(strstr(R.out, "report.html") && strstr(R.out, "PNG"), "report stdout: %s", R.out);
     snprintf(html_path, sizeof html_path, "%s/report.html", dir); // the default output
-    html = read_all(html_path, NULL);
+    html = test_read_file(html_path, NULL);
     CHECK(html != NULL, "no default output %s", html_path);
     if (!html) return;
     check_self_contained(html, "real run");
@@ -436,7 +422,7 @@ static void test_killed_and_overlay(void) {
     snprintf(out, sizeof out, "%s/killed.html", OUT);
     rlpipe((const char *[]){"report", dir_b, "-o", out, NULL}, &R);
     CHECK(R.code == 0, "report of a killed run: exit %d: %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
     int n_logged = logged_steps(dir_b, "tiny");
@@ -456,7 +442,7 @@ static void test_killed_and_overlay(void) {
     snprintf(png_dir, sizeof png_dir, "%s/png-both", OUT);
     rlpipe((const char *[]){"report", dir_a, dir_b, "-o", out, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "overlay: exit %d: %s", R.code, R.err);
-    html = read_all(out, NULL);
+    html = test_read_file(out, NULL);
     doc = html ? embedded_json(html) : NULL;
     const json_t *runs = doc ? json_object_get(doc, "runs") : NULL;
     CHECK(json_array_size(runs) == 2, "overlay: %zu runs", json_array_size(runs));
@@ -488,7 +474,7 @@ static void test_empty_and_errors(void) {
     snprintf(out, sizeof out, "%s/empty.html", OUT);
     rlpipe((const char *[]){"report", db_path, "-o", out, NULL}, &R);
     CHECK(R.code == 0 && strstr(R.err, "no runs"), "empty log: exit %d, stderr %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     CHECK(html && strstr(html, "no runs"), "empty report says so");
     json_t *doc = html ? embedded_json(html) : NULL;
     CHECK(doc && json_array_size(json_object_get(doc, "runs")) == 0, "empty: no runs in JSON");
@@ -556,7 +542,7 @@ static void test_missing_columns(void) {
     CHECK(R.code == 0, "stripped log: exit %d: %s", R.code, R.err);
     CHECK(strstr(R.err, "evals") && strstr(R.err, "kl") && strstr(R.err, "entropy"),
           "notes name what is missing: %s", R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
     const json_t *steps = json_object_get(run, "steps");
@@ -635,7 +621,7 @@ static void test_hostile_text(void) {
     snprintf(png_dir, sizeof png_dir, "%s/png-hostile", OUT);
     rlpipe((const char *[]){"report", db_path, "-o", out, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "hostile: exit %d: %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     if (!html) return;
     check_self_contained(html, "hostile");
     CHECK(!strstr(html, "<i>") && !strstr(html, "<s>") && !strstr(html, "<u>"),
@@ -705,7 +691,7 @@ static void test_long_run(void) {
     snprintf(png_dir, sizeof png_dir, "%s/png-long", OUT);
     rlpipe((const char *[]){"report", db_path, "-o", out, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "long run: exit %d: %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "long") : NULL;
     const json_t *samples = json_object_get(run, "samples");

@@ -53,19 +53,6 @@ static int run_train(const char *out_dir, const char *const *extra) {
     return test_wait_code(start_train(out_dir, extra));
 }
 
-// Reads a whole file; NULL if missing.
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
 // Every RL rollout's (step, group, sample, reward, completion) as one string, in order.
 static char *rollout_digest(const char *out_dir) {
     char path[512];
@@ -156,7 +143,7 @@ static void kill_and_resume(const char *ref_dir, const char *dir, const char *na
     snprintf(a, sizeof a, "%s/final/model.safetensors", ref_dir);
     snprintf(b, sizeof b, "%s/final/model.safetensors", dir);
     size_t la = 0, lb = 0;
-    char *wa = read_file(a, &la), *wb = read_file(b, &lb);
+    char *wa = test_read_file(a, &la), *wb = test_read_file(b, &lb);
     CHECK(wa && wb && la == lb && memcmp(wa, wb, la) == 0,
           "final weights identical after kill at step %d + %d ms (%zu vs %zu bytes)", at_step,
           delay_ms, la, lb);
