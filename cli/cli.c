@@ -77,8 +77,8 @@ int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt
     return 0;
 }
 
-int cli_load_run_config(const char *command, int argc, char **argv, const cli_opt *opts,
-                        int n_opts, rl_config *cfg) {
+int cli_load_run_config(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
+                        rl_config *cfg) {
     const char *pos[1];
     char **sets;
     int n_pos, n_sets;

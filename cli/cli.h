@@ -53,8 +53,8 @@ int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt
 // The prologue of a command that runs one config: parses `CONFIG [--set k=v]... [options]` with
 // exactly one CONFIG and loads it with the --set overrides applied. Returns 0 with *cfg loaded
 // (the caller rl_config_free()s it), or the exit code after printing the error (nothing to free).
-int cli_load_run_config(const char *command, int argc, char **argv, const cli_opt *opts,
-                        int n_opts, struct rl_config *cfg);
+int cli_load_run_config(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
+                        struct rl_config *cfg);
 
 // The commands, each in cli/cmd_<name>.c.
 int cmd_config(int argc, char **argv);

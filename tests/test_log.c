@@ -1295,6 +1295,34 @@ static void test_upgrade_from_v1(void) {
     tdir_remove(&t);
 }
 
+// rl_log_utf8_len against sequences whose validity the Unicode standard (table 3-7) fixes.
+static void test_utf8_len(void) {
+    static const struct {
+        const char *bytes;
+        size_t n, want;
+    } cases[] = {
+        {"a", 1, 1},
+        {"\xC3\xA9", 2, 2},
+        {"\xE2\x82\xAC", 3, 3},
+        {"\xF0\x9F\x98\x80", 4, 4},
+        {"\xF4\x8F\xBF\xBF", 4, 4},
+        {"\xC3", 1, 0},             // cut short
+        {"\xC0\xAF", 2, 0},         // overlong
+        {"\xC1\xBF", 2, 0},         // overlong
+        {"\xE0\x80\xAF", 3, 0},     // overlong
+        {"\xED\xA0\x80", 3, 0},     // surrogate
+        {"\xF0\x80\x80\xAF", 4, 0}, // overlong
+        {"\xF4\x90\x80\x80", 4, 0}, // above U+10FFFF
+        {"\xF5\x80\x80\x80", 4, 0}, // no such lead byte
+        {"\x80", 1, 0},             // continuation byte first
+        {"\xE2\x82(", 3, 0},        // continuation missing
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t got = rl_log_utf8_len((const unsigned char *)cases[i].bytes, cases[i].n);
+        CHECK(got == cases[i].want, "case %zu: got %zu, want %zu", i, got, cases[i].want);
+    }
+}
+
 int main(void) {
     RUN(test_roundtrip);
     RUN(test_upgrade_from_v1);
@@ -1304,5 +1332,6 @@ int main(void) {
     RUN(test_refuses_foreign_files);
     RUN(test_misuse);
     RUN(test_cli);
+    RUN(test_utf8_len);
     return test_summary();
 }

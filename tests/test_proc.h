@@ -106,7 +106,8 @@ static inline int test_run_capture(const char *const *argv, const test_proc *opt
     if (out_fd >= 0) unlink(out_name);
     if (err_fd >= 0) unlink(err_name);
     int code = -1;
-    if (out_fd >= 0 && err_fd >= 0) code = test_wait_code(test_spawn_fds_(argv, opt, out_fd, err_fd));
+    if (out_fd >= 0 && err_fd >= 0)
+        code = test_wait_code(test_spawn_fds_(argv, opt, out_fd, err_fd));
     test_slurp_fd_(out_fd, out, out_cap);
     test_slurp_fd_(err_fd, err, err_cap);
     return code;
