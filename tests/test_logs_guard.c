@@ -302,6 +302,20 @@ static void wal_shm(const char *db, char *wal, char *shm, size_t size) {
     snprintf(shm, size, "%s-shm", db);
 }
 
+// Opens a writer on db's guard-run and commits step 3, keeping it open (a live writer); the
+// run's id goes to *run_id unless it is NULL.
+static rl_log *live_writer_at_step3(const char *db, int64_t *run_id) {
+    rl_err err = {0};
+    rl_log *w = NULL;
+    int64_t run = 0;
+    CHECK(rl_log_open(&w, db, 0, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_find_run(w, "guard-run", &run, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_begin_step(w, run, 3, &err) == 0 && rl_log_commit_step(w, &err) == 0, "%s",
+          err.msg);
+    if (run_id) *run_id = run;
+    return w;
+}
+
 // Reading a log in a writable directory leaves no -wal / -shm behind.
 static void test_no_leftovers(void) {
     char dir[256], db[300], wal[320], shm[320];
@@ -319,12 +333,8 @@ static void test_no_leftovers(void) {
     // While a writer has the file open, its -wal and -shm stay (they are the writer's), the reader
     // sees every committed step, and the writer still works afterwards.
     rl_err err = {0};
-    rl_log *w = NULL;
-    CHECK(rl_log_open(&w, db, 0, &err) == 0, "%s", err.msg);
     int64_t run = 0;
-    CHECK(rl_log_find_run(w, "guard-run", &run, &err) == 0, "%s", err.msg);
-    CHECK(rl_log_begin_step(w, run, 3, &err) == 0 && rl_log_commit_step(w, &err) == 0, "%s",
-          err.msg);
+    rl_log *w = live_writer_at_step3(db, &run);
     logs(&O, NULL, db, "sql", "SELECT max(step) AS m FROM steps");
     CHECK(O.code == 0 && strstr(O.out, "3"), "reader sees the live writer's step: %s %s", O.out,
           O.err);
@@ -349,13 +359,7 @@ static void test_readonly_directory(void) {
     CHECK(O.code == 2, "immutable reader refuses too: %d", O.code);
 
     // A live writer's committed steps are read through its -wal and -shm.
-    rl_err err = {0};
-    rl_log *w = NULL;
-    CHECK(rl_log_open(&w, db, 0, &err) == 0, "%s", err.msg);
-    int64_t run = 0;
-    CHECK(rl_log_find_run(w, "guard-run", &run, &err) == 0, "%s", err.msg);
-    CHECK(rl_log_begin_step(w, run, 3, &err) == 0 && rl_log_commit_step(w, &err) == 0, "%s",
-          err.msg);
+    rl_log *w = live_writer_at_step3(db, NULL);
     logs(&O, env, db, "sql", "SELECT max(step) AS m FROM steps");
     CHECK(O.code == 0 && strstr(O.out, "3"), "read-only dir, live writer: %s %s", O.out, O.err);
     rl_log_close(w);
