@@ -1,8 +1,12 @@
-// cli: shared helpers of the commands (error reporting, usage errors). See cli.h.
+// cli: shared helpers of the commands (error reporting, usage errors, the run-config prologue).
+// See cli.h.
 #include "cli/cli.h"
+
+#include "cli/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int cli_report(const rl_err *err) {
@@ -71,4 +75,22 @@ int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt
         positional[(*n_positional)++] = arg;
     }
     return 0;
+}
+
+int cli_load_run_config(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
+                        rl_config *cfg) {
+    const char *pos[1];
+    char **sets;
+    int n_pos, n_sets;
+    int rc = cli_parse_run_args(command, argc, argv, opts, n_opts, pos, 1, &n_pos, &sets, &n_sets);
+    if (rc == 0 && n_pos != 1) rc = cli_usage_error(command, "expected one CONFIG file");
+    if (rc == 0) {
+        rl_err err = {0};
+        if (rl_config_from_args(cfg, pos[0], sets, n_sets, &err)) {
+            rc = cli_report(&err);
+            rl_config_free(cfg);
+        }
+    }
+    free(sets);
+    return rc;
 }

@@ -13,6 +13,8 @@
 
 #include "kernels/rl_error.h"
 
+struct rl_config; // cli/config.h
+
 enum { CLI_EXIT_OK = 0, CLI_EXIT_INTERNAL = 1, CLI_EXIT_USAGE = 2 };
 
 // A command: argv[0] is the command name ("config"), argv[1..] its arguments.
@@ -47,6 +49,12 @@ typedef struct cli_opt {
 int cli_parse_run_args(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
                        const char **positional, int max_positional, int *n_positional, char ***sets,
                        int *n_sets);
+
+// The prologue of a command that runs one config: parses `CONFIG [--set k=v]... [options]` with
+// exactly one CONFIG and loads it with the --set overrides applied. Returns 0 with *cfg loaded
+// (the caller rl_config_free()s it), or the exit code after printing the error (nothing to free).
+int cli_load_run_config(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts,
+                        struct rl_config *cfg);
 
 // The commands, each in cli/cmd_<name>.c.
 int cmd_config(int argc, char **argv);

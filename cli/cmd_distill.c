@@ -70,28 +70,15 @@ int cmd_distill(int argc, char **argv) {
         usage(stdout);
         return CLI_EXIT_OK;
     }
-    const char *out_dir = NULL, *pos[1];
+    const char *out_dir = NULL;
     cli_opt opts[] = {{"out", &out_dir, NULL}};
-    char **sets;
-    int n_pos, n_sets;
-    int rc = cli_parse_run_args("distill", argc, argv, opts, 1, pos, 1, &n_pos, &sets, &n_sets);
-    if (rc == 0 && n_pos != 1) rc = cli_usage_error("distill", "expected one CONFIG file");
-    if (rc) {
-        free(sets);
-        return rc;
-    }
-    rl_err err = {0};
     rl_config cfg;
+    int code = cli_load_run_config("distill", argc, argv, opts, 1, &cfg);
+    if (code) return code;
+    rl_err err = {0};
     rl_run run = {0};
     rl_model *teacher = NULL;
-    int code = CLI_EXIT_OK;
     unsigned what = RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD;
-    if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err)) {
-        code = cli_report(&err);
-        free(sets);
-        rl_config_free(&cfg);
-        return code;
-    }
     if (cfg.distill.source == RL_CFG_DISTILL_DATASET) what |= RL_RUN_SFT;
     // Everything that can fail on bad input is loaded before the run directory is created.
     if (!cfg.distill.teacher[0]) {
@@ -138,6 +125,5 @@ done:
     rl_run_end(&run, code == CLI_EXIT_OK);
     rl_model_free(teacher);
     rl_config_free(&cfg);
-    free(sets);
     return code;
 }

@@ -90,24 +90,6 @@ static void sb_puts(strbuf *b, const char *s) {
 
 // ---- UTF-8 and cell text ----------------------------------------------------------------------
 
-// Length of the valid UTF-8 sequence at s (n bytes left), or 0 if the byte is not one.
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    if (s[0] < 0x80) return 1;
-    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
-                 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-                 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
-                                                : 0;
-    if (len == 0 || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    // Overlong 3/4-byte forms, surrogates and code points above U+10FFFF.
-    if (len == 3 && s[0] == 0xE0 && s[1] < 0xA0) return 0;
-    if (len == 3 && s[0] == 0xED && s[1] >= 0xA0) return 0;
-    if (len == 4 && s[0] == 0xF0 && s[1] < 0x90) return 0;
-    if (len == 4 && s[0] == 0xF4 && s[1] >= 0x90) return 0;
-    return len;
-}
-
 // One table cell: newlines as a visible mark, tabs as a space, other control bytes and invalid
 // UTF-8 as U+FFFD, cut to `width` characters with an ellipsis (width 0: no cut).
 static char *table_text(const unsigned char *s, size_t n, int width) {
@@ -116,13 +98,13 @@ static char *table_text(const unsigned char *s, size_t n, int width) {
     for (size_t i = 0; i < n;) {
         if (width > 0 && chars == width - 1 && i < n) {
             // One character left: it is the last one only if this is the final character.
-            size_t len = utf8_len(s + i, n - i);
+            size_t len = rl_log_utf8_len(s + i, n - i);
             if (i + (len ? len : 1) < n) {
                 sb_puts(&b, "\xe2\x80\xa6"); // …
                 break;
             }
         }
-        size_t len = utf8_len(s + i, n - i);
+        size_t len = rl_log_utf8_len(s + i, n - i);
         if (len == 0) {
             sb_puts(&b, "\xef\xbf\xbd");
             i++;
@@ -164,7 +146,7 @@ static void fmt_real_exact(double x, char *buf, size_t size) {
 static void json_string(strbuf *b, const unsigned char *s, size_t n) {
     sb_puts(b, "\"");
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(s + i, n - i);
+        size_t len = rl_log_utf8_len(s + i, n - i);
         char esc[8];
         if (len == 0) {
             sb_puts(b, "\\ufffd");

@@ -31,23 +31,15 @@ int cmd_sft(int argc, char **argv) {
         usage(stdout);
         return CLI_EXIT_OK;
     }
-    const char *out_dir = NULL, *pos[1];
+    const char *out_dir = NULL;
     cli_opt opts[] = {{"out", &out_dir, NULL}};
-    char **sets;
-    int n_pos, n_sets;
-    int rc = cli_parse_run_args("sft", argc, argv, opts, 1, pos, 1, &n_pos, &sets, &n_sets);
-    if (rc == 0 && n_pos != 1) rc = cli_usage_error("sft", "expected one CONFIG file");
-    if (rc) {
-        free(sets);
-        return rc;
-    }
-    rl_err err = {0};
     rl_config cfg;
+    int code = cli_load_run_config("sft", argc, argv, opts, 1, &cfg);
+    if (code) return code;
+    rl_err err = {0};
     rl_run run = {0};
-    int code = CLI_EXIT_OK;
     char save_dir[4096];
-    if (rl_config_from_args(&cfg, pos[0], sets, n_sets, &err) ||
-        rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
+    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
                     &err)) {
         code = cli_report(&err);
         goto done;
@@ -92,6 +84,5 @@ done:
     if (code != CLI_EXIT_OK && rl_run_stop_signal()) code = 128 + rl_run_stop_signal();
     rl_run_end(&run, code == CLI_EXIT_OK);
     rl_config_free(&cfg);
-    free(sets);
     return code;
 }

@@ -1442,3 +1442,21 @@ int rl_log_truncate_after(rl_log *log, int64_t run_id, int after_step, rl_err *e
     }
     return 0;
 }
+
+// ---- showing logged text ------------------------------------------------------------------------
+
+size_t rl_log_utf8_len(const unsigned char *s, size_t n) {
+    if (s[0] < 0x80) return 1;
+    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
+                 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                                : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (len == 3 && s[0] == 0xE0 && s[1] < 0xA0) return 0;  // overlong
+    if (len == 3 && s[0] == 0xED && s[1] >= 0xA0) return 0; // surrogate
+    if (len == 4 && s[0] == 0xF0 && s[1] < 0x90) return 0;  // overlong
+    if (len == 4 && s[0] == 0xF4 && s[1] >= 0x90) return 0; // above U+10FFFF
+    return len;
+}

@@ -38,6 +38,7 @@
 #define RL_ROLLOUT_LOG_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/rl_error.h"
@@ -200,5 +201,11 @@ int rl_log_distill_step(rl_log *log, const rl_distill_step_row *d, rl_err *err);
 // Deletes the run's steps, rollouts, scores and evals with step > after_step (-1: all), in one
 // transaction. Not allowed inside a step.
 int rl_log_truncate_after(rl_log *log, int64_t run_id, int after_step, rl_err *err);
+
+// ---- showing logged text ----------------------------------------------------------------------
+// Logged text (completions, prompts, details) is whatever the model and verifiers wrote, not
+// necessarily UTF-8. Length of the valid UTF-8 sequence at s (n >= 1 bytes left), or 0 when the
+// byte starts none (overlong forms, surrogates and code points above U+10FFFF are invalid).
+size_t rl_log_utf8_len(const unsigned char *s, size_t n);
 
 #endif

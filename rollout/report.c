@@ -37,23 +37,6 @@ static void note(json_t *doc, const char *fmt, ...) {
 
 // ---- values ----------------------------------------------------------------------------------
 
-// Length of the valid UTF-8 sequence at s (n bytes left), or 0 when the byte starts none.
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    if (s[0] < 0x80) return 1;
-    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
-                 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-                 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
-                                                : 0;
-    if (len == 0 || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (len == 3 && s[0] == 0xE0 && s[1] < 0xA0) return 0;  // overlong
-    if (len == 3 && s[0] == 0xED && s[1] >= 0xA0) return 0; // surrogate
-    if (len == 4 && s[0] == 0xF0 && s[1] < 0x90) return 0;  // overlong
-    if (len == 4 && s[0] == 0xF4 && s[1] >= 0x90) return 0; // above U+10FFFF
-    return len;
-}
-
 // Text from the log as a JSON string: invalid UTF-8 becomes U+FFFD, and text longer than max
 // bytes is cut at a character boundary with a note of how much was left out.
 static json_t *text_json(const unsigned char *s, size_t n, int max) {
@@ -62,7 +45,7 @@ static json_t *text_json(const unsigned char *s, size_t n, int max) {
     char *out = rl_malloc(cap);
     size_t i = 0;
     while (i < n) {
-        size_t c = utf8_len(s + i, n - i);
+        size_t c = rl_log_utf8_len(s + i, n - i);
         if (max > 0 && len + (c ? c : 3) > (size_t)max) break;
         if (len + 4 > cap) out = rl_realloc(out, cap *= 2);
         if (c == 0) {

@@ -2,6 +2,7 @@
 // or input), --help everywhere, one-line errors with file:line:col on stderr for every malformed
 // config in tests/configs_bad/, and that config commands create nothing on disk.
 #define _POSIX_C_SOURCE 200809L
+#include "test_proc.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -11,42 +12,17 @@
 #include <sys/wait.h>
 
 typedef struct result {
-    int code; // exit code, or -1 when the process did not exit normally
+    int code; // exit code, or 128 + signal number when the process was killed
     char out[1 << 16];
     char err[1 << 14];
 } result;
 
-static void slurp(int fd, char *buf, size_t cap) {
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, cap - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(fd);
-}
-
 // Runs the rlpipe binary with args (NULL-terminated) in directory cwd (NULL = here).
 static void run_in(const char *cwd, const char *const *args, result *r) {
-    char out_name[] = "/tmp/rlpipe-test-out-XXXXXX", err_name[] = "/tmp/rlpipe-test-err-XXXXXX";
-    int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
-    unlink(out_name);
-    unlink(err_name);
-    const char *argv[32] = {test_rlpipe_bin()};
-    int n = 1;
-    for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out_fd, 1);
-        dup2(err_fd, 2);
-        if (cwd && chdir(cwd) != 0) _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    slurp(out_fd, r->out, sizeof r->out);
-    slurp(err_fd, r->err, sizeof r->err);
+    const char *argv[32];
+    test_argv_rlpipe(argv, 32, args);
+    test_proc opt = {.cwd = cwd};
+    r->code = test_run_capture(argv, &opt, r->out, sizeof r->out, r->err, sizeof r->err);
 }
 
 static void run(const char *const *args, result *r) {

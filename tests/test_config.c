@@ -54,21 +54,6 @@ static void expect_set_error(const char *assignment, const char *want) {
     rl_config_free(&c);
 }
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
 // ---- the schema table ----------------------------------------------------------------------------
 
 static void test_schema_table(void) {
@@ -279,7 +264,7 @@ static void test_load_tiny(void) {
     // Entries are on consecutive lines.
     if (c.reward.verifiers.n == 4)
         CHECK(c.reward.verifiers.v[3].line == c.reward.verifiers.v[0].line + 3, "verifier lines");
-    char *text = read_all("configs/tiny.yaml");
+    char *text = test_read_file("configs/tiny.yaml", NULL);
     CHECK(text && c.source_text && strcmp(text, c.source_text) == 0, "source_text kept");
     CHECK(c.source_path && strcmp(c.source_path, "configs/tiny.yaml") == 0, "source_path");
     free(text);
@@ -911,7 +896,7 @@ static void test_bad_configs(void) {
     for (int i = 0; i < n; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        char *text = read_all(path);
+        char *text = test_read_file(path, NULL);
         CHECK(text && strncmp(text, "# expect: ", 10) == 0, "%s: no expect line", path);
         char *at = text ? strstr(text, " @ ") : NULL;
         char *eol = text ? strchr(text, '\n') : NULL;
@@ -944,7 +929,7 @@ static void test_bad_configs(void) {
 // Randomly damaged copies of tiny.yaml: every outcome is a clean accept or a one-line bad-input
 // error, never a crash, an internal error or a read out of bounds (run under ASan in CI).
 static void test_mutations(void) {
-    char *orig = read_all("configs/tiny.yaml");
+    char *orig = test_read_file("configs/tiny.yaml", NULL);
     CHECK(orig != NULL, "configs/tiny.yaml missing");
     if (!orig) return;
     size_t len = strlen(orig);
@@ -998,7 +983,7 @@ static void test_reference_up_to_date(void) {
     FILE *f = open_memstream(&generated, &len);
     CHECK(f && rl_config_reference_markdown(f) == 0, "reference failed");
     if (f) fclose(f);
-    char *committed = read_all("configs/README.md");
+    char *committed = test_read_file("configs/README.md", NULL);
     CHECK(committed != NULL, "configs/README.md missing");
     CHECK(generated && committed && strcmp(generated, committed) == 0,
           "configs/README.md is out of date with the schema: regenerate it with "

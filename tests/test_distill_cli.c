@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test_proc.h"
 #include "test_util.h"
 
 static char DIR_[64];
@@ -22,33 +23,8 @@ static char OUT[16384], ERR[16384];
 // Runs rlpipe with args (NULL-terminated), capturing stdout and stderr; returns the exit code.
 static int rlpipe(const char *const *args) {
     const char *argv[128];
-    int n = 0;
-    argv[n++] = test_rlpipe_bin();
-    for (int i = 0; args[i]; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    char out_path[128], err_path[128];
-    snprintf(out_path, sizeof out_path, "%s/stdout", DIR_);
-    snprintf(err_path, sizeof err_path, "%s/stderr", DIR_);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    const char *paths[2] = {out_path, err_path};
-    char *bufs[2] = {OUT, ERR};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "rb");
-        size_t len = f ? fread(bufs[i], 1, sizeof OUT - 1, f) : 0;
-        bufs[i][len] = 0;
-        if (f) fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    test_argv_rlpipe(argv, 128, args);
+    return test_run_capture(argv, NULL, OUT, sizeof OUT, ERR, sizeof ERR);
 }
 
 #define MICRO_MODEL                                                                                \

@@ -16,21 +16,6 @@
 
 #define README_MAX_LINES 400
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 static int write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -235,7 +220,7 @@ static int check_target(const char *root, const char *file, int line, const char
     if (anchor && *anchor && S_ISREG(sb.st_mode)) {
         size_t len = strlen(rel);
         if (len > 3 && strcmp(rel + len - 3, ".md") == 0) {
-            char *text = read_file(full);
+            char *text = test_read_file(full, NULL);
             int ok = text && has_anchor(text, anchor);
             free(text);
             if (!ok) {
@@ -272,7 +257,7 @@ static void strip_code_spans(char *line) {
 static int check_markdown(const char *root, const char *file) {
     char full[4096];
     snprintf(full, sizeof full, "%s/%s", root, file);
-    char *text = read_file(full);
+    char *text = test_read_file(full, NULL);
     if (!text) {
         fprintf(stderr, "  %s: cannot read\n", file);
         return 1;
@@ -405,7 +390,7 @@ static void test_repository_links(void) {
 }
 
 static void test_readme_is_short(void) {
-    char *text = read_file("README.md");
+    char *text = test_read_file("README.md", NULL);
     CHECK(text != NULL, "README.md missing");
     int lines = 0;
     for (const char *p = text; p && *p; p++) lines += *p == '\n';
@@ -424,7 +409,7 @@ static void test_schema_reference_up_to_date(void) {
     int rc = f ? rl_log_schema_markdown(f, &err) : -1;
     if (f) fclose(f);
     CHECK(rc == 0, "schema reference failed: %s", err.msg);
-    char *committed = read_file("rollout/SCHEMA.md");
+    char *committed = test_read_file("rollout/SCHEMA.md", NULL);
     CHECK(committed != NULL, "rollout/SCHEMA.md missing");
     CHECK(generated && committed && strcmp(generated, committed) == 0,
           "rollout/SCHEMA.md is out of date with the schema in rollout/log.c: regenerate it with "
@@ -460,7 +445,7 @@ static void test_schema_doc_cli(void) {
     int status = pclose(p);
     fclose(m);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rlpipe logs --schema-doc failed");
-    char *committed = read_file("rollout/SCHEMA.md");
+    char *committed = test_read_file("rollout/SCHEMA.md", NULL);
     CHECK(out && committed && strcmp(out, committed) == 0,
           "rlpipe logs --schema-doc differs from rollout/SCHEMA.md");
     free(out);

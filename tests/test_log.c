@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/rng.h"
 #include "rollout/log.h"
+#include "test_proc.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -1052,44 +1053,15 @@ typedef struct cli_out {
     char err[4096];
 } cli_out;
 
-static void read_file_into(const char *path, char *buf, size_t size) {
-    buf[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    size_t n = fread(buf, 1, size - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
 // Runs `rlpipe logs ARGS...` (NULL-terminated) with stdout and stderr captured.
-static void run_logs(const tdir *t, cli_out *o, const char *const *args) {
-    const char *bin = test_rlpipe_bin();
-    char outp[256], errp[256];
-    snprintf(outp, sizeof outp, "%s/cli.out", t->dir);
-    snprintf(errp, sizeof errp, "%s/cli.err", t->dir);
-    const char *argv[16] = {bin, "logs"};
-    int n = 2;
-    for (; args[n - 2] && n < 15; n++) argv[n] = args[n - 2];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0) _exit(126);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    o->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    read_file_into(outp, o->out, sizeof o->out);
-    read_file_into(errp, o->err, sizeof o->err);
+static void run_logs(cli_out *o, const char *const *args) {
+    const char *argv[16];
+    int n = test_argv_rlpipe(argv, 16, (const char *const[]){"logs", NULL});
+    test_argv_append(argv, n, 16, args);
+    o->code = test_run_capture(argv, NULL, o->out, sizeof o->out, o->err, sizeof o->err);
 }
 
-#define LOGS(o, ...) run_logs(&t, (o), (const char *const[]){__VA_ARGS__, NULL})
+#define LOGS(o, ...) run_logs((o), (const char *const[]){__VA_ARGS__, NULL})
 
 static void test_cli(void) {
     if (access(test_rlpipe_bin(), X_OK) != 0) {
@@ -1323,6 +1295,34 @@ static void test_upgrade_from_v1(void) {
     tdir_remove(&t);
 }
 
+// rl_log_utf8_len against sequences whose validity the Unicode standard (table 3-7) fixes.
+static void test_utf8_len(void) {
+    static const struct {
+        const char *bytes;
+        size_t n, want;
+    } cases[] = {
+        {"a", 1, 1},
+        {"\xC3\xA9", 2, 2},
+        {"\xE2\x82\xAC", 3, 3},
+        {"\xF0\x9F\x98\x80", 4, 4},
+        {"\xF4\x8F\xBF\xBF", 4, 4},
+        {"\xC3", 1, 0},             // cut short
+        {"\xC0\xAF", 2, 0},         // overlong
+        {"\xC1\xBF", 2, 0},         // overlong
+        {"\xE0\x80\xAF", 3, 0},     // overlong
+        {"\xED\xA0\x80", 3, 0},     // surrogate
+        {"\xF0\x80\x80\xAF", 4, 0}, // overlong
+        {"\xF4\x90\x80\x80", 4, 0}, // above U+10FFFF
+        {"\xF5\x80\x80\x80", 4, 0}, // no such lead byte
+        {"\x80", 1, 0},             // continuation byte first
+        {"\xE2\x82(", 3, 0},        // continuation missing
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t got = rl_log_utf8_len((const unsigned char *)cases[i].bytes, cases[i].n);
+        CHECK(got == cases[i].want, "case %zu: got %zu, want %zu", i, got, cases[i].want);
+    }
+}
+
 int main(void) {
     RUN(test_roundtrip);
     RUN(test_upgrade_from_v1);
@@ -1332,5 +1332,6 @@ int main(void) {
     RUN(test_refuses_foreign_files);
     RUN(test_misuse);
     RUN(test_cli);
+    RUN(test_utf8_len);
     return test_summary();
 }

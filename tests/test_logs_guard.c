@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "rollout/log.h"
+#include "test_proc.h"
 #include "test_util.h"
 
 typedef struct out {
@@ -25,45 +26,11 @@ typedef struct out {
     char err[1 << 13];
 } out;
 
-static void slurp(int fd, char *buf, size_t cap) {
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, cap - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(fd);
-}
-
 // Runs `rlpipe logs DB ARGS...` (env_assign "NAME=VALUE" or NULL is added to the environment).
 static void logs(out *o, const char *env_assign, const char *db, const char *a1, const char *a2) {
-    char on[] = "/tmp/rlpipe-lg-out-XXXXXX", en[] = "/tmp/rlpipe-lg-err-XXXXXX";
-    int ofd = mkstemp(on), efd = mkstemp(en);
-    unlink(on);
-    unlink(en);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(ofd, 1);
-        dup2(efd, 2);
-        if (env_assign) putenv((char *)env_assign);
-        execl(test_rlpipe_bin(), test_rlpipe_bin(), "logs", db, a1, a2, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    o->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp(ofd, o->out, sizeof o->out);
-    slurp(efd, o->err, sizeof o->err);
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    return b;
+    const char *argv[] = {test_rlpipe_bin(), "logs", db, a1, a2, NULL};
+    test_proc opt = {.env = env_assign};
+    o->code = test_run_capture(argv, &opt, o->out, sizeof o->out, o->err, sizeof o->err);
 }
 
 // The sorted names in dir, joined by '\n'.
@@ -125,7 +92,7 @@ static void test_refuses_writes(void) {
     char dir[256], db[300];
     make_log(dir, sizeof dir, db, sizeof db);
     size_t n0 = 0;
-    char *bytes0 = read_all(db, &n0);
+    char *bytes0 = test_read_file(db, &n0);
     char list0[2048];
     listing(dir, list0, sizeof list0);
     char vac[400], att[400], sql_vac[600], sql_att[600], sql_att2[600];
@@ -235,7 +202,7 @@ static void test_refuses_writes(void) {
         CHECK(strstr(O.err, "rlpipe:") && strchr(O.err, '\n') == O.err + strlen(O.err) - 1,
               "'%s': one-line error, got: %s", writes[i], O.err);
         size_t n1 = 0;
-        char *bytes1 = read_all(db, &n1);
+        char *bytes1 = test_read_file(db, &n1);
         CHECK(bytes1 && n1 == n0 && memcmp(bytes0, bytes1, n0) == 0,
               "'%s' changed the file (%zu -> %zu bytes)", writes[i], n0, n1);
         free(bytes1);
@@ -335,6 +302,20 @@ static void wal_shm(const char *db, char *wal, char *shm, size_t size) {
     snprintf(shm, size, "%s-shm", db);
 }
 
+// Opens a writer on db's guard-run and commits step 3, keeping it open (a live writer); the
+// run's id goes to *run_id unless it is NULL.
+static rl_log *live_writer_at_step3(const char *db, int64_t *run_id) {
+    rl_err err = {0};
+    rl_log *w = NULL;
+    int64_t run = 0;
+    CHECK(rl_log_open(&w, db, 0, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_find_run(w, "guard-run", &run, &err) == 0, "%s", err.msg);
+    CHECK(rl_log_begin_step(w, run, 3, &err) == 0 && rl_log_commit_step(w, &err) == 0, "%s",
+          err.msg);
+    if (run_id) *run_id = run;
+    return w;
+}
+
 // Reading a log in a writable directory leaves no -wal / -shm behind.
 static void test_no_leftovers(void) {
     char dir[256], db[300], wal[320], shm[320];
@@ -352,12 +333,8 @@ static void test_no_leftovers(void) {
     // While a writer has the file open, its -wal and -shm stay (they are the writer's), the reader
     // sees every committed step, and the writer still works afterwards.
     rl_err err = {0};
-    rl_log *w = NULL;
-    CHECK(rl_log_open(&w, db, 0, &err) == 0, "%s", err.msg);
     int64_t run = 0;
-    CHECK(rl_log_find_run(w, "guard-run", &run, &err) == 0, "%s", err.msg);
-    CHECK(rl_log_begin_step(w, run, 3, &err) == 0 && rl_log_commit_step(w, &err) == 0, "%s",
-          err.msg);
+    rl_log *w = live_writer_at_step3(db, &run);
     logs(&O, NULL, db, "sql", "SELECT max(step) AS m FROM steps");
     CHECK(O.code == 0 && strstr(O.out, "3"), "reader sees the live writer's step: %s %s", O.out,
           O.err);
@@ -382,13 +359,7 @@ static void test_readonly_directory(void) {
     CHECK(O.code == 2, "immutable reader refuses too: %d", O.code);
 
     // A live writer's committed steps are read through its -wal and -shm.
-    rl_err err = {0};
-    rl_log *w = NULL;
-    CHECK(rl_log_open(&w, db, 0, &err) == 0, "%s", err.msg);
-    int64_t run = 0;
-    CHECK(rl_log_find_run(w, "guard-run", &run, &err) == 0, "%s", err.msg);
-    CHECK(rl_log_begin_step(w, run, 3, &err) == 0 && rl_log_commit_step(w, &err) == 0, "%s",
-          err.msg);
+    rl_log *w = live_writer_at_step3(db, NULL);
     logs(&O, env, db, "sql", "SELECT max(step) AS m FROM steps");
     CHECK(O.code == 0 && strstr(O.out, "3"), "read-only dir, live writer: %s %s", O.out, O.err);
     rl_log_close(w);
@@ -407,7 +378,7 @@ static void test_readonly_directory(void) {
     if (code == 77 || code == 78 || code == 127 || code == 1) {
         char buf[256] = "";
         size_t n = 0;
-        char *txt = read_all(res, &n);
+        char *txt = test_read_file(res, &n);
         if (code == 1 && txt) snprintf(buf, sizeof buf, "%.200s", txt);
         // 1 can only be unshare failing here (rlpipe's exit 1 would leave its output in res).
         if (code != 1 || !txt || !n) {
@@ -420,7 +391,7 @@ static void test_readonly_directory(void) {
         free(txt);
     } else {
         size_t n = 0;
-        char *txt = read_all(res, &n);
+        char *txt = test_read_file(res, &n);
         CHECK(code == 0 && txt && strstr(txt, "guard-run"), "read-only mount: exit %d: %s", code,
               txt ? txt : "");
         free(txt);

@@ -18,6 +18,7 @@
 
 #include "rollout/log.h"
 #include "rollout/report.h"
+#include "test_proc.h"
 #include "test_util.h"
 
 // ---- running the binary -------------------------------------------------------------------------
@@ -30,36 +31,11 @@ typedef struct result {
 
 static result R;
 
-static void slurp_fd(int fd, char *buf, size_t cap) {
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, cap - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(fd);
-}
-
 // Runs `rlpipe args...` (NULL-terminated) and waits.
 static void rlpipe(const char *const *args, result *r) {
-    char out_name[] = "/tmp/rlpipe-report-out-XXXXXX", err_name[] = "/tmp/rlpipe-report-err-XXXXXX";
-    int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
-    unlink(out_name);
-    unlink(err_name);
-    const char *argv[64] = {test_rlpipe_bin()};
-    int n = 1;
-    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out_fd, 1);
-        dup2(err_fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    slurp_fd(out_fd, r->out, sizeof r->out);
-    slurp_fd(err_fd, r->err, sizeof r->err);
+    const char *argv[64];
+    test_argv_rlpipe(argv, 64, args);
+    r->code = test_run_capture(argv, NULL, r->out, sizeof r->out, r->err, sizeof r->err);
 }
 
 // The micro run: 2 layers, 30 SFT steps, RL of 4 prompts x 4 samples, evaluations every 3 steps.
@@ -85,32 +61,9 @@ static pid_t start_train(const char *out_dir, const char *const *extra) {
                                   NULL};
     static char out_set[512];
     const char *argv[96];
-    int n = 0;
-    argv[n++] = test_rlpipe_bin();
-    argv[n++] = "train";
-    argv[n++] = "configs/tiny.yaml";
-    for (int i = 0; micro[i]; i++) argv[n++] = micro[i];
-    snprintf(out_set, sizeof out_set, "run.out_dir=%s", out_dir);
-    argv[n++] = "--set";
-    argv[n++] = out_set;
-    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_code(pid_t pid) {
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    test_argv_run(argv, 96, "train", "configs/tiny.yaml", micro, out_dir, extra, out_set,
+                  sizeof out_set);
+    return test_spawn(argv, &(test_proc){.quiet = 1});
 }
 
 static void sleep_ms(int ms) {
@@ -157,20 +110,6 @@ static int logged_steps(const char *dir, const char *name) {
 }
 
 // ---- the report ----------------------------------------------------------------------------------
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    if (len) *len = got;
-    return buf;
-}
 
 static int count_of(const char *hay, const char *needle) {
     int n = 0;
@@ -344,7 +283,7 @@ static void check_rl_run(sqlite3 *db, const json_t *run) {
 // A PNG written by the report: signature, IHDR size, and drawn (many colours, some ink).
 static void check_png(const char *path) {
     size_t len = 0;
-    unsigned char *data = (unsigned char *)read_all(path, &len);
+    unsigned char *data = (unsigned char *)test_read_file(path, &len);
     CHECK(data && len > 33, "%s: missing or short", path);
     if (!data || len <= 33) {
         free(data);
@@ -399,7 +338,7 @@ static void test_real_run(void) {
     snprintf(html_path, sizeof html_path, "%s/live.html", OUT);
     rlpipe((const char *[]){"report", dir, "-o", html_path, NULL}, &R);
     CHECK(R.code == 0, "report of a running run: exit %d: %s", R.code, R.err);
-    char *html = read_all(html_path, NULL);
+    char *html = test_read_file(html_path, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     CHECK(doc != NULL, "live report has its JSON");
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
@@ -408,13 +347,13 @@ static void test_real_run(void) {
     json_decref(doc);
     free(html);
 
-    CHECK(wait_code(pid) == 0, "micro training run failed");
+    CHECK(test_wait_code(pid) == 0, "micro training run failed");
     snprintf(png_dir, sizeof png_dir, "%s/png", OUT);
     rlpipe((const char *[]){"report", dir, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "report: exit %d: %s", R.code, R.err);
     CHECK(strstr(R.out, "report.html") && strstr(R.out, "PNG"), "report stdout: %s", R.out);
     snprintf(html_path, sizeof html_path, "%s/report.html", dir); // the default output
-    html = read_all(html_path, NULL);
+    html = test_read_file(html_path, NULL);
     CHECK(html != NULL, "no default output %s", html_path);
     if (!html) return;
     check_self_contained(html, "real run");
@@ -479,11 +418,11 @@ static void test_killed_and_overlay(void) {
                                                     "--set", "eval.every=0", NULL});
     for (int i = 0; i < 3000 && logged_steps(dir_b, "tiny") < 2; i++) sleep_ms(20);
     kill(pid, SIGKILL);
-    CHECK(wait_code(pid) == 128 + SIGKILL, "run B was killed");
+    CHECK(test_wait_code(pid) == 128 + SIGKILL, "run B was killed");
     snprintf(out, sizeof out, "%s/killed.html", OUT);
     rlpipe((const char *[]){"report", dir_b, "-o", out, NULL}, &R);
     CHECK(R.code == 0, "report of a killed run: exit %d: %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
     int n_logged = logged_steps(dir_b, "tiny");
@@ -503,7 +442,7 @@ static void test_killed_and_overlay(void) {
     snprintf(png_dir, sizeof png_dir, "%s/png-both", OUT);
     rlpipe((const char *[]){"report", dir_a, dir_b, "-o", out, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "overlay: exit %d: %s", R.code, R.err);
-    html = read_all(out, NULL);
+    html = test_read_file(out, NULL);
     doc = html ? embedded_json(html) : NULL;
     const json_t *runs = doc ? json_object_get(doc, "runs") : NULL;
     CHECK(json_array_size(runs) == 2, "overlay: %zu runs", json_array_size(runs));
@@ -535,7 +474,7 @@ static void test_empty_and_errors(void) {
     snprintf(out, sizeof out, "%s/empty.html", OUT);
     rlpipe((const char *[]){"report", db_path, "-o", out, NULL}, &R);
     CHECK(R.code == 0 && strstr(R.err, "no runs"), "empty log: exit %d, stderr %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     CHECK(html && strstr(html, "no runs"), "empty report says so");
     json_t *doc = html ? embedded_json(html) : NULL;
     CHECK(doc && json_array_size(json_object_get(doc, "runs")) == 0, "empty: no runs in JSON");
@@ -603,7 +542,7 @@ static void test_missing_columns(void) {
     CHECK(R.code == 0, "stripped log: exit %d: %s", R.code, R.err);
     CHECK(strstr(R.err, "evals") && strstr(R.err, "kl") && strstr(R.err, "entropy"),
           "notes name what is missing: %s", R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "tiny") : NULL;
     const json_t *steps = json_object_get(run, "steps");
@@ -682,7 +621,7 @@ static void test_hostile_text(void) {
     snprintf(png_dir, sizeof png_dir, "%s/png-hostile", OUT);
     rlpipe((const char *[]){"report", db_path, "-o", out, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "hostile: exit %d: %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     if (!html) return;
     check_self_contained(html, "hostile");
     CHECK(!strstr(html, "<i>") && !strstr(html, "<s>") && !strstr(html, "<u>"),
@@ -752,7 +691,7 @@ static void test_long_run(void) {
     snprintf(png_dir, sizeof png_dir, "%s/png-long", OUT);
     rlpipe((const char *[]){"report", db_path, "-o", out, "--png", png_dir, NULL}, &R);
     CHECK(R.code == 0, "long run: exit %d: %s", R.code, R.err);
-    char *html = read_all(out, NULL);
+    char *html = test_read_file(out, NULL);
     json_t *doc = html ? embedded_json(html) : NULL;
     const json_t *run = doc ? run_named(doc, "long") : NULL;
     const json_t *samples = json_object_get(run, "samples");

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "test_proc.h"
 #include "test_util.h"
 
 static const char *MICRO[] = {"--set", "model.hidden_size=32",
@@ -40,34 +41,9 @@ static const char *MICRO[] = {"--set", "model.hidden_size=32",
 // Starts `rlpipe CMD configs/tiny.yaml MICRO... run.out_dir=DIR extra...`; stderr to err_path.
 static pid_t start(const char *cmd, const char *dir, const char *const *extra, const char *err_path) {
     const char *argv[96];
-    int n = 0;
     char out_set[512];
-    argv[n++] = test_rlpipe_bin();
-    argv[n++] = cmd;
-    argv[n++] = "configs/tiny.yaml";
-    for (int i = 0; MICRO[i]; i++) argv[n++] = MICRO[i];
-    snprintf(out_set, sizeof out_set, "run.out_dir=%s", dir);
-    argv[n++] = "--set";
-    argv[n++] = out_set;
-    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        int e = err_path ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : devnull;
-        dup2(devnull, 1);
-        dup2(e, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_code(pid_t pid) {
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    test_argv_run(argv, 96, cmd, "configs/tiny.yaml", MICRO, dir, extra, out_set, sizeof out_set);
+    return test_spawn(argv, &(test_proc){.quiet = 1, .err_path = err_path});
 }
 
 static char ERR[8192];
@@ -89,7 +65,7 @@ static const char *read_err(const char *path) {
 }
 
 static int run_cmd(const char *cmd, const char *dir, const char *const *extra) {
-    return wait_code(start(cmd, dir, extra, ERR_PATH));
+    return test_wait_code(start(cmd, dir, extra, ERR_PATH));
 }
 
 static void rm_rf(const char *dir) {
@@ -188,7 +164,7 @@ static void test_one_process_per_run_dir(void) {
     code = run_cmd("eval", dir, NULL);
     CHECK(code == 2 && strstr(read_err(ERR_PATH), pid_text),
           "eval on the live run dir exits %d: %s", code, ERR);
-    code = wait_code(a);
+    code = test_wait_code(a);
     CHECK(code == 0, "the first run finishes undisturbed (exit %d)", code);
     char b[64];
     CHECK(rl_steps(dir) == 40, "all 40 steps logged once (%d)", rl_steps(dir));
@@ -310,7 +286,7 @@ static void test_busy_log(void) {
     const char *patient[] = {"--set", "algorithm.steps=4", NULL};
     pid_t a = start("train", dir, patient, ERR_PATH);
     hold_lock_after_step(dir, 1, 6500, a);
-    int code = wait_code(a);
+    int code = test_wait_code(a);
     char b[64];
     CHECK(code == 0, "a run outwaits a 6.5 s lock (exit %d): %s", code,
           read_err(ERR_PATH));
@@ -323,7 +299,7 @@ static void test_busy_log(void) {
                            NULL};
     a = start("train", dir, hasty, ERR_PATH);
     hold_lock_after_step(dir, 1, 3000, a);
-    code = wait_code(a);
+    code = test_wait_code(a);
     const char *err = read_err(ERR_PATH);
     CHECK(code == 1, "a lock held past the timeout fails the run (exit %d): %s", code, err);
     CHECK(strstr(err, "logging.busy_timeout_s") != NULL, "the message names the key: %s", err);
@@ -342,7 +318,7 @@ static void test_stop_signals(void) {
         pid_t a = start("train", dir, extra, ERR_PATH);
         wait_steps(dir, 2, a);
         kill(a, sigs[k]);
-        int code = wait_code(a);
+        int code = test_wait_code(a);
         const char *err = read_err(ERR_PATH);
         char b[64];
         CHECK(code == 128 + sigs[k], "signal %d: exit %d (want %d): %s", sigs[k], code,

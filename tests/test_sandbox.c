@@ -73,19 +73,6 @@ static rl_vtest asserts(const char *code) {
     return (rl_vtest){RL_VTEST_ASSERT, code, NULL};
 }
 
-static char *read_text_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) abort();
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 // ---- extraction and comparison ----------------------------------------------------------------
 
 static void test_extract(void) {
@@ -522,7 +509,7 @@ static void hostile_suite(int isolation) {
     for (int i = 0; i < n_names; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "tests/hostile/%s", names[i]);
-        char *raw = read_text_file(path);
+        char *raw = test_read_file(path, NULL);
         CHECK(raw != NULL, "read %s", path);
         if (!raw) continue;
         char *prog = substitute(raw, subst, 4);

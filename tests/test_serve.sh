@@ -76,6 +76,14 @@ U="http://127.0.0.1:$PORT_main"
 post() { curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' "$U$1" -d "$2"; }
 body() { sed '$d'; }
 status() { tail -n 1; }
+# 0 once a short request on $U is served (200) within 4 s (x SLOW), 1 if it never is.
+slot_freed() {
+    for _ in $(seq 1 $((40 * SLOW))); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/completions" -d '{"prompt":"hi","max_tokens":2}')" = 200 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 # ---- /v1/models ------------------------------------------------------------------------------
 R=$(curl -s -w '\n%{http_code}' "$U/v1/models")
@@ -295,26 +303,12 @@ for _ in $(seq 1 $((200 * SLOW))); do grep -q '^data: ' "$T/long.sse" && break; 
 expect_error 429 - "$U/v1/completions" -d '{"prompt":"hi","max_tokens":2}'
 kill "$LONG_PID"
 wait "$LONG_PID" 2>/dev/null
-FREED=1
-for _ in $(seq 1 $((40 * SLOW))); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/completions" -d '{"prompt":"hi","max_tokens":2}')" = 200 ]; then
-        FREED=0
-        break
-    fi
-    sleep 0.1
-done
-ok $FREED "a client that disconnects frees its slot"
+slot_freed
+ok $? "a client that disconnects frees its slot"
 # The same for a non-streaming request whose client gives up.
 curl -s -m 1 "$U/v1/completions" -d '{"prompt":"long","max_tokens":29000,"ignore_eos":true}' >/dev/null
-FREED=1
-for _ in $(seq 1 $((40 * SLOW))); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/completions" -d '{"prompt":"hi","max_tokens":2}')" = 200 ]; then
-        FREED=0
-        break
-    fi
-    sleep 0.1
-done
-ok $FREED "a non-streaming client that gives up frees its slot"
+slot_freed
+ok $? "a non-streaming client that gives up frees its slot"
 # SIGTERM with a long request running and a short grace: it is cancelled, the stream ends
 # properly, the server exits 0.
 curl -sN "$U/v1/completions" -d "$LONG" >"$T/long2.sse" &

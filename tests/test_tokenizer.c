@@ -74,22 +74,6 @@ static void write_file(const char *path, const char *data, size_t n) {
     fclose(f);
 }
 
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, k = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + k, 1, cap - k, f)) > 0) {
-        k += got;
-        if (k == cap) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[k] = '\0';
-    if (n) *n = k;
-    return buf;
-}
-
 // Inflates the gzip file src into dst. 0 on success.
 static int gunzip_to(const char *src, const char *dst) {
     gzFile in = gzopen(src, "rb");
@@ -832,7 +816,7 @@ static void test_chat(void) {
 static void test_r1_tokenizer(void) {
     if (!QWEN) return;
     size_t n;
-    char *data = read_all(QWEN_PATH, &n);
+    char *data = test_read_file(QWEN_PATH, &n);
     CHECK(data != NULL, "read %s", QWEN_PATH);
     if (!data) return;
     static const char *const FROM[] = {
@@ -907,7 +891,7 @@ static int run_cli(const char *args, const char *input, char **out) {
     snprintf(cmd, sizeof cmd, "%s tokenize %s < %s > %s 2>/dev/null", test_rlpipe_bin(), args,
              in_path, out_path);
     int status = system(cmd);
-    *out = read_all(out_path, NULL);
+    *out = test_read_file(out_path, NULL);
     if (!*out) *out = calloc(1, 1);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

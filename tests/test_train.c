@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_proc.h"
 #include "test_util.h"
 
 // The micro run: a 2-layer model, 30 SFT steps, 8 RL steps of 4 prompts x 4 samples.
@@ -41,50 +42,15 @@ static const char *MICRO[] = {"--set", "model.hidden_size=32",
 
 // Starts `rlpipe train configs/tiny.yaml MICRO... extra...` with out_dir; returns the pid.
 static pid_t start_train(const char *out_dir, const char *const *extra) {
-    const char *argv[96];
-    int n = 0;
     static char out_set[512];
-    argv[n++] = test_rlpipe_bin();
-    argv[n++] = "train";
-    argv[n++] = "configs/tiny.yaml";
-    for (int i = 0; MICRO[i]; i++) argv[n++] = MICRO[i];
-    snprintf(out_set, sizeof out_set, "run.out_dir=%s", out_dir);
-    argv[n++] = "--set";
-    argv[n++] = out_set;
-    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_code(pid_t pid) {
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    const char *argv[96];
+    test_argv_run(argv, 96, "train", "configs/tiny.yaml", MICRO, out_dir, extra, out_set,
+                  sizeof out_set);
+    return test_spawn(argv, &(test_proc){.quiet = 1});
 }
 
 static int run_train(const char *out_dir, const char *const *extra) {
-    return wait_code(start_train(out_dir, extra));
-}
-
-// Reads a whole file; NULL if missing.
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
+    return test_wait_code(start_train(out_dir, extra));
 }
 
 // Every RL rollout's (step, group, sample, reward, completion) as one string, in order.
@@ -164,7 +130,7 @@ static void kill_and_resume(const char *ref_dir, const char *dir, const char *na
     for (int i = 0; i < 30000 && run_steps(dir, name) < at_step; i++) sleep_ms(2);
     sleep_ms(delay_ms);
     kill(pid, SIGKILL);
-    wait_code(pid);
+    test_wait_code(pid);
     char final_path[600];
     snprintf(final_path, sizeof final_path, "%s/final/model.safetensors", dir);
     CHECK(access(final_path, F_OK) != 0, "the run was killed before it finished (%s after step %d)",
@@ -177,7 +143,7 @@ static void kill_and_resume(const char *ref_dir, const char *dir, const char *na
     snprintf(a, sizeof a, "%s/final/model.safetensors", ref_dir);
     snprintf(b, sizeof b, "%s/final/model.safetensors", dir);
     size_t la = 0, lb = 0;
-    char *wa = read_file(a, &la), *wb = read_file(b, &lb);
+    char *wa = test_read_file(a, &la), *wb = test_read_file(b, &lb);
     CHECK(wa && wb && la == lb && memcmp(wa, wb, la) == 0,
           "final weights identical after kill at step %d + %d ms (%zu vs %zu bytes)", at_step,
           delay_ms, la, lb);

@@ -6,6 +6,8 @@
  *   CHECK_NEAR(a, b, tol, "what")  |a-b| <= tol * max(1, |b|)   (relative above 1, absolute below)
  *   test_shared_dir()              path of ../shared (or $RLPIPE_SHARED_DIR), NULL if absent
  *   test_rlpipe_bin()              path of the built rlpipe binary ($RLPIPE_BIN)
+ *   test_read_file(path, &len)     a whole file, NUL-terminated, malloc'ed (free() it); NULL if it
+ *                                  cannot be opened; len (may be NULL) receives its length
  *
  * Owns: a per-process failure counter (a test binary is a process; nothing else shares it).
  */
@@ -63,6 +65,22 @@ static inline const char *test_shared_dir(void) {
 static inline const char *test_rlpipe_bin(void) {
     const char *env = getenv("RLPIPE_BIN");
     return env ? env : "build/rlpipe";
+}
+
+static inline char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    if (!buf) abort();
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap && !(buf = realloc(buf, cap *= 2))) abort();
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
 }
 
 #endif
