@@ -6,6 +6,7 @@
 #include "kernels/rng.h"
 #include "policy/model.h"
 #include "policy/optim.h"
+#include "test_model_util.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -14,21 +15,7 @@ static const rl_backend *BE;
 static rl_rng RNG;
 
 static rl_model_config tiny_config(void) {
-    rl_model_config c = {0};
-    c.hidden_size = 16;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 4;
-    c.intermediate_size = 24;
-    c.vocab_size = 37;
-    c.max_position_embeddings = 512;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = 0;
-    c.attention_bias = 1;
-    c.bos_token_id = c.eos_token_id = -1;
-    return c;
+    return test_tiny_config();
 }
 
 static rl_model *make_model(const rl_model_config *cfg, uint64_t seed) {

@@ -7,6 +7,7 @@
 #include "policy/model.h"
 #include "policy/optim.h"
 #include "policy/update.h"
+#include "test_model_util.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -16,19 +17,8 @@ static const rl_backend *BE;
 static rl_rng RNG;
 
 static rl_model *make_model(uint64_t seed) {
-    rl_model_config c = {0};
-    c.hidden_size = 16;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 4;
-    c.intermediate_size = 24;
-    c.vocab_size = 37;
+    rl_model_config c = test_tiny_config();
     c.max_position_embeddings = 64;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-6;
-    c.attention_bias = 1;
-    c.bos_token_id = c.eos_token_id = -1;
     rl_model *m = NULL;
     rl_err err;
     if (rl_model_create(&m, &c, BE, &err)) {
