@@ -4,3 +4,15 @@ if(RLPIPE_HAVE_CUDA)
   rl_add_test(test_cuda SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
 endif()
+
+# cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the
+# CUDA runtime and cuBLAS (kernels/cuda/emu/check.sh), then test_cuda, test_kernels and test_model
+# on it: the GPU code is checked against the CPU backend on every CI run, without a GPU. It
+# builds its own CPU-only copy of the libraries in the build folder, so it runs in the plain pass
+# only (a few minutes on 2 cores); `ctest -L emu` runs it alone.
+if(NOT RLPIPE_SANITIZE)
+  add_test(NAME test_cuda_emu COMMAND sh ${PROJECT_SOURCE_DIR}/kernels/cuda/emu/check.sh
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_cuda_emu PROPERTIES TIMEOUT 1800 LABELS "cuda;emu"
+    ENVIRONMENT "EMU_BUILD=${PROJECT_BINARY_DIR}/emu-build;OMP_NUM_THREADS=2;OMP_WAIT_POLICY=PASSIVE")
+endif()
