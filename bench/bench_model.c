@@ -28,8 +28,8 @@
 typedef struct bench_size {
     const char *name;
     int C, L, NH, NKV, FF, V, B, T;
-    int prompt, gen;  // decoding: prompt tokens per sequence, generated tokens per sequence
-    int decode_only;  // 1: batch-1 decoding only (too large to train here), not part of "all"
+    int prompt, gen; // decoding: prompt tokens per sequence, generated tokens per sequence
+    int decode_only; // 1: batch-1 decoding only (too large to train here), not part of "all"
 } bench_size;
 
 static const bench_size SIZES[] = {
@@ -323,8 +323,9 @@ int main(int argc, char **argv) {
         else if (argv[i][0] != '-')
             which = argv[i];
         else {
-            fprintf(stderr, "usage: bench_model [tiny|25m|qwen0.5b|all] [--device cpu|cuda] [--steps N] "
-                            "[--decode-steps N]\n");
+            fprintf(stderr,
+                    "usage: bench_model [tiny|25m|qwen0.5b|all] [--device cpu|cuda] [--steps N] "
+                    "[--decode-steps N]\n");
             return 2;
         }
     }
@@ -336,8 +337,7 @@ int main(int argc, char **argv) {
     printf("backend %s; %s\n", be->name, desc);
     for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++) {
         const bench_size *s = &SIZES[k];
-        if (strcmp(which, s->name) != 0 && (strcmp(which, "all") != 0 || s->decode_only))
-            continue;
+        if (strcmp(which, s->name) != 0 && (strcmp(which, "all") != 0 || s->decode_only)) continue;
         rl_model_config cfg = config_of(s);
         rl_model *m;
         if (rl_model_create(&m, &cfg, be, &err)) return fprintf(stderr, "%s\n", err.msg), 1;

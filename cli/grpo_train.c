@@ -12,7 +12,9 @@
 #include "reward/advantage.h"
 
 // Sample j's verdicts, one per verifier.
-static const rl_vresult *verdicts(const rl_batch *b, int j) { return rl_batch_verdicts(b, j); }
+static const rl_vresult *verdicts(const rl_batch *b, int j) {
+    return rl_batch_verdicts(b, j);
+}
 
 typedef struct step_times {
     double rollout, verify, update;
@@ -29,8 +31,7 @@ static double overlong_penalty(int n_tokens, int max_tokens, int buffer) {
 
 // Samples P prompts x G completions for training-stream indices [pos, pos + P), scores them and
 // computes advantages, appending to the batch at prompt offset b->n_prompts.
-static int rollout_round(rl_run *r, rl_batch *b, int64_t pos, int P, step_times *tm,
-                         rl_err *err) {
+static int rollout_round(rl_run *r, rl_batch *b, int64_t pos, int P, step_times *tm, rl_err *err) {
     const rl_config *c = r->cfg;
     int G = b->G, p0 = b->n_prompts, s0 = p0 * G;
     rl_gen_prompt *gp = rl_calloc((size_t)P, sizeof *gp);
@@ -67,11 +68,11 @@ static int rollout_round(rl_run *r, rl_batch *b, int64_t pos, int P, step_times 
     rl_adv_opts ao = rl_adv_defaults();
     ao.kind = c->algorithm.advantage;
     ao.eps = c->algorithm.adv_eps;
-    rc = rl_advantages(&ao, b->reward + s0, b->group + s0, b->skipped + s0, P * G, b->adv + s0,
-                       err);
+    rc =
+        rl_advantages(&ao, b->reward + s0, b->group + s0, b->skipped + s0, P * G, b->adv + s0, err);
     uint8_t *zero = rl_malloc((size_t)P * G);
-    rl_zero_variance_groups(b->reward + s0, b->group + s0, b->skipped + s0, P * G, ao.zero_tol, zero,
-                            NULL, NULL);
+    rl_zero_variance_groups(b->reward + s0, b->group + s0, b->skipped + s0, P * G, ao.zero_tol,
+                            zero, NULL, NULL);
     for (int j = 0; j < P * G; j++) b->kept[s0 + j] = c->algorithm.dynamic_sampling ? !zero[j] : 1;
     free(zero);
     return rc;

@@ -227,8 +227,7 @@ static int check_outputs(const rl_run *r, rl_err *err) {
         if (c->algorithm.kl_coef != 0) {
             char ref[4096];
             snprintf(ref, sizeof ref, "%s/reference", c->checkpoint.dir);
-            if (rl_model_check_save_dir(ref, err))
-                return rl_err_prefix(err, "checkpoint.dir: ");
+            if (rl_model_check_save_dir(ref, err)) return rl_err_prefix(err, "checkpoint.dir: ");
         }
     }
     return 0;

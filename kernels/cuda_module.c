@@ -52,8 +52,8 @@ static void *open_module(char *why, size_t why_size, rl_err *err) {
     if (env && *env) {
         void *h = try_open(env, why, why_size);
         if (!h)
-            rl_fail(err, RL_EINPUT, "device 'cuda': RLPIPE_CUDA_MODULE=%s cannot be loaded: %s", env,
-                    why[0] ? why : "no such file");
+            rl_fail(err, RL_EINPUT, "device 'cuda': RLPIPE_CUDA_MODULE=%s cannot be loaded: %s",
+                    env, why[0] ? why : "no such file");
         return h;
     }
     char dir[4096];

@@ -502,8 +502,7 @@ static int check_save_dir(const char *dir, int *exists, rl_err *err) {
     }
     *exists = 1;
     if (S_ISLNK(st.st_mode))
-        return rl_fail(err, RL_EINPUT, "%s is a symbolic link; save to the path it points to",
-                       dir);
+        return rl_fail(err, RL_EINPUT, "%s is a symbolic link; save to the path it points to", dir);
     if (!S_ISDIR(st.st_mode))
         return rl_fail(err, RL_EINPUT, "%s exists and is not a directory", dir);
     if (!replaceable(dir))

@@ -578,9 +578,9 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
     size_t chunk = logits_chunk_rows(m, N);
     rl_model_score *s = &m->score;
     float *tokens, *pos, *lengths, *targets;
-    float **views[] = {&s->x,   &s->mid,  &s->ln,     &s->qkv, &s->att, &s->lse,  &s->gu,
-                       &s->mlp, &s->proj, &s->logits, &tokens, &pos,    &lengths, &targets,
-                       &s->logp, &s->ent};
+    float **views[] = {&s->x,    &s->mid,  &s->ln,   &s->qkv,    &s->att, &s->lse,
+                       &s->gu,   &s->mlp,  &s->proj, &s->logits, &tokens, &pos,
+                       &lengths, &targets, &s->logp, &s->ent};
     size_t sizes[] = {N * C,     N * C, N * C,        N * m->QKV, N * AD, N * m->NH, N * 2 * m->FF,
                       N * m->FF, N * C, chunk * m->V, N,          N,      B,         N,
                       N,         N};
@@ -593,7 +593,6 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
     m->score_seqs = B;
     m->score_chunk = chunk;
 }
-
 
 // The scoring forward: B right-padded sequences through every layer in one layer's buffers,
 // leaving the final norm's output in m->score.ln. h_len [B] receives the lengths.

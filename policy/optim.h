@@ -73,7 +73,11 @@ void rl_adamw_state_download(const rl_adamw *opt, float *m_host, float *v_host);
 void rl_adamw_state_upload(rl_adamw *opt, const float *m_host, const float *v_host, int step);
 
 // Learning-rate schedules after warmup (the config's *.lr_schedule values are these).
-typedef enum rl_lr_schedule { RL_LR_CONSTANT = 0, RL_LR_COSINE = 1, RL_LR_LINEAR = 2 } rl_lr_schedule;
+typedef enum rl_lr_schedule {
+    RL_LR_CONSTANT = 0,
+    RL_LR_COSINE = 1,
+    RL_LR_LINEAR = 2
+} rl_lr_schedule;
 
 // Learning rate at `progress` in [0, 1] of the run after `step` updates: linear warmup over
 // warmup_steps, then constant, linear or cosine decay to lr * min_lr_ratio.

@@ -37,7 +37,9 @@ typedef struct mb_rows {
     float *adv;                                                    // [B]
 } mb_rows;
 
-static int mb_lo(int B, int M, int mb) { return (int)((long)B * mb / M); }
+static int mb_lo(int B, int M, int mb) {
+    return (int)((long)B * mb / M);
+}
 
 // Rows [lo, hi) of r, cut to the longest of them (at least 1).
 static void mb_pack(mb_rows *u, const rl_pg_rows *r, int lo, int hi) {
@@ -123,8 +125,8 @@ int rl_policy_update(rl_model *m, rl_model *ref, rl_adamw *opt, const rl_pg_rows
         for (int mb = 0; mb < M && rc == 0; mb++) {
             int lo = mb_lo(B, M, mb), hi = mb_lo(B, M, mb + 1), nb = hi - lo;
             // The left-out zero-contribution rows are spread evenly over the minibatches.
-            pp.extra_seqs = (int)((long)rows->extra_seqs * (mb + 1) / M -
-                                  (long)rows->extra_seqs * mb / M);
+            pp.extra_seqs =
+                (int)((long)rows->extra_seqs * (mb + 1) / M - (long)rows->extra_seqs * mb / M);
             pp.extra_tokens = rows->extra_tokens * nb / B;
             mb_rows u;
             mb_pack(&u, rows, lo, hi);

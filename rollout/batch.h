@@ -60,7 +60,9 @@ void rl_batch_alloc(rl_batch *b, int cap_prompts, int G, size_t verdict_bytes);
 void rl_batch_clear(rl_batch *b);
 void rl_batch_free(rl_batch *b);
 
-static inline int rl_batch_samples(const rl_batch *b) { return b->n_prompts * b->G; }
+static inline int rl_batch_samples(const rl_batch *b) {
+    return b->n_prompts * b->G;
+}
 
 // Sample j's verdict block.
 static inline void *rl_batch_verdicts(const rl_batch *b, int j) {

@@ -43,11 +43,11 @@
 
 #include "kernels/rl_error.h"
 
-#define RL_LOG_SCHEMA_VERSION 2          // PRAGMA user_version of files this code writes
-                                         // (2 = 1 + distill_steps, evals.perplexity;
-                                         // version-1 files are upgraded when opened to write)
-#define RL_LOG_APPLICATION_ID 0x726C706C // PRAGMA application_id: 'rlpl'
-#define RL_LOG_DEFAULT_BUSY_TIMEOUT_S 60.0 // waiting for another connection's write lock
+// PRAGMA user_version of files this code writes (2 = 1 + distill_steps, evals.perplexity;
+// version-1 files are upgraded when opened to write)
+#define RL_LOG_SCHEMA_VERSION         2
+#define RL_LOG_APPLICATION_ID         0x726C706C // PRAGMA application_id: 'rlpl'
+#define RL_LOG_DEFAULT_BUSY_TIMEOUT_S 60.0       // waiting for another connection's write lock
 
 typedef struct rl_log rl_log;
 struct sqlite3;
@@ -114,14 +114,14 @@ typedef struct rl_eval_row {
     const double *verifier_means;      // [n_verifiers] ... and their mean scores
     int n_verifiers;
     const char *extra_json; // a JSON object with anything else, or NULL
-    double perplexity;      // held-out perplexity (distillation: of teacher-written text; NaN = NULL)
+    double perplexity; // held-out perplexity (distillation: of teacher-written text; NaN = NULL)
 } rl_eval_row;
 
 // One distillation step (one row of `distill_steps`, schema version 2); run and step are the
 // step in progress.
 typedef struct rl_distill_step_row {
-    double kl;              // mean per-token loss tau^2 KL
-    double tau_mean;        // mean temperature over the step's tokens
+    double kl;       // mean per-token loss tau^2 KL
+    double tau_mean; // mean temperature over the step's tokens
     double tau_min, tau_max;
     double teacher_entropy; // mean teacher entropy (nats, temperature 1)
     double student_entropy; // mean student entropy (nats, temperature 1)

@@ -237,9 +237,9 @@ static void test_sources(void) {
     // the dataset source with a cache: scored once, then reused
     char set[160];
     snprintf(set, sizeof set, "distill.cache_path=%s/ds-topk.bin", DIR_);
-    const char *dsc[] = {"--set", "distill.source=dataset", "--set", "distill.steps=2", "--set",
-                         "distill.cache_topk=4", "--set", set, "--set", "logging.progress=always",
-                         NULL};
+    const char *dsc[] = {"--set", "distill.source=dataset",  "--set", "distill.steps=2",
+                         "--set", "distill.cache_topk=4",    "--set", set,
+                         "--set", "logging.progress=always", NULL};
     CHECK(distill("dsc1", dsc) == 0 && strstr(ERR, "cached in"), "dataset cache: %s", ERR);
     CHECK(distill("dsc2", dsc) == 0 && strstr(ERR, "reused"), "dataset cache reused: %s", ERR);
 }

@@ -1241,8 +1241,9 @@ static void test_upgrade_from_v1(void) {
     rl_log_close(log);
     // make it the version-1 file an older rlpipe wrote
     sqlite3 *db = raw_open(t.db, 0);
-    raw_exec(db, "DROP TABLE distill_steps; ALTER TABLE evals DROP COLUMN perplexity;"
-                 " PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    raw_exec(db,
+             "DROP TABLE distill_steps; ALTER TABLE evals DROP COLUMN perplexity;"
+             " PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
     sqlite3_close(db);
     // read-only: accepted untouched
     CHECK(rl_log_open_readonly(&log, t.db, &err) == 0, "read-only v1: %s", err.msg);
@@ -1259,8 +1260,8 @@ static void test_upgrade_from_v1(void) {
     st.phase = "distill";
     st.loss = 0.5;
     rl_distill_step_row d = {0.4, 1.25, 0.5, 2.0, 0.3, 0.7, 123};
-    CHECK(rl_log_step_stats(log, &st, &err) == 0 && rl_log_distill_step(log, &d, &err) == 0,
-          "%s", err.msg);
+    CHECK(rl_log_step_stats(log, &st, &err) == 0 && rl_log_distill_step(log, &d, &err) == 0, "%s",
+          err.msg);
     CHECK(rl_log_commit_step(log, &err) == 0, "%s", err.msg);
     rl_eval_row_init(&e);
     e.run_id = run;
@@ -1276,14 +1277,16 @@ static void test_upgrade_from_v1(void) {
     char buf[64];
     CHECK(q_int(db, "PRAGMA user_version") == RL_LOG_SCHEMA_VERSION, "upgraded version");
     CHECK(strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'", buf, sizeof buf),
-                 "2") == 0, "meta version %s", buf);
+                 "2") == 0,
+          "meta version %s", buf);
     CHECK(q_int(db, "SELECT COUNT(*) FROM evals e JOIN runs r ON r.id = e.run_id"
                     " WHERE r.name = 'old' AND e.pass_at_1 = 0.25 AND e.perplexity IS NULL") == 1,
           "the version-1 row is kept");
     CHECK(q_int(db, "SELECT n_tokens FROM distill_steps WHERE step = 1") == 123, "distill row");
     CHECK(q_int(db, "SELECT CAST(1000 * tau_mean AS INTEGER) FROM distill_steps") == 1250, "tau");
     CHECK(q_int(db, "SELECT CAST(10 * perplexity AS INTEGER) FROM evals"
-                    " WHERE split = 'teacher_text'") == 35, "perplexity");
+                    " WHERE split = 'teacher_text'") == 35,
+          "perplexity");
     sqlite3_close(db);
     // truncation removes distill rows with their steps
     CHECK(rl_log_open(&log, t.db, 0, &err) == 0, "%s", err.msg);

@@ -214,8 +214,8 @@ static void test_refuses_writes(void) {
     logs(&O, NULL, db, "sql", "PRAGMA writable_schema = 1");
     CHECK(strstr(O.err, "read-only") && strstr(O.err, "writable_schema"), "%s", O.err);
     logs(&O, NULL, db, "sql", "SELECT fts3_tokenizer('simple')");
-    CHECK(strstr(O.err, "fts3_tokenizer") && O.out[0] == '\0', "no pointer leaked: '%s' %s",
-          O.out, O.err);
+    CHECK(strstr(O.err, "fts3_tokenizer") && O.out[0] == '\0', "no pointer leaked: '%s' %s", O.out,
+          O.err);
     logs(&O, NULL, db, "sql", "SAVEPOINT s1");
     CHECK(strstr(O.err, "SAVEPOINT"), "%s", O.err);
     CHECK(!exists("/tmp/rlpipe-lg-pwned"), "writefile wrote");
@@ -250,8 +250,9 @@ static void test_refuses_writes(void) {
         logs(&O, NULL, db, "sql", reads[i]);
         CHECK(O.code == 0 && O.out[0], "read '%s': exit %d, %s", reads[i], O.code, O.err);
     }
-    logs(&O, NULL, db, "sql", "SELECT sum(x) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-                              "SELECT x + 1 FROM c WHERE x < 5) SELECT x FROM c)");
+    logs(&O, NULL, db, "sql",
+         "SELECT sum(x) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+         "SELECT x + 1 FROM c WHERE x < 5) SELECT x FROM c)");
     CHECK(O.code == 0 && strstr(O.out, "15"), "recursive CTE: %s", O.out);
     // And the built-in subcommands run through the same guarded connection.
     const char *subs[] = {"runs", "steps", "rollouts"};
@@ -275,8 +276,11 @@ static void test_reader_handle(void) {
     CHECK(rl_log_open_readonly(&log, db, &err) == 0, "%s", err.msg);
     if (!log) return;
     sqlite3 *h = rl_log_sqlite(log);
-    const char *bad[] = {"PRAGMA writable_schema = 1", "PRAGMA query_only = 0",
-                         "SELECT fts3_tokenizer('simple')", "SAVEPOINT a", "BEGIN IMMEDIATE",
+    const char *bad[] = {"PRAGMA writable_schema = 1",
+                         "PRAGMA query_only = 0",
+                         "SELECT fts3_tokenizer('simple')",
+                         "SAVEPOINT a",
+                         "BEGIN IMMEDIATE",
                          "DELETE FROM runs"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sqlite3_stmt *st = NULL;
@@ -382,8 +386,9 @@ static void test_readonly_directory(void) {
         if (code == 1 && txt) snprintf(buf, sizeof buf, "%.200s", txt);
         // 1 can only be unshare failing here (rlpipe's exit 1 would leave its output in res).
         if (code != 1 || !txt || !n) {
-            fprintf(stderr, "note: no read-only bind mount on this machine (%d); the override "
-                            "case above stands in for it\n",
+            fprintf(stderr,
+                    "note: no read-only bind mount on this machine (%d); the override "
+                    "case above stands in for it\n",
                     code);
         } else {
             CHECK(0, "read-only mount: rlpipe exit 1: %s", buf);
@@ -478,8 +483,8 @@ static void test_busy_timeout(void) {
     sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
     sqlite3_stmt *q = NULL;
     sqlite3_prepare_v2(h, "SELECT status FROM runs", -1, &q, NULL);
-    CHECK(sqlite3_step(q) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(q, 0),
-                                                  "failed") == 0,
+    CHECK(sqlite3_step(q) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(q, 0), "failed") == 0,
           "status recorded");
     sqlite3_finalize(q);
     sqlite3_close(h);

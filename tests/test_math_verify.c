@@ -119,7 +119,8 @@ static void test_comparison_table(void) {
               gold, comp, r, label, d);
         int k = 0;
         while (k < n_kinds && strcmp(kinds[k], line) != 0) k++;
-        if (k == n_kinds && n_kinds < 32) snprintf(kinds[n_kinds++], sizeof kinds[0], "%.23s", line);
+        if (k == n_kinds && n_kinds < 32)
+            snprintf(kinds[n_kinds++], sizeof kinds[0], "%.23s", line);
         if (k < 32) {
             pos[k] += label == 1;
             neg[k] += label == 0;
@@ -128,10 +129,9 @@ static void test_comparison_table(void) {
     }
     fclose(f);
     CHECK(rows >= 400, "only %d rows in %s", rows, TABLE_PATH);
-    static const char *const required[] = {"percent",     "labelled",      "tolerance",
-                                           "malformed",   "bare_fraction", "matrix",
-                                           "binomial",    "decimal_comma", "inequality",
-                                           "remarks",     "hedging",       "strengths"};
+    static const char *const required[] = {
+        "percent",  "labelled",      "tolerance",  "malformed", "bare_fraction", "matrix",
+        "binomial", "decimal_comma", "inequality", "remarks",   "hedging",       "strengths"};
     for (size_t r = 0; r < sizeof required / sizeof required[0]; r++) {
         int k = 0;
         while (k < n_kinds && strcmp(kinds[k], required[r]) != 0) k++;
@@ -144,23 +144,38 @@ static void test_comparison_table(void) {
 // also when the reference is the last number in the junk or a box inside it.
 static void test_latex_junk(void) {
     static const char *const pieces[] = {
-        "\\frac{", "}", "{", "\\sqrt{", "^", "_", "x", "y", "+", "-", "=", "\\cdot", "\\alpha",
-        "\\left(", "\\right)", "(", ")", "[", "]", "$", "$$", "\\[", "\\]", "&", "\\\\", " ",
-        " ", "\n", "\\int", "\\sum_{", "\\pi", ",", ".", "\\boxed{", "\\text{", "\\%",
-        "\\over", "\\le", "<", ">", "|", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
-        "answer", "is", "the"};
+        "\\frac{", "}",        "{",       "\\sqrt{", "^",       "_",       "x",        "y",
+        "+",       "-",        "=",       "\\cdot",  "\\alpha", "\\left(", "\\right)", "(",
+        ")",       "[",        "]",       "$",       "$$",      "\\[",     "\\]",      "&",
+        "\\\\",    " ",        " ",       "\n",      "\\int",   "\\sum_{", "\\pi",     ",",
+        ".",       "\\boxed{", "\\text{", "\\%",     "\\over",  "\\le",    "<",        ">",
+        "|",       "0",        "1",       "2",       "3",       "4",       "5",        "6",
+        "7",       "8",        "9",       "answer",  "is",      "the"};
     // well-formed pieces too: braces that balance, only formulas, no prose
-    static const char *const formulas[] = {
-        "\\frac{3}{4}", "x^{2}", "\\sqrt{5}", "$y$", "\\left( 1 \\right)", " + ", " = ", "7",
-        "\\boxed{9}", "$$\\int_0^1 x\\,dx$$", "\\{1, 2\\}", " ", "\n", "\\alpha_{1}", "12", "-"};
+    static const char *const formulas[] = {"\\frac{3}{4}",
+                                           "x^{2}",
+                                           "\\sqrt{5}",
+                                           "$y$",
+                                           "\\left( 1 \\right)",
+                                           " + ",
+                                           " = ",
+                                           "7",
+                                           "\\boxed{9}",
+                                           "$$\\int_0^1 x\\,dx$$",
+                                           "\\{1, 2\\}",
+                                           " ",
+                                           "\n",
+                                           "\\alpha_{1}",
+                                           "12",
+                                           "-"};
     size_t cap = 300 * 1024;
     char *junk = malloc(cap + 64);
     unsigned s = 12345;
     for (int seed = 0; seed < 8; seed++) {
         size_t n = 0;
         int well_formed = seed >= 6;
-        size_t n_pieces = well_formed ? sizeof formulas / sizeof formulas[0]
-                                      : sizeof pieces / sizeof pieces[0];
+        size_t n_pieces =
+            well_formed ? sizeof formulas / sizeof formulas[0] : sizeof pieces / sizeof pieces[0];
         while (n < cap) {
             s = s * 1103515245u + 12345u;
             const char *p = (well_formed ? formulas : pieces)[(s >> 16) % n_pieces];
@@ -180,7 +195,8 @@ static void test_latex_junk(void) {
         for (char *q = strstr(junk, "\\boxed{"); q; q = strstr(q + 1, "\\boxed{")) b = q;
         if (b) {
             char *c = strchr(b + 7, '}');
-            if (c && c - b - 7 < (long)sizeof box) snprintf(box, sizeof box, "%.*s", (int)(c - b - 7), b + 7);
+            if (c && c - b - 7 < (long)sizeof box)
+                snprintf(box, sizeof box, "%.*s", (int)(c - b - 7), b + 7);
         }
         const char *golds[] = {last, box, "5", "x"};
         for (int mode = 0; mode < 2; mode++) {

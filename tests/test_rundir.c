@@ -39,7 +39,8 @@ static const char *MICRO[] = {"--set", "model.hidden_size=32",
                               NULL};
 
 // Starts `rlpipe CMD configs/tiny.yaml MICRO... run.out_dir=DIR extra...`; stderr to err_path.
-static pid_t start(const char *cmd, const char *dir, const char *const *extra, const char *err_path) {
+static pid_t start(const char *cmd, const char *dir, const char *const *extra,
+                   const char *err_path) {
     const char *argv[96];
     char out_set[512];
     test_argv_run(argv, 96, cmd, "configs/tiny.yaml", MICRO, dir, extra, out_set, sizeof out_set);
@@ -51,7 +52,7 @@ static char ERR_PATH[128]; // per process, like every directory below
 
 // "/tmp/rlpipe-test-rundir-<pid>-<what>" in a static buffer of its own per call site.
 #define TDIR(what)                                                                                 \
-    (snprintf(tdir_##what, sizeof tdir_##what, "/tmp/rlpipe-test-rundir-%ld-" #what,              \
+    (snprintf(tdir_##what, sizeof tdir_##what, "/tmp/rlpipe-test-rundir-%ld-" #what,               \
               (long)getpid()),                                                                     \
      tdir_##what)
 static char tdir_lock[128], tdir_clean[128], tdir_out[128], tdir_busy[128], tdir_sig[128];
@@ -150,7 +151,7 @@ static void test_one_process_per_run_dir(void) {
     pid_t a = start("train", dir, slow, NULL);
     wait_steps(dir, 2, a);
     CHECK(rl_steps(dir) >= 2 && alive(a), "the first run is training");
-    const char *resume[] = {"--set", "algorithm.steps=40", "--set", "rollout.max_new_tokens=80",
+    const char *resume[] = {"--set", "algorithm.steps=40", "--set",    "rollout.max_new_tokens=80",
                             "--set", "checkpoint.every=1", "--resume", NULL};
     int code = run_cmd("train", dir, resume);
     const char *err = read_err(ERR_PATH);
@@ -159,8 +160,8 @@ static void test_one_process_per_run_dir(void) {
     CHECK(code == 2, "a --resume while the run trains exits %d (want 2): %s", code, err);
     CHECK(strstr(err, pid_text) != NULL, "the refusal names the holder (%s): %s", pid_text, err);
     code = run_cmd("sft", dir, NULL);
-    CHECK(code == 2 && strstr(read_err(ERR_PATH), pid_text),
-          "sft on the live run dir exits %d: %s", code, ERR);
+    CHECK(code == 2 && strstr(read_err(ERR_PATH), pid_text), "sft on the live run dir exits %d: %s",
+          code, ERR);
     code = run_cmd("eval", dir, NULL);
     CHECK(code == 2 && strstr(read_err(ERR_PATH), pid_text),
           "eval on the live run dir exits %d: %s", code, ERR);
@@ -176,8 +177,7 @@ static void test_one_process_per_run_dir(void) {
     CHECK(strcmp(status_of(dir, "tiny", b, sizeof b), "finished") == 0, "status %s", b);
     // Once it has ended, the directory is free again.
     code = run_cmd("train", dir, resume);
-    CHECK(code == 0, "a --resume after the run ended exits %d: %s", code,
-          read_err(ERR_PATH));
+    CHECK(code == 0, "a --resume after the run ended exits %d: %s", code, read_err(ERR_PATH));
     rm_rf(dir);
 }
 
@@ -194,8 +194,8 @@ static void test_leftovers_and_pruning(void) {
        "echo keep > checkpoints/step-00000003/trainer_state.json && "
        "touch final.tmp-zzzzzz",
        dir, dir);
-    const char *extra[] = {"--set", "algorithm.steps=6", "--set", "checkpoint.every=2", "--set",
-                           "checkpoint.keep=2", NULL};
+    const char *extra[] = {"--set", "algorithm.steps=6", "--set", "checkpoint.every=2",
+                           "--set", "checkpoint.keep=2", NULL};
     int code = run_cmd("train", dir, extra);
     read_err(ERR_PATH);
     CHECK(code == 0, "run exits %d: %s", code, ERR);
@@ -204,8 +204,11 @@ static void test_leftovers_and_pruning(void) {
                           "checkpoints/reference.tmp-x1y2z3"};
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
         CHECK(!exists(dir, gone[i]), "%s was not removed", gone[i]);
-    const char *kept[] = {"final.tmp-notmine", "sft.tmp-abc", "mine.tmp-a1B2c3",
-                          "checkpoints/.tmp-step-4-Ab12Cd", "final.tmp-zzzzzz",
+    const char *kept[] = {"final.tmp-notmine",
+                          "sft.tmp-abc",
+                          "mine.tmp-a1B2c3",
+                          "checkpoints/.tmp-step-4-Ab12Cd",
+                          "final.tmp-zzzzzz",
                           "checkpoints/step-00000001/notes.txt",
                           "checkpoints/step-00000003/trainer_state.json"};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
@@ -288,15 +291,13 @@ static void test_busy_log(void) {
     hold_lock_after_step(dir, 1, 6500, a);
     int code = test_wait_code(a);
     char b[64];
-    CHECK(code == 0, "a run outwaits a 6.5 s lock (exit %d): %s", code,
-          read_err(ERR_PATH));
+    CHECK(code == 0, "a run outwaits a 6.5 s lock (exit %d): %s", code, read_err(ERR_PATH));
     CHECK(rl_steps(dir) == 4, "all steps logged (%d)", rl_steps(dir));
     CHECK(strcmp(status_of(dir, "tiny", b, sizeof b), "finished") == 0, "status %s", b);
     // Held past a 1 s timeout: the run fails with the key in the message, and its status is
     // recorded once the lock is free.
     rm_rf(dir);
-    const char *hasty[] = {"--set", "algorithm.steps=4", "--set", "logging.busy_timeout_s=1",
-                           NULL};
+    const char *hasty[] = {"--set", "algorithm.steps=4", "--set", "logging.busy_timeout_s=1", NULL};
     a = start("train", dir, hasty, ERR_PATH);
     hold_lock_after_step(dir, 1, 3000, a);
     code = test_wait_code(a);
@@ -331,13 +332,11 @@ static void test_stop_signals(void) {
         CHECK(steps >= 2 && steps < 30 && exists(dir, ck),
               "signal %d: a checkpoint at the last logged step %d", sigs[k], steps);
         CHECK(strstr(err, "--resume") != NULL, "the message says how to go on: %s", err);
-        const char *resume[] = {"--set", "algorithm.steps=30", "--set", "checkpoint.every=0",
-                                "--resume", NULL};
+        const char *resume[] = {
+            "--set", "algorithm.steps=30", "--set", "checkpoint.every=0", "--resume", NULL};
         code = run_cmd("train", dir, resume);
-        CHECK(code == 0, "resume after signal %d exits %d: %s", sigs[k], code,
-              read_err(ERR_PATH));
-        CHECK(rl_steps(dir) == 30 &&
-                  strcmp(status_of(dir, "tiny", b, sizeof b), "finished") == 0,
+        CHECK(code == 0, "resume after signal %d exits %d: %s", sigs[k], code, read_err(ERR_PATH));
+        CHECK(rl_steps(dir) == 30 && strcmp(status_of(dir, "tiny", b, sizeof b), "finished") == 0,
               "resumed to the end: %d steps, %s", rl_steps(dir), b);
     }
     rm_rf(dir);

@@ -56,7 +56,8 @@ static void random_rows(rl_pg_rows *r, rl_model *m, int B, int T, float noise) {
         if (len > T) len = T;
         int np = 2 + (int)(rl_rng_float(&RNG) * 3);
         r->lengths[b] = len;
-        for (int t = 0; t < len; t++) r->tokens[(size_t)b * T + t] = (int32_t)rl_rng_below(&RNG, 37);
+        for (int t = 0; t < len; t++)
+            r->tokens[(size_t)b * T + t] = (int32_t)rl_rng_below(&RNG, 37);
         for (int t = np - 1; t < len - 1; t++) {
             r->targets[(size_t)b * T + t] = r->tokens[(size_t)b * T + t + 1];
             r->mask[(size_t)b * T + t] = 1;
@@ -125,8 +126,8 @@ static void update_by_hand(rl_model *m, rl_model *ref, rl_adamw *opt, const rl_p
             rl_model_forward(m, tok, len, nb, T, &err);
             rl_model_token_logprobs(m, tg, 1.0f, lp, ent, &err);
             rl_pg_params pp = p->pg;
-            rl_pg_stats ps = rl_pg_loss(&pp, nb, T, lp, old, ref ? rlp : NULL, ent, mask, adv,
-                                        dl, de);
+            rl_pg_stats ps =
+                rl_pg_loss(&pp, nb, T, lp, old, ref ? rlp : NULL, ent, mask, adv, dl, de);
             rl_model_zero_grad(m);
             rl_model_backward(m, dl, pp.entropy_coef != 0 ? de : NULL, &err);
             double g = rl_model_grad_norm(m);
@@ -143,8 +144,8 @@ static void update_by_hand(rl_model *m, rl_model *ref, rl_adamw *opt, const rl_p
 
 static void test_same_as_by_hand(int epochs, int minibatches, float kl, float ent) {
     char what[96];
-    snprintf(what, sizeof what, "epochs %d, minibatches %d, kl %g, entropy %g", epochs,
-             minibatches, kl, ent);
+    snprintf(what, sizeof what, "epochs %d, minibatches %d, kl %g, entropy %g", epochs, minibatches,
+             kl, ent);
     rl_model *a = make_model(7), *b = make_model(7), *ref = kl != 0 ? make_model(8) : NULL;
     rl_adamw *oa = make_opt(a), *ob = make_opt(b);
     rl_pg_rows rows;
@@ -152,8 +153,7 @@ static void test_same_as_by_hand(int epochs, int minibatches, float kl, float en
     rl_update_params p = params_for(epochs, minibatches, kl, ent);
     rl_update_stats st;
     rl_err err;
-    CHECK(rl_policy_update(a, ref, oa, &rows, &p, &st, &err) == 0, "%s: update: %s", what,
-          err.msg);
+    CHECK(rl_policy_update(a, ref, oa, &rows, &p, &st, &err) == 0, "%s: update: %s", what, err.msg);
     double loss_b;
     update_by_hand(b, ref, ob, &rows, &p, &loss_b);
     size_t n;
@@ -186,7 +186,8 @@ static void row_logprobs(rl_model *m, const rl_pg_rows *r, double *out) {
     rl_model_token_logprobs(m, r->targets, 1.0f, lp, NULL, &err);
     for (int b = 0; b < r->B; b++) {
         out[b] = 0;
-        for (int t = 0; t < r->T; t++) out[b] += r->mask[(size_t)b * r->T + t] * lp[(size_t)b * r->T + t];
+        for (int t = 0; t < r->T; t++)
+            out[b] += r->mask[(size_t)b * r->T + t] * lp[(size_t)b * r->T + t];
     }
     free(lp);
 }
@@ -207,8 +208,10 @@ static void test_moves_toward_advantage(void) {
     double first_loss = 0, last = 0;
     for (int it = 0; it < 4; it++) {
         CHECK(rl_policy_update(m, NULL, o, &rows, &p, &st, &err) == 0, "update %d", it);
-        if (it == 0) first_loss = st.loss;
-        else CHECK(st.loss < last, "loss falls: call %d %g after %g", it, st.loss, last);
+        if (it == 0)
+            first_loss = st.loss;
+        else
+            CHECK(st.loss < last, "loss falls: call %d %g after %g", it, st.loss, last);
         last = st.loss;
     }
     row_logprobs(m, &rows, after);

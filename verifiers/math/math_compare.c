@@ -850,7 +850,8 @@ static int ratio_scalar_equal(cmp *C, ref ratio, ref v) {
     if (r) {
         mpq_div(a, a, b);
         int has_float = mx_has_float(ratio.e, ratio.i) || mx_has_float(v.e, v.i);
-        r = has_float ? rounded_equal_q(a, x, C->o->float_rounding, C->o->float_rounding) : mpq_equal(a, x);
+        r = has_float ? rounded_equal_q(a, x, C->o->float_rounding, C->o->float_rounding)
+                      : mpq_equal(a, x);
     }
     mpq_clears(a, b, x, NULL);
     return r;
@@ -1078,9 +1079,9 @@ static int matrix_expr_equal(cmp *C, ref g, ref p) {
         ok = mat_value(C, &env, g, &a, 0) && mat_value(C, &env, p, &b, 0) && a.rows > 0 &&
              a.rows == b.rows && a.cols == b.cols;
         for (int k = 0; ok && k < a.rows * a.cols; k++)
-            ok = has_float ? rounded_equal_q(a.v[k], b.v[k], C->o->float_rounding,
-                                             C->o->float_rounding)
-                           : mpq_equal(a.v[k], b.v[k]);
+            ok = has_float
+                     ? rounded_equal_q(a.v[k], b.v[k], C->o->float_rounding, C->o->float_rounding)
+                     : mpq_equal(a.v[k], b.v[k]);
     }
     mx_env_clear(&env);
     mat_clear(&a);
@@ -1193,7 +1194,8 @@ static int eq(cmp *C, ref g, ref p, int depth) {
     int nb;
     if (pk == MX_LIST && g_set && C->o->set_relation && (nb = bounds_to_set(C, p, bounds)))
         return set_is(C, g, bounds, nb);
-    if (gk == MX_LIST && p_set && (nb = bounds_to_set(C, g, bounds))) return set_is(C, p, bounds, nb);
+    if (gk == MX_LIST && p_set && (nb = bounds_to_set(C, g, bounds)))
+        return set_is(C, p, bounds, nb);
 
     int gc = is_collection(g), pc = is_collection(p);
     if (gc || pc) {

@@ -47,8 +47,9 @@ static int same_content(const char *a, int na, const char *b, int nb) {
 // A percent sign written after a box ("\boxed{25}\%", "\boxed{25} %", "\boxed{25} percent"):
 // the length of the sign, 0 when there is none.
 static int percent_after(const char *p, const char *end) {
-    static const char *const signs[] = {"\\%", "%", "\\text{\\%}", "\\text{%}", "\\text{ percent}",
-                                        "\\text{percent}", "percent", "per cent", "pct"};
+    static const char *const signs[] = {
+        "\\%",     "%",        "\\text{\\%}", "\\text{%}", "\\text{ percent}", "\\text{percent}",
+        "percent", "per cent", "pct"};
     const char *q = p;
     for (int k = 0; k < 3 && q < end; k++) { // spacing: " ", "\,", "\ ", "$"
         while (q < end && (*q == ' ' || *q == '\t')) q++;
@@ -386,10 +387,9 @@ static const char *sentence_end(const char *p, const char *end) {
 
 // Where an explaining clause starts in [p, stop) (", since", " because", " (", "; "), or stop.
 static const char *clause_end(const char *p, const char *stop) {
-    static const char *const cues[] = {", since ", " since ", ", because ", " because ",
-                                       ", as ",    ", which ", " which ", ", where ",
-                                       " where ",  ", so ",    " (",       "; ",
-                                       ", but ",   " but "};
+    static const char *const cues[] = {", since ", " since ", ", because ", " because ", ", as ",
+                                       ", which ", " which ", ", where ",   " where ",   ", so ",
+                                       " (",       "; ",      ", but ",     " but "};
     const char *best = stop;
     for (size_t k = 0; k < sizeof cues / sizeof cues[0]; k++) {
         size_t n = strlen(cues[k]);
@@ -484,8 +484,8 @@ static int whole_answer(const char *a, const char *b) {
             const char *q = p;
             while (q < b && isalpha((unsigned char)*q)) q++;
             static const char *const math_words[] = {
-                "sin", "cos",  "tan", "ln",  "log",     "exp",        "pi",  "sqrt",
-                "gcd", "lcm",  "max", "min", "percent", "percentage", "pct", "per", "cent"};
+                "sin", "cos", "tan", "ln",      "log",        "exp", "pi",  "sqrt", "gcd",
+                "lcm", "max", "min", "percent", "percentage", "pct", "per", "cent"};
             int ok = 0;
             for (size_t k = 0; k < sizeof math_words / sizeof math_words[0] && !ok; k++)
                 ok = (size_t)(q - p) == strlen(math_words[k]) && starts_ci(p, q, math_words[k]);
@@ -512,16 +512,15 @@ static int word_at(const char *p, const char *end, const char *w) {
 // with "Note", "Remark", "Check", "I hope" ..., after which nothing concludes again
 // ("therefore", "thus", "so the"). NULL when there is none.
 const char *mx_remark_start(const char *s, const char *end) {
-    static const char *const opens[] = {"note",     "remark",      "check",   "verification",
-                                        "verify",   "explanation", "i hope",  "hope this",
-                                        "let me know", "feel free", "p.s",    "alternatively"};
-    static const char *const concl[] = {"therefore", "thus",   "hence",  "so",      "then",
-                                        "in total",  "final",  "answer", "we get", "gives",
-                                        "total"};
+    static const char *const opens[] = {"note",        "remark",      "check",  "verification",
+                                        "verify",      "explanation", "i hope", "hope this",
+                                        "let me know", "feel free",   "p.s",    "alternatively"};
+    static const char *const concl[] = {"therefore", "thus",     "hence", "so",
+                                        "then",      "in total", "final", "answer",
+                                        "we get",    "gives",    "total"};
     const char *from = end - s > 2000 ? end - 2000 : s;
     for (const char *p = from; p < end; p++) {
-        int start = p == s || p[-1] == '\n' ||
-                    (p - s >= 2 && p[-1] == ' ' && strchr(".!?", p[-2]));
+        int start = p == s || p[-1] == '\n' || (p - s >= 2 && p[-1] == ' ' && strchr(".!?", p[-2]));
         if (!start) continue;
         const char *q = p;
         while (q < end && (*q == ' ' || *q == '*' || *q == '#' || *q == '>' || *q == '(' ||
@@ -534,8 +533,7 @@ const char *mx_remark_start(const char *s, const char *end) {
         // a later sentence that concludes again ("Then 7 * 6 = 42.") ends the remarks
         int concludes = 0;
         for (const char *r = q + 1; r < end && !concludes; r++) {
-            if (!(r[-1] == '\n' || (r - q >= 2 && r[-1] == ' ' && strchr(".!?:", r[-2]))))
-                continue;
+            if (!(r[-1] == '\n' || (r - q >= 2 && r[-1] == ' ' && strchr(".!?:", r[-2])))) continue;
             const char *w = r;
             while (w < end && (*w == ' ' || *w == '*' || *w == '#')) w++;
             for (size_t k = 0; k < sizeof concl / sizeof concl[0] && !concludes; k++)
@@ -549,7 +547,8 @@ const char *mx_remark_start(const char *s, const char *end) {
 // Whether [a, b) joins a value to its approximation with nothing else (", which is", " or ",
 // " = ", "(i.e."): "the radius is 2, so the area is about 12.57" keeps 12.57.
 static int only_filler(const char *a, const char *b) {
-    static const char *const words[] = {"which", "is", "that", "or", "i.e.", "ie", "equals", "this"};
+    static const char *const words[] = {"which", "is", "that",   "or",
+                                        "i.e.",  "ie", "equals", "this"};
     if (b - a > 40) return 0;
     for (const char *p = a; p < b;) {
         if (strchr(" ,;:()$=", *p)) {
@@ -572,8 +571,8 @@ static int only_filler(const char *a, const char *b) {
 // Where a word saying "approximately" ends just before p ("about $0.17$", "\approx 0.17"):
 // the start of that word, else NULL.
 static const char *approximation_before(const char *s, const char *p) {
-    static const char *const words[] = {"approximately", "about", "roughly", "around",
-                                        "\\approx", "nearly", "\xE2\x89\x88"};
+    static const char *const words[] = {"approximately", "about",  "roughly",     "around",
+                                        "\\approx",      "nearly", "\xE2\x89\x88"};
     const char *q = p;
     while (q > s && (q[-1] == ' ' || q[-1] == '$' || q[-1] == '(' || q[-1] == '\\')) q--;
     for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {

@@ -305,9 +305,9 @@ static int three_digits(const char *p, const char *end) {
 // Length of a digit-group separator at p ("," "{,}" ",\!" "\," " " thin spaces ...), or 0.
 // kind receives a small code so that one number uses one kind of separator.
 static int group_sep(const lexer *L, const char *p, int *kind) {
-    static const char *const seps[] = {"{,}", "{, }", " {, }", ",\\! ", ",\\!",     ",\\,",
-                                       "\\,",          "\\!",   "\xC2\xA0", "\xE2\x80\x89",
-                                       "\xE2\x80\xAF", "\\ ",   ",",        " "};
+    static const char *const seps[] = {"{,}",          "{, }", " {, }", ",\\! ",    ",\\!",
+                                       ",\\,",         "\\,",  "\\!",   "\xC2\xA0", "\xE2\x80\x89",
+                                       "\xE2\x80\xAF", "\\ ",  ",",     " "};
     for (int k = 0; k < (int)(sizeof seps / sizeof seps[0]); k++) {
         if (!starts(p, L->end, seps[k])) continue;
         if (strcmp(seps[k], ",") == 0 && L->depth > 0) return 0;
@@ -319,7 +319,9 @@ static int group_sep(const lexer *L, const char *p, int *kind) {
 
 // Length of "\overline{digits}" / "\dot{digits}" at p, or 0.
 static int repeating_at(const char *p, const char *end) {
-    const char *q = starts(p, end, "\\overline{") ? p + 10 : starts(p, end, "\\dot{") ? p + 5 : NULL;
+    const char *q = starts(p, end, "\\overline{") ? p + 10
+                    : starts(p, end, "\\dot{")    ? p + 5
+                                                  : NULL;
     if (!q) return 0;
     const char *d = q;
     while (d < end && isdigit((unsigned char)*d)) d++;
@@ -524,9 +526,9 @@ static void lex_command(lexer *L) {
             while (w < b && isspace((unsigned char)*w)) w++;
             const char *z = b;
             while (z > w && isspace((unsigned char)z[-1])) z--;
-            if (w < z && (((isdigit((unsigned char)*w) || *w == '-' || *w == '.') &&
-                           numeric_text(w, z)) ||
-                          formula_text(w, z) || *w == '\\')) {
+            if (w < z &&
+                (((isdigit((unsigned char)*w) || *w == '-' || *w == '.') && numeric_text(w, z)) ||
+                 formula_text(w, z) || *w == '\\')) {
                 // (a command inside: \text{\textbf{5}} is read as its content)
                 // \text{5}, \textbf{12.5}, \text{3 cm}: a value dressed as text is a value
                 L->p = q;

@@ -182,8 +182,9 @@ static void describe(char *d, size_t n, const char *verdict, const char *pred, c
         if (*c == '\n' || *c == '\t') *c = ' ';
     for (char *c = g; *c; c++)
         if (*c == '\n' || *c == '\t') *c = ' ';
-    snprintf(d, n, "%s: answer %s%s, reference %s%s%s", verdict, p, longer_than(pred, 63) ? "..." : "",
-             g, longer_than(gold, 63) ? "..." : "", why && *why ? "; " : "");
+    snprintf(d, n, "%s: answer %s%s, reference %s%s%s", verdict, p,
+             longer_than(pred, 63) ? "..." : "", g, longer_than(gold, 63) ? "..." : "",
+             why && *why ? "; " : "");
     if (why && *why) {
         size_t used = strlen(d);
         snprintf(d + used, n - used, "%s", why);
