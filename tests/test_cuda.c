@@ -23,6 +23,7 @@
 #include "kernels/rng.h"
 #include "policy/model.h"
 #include "policy/optim.h"
+#include "test_model_util.h"
 #include "test_util.h"
 
 #ifdef RLPIPE_HAVE_CUDA_BACKEND
@@ -999,21 +1000,13 @@ static void model_decode_case(const char *what, const rl_model_config *cfg, int 
     twin_free(&t);
 }
 
+// The shared tiny model, widened so the GPU kernels' tiles, warps and blocks are all exercised.
 static rl_model_config tiny_config(void) {
-    rl_model_config c = {0};
+    rl_model_config c = test_tiny_config();
     c.hidden_size = 64;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
     c.head_dim = 16;
     c.intermediate_size = 96;
     c.vocab_size = 301;
-    c.max_position_embeddings = 512;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = 0;
-    c.attention_bias = 1;
-    c.bos_token_id = c.eos_token_id = -1;
     return c;
 }
 
