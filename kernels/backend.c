@@ -40,6 +40,7 @@ static void cpu_synchronize(const rl_backend *be) {}
 static const rl_backend CPU_BACKEND = {
     .name = "cpu",
     .is_host = 1,
+    .act = RL_F32,
     .ctx = NULL,
     .mem_alloc = cpu_mem_alloc,
     .mem_free = cpu_mem_free,
@@ -82,7 +83,7 @@ const rl_backend *rl_backend_cpu(void) {
 #ifndef RLPIPE_HAVE_CUDA_BACKEND
 // Built without the CUDA backend. With it, kernels/cuda_module.c (the dlopen loader) or, in the
 // emulator build, kernels/cuda/backend_cuda.cu itself defines this function.
-const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err) {
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_err *err) {
     rl_fail(err, RL_EINPUT, "device 'cuda': this rlpipe was built without CUDA support");
     return NULL;
 }
@@ -108,7 +109,7 @@ const rl_backend *rl_backend_cuda(rl_err *err) {
     if (env_int("RLPIPE_CUDA_DEVICE", 0, &device, err) ||
         env_int("RLPIPE_CUDA_TF32", 0, &tf32, err))
         return NULL;
-    return rl_backend_cuda_open(device, tf32, err);
+    return rl_backend_cuda_open(device, tf32, RL_F32, err);
 }
 
 const rl_backend *rl_backend_get(const char *name, rl_err *err) {

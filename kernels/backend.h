@@ -35,6 +35,7 @@
 struct rl_backend {
     const char *name; // "cpu" or "cuda"
     int is_host;      // 1: backend memory is host memory (device pointers are host pointers)
+    rl_dtype act;     // element type of weights and activations (kernels.h); RL_F32 on the CPU
     void *ctx;        // backend-private state (NULL for the CPU backend)
 
     // ---- memory
@@ -85,7 +86,8 @@ struct rl_backend {
 // The CPU backend (OpenBLAS + OpenMP). Always available; a constant table.
 const rl_backend *rl_backend_cpu(void);
 
-// The CUDA backend on device `device` (index among the visible devices), with TF32 tensor-op
+// The CUDA backend on device `device` (index among the visible devices), whose weights and
+// activations are of type act (RL_F32 or RL_BF16), with TF32 tensor-op
 // math for matrix products when tf32 != 0 (faster, ~1e-3 relative error; off by default because
 // the parity tests compare float32 results to ~1e-5), or NULL with a message in err: RL_EINPUT
 // when rlpipe was built without CUDA, the CUDA module cannot be loaded, there is no such device
@@ -97,9 +99,9 @@ const rl_backend *rl_backend_cpu(void);
 // a GPU (rlpipe --help, rlpipe verify used as a reward function) never loads them (~220 MB and
 // ~0.2 s). kernels/cuda_module.c says where the module is looked for ($RLPIPE_CUDA_MODULE
 // first). The emulator build (kernels/cuda/emu) links the kernels in statically instead.
-const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err);
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_err *err);
 
-// rl_backend_cuda_open(device, tf32) with the device from $RLPIPE_CUDA_DEVICE (default 0;
+// rl_backend_cuda_open(device, tf32, RL_F32) with the device from $RLPIPE_CUDA_DEVICE (default 0;
 // CUDA_VISIBLE_DEVICES selects which GPUs are visible) and tf32 from $RLPIPE_CUDA_TF32 (1 = on;
 // default off); anything but a small non-negative integer there is RL_EINPUT.
 // $RLPIPE_CUDA_SYNC=1 makes every operation wait for its kernels and check them (slow; pins an

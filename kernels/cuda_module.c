@@ -22,7 +22,7 @@
 #define MODULE_NAME "librlpipe_cuda.so"
 
 typedef unsigned module_abi_fn(void);
-typedef const rl_backend *module_open_fn(int device, int tf32, rl_err *err);
+typedef const rl_backend *module_open_fn(int device, int tf32, rl_dtype act, rl_err *err);
 
 // The folder of the running executable, without a trailing slash; 0 on success.
 static int exe_dir(char *buf, size_t size) {
@@ -81,7 +81,7 @@ static void *open_module(char *why, size_t why_size, rl_err *err) {
     return h;
 }
 
-const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err) {
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_err *err) {
     char why[512];
     void *h = open_module(why, sizeof why, err);
     if (!h) return NULL;
@@ -104,5 +104,5 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err) {
                 MODULE_NAME, got, RL_BACKEND_ABI);
         return NULL;
     }
-    return open.open(device, tf32, err);
+    return open.open(device, tf32, act, err);
 }

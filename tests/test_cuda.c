@@ -203,14 +203,14 @@ static void check_module_loader(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rl_err err = {0};
         setenv("RLPIPE_CUDA_MODULE", bad[i].path, 1);
-        const rl_backend *be = rl_backend_cuda_open(0, 0, &err);
+        const rl_backend *be = rl_backend_cuda_open(0, 0, RL_F32, &err);
         CHECK(be == NULL && err.kind == RL_EINPUT && strstr(err.msg, bad[i].says),
               "RLPIPE_CUDA_MODULE=%s refused: '%s'", bad[i].path, err.msg);
         rl_backend_release(be);
     }
     unsetenv("RLPIPE_CUDA_MODULE");
     rl_err err = {0};
-    const rl_backend *be = rl_backend_cuda_open(0, 0, &err);
+    const rl_backend *be = rl_backend_cuda_open(0, 0, RL_F32, &err);
     CHECK(be != NULL || !strstr(err.msg, "cannot load"), "the built module is found: '%s'",
           err.msg);
     rl_backend_release(be);
@@ -740,9 +740,9 @@ static void test_reductions(void) {
 // TF32 tensor-op math (off by default) changes products by ~1e-3 at most.
 static void test_tf32_option(void) {
     rl_err err;
-    const rl_backend *tf = rl_backend_cuda_open(0, 1, &err);
+    const rl_backend *tf = rl_backend_cuda_open(0, 1, RL_F32, &err);
     CHECK(tf != NULL, "tf32 backend: %s", err.msg);
-    const rl_backend *bad = rl_backend_cuda_open(1 << 20, 0, &err);
+    const rl_backend *bad = rl_backend_cuda_open(1 << 20, 0, RL_F32, &err);
     CHECK(bad == NULL && err.kind == RL_EINPUT, "device index out of range rejected: %s", err.msg);
     if (!tf) return;
     int M = 96, N = 80, K = 512;

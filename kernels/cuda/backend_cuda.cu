@@ -126,6 +126,7 @@ static void cuda_release(const rl_backend *be) {
 static const rl_backend CUDA_TABLE = {
     .name = "cuda",
     .is_host = 0,
+    .act = RL_F32,
     .ctx = NULL, // set per instance
     .mem_alloc = cuda_mem_alloc,
     .mem_free = cuda_mem_free,
@@ -175,7 +176,12 @@ static const rl_backend CUDA_TABLE = {
 #define OPEN_CUDA(call)   OPEN_TRY(call, cudaSuccess, cudaGetErrorString)
 #define OPEN_CUBLAS(call) OPEN_TRY(call, CUBLAS_STATUS_SUCCESS, cublasGetStatusString)
 
-const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_err *err) {
+const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_err *err) {
+    if (act != RL_F32) {
+        rl_fail(err, RL_EINPUT, "device 'cuda': activation type %s is not supported yet",
+                rl_dtype_name(act));
+        return NULL;
+    }
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
@@ -236,6 +242,7 @@ RL_CUDA_MODULE_EXPORT unsigned rl_cuda_module_abi(void) {
     return RL_BACKEND_ABI;
 }
 
-RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32, rl_err *err) {
-    return rl_backend_cuda_open(device, tf32, err);
+RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32, rl_dtype act,
+                                                            rl_err *err) {
+    return rl_backend_cuda_open(device, tf32, act, err);
 }

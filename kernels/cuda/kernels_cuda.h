@@ -31,7 +31,8 @@ extern "C" {
 // (kernels/cuda_module.c) checks the ABI stamp, then opens the backend through the module.
 #define RL_CUDA_MODULE_EXPORT __attribute__((visibility("default")))
 RL_CUDA_MODULE_EXPORT unsigned rl_cuda_module_abi(void);
-RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32, rl_err *err);
+RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32, rl_dtype act,
+                                                            rl_err *err);
 
 rl_gemm_fn gemm_cuda;
 rl_matmul_forward_fn matmul_forward_cuda;
