@@ -140,25 +140,29 @@ typedef void rl_attention_backward_fn(const rl_backend *be, float *dqkv, const f
                                       const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                                       int window);
 
-// KV cache of one layer: kcache and vcache hold S slots of `cap` positions each (cap a multiple
-// of RL_KV_BLOCK), S * cap * NKV*hd floats apiece. Positions are grouped in blocks of
-// RL_KV_BLOCK: positions [0, n) of a slot live in its first ceil(n / RL_KV_BLOCK) blocks, i.e.
-// the first ceil(n / RL_KV_BLOCK) * RL_KV_BLOCK * NKV*hd floats of the slot (so a prefix can be
-// copied to another slot with one copy); the layout inside a block belongs to the backend (the
-// CPU stores each kv head's keys of a block transposed, [hd][RL_KV_BLOCK], and its values as
-// rows, [RL_KV_BLOCK][hd]).
-// kv_store stores the k and v parts of n fused q|k|v rows: row i at (slot[i], pos[i]).
-typedef void rl_kv_store_fn(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
-                            const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
-                            int cap);
+// Paged KV cache of one layer (vLLM's PagedAttention layout). The keys and values live in two
+// pools of fixed-size blocks, kpool and vpool [n_blocks, RL_KV_BLOCK * NKV*hd] (act): a block
+// holds RL_KV_BLOCK consecutive positions of one sequence; the layout inside a block belongs to
+// the backend (the CPU and CUDA store each kv head's keys of a block transposed,
+// [hd][RL_KV_BLOCK], and its values as rows, [RL_KV_BLOCK][hd], at kv head offset
+// kvh * hd * RL_KV_BLOCK). block_table [n_slots, max_blocks] (int32, backend memory): entry
+// (s, b) is the pool block holding positions [b*RL_KV_BLOCK, (b+1)*RL_KV_BLOCK) of the sequence
+// in slot s; several slots may name the same block (a shared prompt prefix).
+// kv_store stores the k and v parts of n fused q|k|v rows (act): row i at position pos[i] of
+// slot slot[i], whose block must be in the table (and not shared with another slot).
+typedef void rl_kv_store_fn(const rl_backend *be, void *kpool, void *vpool, const void *qkv,
+                            const int32_t *block_table, int max_blocks, const int32_t *slot,
+                            const int32_t *pos, int n, int NH, int NKV, int hd);
 
-// Attention of n query rows against the cache: row i (the q part of qkv row i, at position
-// pos[i] of sequence slot[i]) attends to cached keys/values of its slot at positions
-// max(0, pos[i]-window+1) .. pos[i], which must already be stored. out [n, NH*hd].
-typedef void rl_attention_cached_forward_fn(const rl_backend *be, float *out, const float *qkv,
-                                            const float *kcache, const float *vcache,
+// Attention of n query rows against the paged cache: row i (the q part of qkv row i, at position
+// pos[i] of the sequence in slot slot[i]) attends to the cached keys/values of its slot at
+// positions max(0, pos[i]-window+1) .. pos[i], which must already be stored; blocks outside that
+// range are never read (their table entries may be -1). out [n, NH*hd] (act).
+typedef void rl_attention_cached_forward_fn(const rl_backend *be, void *out, const void *qkv,
+                                            const void *kpool, const void *vpool,
+                                            const int32_t *block_table, int max_blocks,
                                             const int32_t *slot, const int32_t *pos, int n, int NH,
-                                            int NKV, int hd, int cap, int window);
+                                            int NKV, int hd, int window);
 
 // out[i,:] = inp[rows[i],:] for i < n.
 typedef void rl_gather_rows_fn(const rl_backend *be, float *out, const float *inp,

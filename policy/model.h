@@ -309,26 +309,76 @@ size_t rl_model_num_weights(const rl_model *m); // parameters without padding, a
 
 // ---- incremental decoding ------------------------------------------------------------------
 
+// Paged KV cache (vLLM's PagedAttention design, our own code). Positions are grouped in blocks
+// of RL_KV_BLOCK; a sequence slot owns a row of a block table naming the pool blocks that hold
+// its positions, so memory is taken block by block as a sequence grows instead of a fixed
+// max_len per slot. Layers are split into groups by their sliding window (Qwen2's full-attention
+// layers and window layers): each group has its own pool, table and free list, and a window
+// group gives back the blocks its window can no longer see. Blocks are reference-counted: a fork
+// shares every block of a prefix (the G samples of one prompt hold its prompt once); a block
+// shared by several slots is copied before one of them writes into it (copy-on-write of the
+// partial last block).
+typedef struct rl_kv_group {
+    int window;           // 0: full attention; > 0: the sliding window of its layers
+    int n_layers;         // layers in the group
+    int n_blocks;         // pool blocks
+    size_t block_bytes;   // bytes of one block over the group's layers, keys and values
+    void *k, *v;          // [n_layers, n_blocks, RL_KV_BLOCK * kv_dim] act
+    int32_t *table;       // [n_slots, max_blocks] backend: pool block of each (slot, block), -1
+    int32_t *h_table;     // host copy (the truth; uploaded when changed)
+    int *ref;             // [n_blocks] host: slots naming each block
+    int *free_list;       // [n_blocks] host: stack of unused blocks
+    int n_free, peak_used; // blocks unused now; most ever used at once
+    int dirty;            // h_table changed since the last upload
+} rl_kv_group;
+
 typedef struct rl_kv_cache {
     const rl_backend *be;
     int n_slots, max_len, L, kv_dim; // kv_dim = NKV*hd
-    int cap;                         // positions allocated per slot: max_len rounded up to
-                                     // RL_KV_BLOCK (kernels/kernels.h describes the layout)
-    float *k;                        // [L, n_slots, cap * kv_dim] post-RoPE keys
-    float *v;                        // [L, n_slots, cap * kv_dim] values
-    int *len;                        // [n_slots] host: tokens held per slot
+    int max_blocks;                  // block-table row length: ceil(max_len / RL_KV_BLOCK)
+    int n_groups;
+    rl_kv_group *group;   // [n_groups]
+    int *layer_group;     // [L] group of each layer
+    int *layer_index;     // [L] the layer's index inside its group's pool
+    int *len;             // [n_slots] host: tokens held per slot
+    int keep_window;      // 1: window groups keep every block (to measure what freeing saves)
+    long cow_copies;      // blocks copied on write so far
 } rl_kv_cache;
 
-// A cache for n_slots sequences of up to max_len tokens each, for this model's shape.
+// A cache for n_slots sequences of up to max_len tokens each, for this model's shape, with pools
+// large enough that every slot can hold max_len tokens at once (nothing ever waits).
 rl_kv_cache *rl_kv_cache_create(const rl_model *m, int n_slots, int max_len, rl_err *err);
+// A cache whose pools share budget_bytes (0: as rl_kv_cache_create). A window group is given
+// blocks in proportion to what one sequence can hold there: its window plus `chunk` positions
+// appended at once (chunk <= 0: max_len). RL_EINPUT when the budget cannot hold one sequence of
+// max_len tokens (the message says how many bytes it needs).
+rl_kv_cache *rl_kv_cache_create_pool(const rl_model *m, int n_slots, int max_len,
+                                     size_t budget_bytes, int chunk, rl_err *err);
 void rl_kv_cache_free(rl_kv_cache *c);
-void rl_kv_cache_reset(rl_kv_cache *c, int slot);             // forget the slot's tokens
-void rl_kv_cache_copy_slot(rl_kv_cache *c, int dst, int src); // dst := src's tokens (prefix)
+void rl_kv_cache_reset(rl_kv_cache *c, int slot); // forget the slot's tokens, release its blocks
+// dst := src's tokens, sharing src's blocks (dst's own are released first).
+void rl_kv_cache_fork(rl_kv_cache *c, int dst, int src);
+void rl_kv_cache_copy_slot(rl_kv_cache *c, int dst, int src); // = rl_kv_cache_fork
 int rl_kv_cache_len(const rl_kv_cache *c, int slot);
+// Makes room for n more tokens in slot: takes the blocks positions [len, len+n) need and copies
+// a shared block that will be written. All or nothing: returns -1 (and changes nothing) when a
+// pool has too few free blocks or len + n > max_len, else 0.
+int rl_kv_cache_reserve(rl_kv_cache *c, int slot, int n);
+// Blocks in use now / at most so far, over all groups, in bytes.
+size_t rl_kv_cache_bytes_used(const rl_kv_cache *c);
+size_t rl_kv_cache_bytes_peak(const rl_kv_cache *c);
+size_t rl_kv_cache_bytes_total(const rl_kv_cache *c); // pool sizes
+// Bytes of KV one token takes over all layers (keys and values).
+size_t rl_kv_cache_token_bytes(const rl_kv_cache *c);
+void rl_kv_cache_reset_peak(rl_kv_cache *c);
 
 // Appends n_tokens[i] tokens (tokens[i] host) to slot slots[i] for i < n, at positions
 // len(slot) .., all sequences batched together, and writes the logits of each sequence's last
-// new token to logits[i*V ..] (host, [n, V]). Slots must be distinct and have room.
+// new token to logits[i*V ..] (host, [n, V]). Slots must be distinct and have room (blocks are
+// reserved here when the caller has not: RL_EINTERNAL "KV cache pool exhausted" when a pool runs
+// out). A row's logits do not depend on the other rows of the call (how many, which, chunking):
+// the matrix products never see a single row (a lone row is padded to two, since OpenBLAS's sgemv
+// sums in another order than its sgemm).
 int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                      const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
                      rl_err *err);

@@ -13,32 +13,106 @@
 #include <string.h>
 
 // ------------------------------------------------------------------------------------------------
-// KV cache
+// Paged KV cache
 
-rl_kv_cache *rl_kv_cache_create(const rl_model *m, int n_slots, int max_len, rl_err *err) {
+static int ceil_div(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+// Blocks one sequence can hold at once in a group: everything for full attention; for a window,
+// the blocks covering the window plus `chunk` positions appended together.
+static int seq_blocks(const rl_kv_cache *c, const rl_kv_group *g, int chunk) {
+    if (g->window <= 0) return c->max_blocks;
+    int b = ceil_div(g->window - 1 + chunk, RL_KV_BLOCK) + 1;
+    return b < c->max_blocks ? b : c->max_blocks;
+}
+
+rl_kv_cache *rl_kv_cache_create_pool(const rl_model *m, int n_slots, int max_len,
+                                     size_t budget_bytes, int chunk, rl_err *err) {
     if (n_slots <= 0 || max_len <= 0) {
         rl_fail(err, RL_EINPUT, "kv cache: %d slots of %d tokens: both must be positive", n_slots,
                 max_len);
         return NULL;
     }
+    if (chunk <= 0 || chunk > max_len) chunk = max_len;
     rl_kv_cache *c = rl_calloc(1, sizeof *c);
     c->be = m->be;
     c->n_slots = n_slots;
     c->max_len = max_len;
     c->L = m->L;
     c->kv_dim = m->NKV * m->hd;
-    c->cap = (max_len + RL_KV_BLOCK - 1) / RL_KV_BLOCK * RL_KV_BLOCK;
-    size_t n = (size_t)c->L * n_slots * c->cap * c->kv_dim;
-    c->k = c->be->mem_alloc(c->be, n * sizeof(float));
-    c->v = c->be->mem_alloc(c->be, n * sizeof(float));
+    c->max_blocks = ceil_div(max_len, RL_KV_BLOCK);
+    c->layer_group = rl_calloc((size_t)m->L, sizeof(int));
+    c->layer_index = rl_calloc((size_t)m->L, sizeof(int));
+    c->group = rl_calloc((size_t)m->L, sizeof *c->group);
     c->len = rl_calloc((size_t)n_slots, sizeof(int));
+    // one group per distinct window, in order of first appearance; a window covering max_len is
+    // full attention for this cache
+    size_t elem = rl_dtype_size(m->be->act);
+    for (int l = 0; l < m->L; l++) {
+        int w = rl_model_layer_window(m, l);
+        if (w >= max_len) w = 0;
+        int gi = 0;
+        while (gi < c->n_groups && c->group[gi].window != w) gi++;
+        if (gi == c->n_groups) c->group[c->n_groups++].window = w;
+        c->layer_group[l] = gi;
+        c->layer_index[l] = c->group[gi].n_layers++;
+    }
+    size_t per_seq = 0; // bytes one sequence can hold over all groups
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        g->block_bytes = (size_t)2 * g->n_layers * RL_KV_BLOCK * c->kv_dim * elem;
+        per_seq += (size_t)seq_blocks(c, g, chunk) * g->block_bytes;
+    }
+    if (budget_bytes > 0 && budget_bytes < per_seq) {
+        rl_fail(err, RL_EINPUT,
+                "kv cache: a budget of %zu bytes cannot hold one sequence of %d tokens (%zu bytes "
+                "needed)",
+                budget_bytes, max_len, per_seq);
+        rl_kv_cache_free(c);
+        return NULL;
+    }
+    // the budget in sequences' worth, each group getting that many times one sequence's blocks
+    double seqs = budget_bytes > 0 ? (double)budget_bytes / (double)per_seq : (double)n_slots;
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        double nb = seqs * seq_blocks(c, g, chunk);
+        double most = (double)n_slots * c->max_blocks; // more could never be used
+        g->n_blocks = (int)(nb < most ? nb : most);
+        size_t pool = (size_t)g->n_layers * g->n_blocks * RL_KV_BLOCK * c->kv_dim * elem;
+        g->k = c->be->mem_alloc(c->be, pool);
+        g->v = c->be->mem_alloc(c->be, pool);
+        size_t cells = (size_t)n_slots * c->max_blocks;
+        g->table = c->be->mem_alloc(c->be, cells * sizeof(int32_t));
+        g->h_table = rl_malloc(cells * sizeof(int32_t));
+        for (size_t i = 0; i < cells; i++) g->h_table[i] = -1;
+        g->ref = rl_calloc((size_t)g->n_blocks, sizeof(int));
+        g->free_list = rl_malloc((size_t)g->n_blocks * sizeof(int));
+        for (int i = 0; i < g->n_blocks; i++) g->free_list[i] = g->n_blocks - 1 - i; // 0 on top
+        g->n_free = g->n_blocks;
+        g->dirty = 1;
+    }
     return c;
+}
+
+rl_kv_cache *rl_kv_cache_create(const rl_model *m, int n_slots, int max_len, rl_err *err) {
+    return rl_kv_cache_create_pool(m, n_slots, max_len, 0, 0, err);
 }
 
 void rl_kv_cache_free(rl_kv_cache *c) {
     if (!c) return;
-    c->be->mem_free(c->be, c->k);
-    c->be->mem_free(c->be, c->v);
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        c->be->mem_free(c->be, g->k);
+        c->be->mem_free(c->be, g->v);
+        c->be->mem_free(c->be, g->table);
+        free(g->h_table);
+        free(g->ref);
+        free(g->free_list);
+    }
+    free(c->group);
+    free(c->layer_group);
+    free(c->layer_index);
     free(c->len);
     free(c);
 }
@@ -47,26 +121,157 @@ static int valid_slot(const rl_kv_cache *c, int slot) {
     return slot >= 0 && slot < c->n_slots;
 }
 
-void rl_kv_cache_reset(rl_kv_cache *c, int slot) {
-    if (valid_slot(c, slot)) c->len[slot] = 0;
+static int32_t *row_of(rl_kv_group *g, const rl_kv_cache *c, int slot) {
+    return g->h_table + (size_t)slot * c->max_blocks;
 }
 
-void rl_kv_cache_copy_slot(rl_kv_cache *c, int dst, int src) {
+static void unref(rl_kv_group *g, int32_t b) {
+    if (--g->ref[b] == 0) g->free_list[g->n_free++] = b;
+}
+
+static int32_t take_block(rl_kv_group *g) {
+    int32_t b = g->free_list[--g->n_free];
+    g->ref[b] = 1;
+    int used = g->n_blocks - g->n_free;
+    if (used > g->peak_used) g->peak_used = used;
+    return b;
+}
+
+void rl_kv_cache_reset(rl_kv_cache *c, int slot) {
+    if (!valid_slot(c, slot)) return;
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        int32_t *row = row_of(g, c, slot);
+        for (int j = 0; j < c->max_blocks; j++)
+            if (row[j] >= 0) {
+                unref(g, row[j]);
+                row[j] = -1;
+                g->dirty = 1;
+            }
+    }
+    c->len[slot] = 0;
+}
+
+void rl_kv_cache_fork(rl_kv_cache *c, int dst, int src) {
     if (!valid_slot(c, dst) || !valid_slot(c, src) || dst == src) return;
-    // the first ceil(len / RL_KV_BLOCK) blocks of a slot hold its first len positions
-    size_t blocks = ((size_t)c->len[src] + RL_KV_BLOCK - 1) / RL_KV_BLOCK;
-    size_t per_slot = (size_t)c->cap * c->kv_dim;
-    size_t bytes = blocks * RL_KV_BLOCK * c->kv_dim * sizeof(float);
-    for (int l = 0; l < c->L; l++) {
-        size_t layer = (size_t)l * c->n_slots * per_slot;
-        c->be->mem_copy(c->be, c->k + layer + dst * per_slot, c->k + layer + src * per_slot, bytes);
-        c->be->mem_copy(c->be, c->v + layer + dst * per_slot, c->v + layer + src * per_slot, bytes);
+    rl_kv_cache_reset(c, dst);
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        int32_t *from = row_of(g, c, src), *to = row_of(g, c, dst);
+        for (int j = 0; j < c->max_blocks; j++)
+            if ((to[j] = from[j]) >= 0) g->ref[to[j]]++;
+        g->dirty = 1;
     }
     c->len[dst] = c->len[src];
 }
 
+void rl_kv_cache_copy_slot(rl_kv_cache *c, int dst, int src) {
+    rl_kv_cache_fork(c, dst, src);
+}
+
 int rl_kv_cache_len(const rl_kv_cache *c, int slot) {
     return valid_slot(c, slot) ? c->len[slot] : 0;
+}
+
+// A copy of pool block b of group g (every layer, keys and values) in a fresh block.
+static int32_t copy_block(rl_kv_cache *c, rl_kv_group *g, int32_t b) {
+    int32_t nb = take_block(g);
+    size_t blk = g->block_bytes / 2 / g->n_layers, layer = (size_t)g->n_blocks * blk;
+    for (int li = 0; li < g->n_layers; li++) {
+        char *k = (char *)g->k + li * layer, *v = (char *)g->v + li * layer;
+        c->be->mem_copy(c->be, k + nb * blk, k + b * blk, blk);
+        c->be->mem_copy(c->be, v + nb * blk, v + b * blk, blk);
+    }
+    unref(g, b);
+    c->cow_copies++;
+    return nb;
+}
+
+int rl_kv_cache_reserve(rl_kv_cache *c, int slot, int n) {
+    if (!valid_slot(c, slot) || n < 0 || c->len[slot] + n > c->max_len) return -1;
+    if (n == 0) return 0;
+    int first = c->len[slot] / RL_KV_BLOCK, last = (c->len[slot] + n - 1) / RL_KV_BLOCK;
+    for (int gi = 0; gi < c->n_groups; gi++) { // all or nothing: count first
+        rl_kv_group *g = &c->group[gi];
+        const int32_t *row = row_of(g, c, slot);
+        int need = 0;
+        for (int j = first; j <= last; j++) need += row[j] < 0 || g->ref[row[j]] > 1;
+        if (need > g->n_free) return -1;
+    }
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        int32_t *row = row_of(g, c, slot);
+        for (int j = first; j <= last; j++) {
+            if (row[j] < 0)
+                row[j] = take_block(g);
+            else if (g->ref[row[j]] > 1)
+                row[j] = copy_block(c, g, row[j]);
+            else
+                continue;
+            g->dirty = 1;
+        }
+    }
+    return 0;
+}
+
+// Window groups release the blocks no later query of slot can see: queries come at positions
+// >= len, which see keys from len - window + 1 on.
+static void release_unseen(rl_kv_cache *c, int slot) {
+    if (c->keep_window) return;
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        if (g->window <= 0) continue;
+        int first_seen = c->len[slot] - g->window + 1;
+        int32_t *row = row_of(g, c, slot);
+        for (int j = 0; (j + 1) * RL_KV_BLOCK <= first_seen; j++)
+            if (row[j] >= 0) {
+                unref(g, row[j]);
+                row[j] = -1;
+                g->dirty = 1;
+            }
+    }
+}
+
+size_t rl_kv_cache_bytes_used(const rl_kv_cache *c) {
+    size_t s = 0;
+    for (int gi = 0; gi < c->n_groups; gi++)
+        s += (size_t)(c->group[gi].n_blocks - c->group[gi].n_free) * c->group[gi].block_bytes;
+    return s;
+}
+
+size_t rl_kv_cache_bytes_peak(const rl_kv_cache *c) {
+    size_t s = 0;
+    for (int gi = 0; gi < c->n_groups; gi++)
+        s += (size_t)c->group[gi].peak_used * c->group[gi].block_bytes;
+    return s;
+}
+
+size_t rl_kv_cache_bytes_total(const rl_kv_cache *c) {
+    size_t s = 0;
+    for (int gi = 0; gi < c->n_groups; gi++)
+        s += (size_t)c->group[gi].n_blocks * c->group[gi].block_bytes;
+    return s;
+}
+
+size_t rl_kv_cache_token_bytes(const rl_kv_cache *c) {
+    size_t s = 0;
+    for (int gi = 0; gi < c->n_groups; gi++) s += c->group[gi].block_bytes / RL_KV_BLOCK;
+    return s;
+}
+
+void rl_kv_cache_reset_peak(rl_kv_cache *c) {
+    for (int gi = 0; gi < c->n_groups; gi++)
+        c->group[gi].peak_used = c->group[gi].n_blocks - c->group[gi].n_free;
+}
+
+static void upload_tables(rl_kv_cache *c) {
+    for (int gi = 0; gi < c->n_groups; gi++) {
+        rl_kv_group *g = &c->group[gi];
+        if (!g->dirty) continue;
+        c->be->mem_upload(c->be, g->table, g->h_table,
+                          (size_t)c->n_slots * c->max_blocks * sizeof(int32_t));
+        g->dirty = 0;
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -75,6 +280,8 @@ int rl_kv_cache_len(const rl_kv_cache *c, int slot) {
 // Room for chunks of `rows` new tokens with up to `outs` logits rows each.
 static void ensure_decode(rl_model *m, int rows, int outs) {
     rl_model_decode *d = &m->dec;
+    if (rows < 2) rows = 2; // a lone row is padded to two (see rl_model_prefill)
+    if (outs < 2) outs = 2;
     if (rows <= d->rows && outs <= d->out_rows) return;
     if (rows < d->rows) rows = d->rows;
     if (outs < d->out_rows) outs = d->out_rows;
@@ -87,6 +294,9 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
     size_t sizes[] = {R * C,    R * C, R * m->QKV, R * AD, R * C, R * 2 * m->FF, R * m->FF, O * C,
                       O * m->V, R,     R,          R,      O};
     m->dec_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    be->mem_zero(be, m->dec_block, total * sizeof(float)); // padding rows hold finite values
     d->tokens = (int32_t *)tokens;
     d->pos = (int32_t *)pos;
     d->slot = (int32_t *)slot;
@@ -107,31 +317,40 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
 static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_host) {
     const rl_backend *be = m->be;
     rl_model_decode *d = &m->dec;
-    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)R * sizeof(int32_t));
-    be->mem_upload(be, d->pos, d->h_pos, (size_t)R * sizeof(int32_t));
+    // The matrix products see at least two rows: a lone row gets a padding row (token 0 at
+    // position 0, never stored), so its logits are those it gets among others.
+    int Rm = R < 2 ? 2 : R, km = k < 2 ? 2 : k;
+    if (R < 2) d->h_tokens[1] = 0, d->h_pos[1] = 0, d->h_slot[1] = 0;
+    if (k == 1) d->h_out_idx[1] = d->h_out_idx[0];
+    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
+    be->mem_upload(be, d->pos, d->h_pos, (size_t)Rm * sizeof(int32_t));
     be->mem_upload(be, d->slot, d->h_slot, (size_t)R * sizeof(int32_t));
-    be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)k * sizeof(int32_t));
+    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)km * sizeof(int32_t));
+    upload_tables(c);
 
-    RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, R, m->C));
-    size_t layer_floats = (size_t)c->n_slots * c->cap * c->kv_dim;
+    RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, Rm, m->C));
+    size_t elem = rl_dtype_size(be->act);
     for (int l = 0; l < m->L; l++) {
-        float *kc = c->k + l * layer_floats, *vc = c->v + l * layer_floats;
-        rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, R);
+        rl_kv_group *g = &c->group[c->layer_group[l]];
+        size_t layer = (size_t)c->layer_index[l] * g->n_blocks * RL_KV_BLOCK * c->kv_dim * elem;
+        void *kp = (char *)g->k + layer, *vp = (char *)g->v + layer;
+        rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, Rm);
         double t0 = rl_model__tic(m);
-        be->kv_store(be, kc, vc, d->qkv, d->slot, d->pos, R, m->NH, m->NKV, m->hd, c->cap);
-        be->attention_cached_forward(be, d->att, d->qkv, kc, vc, d->slot, d->pos, R, m->NH, m->NKV,
-                                     m->hd, c->cap, rl_model_layer_window(m, l));
+        be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH,
+                     m->NKV, m->hd);
+        be->attention_cached_forward(be, d->att, d->qkv, kp, vp, g->table, c->max_blocks, d->slot,
+                                     d->pos, R, m->NH, m->NKV, m->hd, g->window);
         rl_model__toc(m, &m->timing.attention, t0);
-        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, R);
-        rl_model__mlp(m, l, d->x, d->x, d->ln, NULL, d->gu, d->mlp, d->proj, R);
+        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, Rm);
+        rl_model__mlp(m, l, d->x, d->x, d->ln, NULL, d->gu, d->mlp, d->proj, Rm);
     }
     if (k == 0) return;
     double t0 = rl_model__tic(m);
-    be->gather_rows(be, d->last, d->x, d->out_idx, k, m->C);
-    be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, k, m->C,
+    be->gather_rows(be, d->last, d->x, d->out_idx, km, m->C);
+    be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, km, m->C,
                         (float)m->cfg.rms_norm_eps);
     rl_model__toc(m, &m->timing.other, t0);
-    rl_model__matmul(m, d->logits, d->ln, m->params.wlm, NULL, k, m->C, m->V);
+    rl_model__matmul(m, d->logits, d->ln, m->params.wlm, NULL, km, m->C, m->V);
     size_t V = m->V;
     int consecutive = 1;
     for (int j = 1; j < k; j++) consecutive &= d->h_out_dst[j] == d->h_out_dst[0] + j;
@@ -183,6 +402,13 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
         total += (size_t)count;
     }
     if (n == 0) return 0;
+    for (int i = 0; i < n; i++) // blocks for every new position (a no-op where reserved before)
+        if (rl_kv_cache_reserve(c, slots[i], n_tokens ? n_tokens[i] : 1))
+            return rl_fail(err, RL_EINTERNAL,
+                           "%s: KV cache pool exhausted (slot %d, %d tokens held, %zu of %zu "
+                           "bytes in use)",
+                           what, slots[i], c->len[slots[i]], rl_kv_cache_bytes_used(c),
+                           rl_kv_cache_bytes_total(c));
     // a chunk holds at most m->prefill_rows rows (but every sequence of a decode step) and at
     // most one logits row per sequence
     int cap = m->prefill_rows > 0 ? m->prefill_rows : 1;
@@ -208,7 +434,10 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
         }
     }
     if (R > 0) run_chunk(m, c, R, k, logits);
-    for (int i = 0; i < n; i++) c->len[slots[i]] += n_tokens ? n_tokens[i] : 1;
+    for (int i = 0; i < n; i++) {
+        c->len[slots[i]] += n_tokens ? n_tokens[i] : 1;
+        release_unseen(c, slots[i]);
+    }
     return 0;
 }
 

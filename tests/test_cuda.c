@@ -555,23 +555,28 @@ static void test_attention_cached(void) {
         dbuf kc = buf_from(z, kvn), vc = buf_from(z, kvn);
         free(z);
         ibuf sl = ibuf_from(slot, n), ps = ibuf_from(pos, n);
+        int mb = cap / RL_KV_BLOCK;
+        int32_t table[6]; // identity block table (paged cases: test_cuda_paged)
+        for (int i = 0; i < S * mb; i++) table[i] = i;
+        ibuf tb = ibuf_from(table, S * mb);
         int first = 51;
         ON_BOTH {
-            BACKEND->kv_store(BACKEND, P(kc), P(vc), P(qkv), P(sl), P(ps), first, NH, NKV, hd, cap);
-            BACKEND->kv_store(BACKEND, P(kc), P(vc), P(qkv) + (size_t)first * QKV, P(sl) + first,
-                              P(ps) + first, n - first, NH, NKV, hd, cap);
+            BACKEND->kv_store(BACKEND, P(kc), P(vc), P(qkv), P(tb), mb, P(sl), P(ps), first, NH,
+                              NKV, hd);
+            BACKEND->kv_store(BACKEND, P(kc), P(vc), P(qkv) + (size_t)first * QKV, P(tb), mb,
+                              P(sl) + first, P(ps) + first, n - first, NH, NKV, hd);
         }
         snprintf(what, sizeof what, "kv_store NH%d NKV%d hd%d: keys", NH, NKV, hd);
         check_buf(what, kc, -1);
         snprintf(what, sizeof what, "kv_store NH%d NKV%d hd%d: values", NH, NKV, hd);
         check_buf(what, vc, -1);
         dbuf out = buf_rand((size_t)n * NH * hd, 1);
-        ON_BOTH BACKEND->attention_cached_forward(BACKEND, P(out), P(qkv), P(kc), P(vc), P(sl),
-                                                  P(ps), n, NH, NKV, hd, cap, window);
+        ON_BOTH BACKEND->attention_cached_forward(BACKEND, P(out), P(qkv), P(kc), P(vc), P(tb), mb,
+                                                  P(sl), P(ps), n, NH, NKV, hd, window);
         snprintf(what, sizeof what, "attention_cached_forward NH%d NKV%d hd%d w%d", NH, NKV, hd,
                  window);
         check_buf(what, out, 2e-5);
-        ibuf_free(&sl), ibuf_free(&ps);
+        ibuf_free(&sl), ibuf_free(&ps), ibuf_free(&tb);
         buf_free(&qkv), buf_free(&kc), buf_free(&vc), buf_free(&out);
     }
 }

@@ -535,8 +535,9 @@ static void test_attention(void) {
     run_attention_case(1, 70, 2, 1, 10, 65, one); // window across a block boundary
 }
 
-// The cached path must equal the reference on the same keys: fill a cache through kv_store from
-// two interleaved sequences, then query positions of both.
+// The cached path must equal the reference on the same keys: fill a paged cache through kv_store
+// from two interleaved sequences whose blocks are scattered over the pool (block table
+// entries in reverse order), then query positions of both.
 static void test_attention_cached(void) {
     int T = 70, S = 3, max_len = 2 * RL_KV_BLOCK;
     int heads[4][3] = {{6, 2, 8}, {6, 2, 8}, {4, 1, 32}, {3, 3, 16}}; // NH, NKV, hd
@@ -558,10 +559,13 @@ static void test_attention_cached(void) {
         float *dq = dev_f(t.qkv, nq);
         float *kc = BE->mem_alloc(BE, (size_t)S * max_len * NKV * hd * 4);
         float *vc = BE->mem_alloc(BE, (size_t)S * max_len * NKV * hd * 4);
-        int32_t *ds = dev_i(slot, 2 * T), *dp = dev_i(pos, 2 * T);
-        BE->kv_store(BE, kc, vc, dq, ds, dp, 2 * T, NH, NKV, hd, max_len);
+        int mb = max_len / RL_KV_BLOCK, nblk = S * mb;
+        int32_t table[16];
+        for (int i = 0; i < nblk; i++) table[i] = nblk - 1 - i;
+        int32_t *ds = dev_i(slot, 2 * T), *dp = dev_i(pos, 2 * T), *dt = dev_i(table, nblk);
+        BE->kv_store(BE, kc, vc, dq, dt, mb, ds, dp, 2 * T, NH, NKV, hd);
         float *out = BE->mem_alloc(BE, no * 4);
-        BE->attention_cached_forward(BE, out, dq, kc, vc, ds, dp, 2 * T, NH, NKV, hd, max_len,
+        BE->attention_cached_forward(BE, out, dq, kc, vc, dt, mb, ds, dp, 2 * T, NH, NKV, hd,
                                      window);
         double *got = host_d(out, no);
         char what[80];
@@ -569,7 +573,7 @@ static void test_attention_cached(void) {
                  window);
         check_close(what, got, want, no, 2e-5);
         free(t.qkv), free(want), free(got);
-        dfree(dq), dfree(kc), dfree(vc), dfree(ds), dfree(dp), dfree(out);
+        dfree(dq), dfree(kc), dfree(vc), dfree(ds), dfree(dp), dfree(dt), dfree(out);
     }
 }
 

@@ -159,10 +159,12 @@ static void weighted_rows(float *acc, const float *w, const float *rows, size_t 
 // Decoding: one query position at a time.
 
 // Attention of g <= MAX_GROUP query heads q[g*hd] (one position) against the cached positions
-// j0..j1 of one slot and kv head: block b's keys at kslot + b*blk_stride ([hd][KBLOCK],
-// transposed) and its values at vslot + b*blk_stride ([KBLOCK][hd]). Writes out[g*hd].
-static void attend_cached(float *out, const float *q, const float *kslot, const float *vslot,
-                          size_t blk_stride, int j0, int j1, int g, int hd, float scale) {
+// j0..j1 of one sequence and kv head: the block holding positions [b*KBLOCK, (b+1)*KBLOCK) is
+// pool block table[b], its keys at kpool + table[b]*blk_stride ([hd][KBLOCK], transposed) and its
+// values at vpool + table[b]*blk_stride ([KBLOCK][hd]). Writes out[g*hd].
+static void attend_cached(float *out, const float *q, const float *kpool, const float *vpool,
+                          const int32_t *table, size_t blk_stride, int j0, int j1, int g, int hd,
+                          float scale) {
     float s[MAX_GROUP][KBLOCK];
     float acc[MAX_GROUP][RL_MAX_HEAD_DIM];
     float m[MAX_GROUP], l[MAX_GROUP];
@@ -174,7 +176,8 @@ static void attend_cached(float *out, const float *q, const float *kslot, const 
     for (int blk = j0 / KBLOCK; blk <= j1 / KBLOCK; blk++) {
         int jb = blk * KBLOCK;
         int lo = imax(j0, jb) - jb, hi = imin(j1, jb + KBLOCK - 1) - jb;
-        const float *kt = kslot + (size_t)blk * blk_stride, *vt = vslot + (size_t)blk * blk_stride;
+        size_t at = (size_t)table[blk] * blk_stride;
+        const float *kt = kpool + at, *vt = vpool + at;
         for (int r = 0; r < g; r += 2) {
             if (r + 1 < g)
                 tile_dots2(s[r], s[r + 1], q + (size_t)r * hd, q + (size_t)(r + 1) * hd, kt, hd);
@@ -383,31 +386,37 @@ void attention_backward_cpu(const rl_backend *be, float *dqkv, const float *dout
             backward_unit(dqkv, dout, qkv, out, lse, &a, b, kvh, lengths ? lengths[b] : T);
 }
 
-// The cache layout of kernels/kernels.h: slot s, block b = pos / KBLOCK, kv head kvh:
-//   keys   at (s*cap + b*KBLOCK)*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
+// The paged cache of kernels/kernels.h: position p of slot s lives in pool block
+// b = block_table[s][p / KBLOCK], at offset p % KBLOCK; kv head kvh of that block:
+//   keys   at b*KBLOCK*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
 //   values at the same offset, rows [KBLOCK][hd]
 // so that attention reads each block of keys as ready-made transposed tiles.
-void kv_store_cpu(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
-                  const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
-                  int cap) {
+void kv_store_cpu(const rl_backend *be, void *kpool_, void *vpool_, const void *qkv_,
+                  const int32_t *block_table, int max_blocks, const int32_t *slot,
+                  const int32_t *pos, int n, int NH, int NKV, int hd) {
+    float *kpool = kpool_, *vpool = vpool_;
+    const float *qkv = qkv_;
     size_t qkv_dim = (size_t)(NH + 2 * NKV) * hd, kv_dim = (size_t)NKV * hd;
     for (int i = 0; i < n; i++) {
         const float *k = qkv + (size_t)i * qkv_dim + (size_t)NH * hd, *v = k + kv_dim;
         int jj = pos[i] % KBLOCK;
-        size_t block = ((size_t)slot[i] * cap + (size_t)(pos[i] - jj)) * kv_dim;
+        int32_t b = block_table[(size_t)slot[i] * max_blocks + pos[i] / KBLOCK];
+        size_t block = (size_t)b * KBLOCK * kv_dim;
         for (int kvh = 0; kvh < NKV; kvh++) {
-            float *kt = kcache + block + (size_t)kvh * hd * KBLOCK;
+            float *kt = kpool + block + (size_t)kvh * hd * KBLOCK;
             for (int d = 0; d < hd; d++) kt[(size_t)d * KBLOCK + jj] = k[(size_t)kvh * hd + d];
-            memcpy(vcache + block + (size_t)kvh * hd * KBLOCK + (size_t)jj * hd,
+            memcpy(vpool + block + (size_t)kvh * hd * KBLOCK + (size_t)jj * hd,
                    v + (size_t)kvh * hd, (size_t)hd * sizeof(float));
         }
     }
 }
 
-void attention_cached_forward_cpu(const rl_backend *be, float *out, const float *qkv,
-                                  const float *kcache, const float *vcache, const int32_t *slot,
-                                  const int32_t *pos, int n, int NH, int NKV, int hd, int cap,
-                                  int window) {
+void attention_cached_forward_cpu(const rl_backend *be, void *out_, const void *qkv_,
+                                  const void *kpool_, const void *vpool_,
+                                  const int32_t *block_table, int max_blocks, const int32_t *slot,
+                                  const int32_t *pos, int n, int NH, int NKV, int hd, int window) {
+    float *out = out_;
+    const float *qkv = qkv_, *kpool = kpool_, *vpool = vpool_;
     int rep = NH / NKV;
     size_t qkv_dim = (size_t)(NH + 2 * NKV) * hd, kv_dim = (size_t)NKV * hd;
     size_t blk_stride = (size_t)KBLOCK * kv_dim;
@@ -415,12 +424,13 @@ void attention_cached_forward_cpu(const rl_backend *be, float *out, const float 
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if ((size_t)n * NKV > 1)
     for (int i = 0; i < n; i++) {
         for (int kvh = 0; kvh < NKV; kvh++) {
-            size_t at = (size_t)slot[i] * cap * kv_dim + (size_t)kvh * hd * KBLOCK;
+            size_t head = (size_t)kvh * hd * KBLOCK; // the kv head's part of every block
+            const int32_t *table = block_table + (size_t)slot[i] * max_blocks;
             const float *q = qkv + (size_t)i * qkv_dim + (size_t)kvh * rep * hd;
             float *o = out + (size_t)i * NH * hd + (size_t)kvh * rep * hd;
             for (int r0 = 0; r0 < rep; r0 += MAX_GROUP)
-                attend_cached(o + (size_t)r0 * hd, q + (size_t)r0 * hd, kcache + at, vcache + at,
-                              blk_stride, first_key(pos[i], window), pos[i],
+                attend_cached(o + (size_t)r0 * hd, q + (size_t)r0 * hd, kpool + head,
+                              vpool + head, table, blk_stride, first_key(pos[i], window), pos[i],
                               imin(MAX_GROUP, rep - r0), hd, scale);
         }
     }

@@ -270,15 +270,15 @@ void attention_backward_cuda(const rl_backend *be, float *dqkv, const float *dou
 }
 
 // ------------------------------------------------------------------------------------------------
-// KV cache. The layout is the CPU's (kernels/cpu/attention_cpu.c), so caches of both backends
-// hold the same floats at the same offsets: slot s, block b = pos / KBLOCK, kv head kvh:
-//   keys   at (s*cap + b*KBLOCK)*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
+// Paged KV cache. The layout inside a block is the CPU's (kernels/cpu/attention_cpu.c), so pools
+// of both backends hold the same floats at the same offsets: pool block b, kv head kvh:
+//   keys   at b*KBLOCK*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
 //   values at the same offset, rows [KBLOCK][hd]
 // The transposed keys suit the one-key-per-lane scoring: lanes read adjacent floats.
 
-__global__ static void kv_store_kernel(float *kcache, float *vcache, const float *qkv,
-                                       const int32_t *slot, const int32_t *pos, int n, int NH,
-                                       int NKV, int hd, int cap) {
+__global__ static void kv_store_kernel(float *kpool, float *vpool, const float *qkv,
+                                       const int32_t *table, int max_blocks, const int32_t *slot,
+                                       const int32_t *pos, int n, int NH, int NKV, int hd) {
     size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
     size_t total = (size_t)n * kv_dim;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
@@ -286,75 +286,102 @@ __global__ static void kv_store_kernel(float *kcache, float *vcache, const float
         size_t i = idx / kv_dim, e = idx % kv_dim; // row, element of its k (or v) part
         int kvh = (int)(e / hd), d = (int)(e % hd);
         int p = pos[i], jj = p % KBLOCK;
-        size_t block =
-            ((size_t)slot[i] * cap + (size_t)(p - jj)) * kv_dim + (size_t)kvh * hd * KBLOCK;
+        int32_t b = table[(size_t)slot[i] * max_blocks + p / KBLOCK];
+        size_t block = (size_t)b * KBLOCK * kv_dim + (size_t)kvh * hd * KBLOCK;
         const float *k = qkv + i * qkv_dim + (size_t)NH * hd;
-        kcache[block + (size_t)d * KBLOCK + jj] = k[e];
-        vcache[block + (size_t)jj * hd + d] = k[kv_dim + e];
+        kpool[block + (size_t)d * KBLOCK + jj] = k[e];
+        vpool[block + (size_t)jj * hd + d] = k[kv_dim + e];
     }
 }
 
-void kv_store_cuda(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
-                   const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
-                   int cap) {
+void kv_store_cuda(const rl_backend *be, void *kpool, void *vpool, const void *qkv,
+                   const int32_t *block_table, int max_blocks, const int32_t *slot,
+                   const int32_t *pos, int n, int NH, int NKV, int hd) {
     if (n <= 0 || NKV <= 0 || hd <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
     size_t total = (size_t)n * NKV * hd;
     kv_store_kernel<<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
-        kcache, vcache, qkv, slot, pos, n, NH, NKV, hd, cap);
+        (float *)kpool, (float *)vpool, (const float *)qkv, block_table, max_blocks, slot, pos, n,
+        NH, NKV, hd);
     cudaLaunchCheck(ctx);
 }
 
-// One warp per (row i, query head h); warp index = i*NH + h.
-__global__ static void attention_cached_kernel(float *out, const float *qkv, const float *kcache,
-                                               const float *vcache, const int32_t *slot,
-                                               const int32_t *pos, int n, int NH, int NKV, int hd,
-                                               int cap, int window, float scale) {
-    __shared__ float qs[WARPS][RL_MAX_HEAD_DIM];
+// Decode attention, split over the keys: one thread block of SPLITS warps per (row i, query head
+// h); warp w takes the cache blocks b = first, first + SPLITS, ... of the row's visible range
+// (so a long context is read by SPLITS warps at once instead of one), keeps its own online
+// softmax (m, l, acc), and the partial results are merged in shared memory by warp 0 in warp
+// order (deterministic). Each warp scores 32 keys at a time, one key per lane.
+enum { SPLITS = 8 };
+
+__global__ static void attention_cached_kernel(float *out, const float *qkv, const float *kpool,
+                                               const float *vpool, const int32_t *table,
+                                               int max_blocks, const int32_t *slot,
+                                               const int32_t *pos, int NH, int NKV, int hd,
+                                               int window, float scale) {
+    __shared__ float qs[RL_MAX_HEAD_DIM];
+    __shared__ float part[SPLITS][RL_MAX_HEAD_DIM];
+    __shared__ float pm[SPLITS], pl[SPLITS];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    size_t gw = (size_t)blockIdx.x * WARPS + warp;
-    if (gw >= (size_t)n * NH) return;
-    int h = (int)(gw % NH);
-    size_t i = gw / NH;
-    int kvh = h / (NH / NKV), p = pos[i];
+    int h = (int)(blockIdx.x % NH);
+    size_t i = blockIdx.x / NH;
+    int kvh = h / (NH / NKV), p = pos[i], j_first = first_key(p, window);
     size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
-    size_t blk_stride = (size_t)KBLOCK * kv_dim;
-    size_t at = (size_t)slot[i] * cap * kv_dim + (size_t)kvh * hd * KBLOCK; // block 0 of the slot
-    const float *kslot = kcache + at, *vslot = vcache + at;
-    float *q = qs[warp];
-    load_row(q, qkv + i * qkv_dim + (size_t)h * hd, hd, lane);
+    size_t blk_stride = (size_t)KBLOCK * kv_dim, head = (size_t)kvh * hd * KBLOCK;
+    const int32_t *row_table = table + (size_t)slot[i] * max_blocks;
+    if (warp == 0) load_row(qs, qkv + i * qkv_dim + (size_t)h * hd, hd, lane);
+    __syncthreads();
     float acc[HDL] = {0};
     float m = -INFINITY, l = 0.0f;
-    for (int j0 = first_key(p, window); j0 <= p; j0 += 32) {
-        int j = j0 + lane;
-        float s = -INFINITY;
-        if (j <= p) {
-            const float *kt = kslot + (size_t)(j / KBLOCK) * blk_stride + j % KBLOCK;
-            float dot = 0.0f;
-            for (int d = 0; d < hd; d++) dot += q[d] * kt[(size_t)d * KBLOCK];
-            s = dot * scale;
-        }
-        float w = softmax_tile(s, &m, &l, acc);
-        int nb = min(32, p - j0 + 1);
-        for (int u = 0; u < nb; u++) {
-            float wu = __shfl_sync(0xffffffffu, w, u);
-            int ju = j0 + u;
-            const float *vrow =
-                vslot + (size_t)(ju / KBLOCK) * blk_stride + (size_t)(ju % KBLOCK) * hd;
-            axpy_lanes(acc, wu, vrow, hd, lane);
+    for (int blk = j_first / KBLOCK + warp; blk <= p / KBLOCK; blk += SPLITS) {
+        size_t at = (size_t)row_table[blk] * blk_stride + head;
+        const float *kt = kpool + at, *vt = vpool + at;
+        int lo = max(j_first, blk * KBLOCK), hi = min(p, blk * KBLOCK + KBLOCK - 1);
+        for (int j0 = lo; j0 <= hi; j0 += 32) {
+            int j = j0 + lane;
+            float s = -INFINITY;
+            if (j <= hi) {
+                const float *kc = kt + j % KBLOCK;
+                float dot = 0.0f;
+                for (int d = 0; d < hd; d++) dot += qs[d] * kc[(size_t)d * KBLOCK];
+                s = dot * scale;
+            }
+            float w = softmax_tile(s, &m, &l, acc);
+            int nb = min(32, hi - j0 + 1);
+            for (int u = 0; u < nb; u++) {
+                float wu = __shfl_sync(0xffffffffu, w, u);
+                axpy_lanes(acc, wu, vt + (size_t)((j0 + u) % KBLOCK) * hd, hd, lane);
+            }
         }
     }
-    store_lanes(out + i * NH * hd + (size_t)h * hd, acc, 1.0f / l, hd, lane);
+    store_lanes(part[warp], acc, 1.0f, hd, lane);
+    if (lane == 0) pm[warp] = m, pl[warp] = l;
+    __syncthreads();
+    if (warp != 0) return;
+    float M = -INFINITY;
+    for (int w = 0; w < SPLITS; w++) M = fmaxf(M, pm[w]);
+    float L = 0.0f, o[HDL] = {0};
+    for (int w = 0; w < SPLITS; w++) {
+        if (pm[w] == -INFINITY) continue; // a warp without keys
+        float c = expf(pm[w] - M);
+        L += pl[w] * c;
+#pragma unroll
+        for (int k = 0; k < HDL; k++) {
+            int d = lane + 32 * k;
+            if (d < hd) o[k] += part[w][d] * c;
+        }
+    }
+    store_lanes(out + i * NH * hd + (size_t)h * hd, o, 1.0f / L, hd, lane);
 }
 
-void attention_cached_forward_cuda(const rl_backend *be, float *out, const float *qkv,
-                                   const float *kcache, const float *vcache, const int32_t *slot,
-                                   const int32_t *pos, int n, int NH, int NKV, int hd, int cap,
-                                   int window) {
+void attention_cached_forward_cuda(const rl_backend *be, void *out, const void *qkv,
+                                   const void *kpool, const void *vpool,
+                                   const int32_t *block_table, int max_blocks, const int32_t *slot,
+                                   const int32_t *pos, int n, int NH, int NKV, int hd, int window) {
     if (n <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    size_t warps = (size_t)n * NH;
-    attention_cached_kernel<<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(
-        out, qkv, kcache, vcache, slot, pos, n, NH, NKV, hd, cap, window, 1.0f / sqrtf((float)hd));
+    size_t blocks = (size_t)n * NH;
+    attention_cached_kernel<<<(unsigned)blocks, SPLITS * 32, 0, ctx->stream>>>(
+        (float *)out, (const float *)qkv, (const float *)kpool, (const float *)vpool, block_table,
+        max_blocks, slot, pos, NH, NKV, hd, window, 1.0f / sqrtf((float)hd));
     cudaLaunchCheck(ctx);
 }
