@@ -277,11 +277,22 @@ static void upload_tables(rl_kv_cache *c) {
 // ------------------------------------------------------------------------------------------------
 // Decode scratch
 
+// Row counts of the matrix products are multiples of ROW_TILE: OpenBLAS's sgemm (and its sgemv
+// for one row) sums a row's products in an order that depends on the row count of the call
+// (tail tiles and small-matrix kernels), while rows inside full 16-row tiles always get the same
+// bits. Padding every call to whole tiles makes a row's logits independent of how many other
+// rows share its batch (tests/test_paged.c checks it; bench/bench_rollout.c measures the cost).
+enum { ROW_TILE = 16 };
+
+static int round_rows(int n) {
+    return (n + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
+}
+
 // Room for chunks of `rows` new tokens with up to `outs` logits rows each.
 static void ensure_decode(rl_model *m, int rows, int outs) {
     rl_model_decode *d = &m->dec;
-    if (rows < 2) rows = 2; // a lone row is padded to two (see rl_model_prefill)
-    if (outs < 2) outs = 2;
+    rows = round_rows(rows); // room for the padding rows (see run_chunk)
+    outs = round_rows(outs);
     if (rows <= d->rows && outs <= d->out_rows) return;
     if (rows < d->rows) rows = d->rows;
     if (outs < d->out_rows) outs = d->out_rows;
@@ -317,11 +328,11 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
 static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_host) {
     const rl_backend *be = m->be;
     rl_model_decode *d = &m->dec;
-    // The matrix products see at least two rows: a lone row gets a padding row (token 0 at
-    // position 0, never stored), so its logits are those it gets among others.
-    int Rm = R < 2 ? 2 : R, km = k < 2 ? 2 : k;
-    if (R < 2) d->h_tokens[1] = 0, d->h_pos[1] = 0, d->h_slot[1] = 0;
-    if (k == 1) d->h_out_idx[1] = d->h_out_idx[0];
+    // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
+    // position 0 and are never stored or attended; padding logits rows repeat row 0.
+    int Rm = round_rows(R), km = round_rows(k);
+    for (int i = R; i < Rm; i++) d->h_tokens[i] = 0, d->h_pos[i] = 0;
+    for (int j = k; j < km && k > 0; j++) d->h_out_idx[j] = d->h_out_idx[0];
     be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
     be->mem_upload(be, d->pos, d->h_pos, (size_t)Rm * sizeof(int32_t));
     be->mem_upload(be, d->slot, d->h_slot, (size_t)R * sizeof(int32_t));

@@ -1,76 +1,115 @@
-// engine: batched KV-cache generation with per-sample counter-based randomness. See engine.h.
+// engine: paged-KV generation with continuous batching and per-sample counter-based randomness.
+// See engine.h.
 #include "rollout/engine.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/rng.h"
 
+// What the engine tracks for one sample. Its tokens are its prompt followed by the tokens drawn
+// so far; n_fed of them are in the KV cache, and when all are, its logits row is ready and it
+// draws the next one. A sample other than 0 waits (fork_wait) until its request's sample 0 has
+// its prompt in the cache, then forks those blocks.
+typedef struct live_seq {
+    rl_completion *out;     // where the result goes
+    const rl_gen_params *p; // the request's parameters
+    rl_stream_req *req;     // the request it belongs to
+    int sample;             // its index within the request
+    int slot;               // its KV-cache slot (block-table row)
+    int active;             // the slot is in use
+    int fork_wait;          // waiting for sample 0's prompt
+    int ready;              // row holds the logits to draw the next token from
+    int done;
+    uint64_t order;         // admission order (older sequences are never preempted for newer)
+    int32_t *prompt;        // [plen] own copy (recomputation after a preemption needs it)
+    int plen;
+    int n_fed;              // tokens in the KV cache (prompt first, then drawn tokens)
+    rl_rng rng;             // its random stream
+    const float *row;       // logits to sample the next token from
+    int32_t last;           // the token just sampled
+    char *bytes;            // decoded bytes so far (stop tokens excluded)
+    size_t n_bytes, cap_bytes;
+} live_seq;
+
+// A submitted request waiting for its slots, with its own copy of the prompt.
+struct queued {
+    rl_stream_req *r;
+    int32_t *ids;
+};
+
 struct rl_engine {
     rl_model *m;
     const rl_tokenizer *tok;
     rl_kv_cache *cache;
-    int max_slots, max_len;
+    int max_slots, max_len, chunk;
     int V;           // model vocabulary (logits row length)
     int vocab_limit; // ids sampled are < vocab_limit
-    float *logits;   // [max_slots, V] host: logits of the live rows
+    float *logits;   // [max_slots, V] host: logits of the step's rows
     float *probs;    // [n_threads, V] scratch
     int32_t *idx;    // [n_threads, V] scratch
     int n_threads;
 
-    // Continuous batching (rl_engine_submit / rl_engine_step), allocated on the first submit.
-    struct live_seq *sq;         // [max_slots] the sequence in each slot (active = in use)
-    int n_used;                  // slots in use
-    struct rl_stream_req **pend; // [max_slots] requests admitted, not yet prefilled
-    int n_pend;
-    float *pf_logits; // [max_slots, V] prefill logits of the newly admitted prompts
+    live_seq *sq;                 // [max_slots] the sequence in each slot
+    int n_used;                   // slots in use
+    struct queued *queue;         // [cap_queue] submitted, not yet admitted, in order
+    int n_queue, cap_queue, n_queued_samples;
+    uint64_t next_order;
+    rl_gen_stats st;              // accumulated by the steps (rl_generate reports them)
+    // step scratch, [max_slots] each
+    live_seq **run;               // sequences in the step, in admission order
+    int *slots;
+    const int32_t **lists;
+    int32_t *counts;
 };
 
-// What the engine tracks for one sample while it is being generated.
-typedef struct live_seq {
-    rl_completion *out; // where the result goes
-    int slot;           // its KV-cache slot
-    rl_rng rng;         // its random stream
-    const float *row;   // logits to sample the next token from
-    int32_t last;       // the token just sampled (fed to the next decode step)
-    char *bytes;        // decoded bytes so far (stop tokens excluded)
-    size_t n_bytes, cap_bytes;
-    int done;
-    // Continuous batching only:
-    const rl_gen_params *p; // the request's parameters
-    rl_stream_req *req;     // the request it belongs to
-    int sample;             // its index within the request
-    int active;             // the slot is in use
-} live_seq;
-
-int rl_engine_create(rl_engine **out, rl_model *model, const rl_tokenizer *tok, int max_slots,
-                     int max_len, int vocab_limit, rl_err *err) {
+int rl_engine_create_opts(rl_engine **out, rl_model *model, const rl_tokenizer *tok,
+                          const rl_engine_opts *o, rl_err *err) {
     *out = NULL;
-    if (max_slots < 1 || max_len < 2)
+    if (o->max_slots < 1 || o->max_len < 2)
         return rl_fail(err, RL_EINPUT, "engine: max_slots (%d) and max_len (%d) too small",
-                       max_slots, max_len);
-    int V = model->V;
+                       o->max_slots, o->max_len);
+    int V = model->V, vocab_limit = o->vocab_limit;
     if (vocab_limit <= 0 || vocab_limit > V) vocab_limit = V;
     rl_engine *e = rl_calloc(1, sizeof *e);
     e->m = model;
     e->tok = tok;
-    e->max_slots = max_slots;
-    e->max_len = max_len;
+    e->max_slots = o->max_slots;
+    e->max_len = o->max_len;
+    e->chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
     e->V = V;
     e->vocab_limit = vocab_limit;
-    e->cache = rl_kv_cache_create(model, max_slots, max_len, err);
+    e->cache = rl_kv_cache_create_pool(model, o->max_slots, o->max_len, o->kv_budget_bytes,
+                                       e->chunk, err);
     if (!e->cache) {
         free(e);
         return rl_err_prefix(err, "engine: ");
     }
     e->n_threads = omp_get_max_threads();
-    e->logits = rl_malloc((size_t)max_slots * V * sizeof(float));
+    size_t S = (size_t)o->max_slots;
+    e->logits = rl_malloc(S * V * sizeof(float));
     e->probs = rl_malloc((size_t)e->n_threads * V * sizeof(float));
     e->idx = rl_malloc((size_t)e->n_threads * V * sizeof(int32_t));
+    e->sq = rl_calloc(S, sizeof *e->sq);
+    e->run = rl_malloc(S * sizeof *e->run);
+    e->slots = rl_malloc(S * sizeof *e->slots);
+    e->lists = rl_malloc(S * sizeof *e->lists);
+    e->counts = rl_malloc(S * sizeof *e->counts);
     *out = e;
     return 0;
+}
+
+int rl_engine_create(rl_engine **out, rl_model *model, const rl_tokenizer *tok, int max_slots,
+                     int max_len, int vocab_limit, rl_err *err) {
+    rl_engine_opts o = {max_slots, max_len, vocab_limit, 0, 0};
+    return rl_engine_create_opts(out, model, tok, &o, err);
+}
+
+rl_kv_cache *rl_engine_cache(rl_engine *e) {
+    return e->cache;
 }
 
 void rl_engine_free(rl_engine *e) {
@@ -79,11 +118,14 @@ void rl_engine_free(rl_engine *e) {
     free(e->logits);
     free(e->probs);
     free(e->idx);
-    if (e->sq)
-        for (int i = 0; i < e->max_slots; i++) free(e->sq[i].bytes);
+    for (int i = 0; i < e->max_slots; i++) free(e->sq[i].bytes), free(e->sq[i].prompt);
     free(e->sq);
-    free(e->pend);
-    free(e->pf_logits);
+    for (int i = 0; i < e->n_queue; i++) free(e->queue[i].ids);
+    free(e->queue);
+    free(e->run);
+    free(e->slots);
+    free(e->lists);
+    free(e->counts);
     free(e);
 }
 
@@ -174,314 +216,334 @@ static void finish_text(live_seq *s) {
     s->bytes = NULL;
 }
 
-// Generates prompts [p0, p1) whose samples fit the cache together, into out[0 .. their samples).
-static int generate_round(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *prompts,
-                          int p0, int p1, rl_completion *out, rl_gen_stats *st, rl_err *err) {
-    int n_prompts = p1 - p0, n_seq = 0;
-    for (int i = p0; i < p1; i++) n_seq += prompts[i].n_samples;
-    live_seq *seqs = rl_calloc((size_t)n_seq, sizeof *seqs);
-    int *slots = rl_malloc((size_t)(n_seq > n_prompts ? n_seq : n_prompts) * sizeof(int));
-    int32_t *toks = rl_malloc((size_t)n_seq * sizeof(int32_t));
-    const int32_t **pids = rl_malloc((size_t)n_prompts * sizeof *pids);
-    int32_t *plen = rl_malloc((size_t)n_prompts * sizeof *plen);
-    int rc = -1;
+// ---- requests, slots, preemption --------------------------------------------------------------
 
-    // Prefill each prompt once, into the slot of its first sample.
-    int slot = 0;
-    for (int i = 0; i < n_prompts; i++) {
-        const rl_gen_prompt *pr = &prompts[p0 + i];
-        slots[i] = slot;
-        pids[i] = pr->ids;
-        plen[i] = pr->n_ids;
-        slot += pr->n_samples;
-    }
-    for (int s = 0; s < slot; s++) rl_kv_cache_reset(e->cache, s);
-    double t0 = rl_now();
-    if (rl_model_prefill(e->m, e->cache, n_prompts, slots, pids, plen, e->logits, err)) goto done;
-    st->prefill_seconds += rl_now() - t0;
-
-    // Share the prefix with the rest of each group; every sample starts from its prompt's logits.
-    int k = 0;
-    for (int i = 0; i < n_prompts; i++) {
-        const rl_gen_prompt *pr = &prompts[p0 + i];
-        st->prompt_tokens += pr->n_ids;
-        for (int s = 0; s < pr->n_samples; s++, k++) {
-            live_seq *q = &seqs[k];
-            q->out = &out[k]; // out holds this round's samples, prompt by prompt
-            q->slot = slots[i] + s;
-            if (s > 0) rl_kv_cache_copy_slot(e->cache, q->slot, slots[i]);
-            q->rng = rl_rng_stream(p->seed, RL_RNG_SAMPLE, pr->key, (uint64_t)s);
-            q->row = e->logits + (size_t)i * e->V;
-        }
-    }
-
-    int n_live = n_seq;
-    live_seq **live = rl_malloc((size_t)n_seq * sizeof *live);
-    for (int i = 0; i < n_seq; i++) live[i] = &seqs[i];
-    while (n_live > 0) {
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int i = 0; i < n_live; i++) {
-            int th = omp_get_thread_num();
-            sample_one(e, p, live[i], e->probs + (size_t)th * e->V, e->idx + (size_t)th * e->V);
-        }
-        int n_next = 0;
-        for (int i = 0; i < n_live; i++) {
-            if (live[i]->done) {
-                finish_text(live[i]);
-                st->new_tokens += live[i]->out->n_tokens;
-            } else
-                live[n_next++] = live[i];
-        }
-        n_live = n_next;
-        if (n_live == 0) break;
-        for (int i = 0; i < n_live; i++) {
-            slots[i] = live[i]->slot;
-            toks[i] = live[i]->last;
-        }
-        if (rl_model_decode_step(e->m, e->cache, n_live, slots, toks, e->logits, err)) {
-            free(live);
-            goto done;
-        }
-        for (int i = 0; i < n_live; i++) live[i]->row = e->logits + (size_t)i * e->V;
-    }
-    free(live);
-    rc = 0;
-done:
-    for (int i = 0; i < n_seq; i++) free(seqs[i].bytes);
-    free(seqs);
-    free(slots);
-    free(toks);
-    free(pids);
-    free(plen);
-    return rc;
-}
-
-int rl_generate(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *prompts, int n_prompts,
-                rl_completion *out, rl_gen_stats *stats, rl_err *err) {
-    rl_gen_stats st = {0};
-    double t0 = rl_now();
-    int total = 0;
-    for (int i = 0; i < n_prompts; i++) {
-        const rl_gen_prompt *pr = &prompts[i];
-        if (pr->n_ids < 1) return rl_fail(err, RL_EINPUT, "prompt %d is empty", i);
-        if (pr->n_ids + p->max_new_tokens > e->max_len)
-            return rl_fail(err, RL_EINPUT,
-                           "prompt %d has %d tokens; with max_new_tokens %d it exceeds the "
-                           "engine's %d positions",
-                           i, pr->n_ids, p->max_new_tokens, e->max_len);
-        if (pr->n_samples < 1 || pr->n_samples > e->max_slots)
-            return rl_fail(err, RL_EINPUT, "prompt %d asks for %d samples (engine holds %d)", i,
-                           pr->n_samples, e->max_slots);
-        total += pr->n_samples;
-    }
+// Why a request cannot run on this engine (RL_EINPUT), or 0.
+static int check_request(const rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *pr,
+                         const char *what, rl_err *err) {
+    if (pr->n_ids < 1 || !pr->ids) return rl_fail(err, RL_EINPUT, "%s is empty", what);
     if (p->max_new_tokens < 1) return rl_fail(err, RL_EINPUT, "max_new_tokens must be >= 1");
-    int k = 0;
-    for (int i = 0; i < n_prompts; i++)
-        for (int s = 0; s < prompts[i].n_samples; s++, k++) {
-            rl_completion *c = &out[k];
-            memset(c, 0, sizeof *c);
-            c->prompt = i;
-            c->sample = s;
-            c->tokens = rl_malloc((size_t)p->max_new_tokens * sizeof(int32_t));
-            c->logp_sample = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
-            c->logp_policy = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
-        }
-    int p0 = 0, first = 0; // first: index in out of prompt p0's first sample
-    while (p0 < n_prompts) {
-        int p1 = p0, used = 0;
-        while (p1 < n_prompts && used + prompts[p1].n_samples <= e->max_slots)
-            used += prompts[p1++].n_samples;
-        if (generate_round(e, p, prompts, p0, p1, out + first, &st, err)) {
-            for (int i = 0; i < total; i++) rl_completion_free(&out[i]);
-            return -1;
-        }
-        p0 = p1;
-        first += used;
-    }
-    st.seconds = rl_now() - t0;
-    st.tokens_per_s = st.seconds > 0 ? st.new_tokens / st.seconds : 0;
-    if (stats) *stats = st;
+    if (pr->n_ids > e->max_len - p->max_new_tokens)
+        return rl_fail(err, RL_EINPUT,
+                       "%s has %d tokens; with max_new_tokens %d it exceeds the engine's %d "
+                       "positions",
+                       what, pr->n_ids, p->max_new_tokens, e->max_len);
+    if (pr->n_samples < 1 || pr->n_samples > e->max_slots)
+        return rl_fail(err, RL_EINPUT, "%s asks for %d samples (engine holds %d)", what,
+                       pr->n_samples, e->max_slots);
     return 0;
 }
 
-// ---- continuous batching ----------------------------------------------------------------------
-
-int rl_engine_free_slots(const rl_engine *e) {
-    return e->max_slots - e->n_used;
+static void alloc_completion(rl_completion *c, const rl_gen_params *p, int sample) {
+    int prompt = c->prompt;
+    memset(c, 0, sizeof *c);
+    c->prompt = prompt;
+    c->sample = sample;
+    c->tokens = rl_malloc((size_t)p->max_new_tokens * sizeof(int32_t));
+    c->logp_sample = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
+    c->logp_policy = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
 }
 
-int rl_engine_n_live(const rl_engine *e) {
-    return e->n_used;
-}
-
-int rl_engine_submit(rl_engine *e, rl_stream_req *r, rl_err *err) {
-    const rl_gen_params *p = r->params;
+// Gives r its slots (the caller checked that n_samples are free); ids: its prompt (freed).
+static void admit(rl_engine *e, rl_stream_req *r, int32_t *ids) {
     const rl_gen_prompt *pr = &r->prompt;
-    r->n_live = 0;
-    if (pr->n_ids < 1) return rl_fail(err, RL_EINPUT, "the prompt is empty");
-    if (p->max_new_tokens < 1) return rl_fail(err, RL_EINPUT, "max_new_tokens must be >= 1");
-    if (pr->n_ids + p->max_new_tokens > e->max_len)
-        return rl_fail(err, RL_EINPUT,
-                       "the prompt has %d tokens; with max_new_tokens %d it exceeds the engine's "
-                       "%d positions",
-                       pr->n_ids, p->max_new_tokens, e->max_len);
-    if (pr->n_samples < 1 || pr->n_samples > e->max_slots)
-        return rl_fail(err, RL_EINPUT, "%d samples asked (engine holds %d)", pr->n_samples,
-                       e->max_slots);
-    if (pr->n_samples > e->max_slots - e->n_used)
-        return rl_fail(err, RL_EINPUT, "%d samples asked, %d slots free", pr->n_samples,
-                       e->max_slots - e->n_used);
-    if (!e->sq) {
-        e->sq = rl_calloc((size_t)e->max_slots, sizeof *e->sq);
-        e->pend = rl_calloc((size_t)e->max_slots, sizeof *e->pend);
-        e->pf_logits = rl_malloc((size_t)e->max_slots * e->V * sizeof(float));
-    }
     int s = 0;
     for (int slot = 0; slot < e->max_slots && s < pr->n_samples; slot++) {
         live_seq *q = &e->sq[slot];
         if (q->active) continue;
         free(q->bytes);
+        free(q->prompt);
         memset(q, 0, sizeof *q);
-        rl_completion *c = &r->out[s];
-        memset(c, 0, sizeof *c);
-        c->sample = s;
-        c->tokens = rl_malloc((size_t)p->max_new_tokens * sizeof(int32_t));
-        c->logp_sample = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
-        c->logp_policy = rl_malloc((size_t)p->max_new_tokens * sizeof(float));
-        q->out = c;
-        q->slot = slot;
-        q->rng = rl_rng_stream(p->seed, RL_RNG_SAMPLE, pr->key, (uint64_t)s);
-        q->p = p;
+        q->out = &r->out[s];
+        q->p = r->params;
         q->req = r;
         q->sample = s;
+        q->slot = slot;
         q->active = 1;
+        q->fork_wait = s > 0;
+        q->order = e->next_order++;
+        q->prompt = rl_malloc((size_t)pr->n_ids * sizeof(int32_t));
+        memcpy(q->prompt, ids, (size_t)pr->n_ids * sizeof(int32_t));
+        q->plen = pr->n_ids;
+        q->rng = rl_rng_stream(r->params->seed, RL_RNG_SAMPLE, pr->key, (uint64_t)s);
+        rl_kv_cache_reset(e->cache, slot);
         s++;
     }
+    free(ids);
     e->n_used += pr->n_samples;
-    e->pend[e->n_pend++] = r;
-    r->n_live = pr->n_samples;
-    return 0;
+    e->st.prompt_tokens += pr->n_ids;
 }
 
-// Frees a sequence's slot; its completion keeps what it has (text made from the bytes so far).
+// Frees a sequence's slot and blocks; its completion keeps what it has.
 static void release_seq(rl_engine *e, live_seq *q) {
     if (!q->out->text) finish_text(q);
     free(q->bytes);
     q->bytes = NULL;
+    free(q->prompt);
+    q->prompt = NULL;
+    rl_kv_cache_reset(e->cache, q->slot);
     q->active = 0;
     q->req->n_live--;
     e->n_used--;
 }
 
-void rl_engine_cancel(rl_engine *e, rl_stream_req *r) {
-    if (!e->sq || r->n_live == 0) return;
+// Gives back a running sequence's blocks; it will feed its prompt and tokens again.
+static void preempt(rl_engine *e, live_seq *q) {
+    e->st.recomputed_tokens += q->n_fed;
+    e->st.preemptions++;
+    rl_kv_cache_reset(e->cache, q->slot);
+    q->n_fed = 0;
+    q->ready = 0;
+}
+
+// The newest running sequence holding blocks, newer than q (NULL if none).
+static live_seq *victim_for(rl_engine *e, const live_seq *q) {
+    live_seq *v = NULL;
     for (int slot = 0; slot < e->max_slots; slot++) {
-        live_seq *q = &e->sq[slot];
-        if (!q->active || q->req != r) continue;
-        if (!q->done) q->out->finish = RL_FINISH_LENGTH;
-        release_seq(e, q);
+        live_seq *c = &e->sq[slot];
+        if (!c->active || c == q || c->order < q->order || rl_kv_cache_len(e->cache, slot) == 0)
+            continue;
+        if (!v || c->order > v->order) v = c;
     }
-    for (int i = 0; i < e->n_pend; i++)
-        if (e->pend[i] == r) {
-            memmove(&e->pend[i], &e->pend[i + 1], (size_t)(e->n_pend - i - 1) * sizeof *e->pend);
-            e->n_pend--;
-            break;
-        }
+    return v;
 }
 
-static live_seq *seq_of(rl_engine *e, const rl_stream_req *r, int sample) {
+static int by_order(const void *a, const void *b) {
+    const live_seq *x = *(live_seq *const *)a, *y = *(live_seq *const *)b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+// ---- one step -----------------------------------------------------------------------------------
+
+// Admits queued requests in order while their slots are free.
+static void admit_queued(rl_engine *e) {
+    int k = 0;
+    while (k < e->n_queue && e->queue[k].r->prompt.n_samples <= e->max_slots - e->n_used) {
+        e->n_queued_samples -= e->queue[k].r->prompt.n_samples;
+        admit(e, e->queue[k].r, e->queue[k].ids);
+        k++;
+    }
+    memmove(e->queue, e->queue + k, (size_t)(e->n_queue - k) * sizeof *e->queue);
+    e->n_queue -= k;
+}
+
+// Chooses the step's rows: every running sequence's next tokens, prompt tokens limited to
+// e->chunk in all; reserves their KV blocks, preempting newer sequences when a pool is full.
+// Returns the number of sequences in the step (e->run, e->lists, e->counts).
+static int plan_step(rl_engine *e, int *prompt_rows) {
+    int n = 0, budget = e->chunk;
+    live_seq **order = e->run;
     for (int slot = 0; slot < e->max_slots; slot++)
-        if (e->sq[slot].active && e->sq[slot].req == r && e->sq[slot].sample == sample)
-            return &e->sq[slot];
-    return NULL;
-}
-
-// Prefills every request admitted since the last step, all in one call.
-static int prefill_pending(rl_engine *e, rl_err *err) {
-    int n = e->n_pend;
-    int *slots = rl_malloc((size_t)n * sizeof(int));
-    const int32_t **pids = rl_malloc((size_t)n * sizeof *pids);
-    int32_t *plen = rl_malloc((size_t)n * sizeof *plen);
+        if (e->sq[slot].active && !e->sq[slot].fork_wait) order[n++] = &e->sq[slot];
+    qsort(order, (size_t)n, sizeof *order, by_order);
+    int k = 0;
+    *prompt_rows = 0;
     for (int i = 0; i < n; i++) {
-        rl_stream_req *r = e->pend[i];
-        slots[i] = seq_of(e, r, 0)->slot;
-        pids[i] = r->prompt.ids;
-        plen[i] = r->prompt.n_ids;
-        for (int s = 0; s < r->prompt.n_samples; s++)
-            rl_kv_cache_reset(e->cache, seq_of(e, r, s)->slot);
-    }
-    int rc = rl_model_prefill(e->m, e->cache, n, slots, pids, plen, e->pf_logits, err);
-    if (rc == 0)
-        for (int i = 0; i < n; i++) {
-            rl_stream_req *r = e->pend[i];
-            for (int s = 0; s < r->prompt.n_samples; s++) {
-                live_seq *q = seq_of(e, r, s);
-                if (s > 0) rl_kv_cache_copy_slot(e->cache, q->slot, slots[i]);
-                q->row = e->pf_logits + (size_t)i * e->V;
-            }
+        live_seq *q = order[i];
+        int known = q->plen + q->out->n_tokens, count;
+        const int32_t *from;
+        if (q->n_fed < q->plen) { // prompt tokens (a recomputation feeds them first)
+            count = q->plen - q->n_fed < budget ? q->plen - q->n_fed : budget;
+            from = q->prompt + q->n_fed;
+        } else {
+            count = known - q->n_fed;
+            from = q->out->tokens + (q->n_fed - q->plen);
+            if (count > 1) count = count < budget ? count : budget; // recomputed tokens
         }
-    e->n_pend = 0;
-    free(slots);
-    free(pids);
-    free(plen);
-    return rc;
-}
-
-static void cancel_all(rl_engine *e) {
-    for (int slot = 0; slot < e->max_slots; slot++)
-        if (e->sq[slot].active) rl_engine_cancel(e, e->sq[slot].req);
-    e->n_pend = 0;
-}
-
-int rl_engine_step(rl_engine *e, rl_err *err) {
-    if (!e->sq || e->n_used == 0) return 0;
-    if (e->n_pend > 0 && prefill_pending(e, err)) {
-        cancel_all(e);
-        return -1;
+        if (count <= 0) continue;
+        int ok = 0;
+        while (!(ok = rl_kv_cache_reserve(e->cache, q->slot, count) == 0)) {
+            live_seq *v = victim_for(e, q);
+            if (!v) break;
+            preempt(e, v);
+        }
+        if (!ok) break; // the oldest waiting for blocks: nothing newer may overtake it
+        if (count > 1 || q->n_fed < q->plen) budget -= count, *prompt_rows += count;
+        order[k] = q;
+        e->slots[k] = q->slot;
+        e->lists[k] = from;
+        e->counts[k] = count;
+        k++;
     }
-    live_seq **live = rl_malloc((size_t)e->max_slots * sizeof *live);
-    int n_live = 0;
+    return k;
+}
+
+// Draws a token for every ready sequence, reports it, releases finished sequences.
+static void draw_tokens(rl_engine *e) {
+    live_seq **ready = e->run;
+    int n = 0;
     for (int slot = 0; slot < e->max_slots; slot++)
-        if (e->sq[slot].active) live[n_live++] = &e->sq[slot];
+        if (e->sq[slot].active && e->sq[slot].ready) ready[n++] = &e->sq[slot];
+    qsort(ready, (size_t)n, sizeof *ready, by_order);
 #pragma omp parallel for schedule(dynamic, 4)
-    for (int i = 0; i < n_live; i++) {
+    for (int i = 0; i < n; i++) {
         int th = omp_get_thread_num();
-        sample_one(e, live[i]->p, live[i], e->probs + (size_t)th * e->V,
+        sample_one(e, ready[i]->p, ready[i], e->probs + (size_t)th * e->V,
                    e->idx + (size_t)th * e->V);
+        ready[i]->ready = 0;
     }
-    // Report each token in slot order; a callback may cancel its request (and so other entries).
-    for (int i = 0; i < n_live; i++) {
-        live_seq *q = live[i];
+    // Report each token in admission order; a callback may cancel its request.
+    for (int i = 0; i < n; i++) {
+        live_seq *q = ready[i];
         if (!q->active) continue;
         rl_stream_req *r = q->req;
-        if (q->done)
+        if (q->done) {
             q->out->text = rl_utf8_lossy(q->bytes ? q->bytes : "", q->n_bytes, &q->out->text_len);
+            e->st.new_tokens += q->out->n_tokens;
+        }
         int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row,
                                              q->bytes ? q->bytes : "", q->n_bytes, q->done)
                                : 0;
         if (q->done) release_seq(e, q);
         if (stop) rl_engine_cancel(e, r);
     }
-    int n_next = 0;
-    int *slots = rl_malloc((size_t)e->max_slots * sizeof(int));
-    int32_t *toks = rl_malloc((size_t)e->max_slots * sizeof(int32_t));
-    for (int i = 0; i < n_live; i++)
-        if (live[i]->active) {
-            live[n_next] = live[i];
-            slots[n_next] = live[i]->slot;
-            toks[n_next] = live[i]->last;
-            n_next++;
-        }
-    int rc = 0;
-    if (n_next > 0) {
-        if (rl_model_decode_step(e->m, e->cache, n_next, slots, toks, e->logits, err)) {
+}
+
+static void cancel_all(rl_engine *e) {
+    for (int slot = 0; slot < e->max_slots; slot++)
+        if (e->sq[slot].active) rl_engine_cancel(e, e->sq[slot].req);
+    while (e->n_queue > 0) rl_engine_cancel(e, e->queue[0].r);
+}
+
+int rl_engine_step(rl_engine *e, rl_err *err) {
+    admit_queued(e);
+    if (e->n_used == 0) return 0;
+    int prompt_rows;
+    int n = plan_step(e, &prompt_rows);
+    if (n > 0) {
+        double t0 = rl_now();
+        if (rl_model_prefill(e->m, e->cache, n, e->slots, e->lists, e->counts, e->logits, err)) {
             cancel_all(e);
-            rc = -1;
-        } else
-            for (int i = 0; i < n_next; i++) live[i]->row = e->logits + (size_t)i * e->V;
+            return -1;
+        }
+        if (prompt_rows > 0) e->st.prefill_seconds += rl_now() - t0;
+        e->st.steps++;
+        size_t used = rl_kv_cache_bytes_used(e->cache);
+        if (used > e->st.kv_peak_bytes) e->st.kv_peak_bytes = used;
     }
-    free(live);
-    free(slots);
-    free(toks);
-    return rc;
+    for (int i = 0; i < n; i++) {
+        live_seq *q = e->run[i];
+        q->n_fed += e->counts[i];
+        if (q->n_fed < q->plen + q->out->n_tokens) continue;
+        q->ready = 1;
+        q->row = e->logits + (size_t)i * e->V;
+        if (q->sample != 0 || q->out->n_tokens != 0) continue;
+        // sample 0 has its prompt in the cache: the other samples share it
+        for (int slot = 0; slot < e->max_slots; slot++) {
+            live_seq *c = &e->sq[slot];
+            if (!c->active || !c->fork_wait || c->req != q->req) continue;
+            rl_kv_cache_fork(e->cache, c->slot, q->slot);
+            c->fork_wait = 0;
+            c->n_fed = q->n_fed;
+            c->ready = 1;
+            c->row = q->row;
+        }
+    }
+    draw_tokens(e);
+    return 0;
+}
+
+// ---- the two front ends -------------------------------------------------------------------------
+
+static int enqueue(rl_engine *e, rl_stream_req *r, int alloc, rl_err *err);
+
+int rl_generate(rl_engine *e, const rl_gen_params *p, const rl_gen_prompt *prompts, int n_prompts,
+                rl_completion *out, rl_gen_stats *stats, rl_err *err) {
+    if (e->n_used > 0 || e->n_queue > 0)
+        return rl_fail(err, RL_EINTERNAL, "rl_generate: the engine is serving other requests");
+    int total = 0;
+    char what[64];
+    for (int i = 0; i < n_prompts; i++) {
+        snprintf(what, sizeof what, "prompt %d", i);
+        if (check_request(e, p, &prompts[i], what, err)) return -1;
+        total += prompts[i].n_samples;
+    }
+    if (p->max_new_tokens < 1) return rl_fail(err, RL_EINPUT, "max_new_tokens must be >= 1");
+    memset(&e->st, 0, sizeof e->st);
+    rl_kv_cache_reset_peak(e->cache);
+    double t0 = rl_now();
+    rl_stream_req *reqs = rl_calloc((size_t)n_prompts, sizeof *reqs);
+    int k = 0;
+    for (int i = 0; i < n_prompts; i++) {
+        reqs[i] = (rl_stream_req){.params = p, .prompt = prompts[i], .out = out + k};
+        for (int s = 0; s < prompts[i].n_samples; s++) {
+            out[k + s].prompt = i;
+            alloc_completion(&out[k + s], p, s);
+        }
+        k += prompts[i].n_samples;
+        if (enqueue(e, &reqs[i], 0, err)) break; // cannot fail: checked above
+    }
+    int rc = 0;
+    while (rc == 0 && (e->n_used > 0 || e->n_queue > 0)) rc = rl_engine_step(e, err);
+    free(reqs);
+    if (rc) {
+        for (int i = 0; i < total; i++) rl_completion_free(&out[i]);
+        return -1;
+    }
+    e->st.seconds = rl_now() - t0;
+    e->st.tokens_per_s = e->st.seconds > 0 ? e->st.new_tokens / e->st.seconds : 0;
+    if (stats) *stats = e->st;
+    return 0;
+}
+
+int rl_engine_free_slots(const rl_engine *e) {
+    return e->max_slots - e->n_used - e->n_queued_samples;
+}
+
+int rl_engine_n_live(const rl_engine *e) {
+    return e->n_used + e->n_queued_samples;
+}
+
+// Queues r; its completions are allocated here unless rl_generate did (alloc = 0).
+static int enqueue(rl_engine *e, rl_stream_req *r, int alloc, rl_err *err) {
+    r->n_live = 0;
+    if (check_request(e, r->params, &r->prompt, "the prompt", err)) return -1;
+    if (alloc)
+        for (int s = 0; s < r->prompt.n_samples; s++) {
+            r->out[s].prompt = 0;
+            alloc_completion(&r->out[s], r->params, s);
+        }
+    if (e->n_queue == e->cap_queue) {
+        e->cap_queue = e->cap_queue ? 2 * e->cap_queue : 16;
+        e->queue = rl_realloc(e->queue, (size_t)e->cap_queue * sizeof *e->queue);
+    }
+    struct queued *qd = &e->queue[e->n_queue++];
+    qd->r = r;
+    qd->ids = rl_malloc((size_t)r->prompt.n_ids * sizeof(int32_t));
+    memcpy(qd->ids, r->prompt.ids, (size_t)r->prompt.n_ids * sizeof(int32_t));
+    e->n_queued_samples += r->prompt.n_samples;
+    r->n_live = r->prompt.n_samples;
+    return 0;
+}
+
+int rl_engine_submit(rl_engine *e, rl_stream_req *r, rl_err *err) {
+    r->n_live = 0;
+    if (r->prompt.n_samples > rl_engine_free_slots(e) && r->prompt.n_samples <= e->max_slots)
+        return rl_fail(err, RL_EINPUT, "%d samples asked, %d slots free", r->prompt.n_samples,
+                       rl_engine_free_slots(e));
+    return enqueue(e, r, 1, err);
+}
+
+void rl_engine_cancel(rl_engine *e, rl_stream_req *r) {
+    if (r->n_live == 0) return;
+    for (int i = 0; i < e->n_queue; i++)
+        if (e->queue[i].r == r) { // never admitted: its samples end empty
+            free(e->queue[i].ids);
+            memmove(&e->queue[i], &e->queue[i + 1],
+                    (size_t)(e->n_queue - i - 1) * sizeof *e->queue);
+            e->n_queue--;
+            e->n_queued_samples -= r->prompt.n_samples;
+            for (int s = 0; s < r->prompt.n_samples; s++) {
+                r->out[s].finish = RL_FINISH_LENGTH;
+                if (!r->out[s].text) r->out[s].text = rl_utf8_lossy("", 0, &r->out[s].text_len);
+            }
+            r->n_live = 0;
+            return;
+        }
+    for (int slot = 0; slot < e->max_slots; slot++) {
+        live_seq *q = &e->sq[slot];
+        if (!q->active || q->req != r) continue;
+        if (!q->done) q->out->finish = RL_FINISH_LENGTH;
+        release_seq(e, q);
+    }
 }
