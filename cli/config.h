@@ -146,6 +146,9 @@ typedef struct rl_cfg_rollout {
     int max_new_tokens;
     rl_strlist stop;
     int greedy;
+    double kv_cache_mb;            // KV pool size; 0: every slot can hold its full length
+    double gpu_memory_utilization; // CUDA: KV pool = this fraction of free device memory
+    int prefill_chunk;             // prompt tokens per engine step
 } rl_cfg_rollout;
 
 typedef struct rl_cfg_reward {

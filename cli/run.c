@@ -594,8 +594,17 @@ int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err) {
     r->engine = NULL;
     r->engine_slots = slots > r->engine_slots ? slots : r->engine_slots;
     r->engine_len = need > r->engine_len ? need : r->engine_len;
-    return rl_engine_create(&r->engine, r->model, r->tok, r->engine_slots, r->engine_len,
-                            r->vocab_limit, err);
+    const rl_cfg_rollout *ro = &r->cfg->rollout;
+    rl_engine_opts o = {r->engine_slots, r->engine_len, r->vocab_limit, ro->prefill_chunk,
+                        (size_t)(ro->kv_cache_mb * 1e6)};
+    const char *key = "rollout.kv_cache_mb";
+    if (ro->gpu_memory_utilization > 0 && r->be->mem_available) {
+        o.kv_budget_bytes = (size_t)(ro->gpu_memory_utilization * r->be->mem_available(r->be));
+        key = "rollout.gpu_memory_utilization";
+    }
+    if (rl_engine_create_opts(&r->engine, r->model, r->tok, &o, err))
+        return o.kv_budget_bytes ? rl_err_prefix(err, "%s: ", key) : -1;
+    return 0;
 }
 
 // ---- scoring -----------------------------------------------------------------------------------

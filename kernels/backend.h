@@ -48,6 +48,9 @@ struct rl_backend {
     void (*mem_zero)(const rl_backend *be, void *dst, size_t bytes);
     // Waits for every queued operation (timings; a no-op on the CPU).
     void (*synchronize)(const rl_backend *be);
+    // Device memory not in use now, in bytes (sizes the KV cache like vLLM's
+    // gpu_memory_utilization); NULL where memory is the host's (the CPU backend).
+    size_t (*mem_available)(const rl_backend *be);
     // Releases ctx (NULL when there is nothing to release). Called by rl_backend_release.
     void (*release)(const rl_backend *be);
 

@@ -97,6 +97,13 @@ static void cuda_mem_zero(const rl_backend *be, void *dst, size_t bytes) {
     cudaCheck(cudaMemsetAsync(dst, 0, bytes, cu_ctx(be)->stream));
 }
 
+static size_t cuda_mem_available(const rl_backend *be) {
+    size_t free_bytes = 0, total = 0;
+    cudaCheck(cudaSetDevice(cu_ctx(be)->device));
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total));
+    return free_bytes;
+}
+
 static void cuda_synchronize(const rl_backend *be) {
     cudaCheck(cudaStreamSynchronize(cu_ctx(be)->stream));
 }
@@ -135,6 +142,7 @@ static const rl_backend CUDA_TABLE = {
     .mem_copy = cuda_mem_copy,
     .mem_zero = cuda_mem_zero,
     .synchronize = cuda_synchronize,
+    .mem_available = cuda_mem_available,
     .release = cuda_release,
     .gemm = gemm_cuda,
     .matmul_forward = matmul_forward_cuda,
