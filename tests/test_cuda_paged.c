@@ -88,7 +88,10 @@ static void cached_case(int NH, int NKV, int hd, int T, int window, int shared) 
     rand_fill(qkv, (size_t)n * QKV);
     const rl_backend *be[2] = {CPU, GPU};
     float *k_h[2], *v_h[2], *o_h[2];
-    size_t no = (size_t)n * NH * hd;
+    // queries: slot 0's last rows and slot 2's first ones (rows [q0, q0 + nq)), enough to cover
+    // every case while keeping the emulator's work small
+    int q0 = T > 24 ? T - 24 : 0, nq = (n < q0 + 48 ? n : q0 + 48) - q0;
+    size_t no = (size_t)nq * NH * hd;
     // the attention table: blocks entirely before every query's window removed
     int32_t *att_table = rl_malloc((size_t)n_blocks * 4);
     memcpy(att_table, table, (size_t)n_blocks * 4);
@@ -105,8 +108,9 @@ static void cached_case(int NH, int NKV, int hd, int T, int window, int shared) 
                     NKV, hd);
         b->kv_store(b, kp, vp, dq, dt, mb, ds, dp, T, NH, NKV, hd);
         void *out = b->mem_alloc(b, no * 4);
-        b->attention_cached_forward(b, out, dq, kp, vp, window > 0 ? da : dt, mb, ds, dp, n, NH,
-                                    NKV, hd, window);
+        b->attention_cached_forward(b, out, (float *)dq + (size_t)q0 * QKV, kp, vp,
+                                    window > 0 ? da : dt, mb, ds + q0, dp + q0, nq, NH, NKV, hd,
+                                    window);
         k_h[k] = down(b, kp, pool), v_h[k] = down(b, vp, pool), o_h[k] = down(b, out, no);
         b->mem_free(b, kp), b->mem_free(b, vp), b->mem_free(b, dq), b->mem_free(b, dt);
         b->mem_free(b, da), b->mem_free(b, ds), b->mem_free(b, dp), b->mem_free(b, out);
