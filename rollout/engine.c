@@ -421,6 +421,12 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
         size_t used = rl_kv_cache_bytes_used(e->cache);
         if (used > e->st.kv_peak_bytes) e->st.kv_peak_bytes = used;
     }
+    if (n == 0) { // cannot happen while the pool holds one sequence (checked at creation)
+        cancel_all(e);
+        return rl_fail(err, RL_EINTERNAL, "engine: no sequence can get KV blocks (%zu of %zu "
+                                          "bytes in use)",
+                       rl_kv_cache_bytes_used(e->cache), rl_kv_cache_bytes_total(e->cache));
+    }
     for (int i = 0; i < n; i++) {
         live_seq *q = e->run[i];
         q->n_fed += e->counts[i];

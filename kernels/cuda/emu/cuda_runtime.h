@@ -93,8 +93,6 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaMalloc(void **p, size_t bytes);
-// An emulated 16 GiB device with 8 GiB free.
-cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 template <class T> cudaError_t cudaMalloc(T **p, size_t bytes) {
     return cudaMalloc((void **)p, bytes);
 }
