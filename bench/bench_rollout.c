@@ -152,7 +152,7 @@ static double weight_bytes(const rl_model *m) {
 
 static void bench_config(const rl_backend *be, const rl_tokenizer *tok, const shape *s,
                          const int *batches, int nb, const int (*work)[2], int nw, size_t kv_bytes,
-                         double gbs) {
+                         double gbs, int gpu_limits) {
     rl_model *m = make_model(be, s, 0);
     double wb = weight_bytes(m);
     printf("\n%s: C %d, L %d, heads %d/%d x %d, FF %d, V %d; %.1f MB of matmul weights (float32)\n",
@@ -169,7 +169,10 @@ static void bench_config(const rl_backend *be, const rl_tokenizer *tok, const sh
             printf("  %-10s %6d %12.1f %10.2f %10.2f %11.2f MB %8ld\n", wl, batches[b],
                    r.st.tokens_per_s, r.st.prefill_seconds, r.st.seconds,
                    r.kv_peak / 1e6 / batches[b], r.st.preemptions);
-            if (batches[b] == 1) {
+            if (batches[b] == 1 && !gpu_limits && wb < 64e6)
+                printf("  %-10s %6s weights %.1f MB fit in the caches: no DRAM-bandwidth limit\n",
+                       "", "", wb / 1e6);
+            else if (batches[b] == 1) {
                 double kv_read = r.token_bytes * (P + G / 2.0); // mean positions read per token
                 double limit = gbs * 1e9 / (wb + kv_read);
                 printf("  %-10s %6s batch-1 limit %.1f tok/s (%.1f MB weights + %.2f MB KV per "
@@ -290,7 +293,7 @@ int main(int argc, char **argv) {
         }
         static const int seed_work[3][2] = {{512, 2048}, {1024, 4096}, {8192, 1024}};
         bench_config(be, tok, s, batches, nb, nw ? (const int(*)[2])work : seed_work, nw ? nw : 3,
-                     kv_bytes, gbs);
+                     kv_bytes, gbs, gpu);
     } else if (window_test) {
         bench_window(be, tok, &SHAPES[0], 128, 4, 128, 768);
     } else {
@@ -298,7 +301,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2; i++) {
             if (strcmp(which, "all") != 0 && strcmp(which, SHAPES[i].name) != 0) continue;
             bench_config(be, tok, &SHAPES[i], batches, nb,
-                         nw ? (const int(*)[2])work : cpu_work, nw ? nw : 3, kv_bytes, gbs);
+                         nw ? (const int(*)[2])work : cpu_work, nw ? nw : 3, kv_bytes, gbs, gpu);
         }
     }
     rl_tokenizer_free(tok);
