@@ -32,6 +32,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/backend.h"
 #include "kernels/rng.h"
+#include "policy/memplan.h"
 #include "policy/model.h"
 #include "policy/optim.h"
 
@@ -255,9 +256,19 @@ static int bench_train(rl_model *m, const bench_size *s, int steps, const bench_
                "of it (%.1f TFLOP/s achieved)\n",
                100 * tflops / prec->peak_bf16, prec->peak_bf16, prec->name, prec->peak,
                100 * tflops / prec->peak, tflops);
+        // the planner's figure for the same step (rlpipe plan): model state at ZeRO-0 and the
+        // activations of this micro-batch without recomputation
+        rl_memplan_params pp = {.gpus = 1, .tensor_parallel = 1, .act = m->be->act,
+                                .micro_batch = B, .seq_len = T, .group_size = 1,
+                                .decode_rows = 1, .logits_floats = m->logits_budget};
+        rl_memplan plan;
+        double planned = rl_memplan_compute(&m->cfg, &pp, &plan, &err) == 0
+                             ? plan.state[0] + plan.acts_total[0]
+                             : 0.0;
         printf("    peak memory through the backend: %.2f GiB (parameters, gradients, AdamW "
-               "moments, activations)\n",
-               g_mem.peak / (1024.0 * 1024 * 1024));
+               "moments, activations); rlpipe plan's formula: %.2f GiB (%+.2f%%)\n",
+               g_mem.peak / (1024.0 * 1024 * 1024), planned / (1024.0 * 1024 * 1024),
+               planned > 0 ? 100 * (planned - g_mem.peak) / g_mem.peak : 0.0);
     }
     printf("    time split: ");
     print_split(&m->timing);
