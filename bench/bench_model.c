@@ -258,9 +258,14 @@ static int bench_train(rl_model *m, const bench_size *s, int steps, const bench_
                100 * tflops / prec->peak, tflops);
         // the planner's figure for the same step (rlpipe plan): model state at ZeRO-0 and the
         // activations of this micro-batch without recomputation
-        rl_memplan_params pp = {.gpus = 1, .tensor_parallel = 1, .act = m->be->act,
-                                .micro_batch = B, .seq_len = T, .group_size = 1,
-                                .decode_rows = 1, .logits_floats = m->logits_budget};
+        rl_memplan_params pp = {.gpus = 1,
+                                .tensor_parallel = 1,
+                                .act = m->be->act,
+                                .micro_batch = B,
+                                .seq_len = T,
+                                .group_size = 1,
+                                .decode_rows = 1,
+                                .logits_floats = m->logits_budget};
         rl_memplan plan;
         double planned = rl_memplan_compute(&m->cfg, &pp, &plan, &err) == 0
                              ? plan.state[0] + plan.acts_total[0]
@@ -421,8 +426,9 @@ static const rl_backend *open_backend(const char *device, const char *dtype, int
     int tf32 = strcmp(dtype, "tf32") == 0, bf16 = strcmp(dtype, "bfloat16") == 0;
     if (strcmp(device, "cuda") != 0) {
         if (tf32 || bf16) {
-            fprintf(stderr, "bench_model: --dtype %s is not supported on the %s backend (float32 "
-                            "only; tf32 and bfloat16 need --device cuda)\n",
+            fprintf(stderr,
+                    "bench_model: --dtype %s is not supported on the %s backend (float32 "
+                    "only; tf32 and bfloat16 need --device cuda)\n",
                     dtype, device);
             *rc = 77;
             return NULL;
@@ -474,7 +480,8 @@ int main(int argc, char **argv) {
     }
     if (steps < 1 || batch < 0 || seq < 0 || !(peak_bf16 > 0)) return usage();
     int known = strcmp(which, "all") == 0;
-    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++) known |= !strcmp(which, SIZES[k].name);
+    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++)
+        known |= !strcmp(which, SIZES[k].name);
     if (!known) {
         fprintf(stderr, "bench_model: unknown size '%s'\n", which);
         return usage();

@@ -51,10 +51,10 @@ static const char USAGE[] =
     "\n"
     "Exit status: 0 whether or not it fits (the verdict is in the output), 2 bad input.\n";
 
-#define GIB (1024.0 * 1024.0 * 1024.0)
+#define GIB            (1024.0 * 1024.0 * 1024.0)
 #define DEFAULT_PROMPT 512
-#define DECODE_ROWS 1024            // the engine's prefill chunk (policy/model.c prefill_rows)
-#define LOGITS_FLOATS ((size_t)16 << 20) // policy/model.c LOGITS_BUDGET
+#define DECODE_ROWS    1024 // the engine's prefill chunk (policy/model.c prefill_rows)
+#define LOGITS_FLOATS  ((size_t)16 << 20) // policy/model.c LOGITS_BUDGET
 
 typedef struct plan_opts {
     int gpus, tp, micro_batch, seq_len, prompt, rollout_batch, json;
@@ -123,9 +123,9 @@ static int model_shape(const rl_config *c, rl_model_config *mc, rl_err *err) {
 // ---- the per-GPU workload ----------------------------------------------------------------------
 
 typedef struct workload {
-    int dp;            // data-parallel ranks
-    int groups;        // prompt groups per rank
-    int samples;       // sequences per rank per step
+    int dp;      // data-parallel ranks
+    int groups;  // prompt groups per rank
+    int samples; // sequences per rank per step
     rl_memplan_params p;
 } workload;
 
@@ -173,16 +173,16 @@ typedef struct verdict {
     int fits, stage, recompute;
     double need, free_bytes;
     // when it does not fit with ZeRO-0/1:
-    int z2_fits, z3_fits;            // at the given GPU count, with recomputation
+    int z2_fits, z3_fits; // at the given GPU count, with recomputation
     double z2_need, z3_need;
-    int z3_gpus;                     // fewest GPUs with which ZeRO-3 + recomputation fits (0: none <= 4096)
-    int tp_here;                     // on these GPUs: the first tensor-parallel degree with which
-    double tp_here_need;             // ZeRO-1 fits, else the largest tried (0: none possible)
-    int tp_rollout;                  // with tp_here: the most rollout sequences per GPU that fit
-    int tp, tp_gpus;                 // else: the smallest degree <= 8 and fewest GPUs that fit
+    int z3_gpus;         // fewest GPUs with which ZeRO-3 + recomputation fits (0: none <= 4096)
+    int tp_here;         // on these GPUs: the first tensor-parallel degree with which
+    double tp_here_need; // ZeRO-1 fits, else the largest tried (0: none possible)
+    int tp_rollout;      // with tp_here: the most rollout sequences per GPU that fit
+    int tp, tp_gpus;     // else: the smallest degree <= 8 and fewest GPUs that fit
     double tp_need;
-    double full_weights;             // bytes of the whole working-precision weights
-    int micro_batch;                 // largest micro-batch with which ZeRO-1 + recomputation fits (0: none)
+    double full_weights; // bytes of the whole working-precision weights
+    int micro_batch;     // largest micro-batch with which ZeRO-1 + recomputation fits (0: none)
 } verdict;
 
 static int compute(const rl_model_config *mc, const workload *w, rl_memplan *plan) {
@@ -340,11 +340,11 @@ static void print_text(const char *config_path, const rl_config *c, const rl_mod
            "GPU, %.2f GB more than the %.2f GB card\n",
            v->need / GIB, (v->need - M) / GIB, M / GIB);
     printf("needed:\n");
-    printf("  ZeRO-2 + recomputation on %d GPUs: %.2f GB per GPU (%s)\n", o->gpus,
-           v->z2_need / GIB, v->z2_fits ? "fits" : "does not fit");
+    printf("  ZeRO-2 + recomputation on %d GPUs: %.2f GB per GPU (%s)\n", o->gpus, v->z2_need / GIB,
+           v->z2_fits ? "fits" : "does not fit");
     if (v->z3_fits)
-        printf("  ZeRO-3 + recomputation on %d GPUs: %.2f GB per GPU (fits; %.2f free)\n",
-               o->gpus, v->z3_need / GIB, (M - v->z3_need) / GIB);
+        printf("  ZeRO-3 + recomputation on %d GPUs: %.2f GB per GPU (fits; %.2f free)\n", o->gpus,
+               v->z3_need / GIB, (M - v->z3_need) / GIB);
     else
         printf("  ZeRO-3 + recomputation on %d GPUs: %.2f GB per GPU (%.2f GB short)\n", o->gpus,
                v->z3_need / GIB, (v->z3_need - M) / GIB);
@@ -398,9 +398,9 @@ static int print_json(const char *config_path, const rl_config *c, const rl_mode
     for (int s = 0; s < RL_MEMPLAN_STAGES; s++) no_rc[s] = p->peak[s][0], rc[s] = p->peak[s][1];
     json_object_set_new(peak, "no_recompute", stages(no_rc));
     json_object_set_new(peak, "recompute", stages(rc));
-    json_t *verd = json_pack("{s:b, s:i, s:b, s:f, s:f}", "fits", v->fits, "zero_stage", v->stage,
-                             "recompute", v->recompute, "need_bytes", v->need, "free_bytes",
-                             v->free_bytes);
+    json_t *verd =
+        json_pack("{s:b, s:i, s:b, s:f, s:f}", "fits", v->fits, "zero_stage", v->stage, "recompute",
+                  v->recompute, "need_bytes", v->need, "free_bytes", v->free_bytes);
     if (!v->fits) {
         json_object_set_new(verd, "zero2_bytes", json_real(v->z2_need));
         json_object_set_new(verd, "zero2_fits", json_boolean(v->z2_fits));
@@ -426,23 +426,23 @@ static int print_json(const char *config_path, const rl_config *c, const rl_mode
         "config", config_path, "model", "source",
         c->model.path[0] ? c->model.path : "model section", "parameters", (json_int_t)p->n_params,
         "layer_parameters", (json_int_t)p->layer_params, "hidden_size", mc->hidden_size,
-        "num_hidden_layers", mc->num_hidden_layers, "num_attention_heads",
-        mc->num_attention_heads, "num_key_value_heads", mc->num_key_value_heads, "head_dim", hd,
-        "intermediate_size", mc->intermediate_size, "vocab_size", mc->vocab_size,
-        "tie_word_embeddings", mc->tie_word_embeddings, "use_sliding_window",
-        mc->use_sliding_window, "sliding_window", mc->sliding_window, "max_window_layers",
-        mc->max_window_layers, "run", "gpus", o->gpus, "data_parallel", w->dp, "tensor_parallel",
-        o->tp, "gpu_memory_bytes", o->gpu_bytes, "dtype", rl_dtype_name(o->act), "micro_batch",
-        w->p.micro_batch, "seq_len", w->p.seq_len, "rollout_seqs", w->p.rollout_seqs,
-        "prompt_tokens", w->p.prompt_len, "completion_tokens", w->p.completion_len, "group_size",
-        w->p.group_size, "state", "weights", stages(p->weights), "grads", stages(p->grads),
-        "master", stages(p->master), "optim", stages(p->optim), "in_flight", stages(p->gather),
-        "total", stages(p->state), "activations", "layers", p->acts_layers, "layers_recompute",
-        p->acts_recompute, "common", p->acts_common, "logits", p->logits, "backward_scratch",
-        p->grad_scratch, "total", p->acts_total[0], "total_recompute", p->acts_total[1],
-        "rollout", "kv_blocks", (json_int_t)p->kv_blocks, "kv_bytes", p->kv, "kv_flat_bytes",
-        p->kv_flat, "decode_bytes", p->decode, "gathered_weights", stages(p->rollout_weights),
-        "reserve", p->reserve, "peak", peak, "verdict", verd);
+        "num_hidden_layers", mc->num_hidden_layers, "num_attention_heads", mc->num_attention_heads,
+        "num_key_value_heads", mc->num_key_value_heads, "head_dim", hd, "intermediate_size",
+        mc->intermediate_size, "vocab_size", mc->vocab_size, "tie_word_embeddings",
+        mc->tie_word_embeddings, "use_sliding_window", mc->use_sliding_window, "sliding_window",
+        mc->sliding_window, "max_window_layers", mc->max_window_layers, "run", "gpus", o->gpus,
+        "data_parallel", w->dp, "tensor_parallel", o->tp, "gpu_memory_bytes", o->gpu_bytes, "dtype",
+        rl_dtype_name(o->act), "micro_batch", w->p.micro_batch, "seq_len", w->p.seq_len,
+        "rollout_seqs", w->p.rollout_seqs, "prompt_tokens", w->p.prompt_len, "completion_tokens",
+        w->p.completion_len, "group_size", w->p.group_size, "state", "weights", stages(p->weights),
+        "grads", stages(p->grads), "master", stages(p->master), "optim", stages(p->optim),
+        "in_flight", stages(p->gather), "total", stages(p->state), "activations", "layers",
+        p->acts_layers, "layers_recompute", p->acts_recompute, "common", p->acts_common, "logits",
+        p->logits, "backward_scratch", p->grad_scratch, "total", p->acts_total[0],
+        "total_recompute", p->acts_total[1], "rollout", "kv_blocks", (json_int_t)p->kv_blocks,
+        "kv_bytes", p->kv, "kv_flat_bytes", p->kv_flat, "decode_bytes", p->decode,
+        "gathered_weights", stages(p->rollout_weights), "reserve", p->reserve, "peak", peak,
+        "verdict", verd);
     if (!root) return -1;
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
@@ -461,16 +461,20 @@ int cmd_plan(int argc, char **argv) {
     }
     const char *gpus_s = NULL, *mem_s = NULL, *dtype_s = NULL, *mb_s = NULL, *seq_s = NULL,
                *prompt_s = NULL, *rb_s = NULL, *tp_s = NULL, *reserve_s = NULL;
-    plan_opts o = {.gpus = 1, .tp = 1, .prompt = DEFAULT_PROMPT, .gpu_bytes = 80 * GIB,
-                   .reserve = 1 * GIB, .act = RL_BF16};
-    cli_opt opts[] = {{"gpus", &gpus_s, NULL},         {"gpu-memory", &mem_s, NULL},
-                      {"dtype", &dtype_s, NULL},       {"micro-batch", &mb_s, NULL},
-                      {"seq-len", &seq_s, NULL},       {"prompt-tokens", &prompt_s, NULL},
-                      {"rollout-batch", &rb_s, NULL},  {"tensor-parallel", &tp_s, NULL},
-                      {"reserve", &reserve_s, NULL},   {"json", NULL, &o.json}};
+    plan_opts o = {.gpus = 1,
+                   .tp = 1,
+                   .prompt = DEFAULT_PROMPT,
+                   .gpu_bytes = 80 * GIB,
+                   .reserve = 1 * GIB,
+                   .act = RL_BF16};
+    cli_opt opts[] = {{"gpus", &gpus_s, NULL},        {"gpu-memory", &mem_s, NULL},
+                      {"dtype", &dtype_s, NULL},      {"micro-batch", &mb_s, NULL},
+                      {"seq-len", &seq_s, NULL},      {"prompt-tokens", &prompt_s, NULL},
+                      {"rollout-batch", &rb_s, NULL}, {"tensor-parallel", &tp_s, NULL},
+                      {"reserve", &reserve_s, NULL},  {"json", NULL, &o.json}};
     rl_config cfg;
-    int rc = cli_load_run_config("plan", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
-                                 &cfg);
+    int rc =
+        cli_load_run_config("plan", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), &cfg);
     if (rc) return rc;
     if (!rc && gpus_s) rc = parse_int(gpus_s, "--gpus", 1, 1 << 20, &o.gpus);
     if (!rc && tp_s) rc = parse_int(tp_s, "--tensor-parallel", 1, 1024, &o.tp);
@@ -489,8 +493,8 @@ int cmd_plan(int argc, char **argv) {
             rc = cli_usage_error("plan", "--dtype: expected bf16 or f32, got '%s'", dtype_s);
     }
     if (!rc && o.gpus % o.tp)
-        rc = cli_usage_error("plan", "--tensor-parallel %d does not divide --gpus %d", o.tp,
-                             o.gpus);
+        rc =
+            cli_usage_error("plan", "--tensor-parallel %d does not divide --gpus %d", o.tp, o.gpus);
     rl_model_config mc;
     rl_err err = {0};
     if (!rc && model_shape(&cfg, &mc, &err)) rc = cli_report(&err);

@@ -140,8 +140,8 @@ int rl_memplan_compute(const rl_model_config *cfg, const rl_memplan_params *p, r
                              out->logits + out->grad_scratch;
 
     const double kv_pos = 2 * NKV * hd * a; // K and V of one position in one layer
-    out->kv_blocks = rl_memplan_kv_blocks(cfg, p->rollout_seqs, p->prompt_len, p->completion_len,
-                                          p->group_size);
+    out->kv_blocks =
+        rl_memplan_kv_blocks(cfg, p->rollout_seqs, p->prompt_len, p->completion_len, p->group_size);
     out->kv = (double)out->kv_blocks * RL_KV_BLOCK * kv_pos;
     out->kv_flat = (double)p->rollout_seqs * L *
                    (double)ceil_div((int64_t)p->prompt_len + p->completion_len, RL_KV_BLOCK) *

@@ -46,18 +46,18 @@
 
 // The workload of one GPU.
 typedef struct rl_memplan_params {
-    int gpus;              // data-parallel ranks (>= 1)
-    int tensor_parallel;   // tensor-parallel degree (1 = none; must divide gpus and heads)
-    rl_dtype act;          // element type of weights and activations (RL_BF16 on GPUs)
-    int micro_batch;       // sequences per forward + backward on one GPU
-    int seq_len;           // tokens per training sequence (prompt + completion, padded)
-    int rollout_seqs;      // sequences decoded at once on one GPU
-    int prompt_len;        // prompt tokens of each rollout sequence
-    int completion_len;    // generated tokens of each rollout sequence
-    int group_size;        // samples per prompt (they share the prompt's full KV blocks)
-    int decode_rows;       // new tokens per engine chunk (prefill chunk, 1024)
-    size_t logits_floats;  // lm-head output held at once, in floats (16M)
-    double reserve_bytes;  // CUDA context, cuBLAS workspace, allocator slack
+    int gpus;             // data-parallel ranks (>= 1)
+    int tensor_parallel;  // tensor-parallel degree (1 = none; must divide gpus and heads)
+    rl_dtype act;         // element type of weights and activations (RL_BF16 on GPUs)
+    int micro_batch;      // sequences per forward + backward on one GPU
+    int seq_len;          // tokens per training sequence (prompt + completion, padded)
+    int rollout_seqs;     // sequences decoded at once on one GPU
+    int prompt_len;       // prompt tokens of each rollout sequence
+    int completion_len;   // generated tokens of each rollout sequence
+    int group_size;       // samples per prompt (they share the prompt's full KV blocks)
+    int decode_rows;      // new tokens per engine chunk (prefill chunk, 1024)
+    size_t logits_floats; // lm-head output held at once, in floats (16M)
+    double reserve_bytes; // CUDA context, cuBLAS workspace, allocator slack
 } rl_memplan_params;
 
 typedef struct rl_memplan {
@@ -75,10 +75,10 @@ typedef struct rl_memplan {
     double grad_scratch;   // one layer of activation gradients
     double acts_total[2];  // [recompute] = layers or recompute, + common + logits + grad_scratch
     // rollout, bytes
-    int64_t kv_blocks;     // blocks of RL_KV_BLOCK positions over every layer
-    double kv;             // paged: shared prompt blocks, window layers trimmed
-    double kv_flat;        // every position of every sequence stored (no sharing, no windows)
-    double decode;         // engine scratch
+    int64_t kv_blocks; // blocks of RL_KV_BLOCK positions over every layer
+    double kv;         // paged: shared prompt blocks, window layers trimmed
+    double kv_flat;    // every position of every sequence stored (no sharing, no windows)
+    double decode;     // engine scratch
     double rollout_weights[RL_MEMPLAN_STAGES]; // full weights gathered for generation (ZeRO-3)
     double reserve;
     // the peak per GPU: state + activations + KV + decode + reserve

@@ -271,8 +271,9 @@ static void test_measured(void) {
     CHECK(rl_memplan_compute(&mc, &p, &plan, &err) == 0, "%s", err.msg);
     double predicted = plan.state[0] + plan.acts_total[0];
     double rel = (train_peak - predicted) / train_peak;
-    fprintf(stderr, "  measured peak of a training step (C=256 L=4 V=1024, B=%d T=%d, float32): "
-                    "%.0f bytes; planner %.0f bytes; error %+.3f%%\n",
+    fprintf(stderr,
+            "  measured peak of a training step (C=256 L=4 V=1024, B=%d T=%d, float32): "
+            "%.0f bytes; planner %.0f bytes; error %+.3f%%\n",
             B, T, train_peak, predicted, 100 * rel);
     // the planner counts tensors exactly; the model pads each tensor / view to 64 bytes
     CHECK(fabs(rel) < 0.005, "training peak: measured %.0f, planned %.0f (%.3f%%)", train_peak,
@@ -280,8 +281,9 @@ static void test_measured(void) {
     CHECK(predicted <= train_peak, "the planner may only miss padding: %.0f > %.0f", predicted,
           train_peak);
     double kv_rel = (kv_measured - plan.kv_flat) / kv_measured;
-    fprintf(stderr, "  measured KV cache (6 slots x 200 positions, contiguous): %.0f bytes; "
-                    "planner (flat) %.0f; error %+.3f%%\n",
+    fprintf(stderr,
+            "  measured KV cache (6 slots x 200 positions, contiguous): %.0f bytes; "
+            "planner (flat) %.0f; error %+.3f%%\n",
             kv_measured, plan.kv_flat, 100 * kv_rel);
     CHECK(kv_measured == plan.kv_flat, "kv: measured %.0f, planned %.0f", kv_measured,
           plan.kv_flat);
@@ -321,15 +323,14 @@ static void test_command_shapes(void) {
               "%s: %s", path, g_out);
     }
     // the 1.5B run fits on 8 x 80 GB; the 32B one does not even with ZeRO-1 and says what would
-    run_plan((const char *const[]){"configs/shapes/r1-distill-qwen-1.5b.yaml", "--gpus", "8",
-                                   NULL});
+    run_plan(
+        (const char *const[]){"configs/shapes/r1-distill-qwen-1.5b.yaml", "--gpus", "8", NULL});
     CHECK(strstr(g_out, "verdict: fits"), "1.5B: %s", g_out);
     int rc = run_plan((const char *const[]){"configs/shapes/r1-distill-qwen-32b.yaml", "--gpus",
                                             "8", "--gpu-memory", "80", NULL});
     CHECK(rc == 0, "32B exit %d", rc);
     CHECK(strstr(g_out, "verdict: does NOT fit: even ZeRO-1"), "32B: %s", g_out);
-    CHECK(strstr(g_out, "ZeRO-3 + recomputation on 8 GPUs") &&
-              strstr(g_out, "tensor parallel"),
+    CHECK(strstr(g_out, "ZeRO-3 + recomputation on 8 GPUs") && strstr(g_out, "tensor parallel"),
           "32B needs: %s", g_out);
 
     // --json: the same numbers for scripts
@@ -342,8 +343,8 @@ static void test_command_shapes(void) {
         json_t *v = json_object_get(j, "verdict");
         CHECK(json_is_false(json_object_get(v, "fits")), "32B fits?");
         // 32,763,876,352 parameters: ZeRO-1 state per GPU = 6P + 12P/8 = 7.5P bytes
-        double z1 = json_real_value(json_array_get(
-            json_object_get(json_object_get(j, "state"), "total"), 1));
+        double z1 = json_real_value(
+            json_array_get(json_object_get(json_object_get(j, "state"), "total"), 1));
         CHECK(z1 == 7.5 * 32763876352.0, "ZeRO-1 state %.0f", z1);
         CHECK(json_integer_value(json_object_get(json_object_get(j, "model"), "parameters")) ==
                   32763876352LL,
