@@ -238,7 +238,7 @@ bench() {
         echo "$name"
         if [ -n "$PART_RC" ]; then
             grep -E 'train step|MFU|peak memory|backend |decode|prefill|tokens/s' "$tmp" | sed 's/^/  /'
-            [ "$PART_RC" = 77 ] && grep -E '^bench_model:' "$tmp" | sed 's/^/  /'
+            grep -E '^bench_[a-z]+:' "$tmp" | sed 's/^/  /' # why it stopped, if it did
             peak=$(sort -n "$mem" 2>/dev/null | tail -1)
             [ -n "$peak" ] && echo "  nvidia-smi memory.used peak: $peak MiB"
             case $PART_RC in 0 | 77) ;; *) echo "  (exit $PART_RC: see gpu_check.log)" ;; esac
