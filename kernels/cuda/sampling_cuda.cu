@@ -47,10 +47,10 @@ typedef struct row_state {
     int topk_on;
     float kth, inv_k; // top-k: keep logits >= kth, then scale by inv_k
     int topp_on;
-    float cut;          // top-p: candidates have p >= cut (or are the best)
-    float top_l;        // keep l > top_l, or l == top_l with id <= top_id
-    int top_id;         //
-    float inv_p;        // then scale by inv_p
+    float cut;   // top-p: candidates have p >= cut (or are the best)
+    float top_l; // keep l > top_l, or l == top_l with id <= top_id
+    int top_id;  //
+    float inv_p; // then scale by inv_p
     int minp_on;
     float thr, inv_m; // min-p: keep p >= thr, then scale by inv_m
 } row_state;
@@ -219,8 +219,7 @@ static __device__ int radix_select(const row_state *st, const float *row, int li
                 if ((key & hi_mask) != prefix) continue;
                 int bin = (int)((key >> shift) & 0xffu);
                 atomicAdd(&rs->count[bin], 1u);
-                if (by_mass)
-                    atomicAdd(&rs->mass[bin], (unsigned long long)((double)p * MASS_ONE));
+                if (by_mass) atomicAdd(&rs->mass[bin], (unsigned long long)((double)p * MASS_ONE));
             }
         }
         __syncthreads();
@@ -257,8 +256,8 @@ static __device__ int radix_select(const row_state *st, const float *row, int li
 // Prefix over contiguous chunks: thread t owns ids [t*chunk, (t+1)*chunk).
 
 // The id of the `nth` (1-based) current candidate with logit equal to value, in id order.
-static __device__ int nth_tie(const row_state *st, const float *row, int lim, float value,
-                              int nth, int *counts) {
+static __device__ int nth_tie(const row_state *st, const float *row, int lim, float value, int nth,
+                              int *counts) {
     int chunk = (lim + (int)blockDim.x - 1) / (int)blockDim.x;
     int lo = (int)threadIdx.x * chunk, hi = min(lim, lo + chunk);
     int c = 0;
@@ -342,9 +341,10 @@ static __device__ int draw_token(const row_state *st, const float *row, int lim,
 // ------------------------------------------------------------------------------------------------
 // The kernel: one block per row.
 
-__global__ static void sample_kernel(int32_t *tokens, float *logp_sample, float *logp_policy,
-                                     const float *logits, const uint64_t *rng,
-                                     const rl_sampling *params, int V, int lim) {
+// (launch bounds: 512 threads must fit the register file, at most 128 registers a thread)
+__global__ static void __launch_bounds__(SAMPLE_THREADS)
+    sample_kernel(int32_t *tokens, float *logp_sample, float *logp_policy, const float *logits,
+                  const uint64_t *rng, const rl_sampling *params, int V, int lim) {
     __shared__ row_state st;
     __shared__ reduce_scratch sc;
     __shared__ radix_scratch rs;
@@ -477,7 +477,7 @@ extern "C" void sample_cuda(const rl_backend *be, int32_t *tokens, float *logp_s
                             const rl_sampling *s, int n, int V, int vocab_limit) {
     if (n <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    sample_kernel<<<n, SAMPLE_THREADS, 0, ctx->stream>>>(tokens, logp_sample, logp_policy,
-                                                         logits, rng, s, V, vocab_limit);
+    sample_kernel<<<n, SAMPLE_THREADS, 0, ctx->stream>>>(tokens, logp_sample, logp_policy, logits,
+                                                         rng, s, V, vocab_limit);
     cudaLaunchCheck(ctx);
 }
