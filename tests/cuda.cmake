@@ -3,6 +3,9 @@
 if(RLPIPE_HAVE_CUDA)
   rl_add_test(test_cuda SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
+  # the decode-step ops: sampling (same tokens as the CPU), staged uploads, graph capture
+  rl_add_test(test_cuda_sample SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_sample.c
+              LIBS rl_kernels TIMEOUT 300 LABELS cuda)
 endif()
 
 # cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the
