@@ -67,8 +67,8 @@ enum { RL_CFG_OVERLONG_NONE, RL_CFG_OVERLONG_MASK, RL_CFG_OVERLONG_PENALTY }; //
 enum { RL_CFG_SFT_TEACHER, RL_CFG_SFT_JSONL };                                // sft.source
 enum { RL_CFG_PROGRESS_AUTO, RL_CFG_PROGRESS_ALWAYS, RL_CFG_PROGRESS_NEVER }; // logging.progress
 enum { RL_CFG_DISTILL_TEACHER, RL_CFG_DISTILL_DATASET, RL_CFG_DISTILL_ON_POLICY }; // distill.source
-enum { RL_CFG_PREC_F32, RL_CFG_PREC_BF16 };                                  // run.precision
-enum { RL_CFG_RECOMPUTE_NONE, RL_CFG_RECOMPUTE_LAYER };                      // train.recompute
+enum { RL_CFG_PREC_F32, RL_CFG_PREC_BF16 };                                        // run.precision
+enum { RL_CFG_RECOMPUTE_NONE, RL_CFG_RECOMPUTE_LAYER }; // train.recompute
 // distill.kl, distill.tau, distill.tau_decay: the RL_DISTILL_* values of policy/distill.h
 
 // ---- the config ------------------------------------------------------------------------------

@@ -157,7 +157,9 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     r->cfg = cfg;
     r->run_id = -1;
     if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
-    r->be = cfg->run.device != RL_CFG_CUDA ? rl_backend_cpu()
+    r->be =
+        cfg->run.device != RL_CFG_CUDA
+            ? rl_backend_cpu()
             : rl_backend_cuda_act(cfg->run.precision == RL_CFG_PREC_BF16 ? RL_BF16 : RL_F32, err);
     if (!r->be) return rl_err_prefix(err, "run.device: ");
     const char *dir = model_dir && model_dir[0] ? model_dir : cfg->model.path;

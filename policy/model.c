@@ -138,7 +138,8 @@ static void add_tensor(rl_model *m, const char *name, int ndim, int64_t d0, int6
     t->shape[0] = d0;
     t->shape[1] = ndim == 2 ? d1 : 0;
     t->numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
-    t->offset = (size_t)((const char *)data - (const char *)m->params_block) / rl_dtype_size(m->act);
+    t->offset =
+        (size_t)((const char *)data - (const char *)m->params_block) / rl_dtype_size(m->act);
     t->init = init;
 }
 
@@ -173,8 +174,7 @@ static void build_tensor_table(rl_model *m) {
         LAYER_TENSOR("mlp.up_proj.weight", 2, FF, C, AT(m, p->wgu, wgu + (size_t)FF * C), 0);
         LAYER_TENSOR("mlp.down_proj.weight", 2, C, FF, AT(m, p->wdown, (size_t)l * C * FF), 0);
         LAYER_TENSOR("input_layernorm.weight", 1, C, 0, AT(m, p->ln1w, (size_t)l * C), 2);
-        LAYER_TENSOR("post_attention_layernorm.weight", 1, C, 0, AT(m, p->ln2w, (size_t)l * C),
-                     2);
+        LAYER_TENSOR("post_attention_layernorm.weight", 1, C, 0, AT(m, p->ln2w, (size_t)l * C), 2);
     }
 #undef LAYER_TENSOR
     add_tensor(m, "model.norm.weight", 1, C, 0, p->lnfw, 2);
@@ -270,7 +270,8 @@ static void point_params(const rl_model *m, void *block, rl_dtype dt, rl_model_w
 static void point_grads(const rl_model *m, float *block, rl_model_wgrads *g) {
     rl_model_weights v;
     point_params(m, block, RL_F32, &v);
-    *g = (rl_model_wgrads){v.wte, v.wqkv, v.wo, v.wgu, v.wdown, v.wlm, v.bqkv, v.ln1w, v.ln2w, v.lnfw};
+    *g = (rl_model_wgrads){v.wte, v.wqkv, v.wo,   v.wgu,  v.wdown,
+                           v.wlm, v.bqkv, v.ln1w, v.ln2w, v.lnfw};
 }
 
 // Physical memory in GB, 0 when unknown.
@@ -475,7 +476,7 @@ static size_t logits_chunk_rows(const rl_model *m, size_t N) {
 
 // The activation block of a forward over N rows and B sequences as a spec table (a receives
 // the views). With recompute, the per-layer tensors other than the residual stream hold one
-// layer (Lk = 1). Returns the number of specs (at most 22).
+// layer (Lk = 1). Returns the number of specs (at most 23).
 static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, int recompute,
                       rl_tensor_spec *specs) {
     size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, NH = m->NH;
@@ -498,6 +499,7 @@ static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, i
     SPEC(proj, N * C, act);
     SPEC(mlp, N * FF, act);
     SPEC(logits, chunk * V, RL_F32);
+    SPEC(dlogits_act, act == RL_F32 ? 0 : chunk * V, act);
     SPEC(logp, N, RL_F32);
     SPEC(ent, N, RL_F32);
     SPEC(dlogp, N, RL_F32);
@@ -512,7 +514,7 @@ static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, i
 
 size_t rl_model_acts_bytes(const rl_model *m, size_t N, size_t B, int recompute) {
     rl_model_acts a;
-    rl_tensor_spec specs[22];
+    rl_tensor_spec specs[23];
     int n = acts_specs(m, &a, N, B, recompute, specs);
     return rl_model__specs_bytes(specs, n);
 }
@@ -530,7 +532,7 @@ static void ensure_acts(rl_model *m, size_t N, size_t B) {
     if (B < m->acts_seqs) B = m->acts_seqs;
     const rl_backend *be = m->be;
     be->mem_free(be, m->acts_block);
-    rl_tensor_spec specs[22];
+    rl_tensor_spec specs[23];
     int n = acts_specs(m, &m->acts, N, B, m->recompute, specs);
     m->acts_block = rl_model__alloc_specs(be, specs, n);
     m->acts_recompute = m->recompute;
@@ -558,12 +560,10 @@ static void ensure_grads(rl_model *m) {
         size_t N = m->acts_rows, C = m->C, AD = (size_t)m->NH * m->hd;
         rl_model_grad_acts *g = &m->gacts;
         rl_dtype act = m->act;
-        rl_tensor_spec specs[] = {{&g->dres, N * C, act, "dres"},
-                                  {&g->dln, N * C, act, "dln"},
-                                  {&g->dqkv, N * m->QKV, act, "dqkv"},
-                                  {&g->datt, N * AD, act, "datt"},
-                                  {&g->dgu, N * 2 * m->FF, act, "dgu"},
-                                  {&g->dmlp, N * m->FF, act, "dmlp"}};
+        rl_tensor_spec specs[] = {
+            {&g->dres, N * C, act, "dres"},       {&g->dln, N * C, act, "dln"},
+            {&g->dqkv, N * m->QKV, act, "dqkv"},  {&g->datt, N * AD, act, "datt"},
+            {&g->dgu, N * 2 * m->FF, act, "dgu"}, {&g->dmlp, N * m->FF, act, "dmlp"}};
         m->gacts_block = rl_model__alloc_specs(be, specs, 6);
     }
 }
@@ -571,9 +571,15 @@ static void ensure_grads(rl_model *m) {
 // ------------------------------------------------------------------------------------------------
 // Layer pieces (shared with the decoder)
 
-void rl_model__matmul(rl_model *m, void *out, const void *inp, const void *w, const void *b,
-                      int R, int C, int OC) {
+void rl_model__matmul(rl_model *m, void *out, const void *inp, const void *w, const void *b, int R,
+                      int C, int OC) {
     RL_TIMED(m, matmul, m->be->matmul_forward(m->be, out, inp, w, b, R, C, OC));
+}
+
+void rl_model__lm_head(rl_model *m, float *logits, const void *inp, int R) {
+    RL_TIMED(
+        m, matmul,
+        m->be->gemm(m->be, logits, RL_F32, inp, m->params.wlm, R, m->V, m->C, 0, 1, 1.0f, 0.0f));
 }
 
 void rl_model__attn_in(rl_model *m, int l, void *qkv, void *ln, float *rstd, const void *x,
@@ -804,7 +810,7 @@ int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *len
     rl_model_score *s = &m->score;
     for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
-        rl_model__matmul(m, s->logits, AT(m, s->ln, r0 * C), m->params.wlm, NULL, rows, m->C, m->V);
+        rl_model__lm_head(m, s->logits, AT(m, s->ln, r0 * C), rows);
         be->mem_download(be, logits + r0 * V, s->logits, (size_t)rows * V * sizeof(float));
     }
     for (int b = 0; b < B; b++)
@@ -849,7 +855,7 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
     float it = 1.0f / temperature;
     for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
-        rl_model__matmul(m, s->logits, AT(m, s->ln, r0 * C), m->params.wlm, NULL, rows, m->C, m->V);
+        rl_model__lm_head(m, s->logits, AT(m, s->ln, r0 * C), rows);
         RL_TIMED(m, other,
                  be->logprob_forward(be, s->logp + r0, entropy ? s->ent + r0 : NULL, s->logits,
                                      s->targets + r0, rows, m->V, it));
@@ -868,8 +874,24 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
 
 // lm_head output of rows [r0, r0 + rows) of the last forward into acts.logits.
 static void lm_head_rows(rl_model *m, size_t r0, int rows) {
-    rl_model__matmul(m, m->acts.logits, AT(m, m->acts.lnf, r0 * m->C), m->params.wlm, NULL, rows, m->C,
-                     m->V);
+    rl_model__lm_head(m, m->acts.logits, AT(m, m->acts.lnf, r0 * m->C), rows);
+}
+
+// gacts.dln rows [r0, r0 + rows) and the lm_head gradient from the float32 logit gradients in
+// acts.logits (rounded to the act type first when that is not float32: matrix products take
+// act operands).
+static void lm_head_backward(rl_model *m, size_t r0, int rows) {
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    const void *dout = a->logits;
+    if (m->act != RL_F32) {
+        RL_TIMED(m, other,
+                 be->convert(be, a->dlogits_act, m->act, a->logits, RL_F32, (size_t)rows * m->V));
+        dout = a->dlogits_act;
+    }
+    RL_TIMED(m, matmul,
+             be->matmul_backward(be, AT(m, m->gacts.dln, r0 * m->C), m->grads.wlm, NULL, dout,
+                                 AT(m, a->lnf, r0 * m->C), m->params.wlm, rows, m->C, m->V));
 }
 
 // Zeroes x[b, t] for the padded positions of the last forward (host array [B, T]).
@@ -949,10 +971,7 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
     ensure_grads(m);
     const rl_backend *be = m->be;
     rl_model_acts *a = &m->acts;
-    rl_model_grad_acts *g = &m->gacts;
-    const rl_model_weights *p = &m->params;
-    rl_model_wgrads *dp = &m->grads;
-    size_t N = (size_t)m->B * m->T, C = m->C;
+    size_t N = (size_t)m->B * m->T;
 
     // seeds, zero at padding
     memcpy(m->h_f1, dlogp, N * sizeof(float));
@@ -972,9 +991,7 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
         RL_TIMED(m, other,
                  be->logprob_backward(be, a->logits, a->logits, a->targets + r0, a->dlogp + r0,
                                       dentropy ? a->dent + r0 : NULL, rows, m->V, it));
-        RL_TIMED(m, matmul,
-                 be->matmul_backward(be, AT(m, g->dln, r0 * C), dp->wlm, NULL, a->logits, AT(m, a->lnf, r0 * C),
-                                     p->wlm, rows, m->C, m->V));
+        lm_head_backward(m, r0, rows);
     }
     m->logits_valid = 0; // consumed
     backward_trunk(m);
@@ -986,7 +1003,7 @@ int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err) {
     ensure_grads(m);
     const rl_backend *be = m->be;
     rl_model_acts *a = &m->acts;
-    size_t N = (size_t)m->B * m->T, C = m->C, V = m->V;
+    size_t N = (size_t)m->B * m->T, V = m->V;
     // The seeds go through the lm_head chunk by chunk, in the logits buffer; padded rows are
     // zeroed on the host so whatever the caller left there changes nothing.
     float *host = NULL;
@@ -1009,9 +1026,7 @@ int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err) {
             src = host;
         }
         be->mem_upload(be, a->logits, src, (size_t)rows * V * sizeof(float));
-        RL_TIMED(m, matmul,
-                 be->matmul_backward(be, AT(m, m->gacts.dln, r0 * C), m->grads.wlm, NULL, a->logits,
-                                     AT(m, a->lnf, r0 * C), m->params.wlm, rows, m->C, m->V));
+        lm_head_backward(m, r0, rows);
     }
     free(host);
     m->logits_valid = 0; // the buffer now holds seeds
@@ -1063,8 +1078,8 @@ static void backward_trunk(rl_model *m) {
                  be->matmul_backward(be, g->datt, dp->wo + l * C * AD, NULL, g->dres, la.att,
                                      AT(m, p->wo, l * C * AD), n, m->NH * m->hd, m->C));
         RL_TIMED(m, attention,
-                 be->attention_backward(be, g->dqkv, g->datt, la.qkv, la.att, la.lse, a->lengths,
-                                        B, T, m->NH, m->NKV, m->hd, rl_model_layer_window(m, l)));
+                 be->attention_backward(be, g->dqkv, g->datt, la.qkv, la.att, la.lse, a->lengths, B,
+                                        T, m->NH, m->NKV, m->hd, rl_model_layer_window(m, l)));
         RL_TIMED(m, other,
                  be->rope_backward(be, g->dqkv, a->pos, n, m->NH + m->NKV, m->hd, m->QKV, theta));
         RL_TIMED(m, matmul,

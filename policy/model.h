@@ -46,10 +46,10 @@
 // layout in float32 (rl_model_wgrads). Shapes use C hidden, L layers, NH/NKV heads, hd head dim,
 // QKV = (NH+2*NKV)*hd, FF, V.
 typedef struct rl_model_weights {
-    void *wte;   // [V, C]         act  model.embed_tokens.weight
-    void *wqkv;  // [L, QKV, C]    act  self_attn.{q,k,v}_proj.weight stacked by rows
-    void *wo;    // [L, C, NH*hd]  act  self_attn.o_proj.weight
-    void *wgu;   // [L, 2*FF, C]   act  mlp.gate_proj.weight rows [0,FF), mlp.up_proj.weight [FF,2FF)
+    void *wte;  // [V, C]         act  model.embed_tokens.weight
+    void *wqkv; // [L, QKV, C]    act  self_attn.{q,k,v}_proj.weight stacked by rows
+    void *wo;   // [L, C, NH*hd]  act  self_attn.o_proj.weight
+    void *wgu;  // [L, 2*FF, C]   act  mlp.gate_proj.weight rows [0,FF), mlp.up_proj.weight [FF,2FF)
     void *wdown; // [L, C, FF]     act  mlp.down_proj.weight
     void *wlm;   // [V, C]         act  lm_head.weight; == wte when tie_word_embeddings
     void *bqkv;  // [L, QKV]       act  self_attn.{q,k,v}_proj.bias; NULL when attention_bias == 0
@@ -79,20 +79,22 @@ typedef struct rl_model_tensor {
 // number of layers whose activations are kept: L, or 1 with layer recomputation (each layer's
 // slot 0 is refilled from res[l] during the backward pass; see rl_model_set_recompute).
 typedef struct rl_model_acts {
-    void *res;        // [L+1, N, C]   act  residual stream entering layer l; res[L] leaves the last
-    void *resmid;     // [Lk, N, C]    act  residual after the attention block
-    float *rstd1;     // [Lk, N]       input_layernorm 1/rms
-    float *rstd2;     // [Lk, N]       post_attention_layernorm 1/rms
-    void *qkv;        // [Lk, N, QKV]  act  q|k|v after bias and RoPE
-    void *att;        // [Lk, N, NH*hd] act attention output (o_proj input)
-    float *lse;       // [Lk, N, NH]   attention softmax log-sum-exp
-    void *gu;         // [Lk, N, 2*FF] act  gate|up projections
-    void *lnf;        // [N, C]        act  final norm output (lm_head input)
-    float *rstdf;     // [N]
-    void *ln;         // [N, C]        act  scratch: a norm output (recomputed in backward)
-    void *proj;       // [N, C]        act  scratch: o_proj / down_proj output before the residual add
-    void *mlp;        // [N, FF]       act  scratch: silu(gate) * up (recomputed in backward)
-    float *logits;    // [chunk, V]    lm_head output for `chunk` rows at a time
+    void *res;     // [L+1, N, C]   act  residual stream entering layer l; res[L] leaves the last
+    void *resmid;  // [Lk, N, C]    act  residual after the attention block
+    float *rstd1;  // [Lk, N]       input_layernorm 1/rms
+    float *rstd2;  // [Lk, N]       post_attention_layernorm 1/rms
+    void *qkv;     // [Lk, N, QKV]  act  q|k|v after bias and RoPE
+    void *att;     // [Lk, N, NH*hd] act attention output (o_proj input)
+    float *lse;    // [Lk, N, NH]   attention softmax log-sum-exp
+    void *gu;      // [Lk, N, 2*FF] act  gate|up projections
+    void *lnf;     // [N, C]        act  final norm output (lm_head input)
+    float *rstdf;  // [N]
+    void *ln;      // [N, C]        act  scratch: a norm output (recomputed in backward)
+    void *proj;    // [N, C]        act  scratch: o_proj / down_proj output before the residual add
+    void *mlp;     // [N, FF]       act  scratch: silu(gate) * up (recomputed in backward)
+    float *logits; // [chunk, V]    lm_head output for `chunk` rows at a time
+    void
+        *dlogits_act; // [chunk, V]   act  logit gradients rounded to act (NULL when act is float32)
     float *logp;      // [N]           token log-probabilities
     float *ent;       // [N]           entropies
     float *dlogp;     // [N]           backward seeds
@@ -162,10 +164,10 @@ typedef struct rl_model {
     const rl_backend *be;
     int C, L, NH, NKV, hd, FF, V, QKV; // from cfg (hd resolved)
 
-    rl_dtype act;        // element type of the parameter and activation blocks (be->act)
-    void *params_block;  // [n_params] act, backend memory
-    size_t n_params;     // elements in the block (tensor sizes + alignment padding)
-    size_t n_decay;      // elements in the leading weight-decay part of the block
+    rl_dtype act;       // element type of the parameter and activation blocks (be->act)
+    void *params_block; // [n_params] act, backend memory
+    size_t n_params;    // elements in the block (tensor sizes + alignment padding)
+    size_t n_decay;     // elements in the leading weight-decay part of the block
     rl_model_weights params;
     rl_model_tensor *tensors; // [n_tensors] in Hugging Face state_dict order
     int n_tensors;
@@ -175,8 +177,8 @@ typedef struct rl_model {
 
     void *acts_block; // activations, sized for acts_rows rows and acts_seqs sequences
     size_t acts_rows, acts_seqs;
-    int recompute;    // 1: keep only each layer's input, recompute the layer in the backward
-    int acts_recompute; // the recompute mode acts_block was laid out for
+    int recompute;        // 1: keep only each layer's input, recompute the layer in the backward
+    int acts_recompute;   // the recompute mode acts_block was laid out for
     size_t logits_rows;   // rows of lm_head output computed at a time (acts.logits)
     size_t logits_budget; // floats of lm_head output held at once (16M by default; set it
                           // before the first forward to change the chunking)

@@ -54,8 +54,12 @@ void rl_model__toc(rl_model *m, double *bucket, double t0);
     } while (0)
 
 // Matrix products, timed into timing.matmul.
-void rl_model__matmul(rl_model *m, void *out, const void *inp, const void *w, const void *b,
-                      int R, int C, int OC);
+void rl_model__matmul(rl_model *m, void *out, const void *inp, const void *w, const void *b, int R,
+                      int C, int OC);
+
+// The lm_head: logits [R, V] float32 (whatever the act type: log-probs and sampling need float32)
+// = inp [R, C] (act) @ lm_head^T, timed into timing.matmul.
+void rl_model__lm_head(rl_model *m, float *logits, const void *inp, int R);
 
 // Layer l, attention input: ln = RMSNorm(x) (rstd may be NULL), qkv = ln Wqkv^T + b, RoPE on q, k
 // at positions pos. x [R, C], ln [R, C], qkv [R, QKV]
