@@ -535,6 +535,7 @@ int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_resul
     int n_spans;
     const rl_param_span *spans = rl_model_decay_spans(r->model, &n_spans);
     if (rc == 0) rc = rl_adamw_create(&opt, r->be, n_params, spans, n_spans, err);
+    if (rc == 0) rl_adamw_set_seed(opt, (uint64_t)r->cfg->run.seed); // bf16 stochastic rounding
 
     double t_start = rl_now(), tokens = 0;
     int step = 0;

@@ -2,6 +2,7 @@
 // with a KV cache is in model_decode.c. See model.h.
 #define _POSIX_C_SOURCE 200809L
 #include "policy/model.h"
+#include "kernels/bf16.h"
 #include "kernels/rng.h"
 #include "policy/model_impl.h"
 
@@ -406,22 +407,6 @@ int rl_model_find_tensor(const rl_model *m, const char *name) {
     return -1;
 }
 
-// bfloat16 <-> float32 on the host. Rounding is to nearest even; NaN stays NaN (quiet).
-static uint16_t bf16_from_f32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static float f32_from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 // Bytes of the block the conversions below stage through at once.
 #define CONVERT_CHUNK ((size_t)1 << 20)
 
@@ -435,7 +420,7 @@ void rl_model__download_f32(const rl_backend *be, rl_dtype dt, float *host, cons
     for (size_t i0 = 0; i0 < n; i0 += CONVERT_CHUNK) {
         size_t k = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
         be->mem_download(be, tmp, rl_model__at(src, dt, i0), k * sizeof(uint16_t));
-        for (size_t i = 0; i < k; i++) host[i0 + i] = f32_from_bf16(tmp[i]);
+        for (size_t i = 0; i < k; i++) host[i0 + i] = rl_bf16_to_f32(tmp[i]);
     }
     free(tmp);
 }
@@ -449,7 +434,7 @@ void rl_model__upload_f32(const rl_backend *be, rl_dtype dt, void *dst, const fl
     uint16_t *tmp = rl_malloc(CONVERT_CHUNK * sizeof(uint16_t));
     for (size_t i0 = 0; i0 < n; i0 += CONVERT_CHUNK) {
         size_t k = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
-        for (size_t i = 0; i < k; i++) tmp[i] = bf16_from_f32(host[i0 + i]);
+        for (size_t i = 0; i < k; i++) tmp[i] = rl_bf16_from_f32(host[i0 + i]);
         be->mem_upload(be, rl_model__at(dst, dt, i0), tmp, k * sizeof(uint16_t));
     }
     free(tmp);
