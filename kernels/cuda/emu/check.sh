@@ -14,7 +14,7 @@
 #
 #   kernels/cuda/emu/check.sh [--asan]     (from anywhere; takes a few minutes on 2 cores)
 # --asan adds AddressSanitizer + UBSan (out-of-bounds accesses inside kernels become errors).
-# EMU_TESTS="test_cuda_bf16" runs only the named tests (default: all four).
+# EMU_TESTS="test_cuda_bf16" runs only the named tests (default: all five).
 # Needs a CPU-only build of the project's libraries: made in $EMU_BUILD (default
 # /tmp/rlpipe-emu-build, or /tmp/rlpipe-emu-build-asan) when absent.
 set -eu
@@ -49,7 +49,7 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_kernels test_model}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_kernels test_model}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \
