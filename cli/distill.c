@@ -227,10 +227,11 @@ static uint64_t cache_fingerprint(rl_run *r, rl_model *teacher, const rl_prompt 
     const rl_cfg_distill *d = &r->cfg->distill;
     uint64_t h = 1469598103934665603ull;
     size_t np;
-    float *params = rl_model_params(teacher, &np);
-    float *host = rl_malloc(np * sizeof(float));
-    teacher->be->mem_download(teacher->be, host, params, np * sizeof(float));
-    h = fnv(h, host, np * sizeof(float));
+    void *params = rl_model_params(teacher, &np);
+    size_t bytes = np * rl_dtype_size(teacher->act); // the weights as stored (float32 or bf16)
+    void *host = rl_malloc(bytes);
+    teacher->be->mem_download(teacher->be, host, params, bytes);
+    h = fnv(h, host, bytes);
     free(host);
     int64_t ints[] = {d->source,
                       d->examples,

@@ -1,7 +1,7 @@
 /*
  * model: the Qwen2-architecture transformer, exactly as Hugging Face's Qwen2ForCausalLM computes
  * it (see ../shared/notes/qwen2-format.md), through a backend (kernels/backend.h), in the
- * backend's act type (float32, or bfloat16 on CUDA; README.md "Precision"):
+ * backend's act type (float32, or bfloat16 on CUDA; policy/README.md "Precision and memory"):
  *
  *   x = embed_tokens[ids]
  *   per layer: h = RMSNorm(x); q,k,v = h W^T + b; RoPE(q, k) (NeoX half split, positions 0..);
@@ -15,10 +15,13 @@
  * sequence against a KV cache, logits returned on the host).
  *
  * Memory, all from the backend, llm.c style, each block described by one table of tensor specs
- * (name, element count, dtype; model_impl.h): one parameter block (every tensor a named view),
- * one gradient block (allocated on the first backward or zero_grad), one activation block sized
- * for the largest B*T seen so far, one backward scratch block, one decode scratch block, and a
- * KV cache per rl_kv_cache. Nothing is allocated per step once the sizes have been seen.
+ * (name, element count, dtype; model_impl.h): one parameter block (act type; every tensor a
+ * named view), one float32 gradient block (allocated on the first backward or zero_grad), one
+ * activation block sized for the largest B*T seen so far (every layer's activations, or with
+ * rl_model_set_recompute only each layer's input), one backward scratch block, one decode
+ * scratch block, and a KV cache per rl_kv_cache. Nothing is allocated per step once the sizes
+ * have been seen. With bfloat16 weights their float32 master copy belongs to the optimizer
+ * (optim.h), not to the model.
  *
  * Parameter block layout (the optimizer sees it as one flat array): the matrices that get weight
  * decay first (wte, wqkv, wo, wgu, wdown, wlm), then the rest (bqkv, ln1w, ln2w, lnfw), each
