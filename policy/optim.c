@@ -73,13 +73,13 @@ void rl_adamw_step(rl_adamw *opt, void *params, const float *grads, const rl_ada
         const float *g = grads + s->offset;
         if (opt->master)
             be->adamw_update_master(be, opt->master + s->offset,
-                                    (char *)params + s->offset * rl_dtype_size(opt->param_dt), g,
-                                    m, v, s->count, hp->lr, hp->beta1, hp->beta2, hp->eps, wd,
+                                    (char *)params + s->offset * rl_dtype_size(opt->param_dt), g, m,
+                                    v, s->count, hp->lr, hp->beta1, hp->beta2, hp->eps, wd,
                                     grad_scale, opt->step,
                                     rounding_seed(opt->seed, opt->step, s->offset));
         else
-            be->adamw_update(be, (float *)params + s->offset, g, m, v, s->count, hp->lr,
-                             hp->beta1, hp->beta2, hp->eps, wd, grad_scale, opt->step);
+            be->adamw_update(be, (float *)params + s->offset, g, m, v, s->count, hp->lr, hp->beta1,
+                             hp->beta2, hp->eps, wd, grad_scale, opt->step);
     }
 }
 
