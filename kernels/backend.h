@@ -79,10 +79,12 @@ struct rl_backend {
     rl_kv_store_fn *kv_store;
     rl_attention_cached_forward_fn *attention_cached_forward;
     rl_gather_rows_fn *gather_rows;
+    rl_convert_fn *convert;
     rl_logprob_forward_fn *logprob_forward;
     rl_logprob_backward_fn *logprob_backward;
     rl_logsoftmax_forward_fn *logsoftmax_forward;
     rl_adamw_update_fn *adamw_update;
+    rl_adamw_update_master_fn *adamw_update_master;
     rl_sumsq_fn *sumsq;
     rl_scale_fn *scale;
     rl_fill_fn *fill;
@@ -144,6 +146,9 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_er
 // $RLPIPE_CUDA_SYNC=1 makes every operation wait for its kernels and check them (slow; pins an
 // asynchronous error to the op that caused it).
 const rl_backend *rl_backend_cuda(rl_err *err);
+
+// rl_backend_cuda with weights and activations of type act (run.precision).
+const rl_backend *rl_backend_cuda_act(rl_dtype act, rl_err *err);
 
 // The backend named "cpu" or "cuda" (RL_EINPUT for another name or an unavailable backend).
 const rl_backend *rl_backend_get(const char *name, rl_err *err);
