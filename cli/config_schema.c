@@ -201,6 +201,9 @@ SECTION("checkpoint", "Saved model states"),
 {"checkpoint.every",                  INT,  F(checkpoint.every),               "0",     0, IMAX, 0, NULL, "save every this many RL steps; 0 = only at the end"},
 {"checkpoint.keep",                   INT,  F(checkpoint.keep),                "2",     0, 1 << 20, 0, NULL, "most recent checkpoints kept; 0 = keep all"},
 {"checkpoint.dir",                    STR,  F(checkpoint.dir),                 "",      0, 0, 0, NULL, "checkpoint directory; empty = <run.out_dir>/checkpoints"},
+
+SECTION("parallel", "Data parallel over processes (mpirun -np N rlpipe train|sft|eval; policy/PARALLEL.md)"),
+{"parallel.zero",                     INT,  F(parallel.zero),                  "0",     0, 1, 0, NULL, "ZeRO stage: 0 = every rank keeps the whole AdamW state and all-reduces gradients; 1 = each rank keeps and updates 1/N of the float32 weights and AdamW moments (reduce-scatter, shard update, all-gather)"},
 };
 // clang-format on
 
