@@ -159,8 +159,7 @@ typedef int nccl_open_fn(const rl_comm *host, const rl_backend *be, rl_comm **ou
 void *rl_cuda_module_symbol(const char *name, rl_err *err); // kernels/cuda_module.c
 #endif
 
-int rl_comm_for_backend(rl_comm **c, const rl_backend *be, rl_err *err) {
-    if ((*c)->world == 1 || be->is_host) return 0;
+int rl_comm_nccl(rl_comm **c, const rl_backend *be, rl_err *err) {
 #ifdef RLPIPE_CUDA_MODULE
     union {
         void *p;
@@ -169,11 +168,19 @@ int rl_comm_for_backend(rl_comm **c, const rl_backend *be, rl_err *err) {
     if (!f.p) return -1;
     rl_comm *nc = NULL;
     RL_TRY(f.open(*c, be, &nc, err));
-    *c = nc; // owns the MPI communicator now (nc->host)
+    *c = nc; // owns the host communicator now (nc->host)
     return 0;
 #else
-    return rl_fail(err, RL_EINPUT, "a device backend with several ranks needs the CUDA build (NCCL)");
+    (void)be;
+    return rl_fail(err, RL_EINPUT,
+                   "%d ranks on a GPU backend need NCCL: this rlpipe was built without CUDA",
+                   (*c)->world);
 #endif
+}
+
+int rl_comm_for_backend(rl_comm **c, const rl_backend *be, rl_err *err) {
+    if ((*c)->world == 1 || be->is_host) return 0;
+    return rl_comm_nccl(c, be, err);
 }
 
 void rl_comm_release(rl_comm *c, int exit_code) {

@@ -90,6 +90,10 @@ int rl_comm_open(rl_comm **out, rl_err *err);
 // (which keeps the MPI one for host work, and releases it with itself). Otherwise leaves *c.
 int rl_comm_for_backend(rl_comm **c, const rl_backend *be, rl_err *err);
 
+// The NCCL communicator over the ranks of *c (any world size: one rank checks NCCL on one GPU);
+// *c (single or MPI) becomes its host communicator. RL_EINPUT without the CUDA build.
+int rl_comm_nccl(rl_comm **c, const rl_backend *be, rl_err *err);
+
 // Releases c (NULL is fine); see rl_comm.release.
 void rl_comm_release(rl_comm *c, int exit_code);
 
