@@ -10,7 +10,6 @@ set_tests_properties(test_parallel PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LA
 # under mpirun with 2 ranks (MPI); RLPIPE_TEST_BACKEND=cuda adds NCCL on a GPU machine.
 rl_add_test(test_comm SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_comm.c LIBS rl_kernels TIMEOUT 60)
 add_test(NAME test_comm_mpi
-         COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe $<TARGET_FILE:test_comm>
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpirun.sh 2 $<TARGET_FILE:test_comm>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(test_comm_mpi PROPERTIES TIMEOUT 60 LABELS parallel
-  ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1;OMPI_MCA_btl_vader_single_copy_mechanism=none")
+set_tests_properties(test_comm_mpi PROPERTIES TIMEOUT 60 LABELS parallel)

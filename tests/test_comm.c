@@ -64,7 +64,7 @@ static void check_collectives(const rl_comm *c, const rl_backend *be) {
     int W = c->world, r = c->rank;
     const size_t n = 1000 + 37; // not a multiple of the world
     float *host = rl_malloc(n * sizeof(float)), *want = rl_malloc(n * sizeof(float));
-    float *got = rl_malloc(n * sizeof(float));
+    float *got = rl_malloc((n + 1) * sizeof(float)); // n, or one shard (n / W + 1)
     float *dev = be->mem_alloc(be, n * sizeof(float));
 
     // all-reduce

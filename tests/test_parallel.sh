@@ -11,17 +11,14 @@
 #   4. a checkpoint written by one process resumes under 2 ranks with ZeRO-1 (reshard);
 #   5. SIGKILL of rank 1 mid-run ends the job with mpirun's error naming the signal, and
 #      `--resume` under 2 ranks finishes with exactly the weights and log of an uninterrupted run.
-# Open MPI as root needs OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM); 2 ranks on 2 cores need
-# --oversubscribe; each rank runs 1 OpenMP thread.
+# The ranks start through tests/mpirun.sh (as root, --oversubscribe on 2 cores, 1 OpenMP thread
+# per rank, the sanitizer settings for Open MPI).
 set -u
 BIN=${RLPIPE_BIN:-build/rlpipe}
 CFG=configs/tiny.yaml
 command -v mpirun >/dev/null || { echo "SKIP: no mpirun (scripts/install-deps.sh installs Open MPI)"; exit 77; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Open MPI's shared-memory transport wants room in /dev/shm and complains on small containers.
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMP_NUM_THREADS=1
-MPI=(mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1 -x ASAN_OPTIONS -x UBSAN_OPTIONS -x LSAN_OPTIONS)
+MPI=(bash "$(dirname "$0")/mpirun.sh" 2)
 # Max |w_1 - w_2| over every weight. float32 gradient sums are reassociated (two partial sums
 # instead of one), a relative change of ~1e-7 per step, which Adam turns into weight changes
 # of at most ~lr x 1e-3 for normal gradients: 1e-4 after 3 steps at lr 3e-3 leaves a margin of
@@ -170,10 +167,11 @@ job=$!
 victim=""
 for _ in $(seq 1 1200); do
     if [ -d "$T/kill/checkpoints/step-00000002" ]; then
-        # rank 1: the child of mpirun whose environment says so
-        for p in $(pgrep -P "$job" 2>/dev/null; pgrep -P "$(pgrep -P "$job" | head -1)" 2>/dev/null); do
-            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
-                victim=$p
+        # rank 1 of this job: its command line names $T/kill, its environment its rank
+        for d in /proc/[0-9]*; do
+            if tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qx "run.out_dir=$T/kill" &&
+                tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
+                victim=${d#/proc/}
             fi
         done
         break
