@@ -158,6 +158,12 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
     if (what & RL_RUN_PARALLEL)
         RL_TRY(rl_comm_open(&r->comm, err));
+    else if (rl_comm_launched_world() > 1)
+        // N copies of a one-process command would fight over one run directory.
+        return rl_fail(err, RL_EINPUT,
+                       "this command runs as one process: of the run commands only train, sft "
+                       "and eval (without --benchmark) are data parallel under mpirun/srun "
+                       "(policy/PARALLEL.md)");
     else
         r->comm = rl_comm_single();
     if (cfg->run.device == RL_CFG_CUDA && r->comm->world > 1) {

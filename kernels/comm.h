@@ -86,6 +86,10 @@ rl_comm *rl_comm_single(void);
 // else single. RL_EINPUT when MPI is wanted but librlpipe_mpi.so cannot be loaded.
 int rl_comm_open(rl_comm **out, rl_err *err);
 
+// The number of ranks the launcher started, from its environment without initialising MPI (1 when
+// not launched by one, or when it does not say).
+int rl_comm_launched_world(void);
+
 // For a CUDA backend and world > 1, replaces *c by an NCCL communicator over the same ranks
 // (which keeps the MPI one for host work, and releases it with itself). Otherwise leaves *c.
 int rl_comm_for_backend(rl_comm **c, const rl_backend *be, rl_err *err);
