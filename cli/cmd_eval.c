@@ -198,8 +198,8 @@ int cmd_eval(int argc, char **argv) {
     char found[4096];
     if (!model && !cfg.model.path[0] && rl_run_default_model(&cfg, found, sizeof found))
         model = found;
-    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_PARALLEL,
-                    model, &err) ||
+    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_PARALLEL, model,
+                    &err) ||
         rl_run_open_output(&run, &err)) {
         code = cli_report(&err);
         goto done;

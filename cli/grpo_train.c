@@ -469,7 +469,8 @@ static int load_ckpt(rl_run *r, rl_adamw *opt, rl_train_state *state, int *found
     const rl_comm *comm = r->comm;
     char path[4096] = {0};
     int step;
-    int64_t have = comm->rank == 0 && rl_train_ckpt_latest(c->checkpoint.dir, path, sizeof path, &step);
+    int64_t have =
+        comm->rank == 0 && rl_train_ckpt_latest(c->checkpoint.dir, path, sizeof path, &step);
     RL_TRY(comm->broadcast(comm, &have, sizeof have, 0, err));
     RL_TRY(comm->broadcast(comm, path, sizeof path, 0, err));
     *found = (int)have;
@@ -551,8 +552,9 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     while (state.step < ac->steps) {
         double el = rl_now() - t0;
         int over;
-        if ((rc = agree(comm, comm->rank == 0 && ac->time_budget_s > 0 &&
-                                  el + last_step_s > ac->time_budget_s,
+        if ((rc = agree(comm,
+                        comm->rank == 0 && ac->time_budget_s > 0 &&
+                            el + last_step_s > ac->time_budget_s,
                         err, &over)))
             goto done;
         if (over) {
@@ -575,8 +577,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
             state.data_pos += P;
             kept_groups = 0;
             for (int p = 0; p < sb.n_prompts; p++) kept_groups += sb.kept[p * G];
-            if (ac->dynamic_sampling &&
-                (rc = comm->all_reduce_i64(comm, &kept_groups, 1, err)))
+            if (ac->dynamic_sampling && (rc = comm->all_reduce_i64(comm, &kept_groups, 1, err)))
                 goto done;
             if (!ac->dynamic_sampling || kept_groups >= P) break;
         }

@@ -176,8 +176,7 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
                                   err)))
                 break;
             if ((rc = rl_model_forward(r->model, b.tokens, b.lengths, B, b.T, err))) break;
-            if ((rc = rl_model_token_logprobs(r->model, b.targets, 1.0f, b.logp, NULL, err)))
-                break;
+            if ((rc = rl_model_token_logprobs(r->model, b.targets, 1.0f, b.logp, NULL, err))) break;
         }
         double n_targets = (double)b.n_targets;
         if (comm && (rc = comm->all_reduce_f64(comm, &n_targets, 1, err))) break;

@@ -128,7 +128,8 @@ static void *open_mpi_module(char *why, size_t size) {
 
 int rl_comm_launched_world(void) {
     if (!launched_by_mpi()) return 1;
-    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"};
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS",
+                           "SLURM_NTASKS"};
     for (int i = 0; i < 4; i++) {
         const char *v = getenv(names[i]);
         if (v && atoi(v) > 0) return atoi(v);

@@ -71,8 +71,8 @@ struct rl_comm {
     // Every rank's bytes to rank 0: there *out (malloc'ed, free it) is the concatenation in rank
     // order and sizes[world] the size of each part; elsewhere *out = NULL. sizes may be NULL
     // off rank 0.
-    int (*gather_bytes)(const rl_comm *c, const void *send, size_t bytes, void **out,
-                        size_t *sizes, rl_err *err);
+    int (*gather_bytes)(const rl_comm *c, const void *send, size_t bytes, void **out, size_t *sizes,
+                        rl_err *err);
     int (*barrier)(const rl_comm *c, rl_err *err);
     // Ends the group: exit_code 0 finalises cleanly; anything else aborts every rank of the job
     // with that code (so no peer waits forever in a collective). Frees c.

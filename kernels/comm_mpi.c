@@ -44,14 +44,16 @@ static int mpi_all_reduce(const rl_comm *c, float *buf, size_t n, rl_err *err) {
 
 static int mpi_reduce_scatter(const rl_comm *c, const float *send, float *recv, size_t shard,
                               rl_err *err) {
-    if (shard > PIECE) return rl_fail(err, RL_EINTERNAL, "reduce-scatter shard of %zu floats is over 2^30", shard);
+    if (shard > PIECE)
+        return rl_fail(err, RL_EINTERNAL, "reduce-scatter shard of %zu floats is over 2^30", shard);
     return check(MPI_Reduce_scatter_block(send, recv, (int)shard, MPI_FLOAT, MPI_SUM, world_of(c)),
                  "reduce-scatter", err);
 }
 
 static int mpi_all_gather(const rl_comm *c, const float *send, float *recv, size_t shard,
                           rl_err *err) {
-    if (shard > PIECE) return rl_fail(err, RL_EINTERNAL, "all-gather shard of %zu floats is over 2^30", shard);
+    if (shard > PIECE)
+        return rl_fail(err, RL_EINTERNAL, "all-gather shard of %zu floats is over 2^30", shard);
     // In place when this rank's block already sits at its place in recv.
     const void *s = send == recv + (size_t)c->rank * shard ? MPI_IN_PLACE : send;
     return check(MPI_Allgather(s, (int)shard, MPI_FLOAT, recv, (int)shard, MPI_FLOAT, world_of(c)),
@@ -64,15 +66,15 @@ static int mpi_f64(const rl_comm *c, double *x, int n, rl_err *err) {
 }
 
 static int mpi_i64(const rl_comm *c, int64_t *x, int n, rl_err *err) {
-    return check(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT64_T, MPI_SUM, world_of(c)),
-                 "all-reduce", err);
+    return check(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT64_T, MPI_SUM, world_of(c)), "all-reduce",
+                 err);
 }
 
 static int mpi_broadcast(const rl_comm *c, void *buf, size_t bytes, int root, rl_err *err) {
     for (size_t at = 0; at < bytes; at += PIECE) {
         int k = (int)(bytes - at < PIECE ? bytes - at : PIECE);
-        RL_TRY(check(MPI_Bcast((char *)buf + at, k, MPI_BYTE, root, world_of(c)), "broadcast",
-                     err));
+        RL_TRY(
+            check(MPI_Bcast((char *)buf + at, k, MPI_BYTE, root, world_of(c)), "broadcast", err));
     }
     return 0;
 }
@@ -80,7 +82,8 @@ static int mpi_broadcast(const rl_comm *c, void *buf, size_t bytes, int root, rl
 static int mpi_gather_bytes(const rl_comm *c, const void *send, size_t bytes, void **out,
                             size_t *sizes, rl_err *err) {
     *out = NULL;
-    if (bytes > INT_MAX) return rl_fail(err, RL_EINTERNAL, "gather of %zu bytes is over 2 GiB", bytes);
+    if (bytes > INT_MAX)
+        return rl_fail(err, RL_EINTERNAL, "gather of %zu bytes is over 2 GiB", bytes);
     int n = (int)bytes, W = c->world;
     int *counts = c->rank == 0 ? rl_calloc((size_t)W, sizeof(int)) : NULL;
     int *displs = c->rank == 0 ? rl_calloc((size_t)W, sizeof(int)) : NULL;
@@ -93,7 +96,8 @@ static int mpi_gather_bytes(const rl_comm *c, const void *send, size_t bytes, vo
             total += counts[q];
             if (sizes) sizes[q] = (size_t)counts[q];
         }
-        if (total > INT_MAX) rc = rl_fail(err, RL_EINTERNAL, "gather of %ld bytes is over 2 GiB", total);
+        if (total > INT_MAX)
+            rc = rl_fail(err, RL_EINTERNAL, "gather of %ld bytes is over 2 GiB", total);
         buf = rl_malloc(total ? (size_t)total : 1);
     }
     // Every rank takes part even after rank 0's size check failed, so nobody waits forever.

@@ -79,7 +79,8 @@ static void check_collectives(const rl_comm *c, const rl_backend *be) {
     // reduce-scatter: block r of the sum
     size_t S = n / W + 1;
     float *big = be->mem_alloc(be, (size_t)W * S * sizeof(float));
-    float *hb = rl_malloc((size_t)W * S * sizeof(float)), *wb = rl_malloc((size_t)W * S * sizeof(float));
+    float *hb = rl_malloc((size_t)W * S * sizeof(float)),
+          *wb = rl_malloc((size_t)W * S * sizeof(float));
     data_of(r, 12, hb, (size_t)W * S);
     be->mem_upload(be, big, hb, (size_t)W * S * sizeof(float));
     float *shard = be->mem_alloc(be, S * sizeof(float));
@@ -129,8 +130,7 @@ static void check_collectives(const rl_comm *c, const rl_backend *be) {
     // broadcast from the last rank
     char msg[64];
     snprintf(msg, sizeof msg, "from rank %d", r);
-    CHECK(c->broadcast(c, msg, sizeof msg, W - 1, &err) == 0, "%s broadcast: %s", c->kind,
-          err.msg);
+    CHECK(c->broadcast(c, msg, sizeof msg, W - 1, &err) == 0, "%s broadcast: %s", c->kind, err.msg);
     char want_msg[64];
     snprintf(want_msg, sizeof want_msg, "from rank %d", W - 1);
     CHECK(strcmp(msg, want_msg) == 0, "%s broadcast got '%s'", c->kind, msg);
@@ -140,8 +140,8 @@ static void check_collectives(const rl_comm *c, const rl_backend *be) {
     memset(part, 'a' + r, sizeof part);
     void *all = NULL;
     size_t *sizes = rl_calloc((size_t)W, sizeof(size_t));
-    CHECK(c->gather_bytes(c, part, (size_t)3 * r, &all, sizes, &err) == 0, "%s gather: %s",
-          c->kind, err.msg);
+    CHECK(c->gather_bytes(c, part, (size_t)3 * r, &all, sizes, &err) == 0, "%s gather: %s", c->kind,
+          err.msg);
     if (r == 0) {
         const char *at = all;
         int ok = all != NULL;

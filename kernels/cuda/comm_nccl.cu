@@ -18,9 +18,8 @@ extern "C" {
 #include "kernels/comm.h"
 }
 
-extern "C" RL_CUDA_MODULE_EXPORT int rl_cuda_module_nccl_open(const rl_comm *host,
-                                                              const rl_backend *be, rl_comm **out,
-                                                              rl_err *err);
+extern "C" RL_CUDA_MODULE_EXPORT int
+rl_cuda_module_nccl_open(const rl_comm *host, const rl_backend *be, rl_comm **out, rl_err *err);
 
 typedef struct nccl_ctx {
     ncclComm_t comm;
@@ -54,8 +53,8 @@ static int nccl_all_gather(const rl_comm *c, const float *send, float *recv, siz
                            rl_err *err) {
     nccl_ctx *x = ctx_of(c);
     // In place when send is this rank's block of recv (NCCL allows exactly that).
-    return nccl_check(ncclAllGather(send, recv, shard, ncclFloat, x->comm, x->stream),
-                      "all-gather", err);
+    return nccl_check(ncclAllGather(send, recv, shard, ncclFloat, x->comm, x->stream), "all-gather",
+                      err);
 }
 
 // Host work: the MPI communicator's (after the stream's device work, so that a host reduction of
@@ -72,8 +71,8 @@ static int host_broadcast(const rl_comm *c, void *buf, size_t bytes, int root, r
     return c->host->broadcast(c->host, buf, bytes, root, err);
 }
 
-static int host_gather(const rl_comm *c, const void *send, size_t bytes, void **out,
-                       size_t *sizes, rl_err *err) {
+static int host_gather(const rl_comm *c, const void *send, size_t bytes, void **out, size_t *sizes,
+                       rl_err *err) {
     return c->host->gather_bytes(c->host, send, bytes, out, sizes, err);
 }
 
