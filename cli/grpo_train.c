@@ -448,22 +448,22 @@ static int save_ckpt(rl_run *r, rl_adamw *opt, const rl_train_state *state, rl_e
     }
     size_t n;
     rl_model_params(r->model, &n);
-    int ns;
-    const rl_param_span *spans = rl_model_decay_spans(r->model, &ns);
-    rl_adamw *full = NULL;
-    if (comm->rank == 0) RL_TRY(rl_adamw_create(&full, rl_backend_cpu(), n, spans, ns, err));
-    int rc = rl_update_opt_gather(opt, comm, n, full ? full->m : NULL, full ? full->v : NULL, err);
-    if (rc == 0 && full) {
-        full->step = opt->step;
-        rc = rl_train_ckpt_save(c->checkpoint.dir, r->model, full, state, tokenizer_name(c),
-                                c->checkpoint.keep, err);
+    float *mh = NULL, *vh = NULL;
+    if (comm->rank == 0) {
+        mh = rl_malloc(n * sizeof(float));
+        vh = rl_malloc(n * sizeof(float));
     }
-    rl_adamw_free(full);
+    int rc = rl_update_opt_gather(opt, comm, n, mh, vh, err);
+    if (rc == 0 && comm->rank == 0)
+        rc = rl_train_ckpt_save_moments(c->checkpoint.dir, r->model, mh, vh, n, opt->step, state,
+                                        tokenizer_name(c), c->checkpoint.keep, err);
+    free(mh);
+    free(vh);
     return rc;
 }
 
-// Resume: the newest checkpoint as rank 0 sees it, loaded by every rank (ZeRO-1: each takes its
-// shard of the whole state). 0 with *found = 0 when there is none.
+// Resume: the newest checkpoint as rank 0 sees it, loaded by every rank (ZeRO-1: each reads its
+// shard of the moments). 0 with *found = 0 when there is none.
 static int load_ckpt(rl_run *r, rl_adamw *opt, rl_train_state *state, int *found, rl_err *err) {
     const rl_config *c = r->cfg;
     const rl_comm *comm = r->comm;
@@ -475,18 +475,10 @@ static int load_ckpt(rl_run *r, rl_adamw *opt, rl_train_state *state, int *found
     RL_TRY(comm->broadcast(comm, path, sizeof path, 0, err));
     *found = (int)have;
     if (!have) return 0;
-    if (!(c->parallel.zero && comm->world > 1))
-        return rl_train_ckpt_load(path, r->model, opt, state, err);
-    size_t n;
+    size_t n, lo = 0, hi, S;
     rl_model_params(r->model, &n);
-    int ns;
-    const rl_param_span *spans = rl_model_decay_spans(r->model, &ns);
-    rl_adamw *full;
-    RL_TRY(rl_adamw_create(&full, rl_backend_cpu(), n, spans, ns, err));
-    int rc = rl_train_ckpt_load(path, r->model, full, state, err);
-    if (rc == 0) rl_update_opt_take_shard(opt, comm, n, full->m, full->v, full->step);
-    rl_adamw_free(full);
-    return rc;
+    if (c->parallel.zero && comm->world > 1) rl_update_shard(n, comm, &lo, &hi, &S);
+    return rl_train_ckpt_load_shard(path, r->model, opt, lo, state, err);
 }
 
 // 1 on every rank when rank 0 says so (time budgets) or any rank caught a stop signal.

@@ -141,37 +141,43 @@ int rl_update_optimizer(rl_adamw **out, rl_model *m, const rl_comm *comm, int ze
     return rc;
 }
 
+// One moment array's shards to rank 0, in pieces small enough for one gather (MPI counts are int).
+static int gather_moments(const rl_comm *comm, const float *mine, size_t k, size_t n, size_t S,
+                          float *full, rl_err *err) {
+    size_t piece = ((size_t)1 << 29) / (sizeof(float) * (size_t)comm->world); // <= 512 MiB a call
+    size_t *sizes = rl_calloc((size_t)comm->world, sizeof(size_t));
+    int rc = 0;
+    for (size_t off = 0; off < S && rc == 0; off += piece) {
+        size_t cnt = off < k ? (k - off < piece ? k - off : piece) : 0;
+        void *all = NULL;
+        rc = comm->gather_bytes(comm, mine + off, cnt * sizeof(float), &all, sizes, err);
+        if (rc == 0 && comm->rank == 0) {
+            const char *at = all;
+            for (int q = 0; q < comm->world; q++) {
+                size_t qlo = (size_t)q * S < n ? (size_t)q * S : n;
+                memcpy(full + qlo + off, at, sizes[q]);
+                at += sizes[q];
+            }
+        }
+        free(all);
+    }
+    free(sizes);
+    return rc;
+}
+
 int rl_update_opt_gather(const rl_adamw *opt, const rl_comm *comm, size_t n, float *m_full,
                          float *v_full, rl_err *err) {
     size_t lo, hi, S;
     rl_update_shard(n, comm, &lo, &hi, &S);
     size_t k = hi - lo;
-    float *mv = rl_malloc((k ? 2 * k : 1) * sizeof(float));
-    rl_adamw_state_download(opt, mv, mv + k);
-    void *all = NULL;
-    size_t *sizes = rl_calloc((size_t)comm->world, sizeof(size_t));
-    int rc = comm->gather_bytes(comm, mv, 2 * k * sizeof(float), &all, sizes, err);
-    if (rc == 0 && comm->rank == 0) {
-        const float *at = all;
-        for (int q = 0; q < comm->world; q++) {
-            size_t qlo = (size_t)q * S < n ? (size_t)q * S : n;
-            size_t qk = sizes[q] / (2 * sizeof(float));
-            memcpy(m_full + qlo, at, qk * sizeof(float));
-            memcpy(v_full + qlo, at + qk, qk * sizeof(float));
-            at += 2 * qk;
-        }
-    }
-    free(all);
-    free(sizes);
-    free(mv);
+    float *mh = rl_malloc((k ? k : 1) * sizeof(float)),
+          *vh = rl_malloc((k ? k : 1) * sizeof(float));
+    rl_adamw_state_download(opt, mh, vh);
+    int rc = gather_moments(comm, mh, k, n, S, m_full, err);
+    if (rc == 0) rc = gather_moments(comm, vh, k, n, S, v_full, err);
+    free(mh);
+    free(vh);
     return rc;
-}
-
-void rl_update_opt_take_shard(rl_adamw *opt, const rl_comm *comm, size_t n, const float *m_full,
-                              const float *v_full, int step) {
-    size_t lo, hi, S;
-    rl_update_shard(n, comm, &lo, &hi, &S);
-    rl_adamw_state_upload(opt, m_full + lo, v_full + lo, step);
 }
 
 // Scratch of a ZeRO-1 update: the gradient padded to world x shard, this rank's reduced shard.

@@ -107,11 +107,10 @@ void rl_update_shard(size_t n, const rl_comm *comm, size_t *lo, size_t *hi, size
 int rl_update_optimizer(rl_adamw **out, rl_model *m, const rl_comm *comm, int zero, rl_err *err);
 
 // Checkpoints of a ZeRO-1 optimizer: the moments of every rank's shard gathered into full host
-// arrays m_full, v_full [n] on rank 0 (ignored elsewhere; a collective), and the reverse: every
-// rank takes its shard from full arrays it holds. n: the whole parameter count.
+// arrays m_full, v_full [n] on rank 0 (ignored elsewhere; a collective, in pieces of at most
+// 512 MiB per gather). n: the whole parameter count. (Loading reads each rank's slice straight
+// from the checkpoint: cli/train_state.h, rl_train_ckpt_load_shard.)
 int rl_update_opt_gather(const rl_adamw *opt, const rl_comm *comm, size_t n, float *m_full,
                          float *v_full, rl_err *err);
-void rl_update_opt_take_shard(rl_adamw *opt, const rl_comm *comm, size_t n, const float *m_full,
-                              const float *v_full, int step);
 
 #endif
