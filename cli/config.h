@@ -256,6 +256,10 @@ typedef struct rl_cfg_checkpoint {
     char *dir; // "" -> <out_dir>/checkpoints (filled by rl_config_finish)
 } rl_cfg_checkpoint;
 
+typedef struct rl_cfg_parallel {
+    int zero; // ZeRO stage, 0 or 1
+} rl_cfg_parallel;
+
 typedef struct rl_config {
     rl_cfg_run run;
     rl_cfg_model model;
@@ -270,6 +274,7 @@ typedef struct rl_config {
     rl_cfg_logging logging;
     rl_cfg_checkpoint checkpoint;
     rl_cfg_train train;
+    rl_cfg_parallel parallel;
 
     char *source_path; // the config file as given, or NULL (defaults only)
     char *source_text; // its text as read (for the run log), or NULL

@@ -205,6 +205,8 @@ SECTION("checkpoint", "Saved model states"),
 
 SECTION("train", "How every training step (SFT, distillation, RL) trades memory for compute"),
 {"train.recompute",                   ENUM, F(train.recompute),                "none",  0, 0, 0, V("none", "layer"), "activation recomputation: none keeps every layer's activations; layer keeps only each layer's input and recomputes the layer in the backward pass (about 1/3 more compute, activation memory ~L times smaller; same gradients)"},
+SECTION("parallel", "Data parallel over processes (mpirun -np N rlpipe train|sft|eval; policy/PARALLEL.md)"),
+{"parallel.zero",                     INT,  F(parallel.zero),                  "0",     0, 1, 0, NULL, "ZeRO stage: 0 = every rank keeps the whole AdamW state and all-reduces gradients; 1 = each rank keeps and updates 1/N of the float32 weights and AdamW moments (reduce-scatter, shard update, all-gather)"},
 };
 // clang-format on
 
