@@ -60,7 +60,12 @@ static ucontext_t scheduler;
 static std::function<void()> *body_now;
 static Barrier block_barrier;
 static std::vector<Barrier> warp_barriers;
-static unsigned char exchange[1024][16]; // one slot per thread of the block
+static unsigned char exchange[1024][16];             // one slot per thread of the block
+static unsigned char *dynamic_smem;                  // the running block's dynamic shared memory
+static std::map<const void *, int> max_dynamic_smem; // cudaFuncSetAttribute, per kernel
+
+// Dynamic shared memory without cudaFuncSetAttribute, and the most a block may ask for (sm_90).
+static const size_t SMEM_DEFAULT = 48 * 1024, SMEM_MAX = 227 * 1024;
 
 static int warp_lanes(int warp, int threads) {
     int left = threads - 32 * warp;
@@ -126,7 +131,20 @@ static void fiber_main() {
     swapcontext(&current->ctx, &scheduler);
 }
 
-void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
+void *emu_dynamic_smem() {
+    return dynamic_smem;
+}
+
+cudaError_t emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+        (size_t)value > SMEM_MAX)
+        return cudaErrorInvalidValue;
+    max_dynamic_smem[kernel] = value;
+    return cudaSuccess;
+}
+
+void emu_launch_key(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                    std::function<void()> body) {
     DeviceAccess access;
     int n = (int)(block.x * block.y * block.z);
     if (n <= 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
@@ -135,6 +153,18 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
                 block.x, block.y, block.z);
         abort();
     }
+    if (smem > SMEM_DEFAULT) {
+        auto it = max_dynamic_smem.find(kernel);
+        if (smem > SMEM_MAX || it == max_dynamic_smem.end() || (size_t)it->second < smem) {
+            fprintf(stderr,
+                    "emu: bad launch: %zu bytes of dynamic shared memory (above 48 KiB needs "
+                    "cudaFuncSetAttribute, at most %zu)\n",
+                    smem, SMEM_MAX);
+            abort();
+        }
+    }
+    std::vector<unsigned char> smem_buf(smem + 256);
+    unsigned char *smem_base = smem_buf.data() + (256 - (uintptr_t)smem_buf.data() % 256) % 256;
     while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK_BYTES));
     emu_grid_dim = grid;
     emu_block_dim = block;
@@ -144,6 +174,8 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 emu_block_idx = dim3(bx, by, bz);
+                memset(smem_base, 0xff, smem);
+                dynamic_smem = smem_base;
                 block_barrier = Barrier();
                 block_barrier.expected = n;
                 warp_barriers.assign((size_t)(n + 31) / 32, Barrier());
@@ -170,6 +202,7 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
                     }
                 }
             }
+    dynamic_smem = nullptr;
 }
 
 // ------------------------------------------------------------------------------------------------
