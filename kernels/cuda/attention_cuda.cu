@@ -130,6 +130,7 @@ __global__ static void attention_forward_kernel(float *out, float *lse, const fl
 void attention_forward_cuda(const rl_backend *be, float *out, float *lse, const float *qkv,
                             const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                             int window) {
+    if (flash_attention_forward_cuda(be, out, lse, qkv, lengths, B, T, NH, NKV, hd, window)) return;
     if (B <= 0 || T <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
     att_dims a = dims_of(B, T, NH, NKV, hd, window);
@@ -257,6 +258,9 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
 void attention_backward_cuda(const rl_backend *be, float *dqkv, const float *dout, const float *qkv,
                              const float *out, const float *lse, const int32_t *lengths, int B,
                              int T, int NH, int NKV, int hd, int window) {
+    if (flash_attention_backward_cuda(be, dqkv, dout, qkv, out, lse, lengths, B, T, NH, NKV, hd,
+                                      window))
+        return;
     if (B <= 0 || T <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
     att_dims a = dims_of(B, T, NH, NKV, hd, window);
