@@ -171,6 +171,7 @@ else
 
     # ---- the CUDA tests
     part "test_cuda (every op and the model, verbose)" 180 "$OUTDIR/test_cuda.log" "$BUILD/tests/test_cuda"
+    part "test_cuda_flash (fused attention, bf16 and float32)" 90 "$OUTDIR/test_cuda.log" "$BUILD/tests/test_cuda_flash"
     part "test_kernels on cuda" 90 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_kernels"
     part "test_model on cuda" 120 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_model"
 
