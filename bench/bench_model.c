@@ -76,12 +76,12 @@ static double median(double *x, int n) {
 
 static double time_gemm(const rl_backend *be, int M, int N, int K, int ta, int tb, float *a,
                         float *b, float *c, double min_seconds) {
-    be->gemm(be, c, a, b, M, N, K, ta, tb, 1.0f, 0.0f); // warm-up
+    be->gemm(be, c, RL_F32, a, b, M, N, K, ta, tb, 1.0f, 0.0f); // warm-up
     be->synchronize(be);
     int reps = 0;
     double t0 = rl_now(), dt;
     do {
-        be->gemm(be, c, a, b, M, N, K, ta, tb, 1.0f, 0.0f);
+        be->gemm(be, c, RL_F32, a, b, M, N, K, ta, tb, 1.0f, 0.0f);
         be->synchronize(be);
         reps++;
     } while ((dt = rl_now() - t0) < min_seconds);

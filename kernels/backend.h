@@ -69,10 +69,12 @@ struct rl_backend {
     rl_kv_store_fn *kv_store;
     rl_attention_cached_forward_fn *attention_cached_forward;
     rl_gather_rows_fn *gather_rows;
+    rl_convert_fn *convert;
     rl_logprob_forward_fn *logprob_forward;
     rl_logprob_backward_fn *logprob_backward;
     rl_logsoftmax_forward_fn *logsoftmax_forward;
     rl_adamw_update_fn *adamw_update;
+    rl_adamw_update_master_fn *adamw_update_master;
     rl_sumsq_fn *sumsq;
     rl_scale_fn *scale;
     rl_fill_fn *fill;

@@ -108,6 +108,7 @@ static void cuda_synchronize(const rl_backend *be) {
 static void destroy_ctx(rl_cuda_ctx *ctx) {
     if (!ctx) return;
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    if (ctx->lt) cublasLtDestroy(ctx->lt);
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->workspace) cudaFree(ctx->workspace);
     if (ctx->partials) cudaFree(ctx->partials);
@@ -154,10 +155,12 @@ static const rl_backend CUDA_TABLE = {
     .kv_store = kv_store_cuda,
     .attention_cached_forward = attention_cached_forward_cuda,
     .gather_rows = gather_rows_cuda,
+    .convert = convert_cuda,
     .logprob_forward = logprob_forward_cuda,
     .logprob_backward = logprob_backward_cuda,
     .logsoftmax_forward = logsoftmax_forward_cuda,
     .adamw_update = adamw_update_cuda,
+    .adamw_update_master = adamw_update_master_cuda,
     .sumsq = sumsq_cuda,
     .scale = scale_cuda,
     .fill = fill_cuda,
@@ -178,9 +181,8 @@ static const rl_backend CUDA_TABLE = {
 #define OPEN_CUBLAS(call) OPEN_TRY(call, CUBLAS_STATUS_SUCCESS, cublasGetStatusString)
 
 const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_err *err) {
-    if (act != RL_F32) {
-        rl_fail(err, RL_EINPUT, "device 'cuda': activation type %s is not supported yet",
-                rl_dtype_name(act));
+    if (act != RL_F32 && act != RL_BF16) {
+        rl_fail(err, RL_EINPUT, "device 'cuda': unknown activation type %d", (int)act);
         return NULL;
     }
     int count = 0;
@@ -230,9 +232,11 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_er
     OPEN_CUBLAS(cublasSetAtomicsMode(ctx->cublas, CUBLAS_ATOMICS_NOT_ALLOWED));
     OPEN_CUBLAS(cublasSetMathMode(ctx->cublas,
                                   ctx->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    OPEN_CUBLAS(cublasLtCreate(&ctx->lt));
 
     rl_backend *be = (rl_backend *)rl_malloc(sizeof *be);
     *be = CUDA_TABLE;
+    be->act = act;
     be->ctx = ctx;
     return be;
 }
