@@ -13,6 +13,7 @@
 #include "cuda_bf16.h"
 
 #include <map>
+#include <memory>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -165,8 +166,12 @@ void emu_launch_key(const void *kernel, dim3 grid, dim3 block, size_t smem,
             abort();
         }
     }
-    std::vector<unsigned char> smem_buf(smem + 256);
-    unsigned char *smem_base = smem_buf.data() + (256 - (uintptr_t)smem_buf.data() % 256) % 256;
+    // 256-byte aligned, ending where the block's allocation ends (when smem is a multiple of 256)
+    // so that AddressSanitizer sees accesses past it
+    size_t smem_len = (smem + 255) / 256 * 256;
+    std::unique_ptr<unsigned char, decltype(&free)> smem_buf(
+        (unsigned char *)aligned_alloc(256, smem_len ? smem_len : 256), &free);
+    unsigned char *smem_base = smem_buf.get();
     while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK_BYTES));
     emu_grid_dim = grid;
     emu_block_dim = block;
