@@ -176,6 +176,7 @@ else
     part "test_model on cuda" 120 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_model"
 
     # ---- throughput (the GPU first: its numbers matter most)
+    part "bench_attention (flash bf16 and float32, T 4096)" 90 "$OUTDIR/bench.log" "$BUILD/bench/bench_attention" --device cuda
     for dev in cuda cpu; do
         for size in tiny 25m; do
             part "bench_model $size --device $dev" 90 "$OUTDIR/bench.log" \
