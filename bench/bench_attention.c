@@ -6,7 +6,7 @@
 // Shapes: the attention layers of Qwen2.5-0.5B (14 query heads, 2 kv heads, head_dim 64) and of
 // DeepSeek-R1-Distill-Qwen-1.5B (12, 2, 128), causal, no window, full-length sequences (default
 // B = 2, T = 4096 on CUDA, T = 512 on the CPU). For each it prints milliseconds per call and the
-// achieved TFLOP/s, counting the causal half only: forward 4 * B * NH * hd * T^2 / 2 (Q K^T and
+// achieved TFLOP/s (GFLOP/s on the CPU), counting the causal half only: forward 4 * B * NH * hd * T^2 / 2 (Q K^T and
 // P V), backward 2.5 x that (five products instead of two), as FlashAttention counts; on CUDA
 // next to the dense bf16 peak of an H100 / H200 SXM (989 TFLOP/s).
 #define _POSIX_C_SOURCE 200809L
@@ -75,13 +75,16 @@ static void bench_shape(const rl_backend *be, const att_shape *s, int B, int T, 
         if (it >= 0) t_fwd += t1 - t0, t_bwd += t2 - t1;
     }
     t_fwd /= iters, t_bwd /= iters;
-    double tf_fwd = fwd_flops / t_fwd * 1e-12, tf_bwd = 2.5 * fwd_flops / t_bwd * 1e-12;
-    printf("%-8s %-40s B %d T %5d  forward %8.3f ms %7.2f TFLOP/s  backward %8.3f ms %7.2f "
-           "TFLOP/s",
-           rl_dtype_name(be->act), s->name, B, T, 1e3 * t_fwd, tf_fwd, 1e3 * t_bwd, tf_bwd);
+    // TFLOP/s on a GPU, GFLOP/s on the CPU
+    double unit = peak_tflops > 0 ? 1e-12 : 1e-9;
+    const char *uname = peak_tflops > 0 ? "TFLOP/s" : "GFLOP/s";
+    double r_fwd = fwd_flops / t_fwd * unit, r_bwd = 2.5 * fwd_flops / t_bwd * unit;
+    printf("%-8s %-40s B %d T %5d  forward %9.3f ms %8.2f %s  backward %9.3f ms %8.2f %s",
+           rl_dtype_name(be->act), s->name, B, T, 1e3 * t_fwd, r_fwd, uname, 1e3 * t_bwd, r_bwd,
+           uname);
     if (peak_tflops > 0)
-        printf("  (%.1f%% / %.1f%% of %.0f)", 100.0 * tf_fwd / peak_tflops,
-               100.0 * tf_bwd / peak_tflops, peak_tflops);
+        printf("  (%.1f%% / %.1f%% of %.0f)", 100.0 * r_fwd / peak_tflops,
+               100.0 * r_bwd / peak_tflops, peak_tflops);
     printf("\n");
     fflush(stdout);
     be->mem_free(be, qkv), be->mem_free(be, dout), be->mem_free(be, out);
