@@ -20,8 +20,9 @@
 //   A part whose reference is only float32 noise (window 1: a query sees only itself, dS = dP - D
 //   = 0, so dq = dk = 0 up to the CPU's rounding) uses at least 2^-8 * max|ref| of all of dqkv.
 //   lse is float32 throughout: atol = 1e-4, rtol = 1e-5.
-// Padded positions must be exactly zero (out, lse, dqkv), every element of dqkv must be written
-// (it starts as garbage), and the backward must give the same bits when run twice.
+// Padded positions must be exactly zero (out, lse, dqkv), every element of out, lse and dqkv must
+// be written (they start as garbage), the forward without lse must give the same output, and the
+// backward the same bits when run twice.
 //
 // Without a CUDA device (or without the CUDA backend) it exits 77 (skipped); the emulator
 // (kernels/cuda/emu/check.sh) runs it on the CPU.
@@ -211,6 +212,14 @@ static void run_case(const rl_backend *G, const att_case *c) {
             NULL, NULL);
     check_padding_zero("forward out", c, out, AD);
     check_padding_zero("forward lse", c, lse, c->NH);
+    // without lse (scoring, prefill): the same output bits
+    void *out2_g = upload(G, junk, no);
+    G->attention_forward(G, out2_g, NULL, qkv_g, len_g, c->B, c->T, c->NH, c->NKV, c->hd,
+                         c->window);
+    float *out2 = download(G, out2_g, no);
+    CHECK(memcmp(out, out2, no * 4) == 0, "%s: the forward without lse gives the same output", tag);
+    G->mem_free(G, out2_g);
+    free(out2);
 
     // Backward: both get the CPU forward's out (in the act type: rounded for bf16) and lse.
     float *out_r = rl_malloc(no * 4);
