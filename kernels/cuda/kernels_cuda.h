@@ -8,10 +8,15 @@
  * or mem_download, before reading results on the host). The one exception is sumsq, which
  * returns its result on the host and therefore waits.
  *
- * Numerics: float32 throughout, cuBLAS cublasSgemm for matrix products (TF32 tensor-op math only
- * when asked for), plain kernels for the rest. Reductions whose result the CPU makes
+ * Numerics: weights and activations ("act" pointers) in the backend's act type, float32 or
+ * bfloat16 (rl_backend_cuda_open's act); arithmetic, reductions and statistics in float32
+ * whatever the act type, each act result rounded once (nearest even) on store. Matrix products:
+ * cuBLAS cublasSgemm for float32 (TF32 tensor-op math only when asked for), cuBLASLt with bf16
+ * operands and float32 accumulation for bfloat16 (bias in the epilogue; a float32 result where
+ * gemm's c_dt asks for it). Plain kernels for the rest. Reductions whose result the CPU makes
  * deterministic are deterministic here too (fixed order, no atomics): bias / RMSNorm weight /
- * embedding gradients, the sum of squares.
+ * embedding gradients, the sum of squares; and the stochastic rounding of
+ * adamw_update_master depends only on (seed, element index).
  *
  * Owns: nothing (declarations only). Built only when rlpipe is configured with CUDA
  * (RLPIPE_HAVE_CUDA_BACKEND).

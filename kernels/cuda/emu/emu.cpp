@@ -438,6 +438,7 @@ struct emu_lt_layout {
 };
 struct emu_lt_pref {
     size_t workspace = 0;
+    uint32_t align[4] = {256, 256, 256, 256}; // A, B, C, D: cuBLASLt's defaults
 };
 
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
@@ -514,9 +515,13 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p,
                                                     cublasLtMatmulPreferenceAttributes_t attr,
                                                     const void *buf, size_t size) {
-    if (attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || !get_attr(&p->workspace, buf, size))
-        return CUBLAS_STATUS_INVALID_VALUE;
-    return CUBLAS_STATUS_SUCCESS;
+    int ok = 0;
+    if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES)
+        ok = get_attr(&p->workspace, buf, size);
+    else if (attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES &&
+             attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES)
+        ok = get_attr(&p->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES], buf, size);
+    return ok ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
 // The checks cuBLASLt makes before it runs a product: op(A) is m x k, op(B) k x n, C and D m x n
@@ -547,6 +552,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     *returned = no_algo && *no_algo == '1' ? 0 : 1;
     memset(results, 0, sizeof *results);
     results->algo.data[0] = 0xa160u; // marks an algorithm returned by this heuristic
+    for (int i = 0; i < 4; i++) results->algo.data[1 + i] = p->align[i]; // what it relies on
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -557,6 +563,17 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
                               const cublasLtMatmulAlgo_t *algo, void *workspace,
                               size_t workspace_bytes, cudaStream_t stream) {
     if (!lt_valid(d, a, b, c, dd) || !algo || algo->data[0] != 0xa160u)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    const void *ptrs[4] = {A, B, C, D};
+    for (int i = 0; i < 4; i++) // a real GPU faults on a misaligned vector access
+        if ((uintptr_t)ptrs[i] % algo->data[1 + i] != 0) {
+            fprintf(stderr,
+                    "emu: cublasLtMatmul: operand %c at %p is not %u-byte aligned, as "
+                    "the heuristic was told\n",
+                    "ABCD"[i], ptrs[i], (unsigned)algo -> data[1 + i]);
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+    if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && (uintptr_t)d->bias % 16 != 0)
         return CUBLAS_STATUS_INVALID_VALUE;
     DeviceAccess access;
     int m = (int)dd->rows, n = (int)dd->cols;
