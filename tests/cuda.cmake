@@ -13,11 +13,14 @@ if(RLPIPE_HAVE_CUDA)
   # logits, gradients, a 30-step SFT loss curve, reproducible stochastic rounding
   rl_add_test(test_cuda_mixed SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_mixed.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
+  # the fused (flash) attention, bf16 and float32, against the CPU's
+  rl_add_test(test_cuda_flash SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_flash.c LIBS rl_kernels
+              TIMEOUT 300 LABELS cuda)
 endif()
 
 # cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the
-# CUDA runtime and cuBLAS (kernels/cuda/emu/check.sh), then test_cuda, test_cuda_bf16, test_kernels
-# test_cuda_mixed and test_model on it: the GPU code is checked against the CPU backend on every CI run, without a GPU. It
+# CUDA runtime and cuBLAS (kernels/cuda/emu/check.sh), then test_cuda, test_cuda_bf16,
+# test_cuda_mixed, test_cuda_sample, test_cuda_flash, test_kernels and test_model on it: the GPU code is checked against the CPU backend on every CI run, without a GPU. It
 # builds its own CPU-only copy of the libraries in the build folder, so it runs in the plain pass
 # only (a few minutes on 2 cores); `ctest -L emu` runs it alone.
 if(NOT RLPIPE_SANITIZE)

@@ -1,11 +1,11 @@
 /*
  * cuda_common: what the CUDA sources of kernels/cuda/ share (CUDA C++ only, never included from
- * C): the backend context, the error-check macros, launch-size helpers and warp / block
- * reductions.
+ * C): the backend context, the error-check macros, the act element types (float / bf16) and
+ * their conversions, launch-size helpers and warp / block reductions.
  *
  * The context (rl_cuda_ctx, behind rl_backend.ctx) holds everything a CUDA backend owns: device
- * index, stream, cuBLAS and cuBLASLt handles and workspace, the sum-of-squares partials. There is no global
- * mutable state: every operation reaches its context through the backend it is given.
+ * index, stream, cuBLAS and cuBLASLt handles and workspace, the sum-of-squares partials. There is
+ * no global mutable state: every operation reaches its context through the backend it is given.
  *
  * Error rule. A function that returns a status (rl_backend_cuda_open) turns CUDA and cuBLAS
  * failures into an rl_err. Every other function (the operations and the memory functions have
@@ -44,6 +44,8 @@ typedef struct rl_cuda_ctx {
     void *workspace;        // [workspace_bytes] cuBLAS workspace (fixed: reproducible products)
     size_t workspace_bytes; //
     double *partials;       // [RL_CUDA_SUMSQ_BLOCKS] device: per-block sums of squares
+    float *att_delta;       // [att_delta_n] device: flash attention backward's rowsum(dO * O),
+    size_t att_delta_n;     //   grown on demand (flash_attention_cuda.cu)
     char name[256];         // device name, for messages
     // decode-step support (step_cuda.cu)
     int capturing;       // between graph_begin and graph_end

@@ -8,10 +8,15 @@
  * or mem_download, before reading results on the host). The one exception is sumsq, which
  * returns its result on the host and therefore waits.
  *
- * Numerics: float32 throughout, cuBLAS cublasSgemm for matrix products (TF32 tensor-op math only
- * when asked for), plain kernels for the rest. Reductions whose result the CPU makes
+ * Numerics: weights and activations ("act" pointers) in the backend's act type, float32 or
+ * bfloat16 (rl_backend_cuda_open's act); arithmetic, reductions and statistics in float32
+ * whatever the act type, each act result rounded once (nearest even) on store. Matrix products:
+ * cuBLAS cublasSgemm for float32 (TF32 tensor-op math only when asked for), cuBLASLt with bf16
+ * operands and float32 accumulation for bfloat16 (bias in the epilogue; a float32 result where
+ * gemm's c_dt asks for it). Plain kernels for the rest. Reductions whose result the CPU makes
  * deterministic are deterministic here too (fixed order, no atomics): bias / RMSNorm weight /
- * embedding gradients, the sum of squares.
+ * embedding gradients, the sum of squares; and the stochastic rounding of
+ * adamw_update_master depends only on (seed, element index).
  *
  * Owns: nothing (declarations only). Built only when rlpipe is configured with CUDA
  * (RLPIPE_HAVE_CUDA_BACKEND).
@@ -69,6 +74,18 @@ void cuda_graph_begin(const rl_backend *be);
 rl_graph *cuda_graph_end(const rl_backend *be, rl_err *err);
 void cuda_graph_launch(const rl_backend *be, rl_graph *g);
 void cuda_graph_free(const rl_backend *be, rl_graph *g);
+
+// The tensor-core flash attention (flash_attention_cuda.cu) behind attention_forward_cuda and
+// attention_backward_cuda, same arguments (out, qkv, dqkv, dout: act). Each returns 1 when it ran
+// the call, 0 when the call is not its kind (act not bf16, head_dim not 64 or 128, an activation
+// pointer not 16-byte aligned); the caller then runs the general kernels.
+int flash_attention_forward_cuda(const rl_backend *be, void *out, float *lse, const void *qkv,
+                                 const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                 int window);
+int flash_attention_backward_cuda(const rl_backend *be, void *dqkv, const void *dout,
+                                  const void *qkv, const void *out, const float *lse,
+                                  const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                  int window);
 
 #ifdef __cplusplus
 }

@@ -27,11 +27,19 @@ static void gemm_type_error(const rl_backend *be, rl_dtype c_dt) {
     exit(1);
 }
 
+// The alignment of p in bytes (the largest power of two dividing it), at most 256: cuBLASLt's
+// heuristic assumes 256-byte aligned operands unless told otherwise, and views into the model's
+// blocks sit at any element offset.
+static uint32_t alignment_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t low = a & (~a + 1); // lowest set bit
+    return a == 0 || low > 256 ? 256u : (uint32_t)low;
+}
+
 // D = alpha * op(A) op(B) + beta * C (+ bias[row] of D) in cuBLASLt's column-major terms, with
-// bf16 A and B, float32 compute, C = D of type c_type; bias (bf16, length m) may be NULL. The
-// descriptors are created per call (a few microseconds, small next to a product worth a GPU).
-// When cuBLASLt offers no algorithm for the shape (it has one for every shape we have seen),
-// cublasGemmEx does the product and a separate kernel the bias.
+// bf16 A and B, float32 compute, C = D of type c_type; bias (bf16, length m, 16-byte aligned) may
+// be NULL. Returns 0 without doing anything when cuBLASLt offers no algorithm for the shape and
+// alignments. The descriptors are created per call (a few microseconds, as llm.c does).
 static int lt_matmul(rl_cuda_ctx *ctx, void *d, cudaDataType_t c_type, const bf16 *A, int a_rows,
                      int a_cols, int lda, cublasOperation_t opA, const bf16 *B, int b_rows,
                      int b_cols, int ldb, cublasOperation_t opB, int m, int n, float alpha,
@@ -61,6 +69,12 @@ static int lt_matmul(rl_cuda_ctx *ctx, void *d, cudaDataType_t c_type, const bf1
     size_t ws = ctx->workspace_bytes;
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                      &ws, sizeof ws));
+    uint32_t al[4] = {alignment_of(A), alignment_of(B), alignment_of(d), alignment_of(d)};
+    const cublasLtMatmulPreferenceAttributes_t which[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++)
+        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, which[i], &al[i], sizeof al[i]));
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     cublasStatus_t st =
@@ -87,8 +101,10 @@ __global__ static void bias_rows_kernel(T *out, const T *bias, size_t rows, int 
 }
 
 // The row-major product of kernels.h's gemm, with bf16 a and b, c of type c_dt, plus bias (bf16,
-// [N], added to every row; NULL: none). Through cuBLASLt (the bias in its epilogue), else
-// cublasGemmEx with the bias written first and accumulated onto (beta = 1).
+// [N], added to every row; NULL: none; only with beta = 0). Through cuBLASLt, the bias in its
+// epilogue when the bias is 16-byte aligned (what llm.c requires of every cuBLASLt pointer),
+// otherwise written into c first and accumulated onto (beta = 1); should cuBLASLt offer no
+// algorithm, cublasGemmEx (no shape or alignment limits) does the product.
 static void gemm_bf16(const rl_backend *be, void *c, rl_dtype c_dt, const bf16 *a, const bf16 *b,
                       const bf16 *bias, int M, int N, int K, int trans_a, int trans_b, float alpha,
                       float beta) {
@@ -97,11 +113,19 @@ static void gemm_bf16(const rl_backend *be, void *c, rl_dtype c_dt, const bf16 *
     cublasOperation_t opa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t ct = c_dt == RL_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    const bf16 *epilogue_bias = bias && (uintptr_t)bias % 16 == 0 ? bias : NULL;
+    if (bias && !epilogue_bias) { // bias only comes with c_dt == act and beta == 0 (matmul_forward)
+        size_t n = (size_t)M * N;
+        bias_rows_kernel<bf16><<<cu_grid(n, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
+            (bf16 *)c, bias, (size_t)M, N);
+        cudaLaunchCheck(ctx);
+        beta = 1.0f;
+    }
     // column-major: D[N, M] = op(b)[N, K] op(a)[K, M]; b stored as [ldb x (trans_b ? N : K)]
     if (lt_matmul(ctx, c, ct, b, trans_b ? K : N, trans_b ? N : K, ldb, opb, a, trans_a ? M : K,
-                  trans_a ? K : M, lda, opa, N, M, alpha, beta, bias))
+                  trans_a ? K : M, lda, opa, N, M, alpha, beta, epilogue_bias))
         return;
-    if (bias) { // bias only comes with c_dt == act and beta == 0 (matmul_forward)
+    if (epilogue_bias) { // the fallback has no epilogue: bias first, then accumulate
         size_t n = (size_t)M * N;
         bias_rows_kernel<bf16><<<cu_grid(n, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
             (bf16 *)c, bias, (size_t)M, N);

@@ -5,7 +5,10 @@
  * Descriptors are checked as cuBLASLt checks them (the layouts must agree with the operation's
  * m, n, k after the transposes; C must equal D's type and shape), and the product is the same
  * column-major double-accumulation reference as cublasGemmEx (emu.cpp), with float32 or bf16
- * operands and result, plus the bias per row of D. Only check.sh puts this folder on the include
+ * operands and result, plus the bias per row of D. Alignment, which the real library punishes
+ * with a fault: the heuristic assumes the preference's minimum alignments (256 bytes unless set),
+ * and cublasLtMatmul refuses operands less aligned than the algorithm was chosen for, and a bias
+ * pointer that is not 16-byte aligned (the kernels promise both). Only check.sh puts this folder on the include
  * path. Setting EMU_LT_NO_ALGO=1 makes the heuristic find no algorithm, to exercise the
  * kernels' cublasGemmEx fallback.
  *
@@ -39,7 +42,13 @@ typedef enum {
     CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8,
     CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE = 26,
 } cublasLtMatmulDescAttributes_t;
-typedef enum { CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1 } cublasLtMatmulPreferenceAttributes_t;
+typedef enum {
+    CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES = 5,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES = 6,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES = 7,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8,
+} cublasLtMatmulPreferenceAttributes_t;
 
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *h);
 cublasStatus_t cublasLtDestroy(cublasLtHandle_t h);
