@@ -3,9 +3,12 @@
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_kernels test_model}; do
-# copies, so these runs also prove that the model, optimizer and decoder never dereference
-# backend memory on the host.
+# cuBLASLt, and test_cuda (CUDA vs CPU), test_cuda_bf16 (the bf16 backend vs CPU, op by op),
+# test_cuda_mixed (the bf16 model and optimizer), test_cuda_sample (the sampling op, staged
+# uploads, graph capture), test_cuda_flash (the fused attention), test_kernels and test_model
+# (RLPIPE_TEST_BACKEND=cuda, against double references) run with them. Device memory is
+# inaccessible to host code outside kernels and copies, so these runs also prove that the model,
+# optimizer and decoder never dereference backend memory on the host.
 #
 # What it checks: indexing, formulas, reductions, barrier / shuffle use, launch shapes within
 # CUDA's limits, the cuBLAS operand swap. What it cannot: real concurrency (races), GPU math
