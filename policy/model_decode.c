@@ -79,11 +79,12 @@ rl_kv_cache *rl_kv_cache_create_pool(const rl_model *m, int n_slots, int max_len
         double nb = seqs * seq_blocks(c, g, chunk);
         double most = (double)n_slots * c->max_blocks; // more could never be used
         g->n_blocks = (int)(nb < most ? nb : most);
-        size_t pool = (size_t)g->n_layers * g->n_blocks * RL_KV_BLOCK * c->kv_dim * elem;
-        g->k = c->be->mem_alloc(c->be, pool);
-        g->v = c->be->mem_alloc(c->be, pool);
+        size_t pool = (size_t)g->n_layers * g->n_blocks * RL_KV_BLOCK * c->kv_dim;
         size_t cells = (size_t)n_slots * c->max_blocks;
-        g->table = c->be->mem_alloc(c->be, cells * sizeof(int32_t));
+        rl_tensor_spec specs[] = {{&g->k, pool, m->be->act, "kv.k"},
+                                  {&g->v, pool, m->be->act, "kv.v"},
+                                  {(void **)&g->table, cells, RL_I32, "kv.table"}};
+        g->block = rl_model__alloc_specs(c->be, specs, (int)(sizeof specs / sizeof specs[0]));
         g->h_table = rl_malloc(cells * sizeof(int32_t));
         for (size_t i = 0; i < cells; i++) g->h_table[i] = -1;
         g->ref = rl_calloc((size_t)g->n_blocks, sizeof(int));
@@ -103,9 +104,7 @@ void rl_kv_cache_free(rl_kv_cache *c) {
     if (!c) return;
     for (int gi = 0; gi < c->n_groups; gi++) {
         rl_kv_group *g = &c->group[gi];
-        c->be->mem_free(c->be, g->k);
-        c->be->mem_free(c->be, g->v);
-        c->be->mem_free(c->be, g->table);
+        c->be->mem_free(c->be, g->block);
         free(g->h_table);
         free(g->ref);
         free(g->free_list);
@@ -299,19 +298,26 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
     const rl_backend *be = m->be;
     be->mem_free(be, m->dec_block);
     size_t R = (size_t)rows, O = (size_t)outs, C = m->C, AD = (size_t)m->NH * m->hd;
-    float *tokens, *pos, *slot, *out_idx;
-    float **views[] = {&d->x,    &d->ln,     &d->qkv, &d->att, &d->proj, &d->gu,  &d->mlp,
-                       &d->last, &d->logits, &tokens, &pos,    &slot,    &out_idx};
-    size_t sizes[] = {R * C,    R * C, R * m->QKV, R * AD, R * C, R * 2 * m->FF, R * m->FF, O * C,
-                      O * m->V, R,     R,          R,      O};
-    m->dec_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    be->mem_zero(be, m->dec_block, total * sizeof(float)); // padding rows hold finite values
-    d->tokens = (int32_t *)tokens;
-    d->pos = (int32_t *)pos;
-    d->slot = (int32_t *)slot;
-    d->out_idx = (int32_t *)out_idx;
+    rl_dtype act = be->act;
+    rl_tensor_spec specs[] = {
+        {&d->x, R * C, act, "dec.x"},
+        {&d->ln, R * C, act, "dec.ln"},
+        {&d->qkv, R * m->QKV, act, "dec.qkv"},
+        {&d->att, R * AD, act, "dec.att"},
+        {&d->proj, R * C, act, "dec.proj"},
+        {&d->gu, R * 2 * m->FF, act, "dec.gu"},
+        {&d->mlp, R * m->FF, act, "dec.mlp"},
+        {&d->last, O * C, act, "dec.last"},
+        {(void **)&d->logits, O * m->V, RL_F32, "dec.logits"},
+        {(void **)&d->tokens, R, RL_I32, "dec.tokens"},
+        {(void **)&d->pos, R, RL_I32, "dec.pos"},
+        {(void **)&d->slot, R, RL_I32, "dec.slot"},
+        {(void **)&d->out_idx, O, RL_I32, "dec.out_idx"},
+    };
+    int n_specs = (int)(sizeof specs / sizeof specs[0]);
+    m->dec_block = rl_model__alloc_specs(be, specs, n_specs);
+    // padding rows hold finite values (zero bits are 0.0 in float32 and bfloat16)
+    be->mem_zero(be, m->dec_block, rl_model__specs_bytes(specs, n_specs));
     d->h_tokens = rl_realloc(d->h_tokens, R * sizeof(int32_t));
     d->h_pos = rl_realloc(d->h_pos, R * sizeof(int32_t));
     d->h_slot = rl_realloc(d->h_slot, R * sizeof(int32_t));
@@ -340,11 +346,10 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
     upload_tables(c);
 
     RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, Rm, m->C));
-    size_t elem = rl_dtype_size(be->act);
     for (int l = 0; l < m->L; l++) {
         rl_kv_group *g = &c->group[c->layer_group[l]];
-        size_t layer = (size_t)c->layer_index[l] * g->n_blocks * RL_KV_BLOCK * c->kv_dim * elem;
-        void *kp = (char *)g->k + layer, *vp = (char *)g->v + layer;
+        size_t layer = (size_t)c->layer_index[l] * g->n_blocks * RL_KV_BLOCK * c->kv_dim;
+        void *kp = rl_model__at(g->k, m->act, layer), *vp = rl_model__at(g->v, m->act, layer);
         rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, Rm);
         double t0 = rl_model__tic(m);
         be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH,
@@ -361,7 +366,7 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
     be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, km, m->C,
                         (float)m->cfg.rms_norm_eps);
     rl_model__toc(m, &m->timing.other, t0);
-    rl_model__matmul(m, d->logits, d->ln, m->params.wlm, NULL, km, m->C, m->V);
+    rl_model__lm_head(m, d->logits, d->ln, km);
     size_t V = m->V;
     int consecutive = 1;
     for (int j = 1; j < k; j++) consecutive &= d->h_out_dst[j] == d->h_out_dst[0] + j;

@@ -272,9 +272,11 @@ static void forward_block(float *out, float *lse, const float *qkv, const att_sh
         }
 }
 
-void attention_forward_cpu(const rl_backend *be, float *out, float *lse, const float *qkv,
+void attention_forward_cpu(const rl_backend *be, void *out_, float *lse, const void *qkv_,
                            const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                            int window) {
+    float *out = out_;
+    const float *qkv = qkv_;
     att_shape a = shape_of(T, NH, NKV, hd, window);
     int nqb = (T + QBLOCK - 1) / QBLOCK;
 #pragma omp parallel for collapse(3) schedule(dynamic, 1)
@@ -376,9 +378,13 @@ static void backward_unit(float *dqkv, const float *dout, const float *qkv, cons
     }
 }
 
-void attention_backward_cpu(const rl_backend *be, float *dqkv, const float *dout, const float *qkv,
-                            const float *out, const float *lse, const int32_t *lengths, int B,
+void attention_backward_cpu(const rl_backend *be, void *dqkv_, const void *dout_, const void *qkv_,
+                            const void *out_, const float *lse, const int32_t *lengths, int B,
                             int T, int NH, int NKV, int hd, int window) {
+    float *dqkv = dqkv_;
+    const float *dout = dout_;
+    const float *qkv = qkv_;
+    const float *out = out_;
     att_shape a = shape_of(T, NH, NKV, hd, window);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)

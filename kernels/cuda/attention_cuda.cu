@@ -1,12 +1,17 @@
 // Causal grouped-query attention on the GPU: training forward and backward, the KV cache store
 // and attention against the cache. Simple kernels, correct first (performance is a later step).
+// bf16 training attention with head_dim 64 or 128 goes to the tensor-core kernels of
+// flash_attention_cuda.cu instead (attention_forward_cuda / attention_backward_cuda ask it first).
 //
 // Every kernel gives one warp one (row, head) pair. Keys are visited in tiles of 32, one key per
 // lane: each lane computes its key's score (a dot product over hd against the query held in
 // shared memory), the warp takes the tile's max and sum with shuffles (online softmax with a
 // running max m and sum l, as flash attention and the CPU kernel), then the warp accumulates the
 // tile's value rows, lane d holding output elements d, d+32, ... in registers. Scores and sums
-// are float32; scale hd^-0.5; lse = m + log l is kept for the backward pass.
+// are float32; scale hd^-0.5; lse = m + log l is kept for the backward pass. Every kernel is a
+// template over the act type T (float or bf16): q|k|v, outputs, caches and activation gradients
+// are stored in T and widened to float on load; all arithmetic, softmax statistics and
+// accumulators are float32, rounded to T once on store.
 //
 // Backward (probabilities recomputed from lse, no atomics, so it is deterministic):
 //   dq kernel, one warp per (b, t, h): dq_t = scale * sum_j P_tj (dout_t.v_j - D_t) k_j
@@ -26,7 +31,7 @@ __device__ __forceinline__ static int first_key(int t, int window) {
 // The shape of one attention call, passed by value to every kernel.
 typedef struct att_dims {
     int B, T, NH, NKV, hd, window, rep;
-    size_t qkv_dim, att_dim; // floats per fused q|k|v row, per attention output row
+    size_t qkv_dim, att_dim; // elements per fused q|k|v row, per attention output row
     float scale;
 } att_dims;
 
@@ -40,15 +45,17 @@ static att_dims dims_of(int B, int T, int NH, int NKV, int hd, int window) {
 }
 
 // dot(a[hd] in shared memory, b[hd] in global memory), by one lane.
-__device__ __forceinline__ static float dot_lane(const float *a, const float *b, int hd) {
+template <class T>
+__device__ __forceinline__ static float dot_lane(const float *a, const T *b, int hd) {
     float s = 0.0f;
-    for (int d = 0; d < hd; d++) s += a[d] * b[d];
+    for (int d = 0; d < hd; d++) s += a[d] * to_float(b[d]);
     return s;
 }
 
-// x[hd] (global) into shared memory, by the whole warp.
-__device__ __forceinline__ static void load_row(float *dst, const float *src, int hd, int lane) {
-    for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+// x[hd] (global) into shared memory as float, by the whole warp.
+template <class T>
+__device__ __forceinline__ static void load_row(float *dst, const T *src, int hd, int lane) {
+    for (int d = lane; d < hd; d += 32) dst[d] = to_float(src[d]);
     __syncwarp();
 }
 
@@ -67,28 +74,36 @@ __device__ __forceinline__ static float softmax_tile(float s, float *m, float *l
 }
 
 // acc[i] += w * row[lane + 32 i] for the valid elements.
-__device__ __forceinline__ static void axpy_lanes(float acc[HDL], float w, const float *row, int hd,
+template <class T>
+__device__ __forceinline__ static void axpy_lanes(float acc[HDL], float w, const T *row, int hd,
                                                   int lane) {
 #pragma unroll
     for (int i = 0; i < HDL; i++) {
         int d = lane + 32 * i;
-        if (d < hd) acc[i] += w * row[d];
+        if (d < hd) acc[i] += w * to_float(row[d]);
     }
 }
 
-__device__ __forceinline__ static void store_lanes(float *dst, const float acc[HDL], float mul,
-                                                   int hd, int lane) {
+template <class T>
+__device__ __forceinline__ static void store_lanes(T *dst, const float acc[HDL], float mul, int hd,
+                                                   int lane) {
 #pragma unroll
     for (int i = 0; i < HDL; i++) {
         int d = lane + 32 * i;
-        if (d < hd) dst[d] = acc[i] * mul;
+        if (d < hd) dst[d] = from_float<T>(acc[i] * mul);
     }
+}
+
+// dst[lane + 32 i] = 0 for the valid elements, by the whole warp.
+template <class T> __device__ __forceinline__ static void zero_lanes(T *dst, int hd, int lane) {
+    for (int d = lane; d < hd; d += 32) dst[d] = from_float<T>(0.0f);
 }
 
 // ------------------------------------------------------------------------------------------------
 // Training forward: one warp per (b, t, h); warp index = (b*T + t)*NH + h.
 
-__global__ static void attention_forward_kernel(float *out, float *lse, const float *qkv,
+template <class T>
+__global__ static void attention_forward_kernel(T *out, float *lse, const T *qkv,
                                                 const int32_t *lengths, att_dims a) {
     __shared__ float qs[WARPS][RL_MAX_HEAD_DIM];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -99,16 +114,16 @@ __global__ static void attention_forward_kernel(float *out, float *lse, const fl
     int t = (int)(row % a.T), b = (int)(row / a.T);
     int len = lengths ? lengths[b] : a.T;
     int hd = a.hd;
-    float *o = out + row * a.att_dim + (size_t)h * hd;
+    T *o = out + row * a.att_dim + (size_t)h * hd;
     if (t >= len) { // padding: zeros, never attended
-        for (int d = lane; d < hd; d += 32) o[d] = 0.0f;
+        zero_lanes(o, hd, lane);
         if (lse && lane == 0) lse[row * a.NH + h] = 0.0f;
         return;
     }
     int kvh = h / a.rep;
-    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
-    const float *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd; // key j at kb + j*qkv_dim
-    const float *vb = kb + (size_t)a.NKV * hd;
+    const T *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const T *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd; // key j at kb + j*qkv_dim
+    const T *vb = kb + (size_t)a.NKV * hd;
     float *q = qs[warp];
     load_row(q, base + (size_t)t * a.qkv_dim + (size_t)h * hd, hd, lane);
     float acc[HDL] = {0};
@@ -127,15 +142,22 @@ __global__ static void attention_forward_kernel(float *out, float *lse, const fl
     if (lse && lane == 0) lse[row * a.NH + h] = m + logf(l);
 }
 
-void attention_forward_cuda(const rl_backend *be, float *out, float *lse, const float *qkv,
+template <class T>
+static void attention_forward_launch(rl_cuda_ctx *ctx, void *out, float *lse, const void *qkv,
+                                     const int32_t *lengths, const att_dims &a) {
+    size_t warps = (size_t)a.B * a.T * a.NH;
+    attention_forward_kernel<T><<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(
+        (T *)out, lse, (const T *)qkv, lengths, a);
+}
+
+void attention_forward_cuda(const rl_backend *be, void *out, float *lse, const void *qkv,
                             const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                             int window) {
+    if (flash_attention_forward_cuda(be, out, lse, qkv, lengths, B, T, NH, NKV, hd, window)) return;
     if (B <= 0 || T <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
     att_dims a = dims_of(B, T, NH, NKV, hd, window);
-    size_t warps = (size_t)B * T * NH;
-    attention_forward_kernel<<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(out, lse, qkv,
-                                                                                      lengths, a);
+    ACT_DISPATCH(be, attention_forward_launch, ctx, out, lse, qkv, lengths, a);
     cudaLaunchCheck(ctx);
 }
 
@@ -143,10 +165,10 @@ void attention_forward_cuda(const rl_backend *be, float *out, float *lse, const 
 // Training backward
 
 // dq of (b, t, h): one warp; warp index = (b*T + t)*NH + h.
-__global__ static void attention_backward_dq_kernel(float *dqkv, const float *dout,
-                                                    const float *qkv, const float *out,
-                                                    const float *lse, const int32_t *lengths,
-                                                    att_dims a) {
+template <class T>
+__global__ static void attention_backward_dq_kernel(T *dqkv, const T *dout, const T *qkv,
+                                                    const T *out, const float *lse,
+                                                    const int32_t *lengths, att_dims a) {
     __shared__ float qs[WARPS][RL_MAX_HEAD_DIM], dos[WARPS][RL_MAX_HEAD_DIM];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     size_t gw = (size_t)blockIdx.x * WARPS + warp;
@@ -156,22 +178,22 @@ __global__ static void attention_backward_dq_kernel(float *dqkv, const float *do
     int t = (int)(row % a.T), b = (int)(row / a.T);
     int len = lengths ? lengths[b] : a.T;
     int hd = a.hd;
-    float *dq = dqkv + row * a.qkv_dim + (size_t)h * hd;
+    T *dq = dqkv + row * a.qkv_dim + (size_t)h * hd;
     if (t >= len) {
-        for (int d = lane; d < hd; d += 32) dq[d] = 0.0f;
+        zero_lanes(dq, hd, lane);
         return;
     }
     int kvh = h / a.rep;
-    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
-    const float *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd;
-    const float *vb = kb + (size_t)a.NKV * hd;
-    const float *dout_t = dout + row * a.att_dim + (size_t)h * hd;
-    const float *out_t = out + row * a.att_dim + (size_t)h * hd;
+    const T *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const T *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd;
+    const T *vb = kb + (size_t)a.NKV * hd;
+    const T *dout_t = dout + row * a.att_dim + (size_t)h * hd;
+    const T *out_t = out + row * a.att_dim + (size_t)h * hd;
     float *q = qs[warp], *dt = dos[warp];
     load_row(q, base + (size_t)t * a.qkv_dim + (size_t)h * hd, hd, lane);
     load_row(dt, dout_t, hd, lane);
     float D = 0.0f;
-    for (int d = lane; d < hd; d += 32) D += dt[d] * out_t[d];
+    for (int d = lane; d < hd; d += 32) D += dt[d] * to_float(out_t[d]);
     D = warp_sum(D);
     float lse_t = lse[row * a.NH + h];
     float acc[HDL] = {0};
@@ -196,10 +218,10 @@ __global__ static void attention_backward_dq_kernel(float *dqkv, const float *do
 // dk and dv of (b, j, kvh): one warp; warp index = (b*T + j)*NKV + kvh. Key j is seen by the
 // queries t in [j, j + window - 1] (all t >= j without a window) below the length, of every
 // query head of the group.
-__global__ static void attention_backward_dkv_kernel(float *dqkv, const float *dout,
-                                                     const float *qkv, const float *out,
-                                                     const float *lse, const int32_t *lengths,
-                                                     att_dims a) {
+template <class T>
+__global__ static void attention_backward_dkv_kernel(T *dqkv, const T *dout, const T *qkv,
+                                                     const T *out, const float *lse,
+                                                     const int32_t *lengths, att_dims a) {
     __shared__ float ks[WARPS][RL_MAX_HEAD_DIM], vs[WARPS][RL_MAX_HEAD_DIM];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     size_t gw = (size_t)blockIdx.x * WARPS + warp;
@@ -209,13 +231,14 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
     int j = (int)(row % a.T), b = (int)(row / a.T);
     int len = lengths ? lengths[b] : a.T;
     int hd = a.hd;
-    float *dk = dqkv + row * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd;
-    float *dv = dk + (size_t)a.NKV * hd;
+    T *dk = dqkv + row * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd;
+    T *dv = dk + (size_t)a.NKV * hd;
     if (j >= len) {
-        for (int d = lane; d < hd; d += 32) dk[d] = 0.0f, dv[d] = 0.0f;
+        zero_lanes(dk, hd, lane);
+        zero_lanes(dv, hd, lane);
         return;
     }
-    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const T *base = qkv + (size_t)b * a.T * a.qkv_dim;
     float *k = ks[warp], *v = vs[warp];
     load_row(k, base + (size_t)j * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd, hd, lane);
     load_row(v, base + (size_t)j * a.qkv_dim + (size_t)(a.NH + a.NKV) * hd + (size_t)kvh * hd, hd,
@@ -224,19 +247,19 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
     float acc_k[HDL] = {0}, acc_v[HDL] = {0};
     for (int r = 0; r < a.rep; r++) {
         int h = kvh * a.rep + r;
-        const float *qh = base + (size_t)h * hd; // query of position t at qh + t*qkv_dim
-        size_t orow0 = (size_t)b * a.T;          // output row of position 0
+        const T *qh = base + (size_t)h * hd; // query of position t at qh + t*qkv_dim
+        size_t orow0 = (size_t)b * a.T;      // output row of position 0
         for (int t0 = j; t0 <= tmax; t0 += 32) {
             int t = t0 + lane;
             float p = 0.0f, ds = 0.0f;
             if (t <= tmax) {
                 size_t orow = orow0 + t;
-                const float *dout_t = dout + orow * a.att_dim + (size_t)h * hd;
-                const float *out_t = out + orow * a.att_dim + (size_t)h * hd;
+                const T *dout_t = dout + orow * a.att_dim + (size_t)h * hd;
+                const T *out_t = out + orow * a.att_dim + (size_t)h * hd;
                 float s = dot_lane(k, qh + (size_t)t * a.qkv_dim, hd);
                 float dp = dot_lane(v, dout_t, hd);
                 float D = 0.0f;
-                for (int d = 0; d < hd; d++) D += dout_t[d] * out_t[d];
+                for (int d = 0; d < hd; d++) D += to_float(dout_t[d]) * to_float(out_t[d]);
                 p = expf(s * a.scale - lse[orow * a.NH + h]);
                 ds = p * (dp - D) * a.scale;
             }
@@ -254,31 +277,43 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
     store_lanes(dv, acc_v, 1.0f, hd, lane);
 }
 
-void attention_backward_cuda(const rl_backend *be, float *dqkv, const float *dout, const float *qkv,
-                             const float *out, const float *lse, const int32_t *lengths, int B,
-                             int T, int NH, int NKV, int hd, int window) {
-    if (B <= 0 || T <= 0 || NH <= 0) return;
-    rl_cuda_ctx *ctx = cu_ctx(be);
-    att_dims a = dims_of(B, T, NH, NKV, hd, window);
-    size_t warps_q = (size_t)B * T * NH, warps_kv = (size_t)B * T * NKV;
-    attention_backward_dq_kernel<<<cu_blocks(warps_q, WARPS), WARPS * 32, 0, ctx->stream>>>(
+template <class T>
+static void attention_backward_launch(rl_cuda_ctx *ctx, void *dqkv_, const void *dout_,
+                                      const void *qkv_, const void *out_, const float *lse,
+                                      const int32_t *lengths, const att_dims &a) {
+    T *dqkv = (T *)dqkv_;
+    const T *dout = (const T *)dout_, *qkv = (const T *)qkv_, *out = (const T *)out_;
+    size_t warps_q = (size_t)a.B * a.T * a.NH, warps_kv = (size_t)a.B * a.T * a.NKV;
+    attention_backward_dq_kernel<T><<<cu_blocks(warps_q, WARPS), WARPS * 32, 0, ctx->stream>>>(
         dqkv, dout, qkv, out, lse, lengths, a);
     cudaLaunchCheck(ctx);
-    attention_backward_dkv_kernel<<<cu_blocks(warps_kv, WARPS), WARPS * 32, 0, ctx->stream>>>(
+    attention_backward_dkv_kernel<T><<<cu_blocks(warps_kv, WARPS), WARPS * 32, 0, ctx->stream>>>(
         dqkv, dout, qkv, out, lse, lengths, a);
     cudaLaunchCheck(ctx);
 }
 
+void attention_backward_cuda(const rl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                             const void *out, const float *lse, const int32_t *lengths, int B,
+                             int T, int NH, int NKV, int hd, int window) {
+    if (flash_attention_backward_cuda(be, dqkv, dout, qkv, out, lse, lengths, B, T, NH, NKV, hd,
+                                      window))
+        return;
+    if (B <= 0 || T <= 0 || NH <= 0) return;
+    att_dims a = dims_of(B, T, NH, NKV, hd, window);
+    ACT_DISPATCH(be, attention_backward_launch, cu_ctx(be), dqkv, dout, qkv, out, lse, lengths, a);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Paged KV cache. The layout inside a block is the CPU's (kernels/cpu/attention_cpu.c), so pools
-// of both backends hold the same floats at the same offsets: pool block b, kv head kvh:
+// of both backends hold the same elements at the same offsets: pool block b, kv head kvh:
 //   keys   at b*KBLOCK*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
 //   values at the same offset, rows [KBLOCK][hd]
-// The transposed keys suit the one-key-per-lane scoring: lanes read adjacent floats.
+// The transposed keys suit the one-key-per-lane scoring: lanes read adjacent elements.
 
-__global__ static void kv_store_kernel(float *kpool, float *vpool, const float *qkv,
-                                       const int32_t *table, int max_blocks, const int32_t *slot,
-                                       const int32_t *pos, int n, int NH, int NKV, int hd) {
+template <class T>
+__global__ static void kv_store_kernel(T *kpool, T *vpool, const T *qkv, const int32_t *table,
+                                       int max_blocks, const int32_t *slot, const int32_t *pos,
+                                       int n, int NH, int NKV, int hd) {
     size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
     size_t total = (size_t)n * kv_dim;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
@@ -288,10 +323,20 @@ __global__ static void kv_store_kernel(float *kpool, float *vpool, const float *
         int p = pos[i], jj = p % KBLOCK;
         int32_t b = table[(size_t)slot[i] * max_blocks + p / KBLOCK];
         size_t block = (size_t)b * KBLOCK * kv_dim + (size_t)kvh * hd * KBLOCK;
-        const float *k = qkv + i * qkv_dim + (size_t)NH * hd;
+        const T *k = qkv + i * qkv_dim + (size_t)NH * hd;
         kpool[block + (size_t)d * KBLOCK + jj] = k[e];
         vpool[block + (size_t)jj * hd + d] = k[kv_dim + e];
     }
+}
+
+template <class T>
+static void kv_store_launch(rl_cuda_ctx *ctx, void *kpool, void *vpool, const void *qkv,
+                            const int32_t *block_table, int max_blocks, const int32_t *slot,
+                            const int32_t *pos, int n, int NH, int NKV, int hd) {
+    size_t total = (size_t)n * NKV * hd;
+    kv_store_kernel<T><<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
+        (T *)kpool, (T *)vpool, (const T *)qkv, block_table, max_blocks, slot, pos, n, NH, NKV,
+        hd);
 }
 
 void kv_store_cuda(const rl_backend *be, void *kpool, void *vpool, const void *qkv,
@@ -299,22 +344,21 @@ void kv_store_cuda(const rl_backend *be, void *kpool, void *vpool, const void *q
                    const int32_t *pos, int n, int NH, int NKV, int hd) {
     if (n <= 0 || NKV <= 0 || hd <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    size_t total = (size_t)n * NKV * hd;
-    kv_store_kernel<<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
-        (float *)kpool, (float *)vpool, (const float *)qkv, block_table, max_blocks, slot, pos, n,
-        NH, NKV, hd);
+    ACT_DISPATCH(be, kv_store_launch, ctx, kpool, vpool, qkv, block_table, max_blocks, slot, pos,
+                 n, NH, NKV, hd);
     cudaLaunchCheck(ctx);
 }
 
 // Decode attention, split over the keys: one thread block of SPLITS warps per (row i, query head
 // h); warp w takes the cache blocks b = first, first + SPLITS, ... of the row's visible range
 // (so a long context is read by SPLITS warps at once instead of one), keeps its own online
-// softmax (m, l, acc), and the partial results are merged in shared memory by warp 0 in warp
-// order (deterministic). Each warp scores 32 keys at a time, one key per lane.
+// softmax (m, l, acc) in float32, and the partial results are merged in shared memory by warp 0
+// in warp order (deterministic). Each warp scores 32 keys at a time, one key per lane.
 enum { SPLITS = 8 };
 
-__global__ static void attention_cached_kernel(float *out, const float *qkv, const float *kpool,
-                                               const float *vpool, const int32_t *table,
+template <class T>
+__global__ static void attention_cached_kernel(T *out, const T *qkv, const T *kpool,
+                                               const T *vpool, const int32_t *table,
                                                int max_blocks, const int32_t *slot,
                                                const int32_t *pos, int NH, int NKV, int hd,
                                                int window, float scale) {
@@ -334,15 +378,15 @@ __global__ static void attention_cached_kernel(float *out, const float *qkv, con
     float m = -INFINITY, l = 0.0f;
     for (int blk = j_first / KBLOCK + warp; blk <= p / KBLOCK; blk += SPLITS) {
         size_t at = (size_t)row_table[blk] * blk_stride + head;
-        const float *kt = kpool + at, *vt = vpool + at;
+        const T *kt = kpool + at, *vt = vpool + at;
         int lo = max(j_first, blk * KBLOCK), hi = min(p, blk * KBLOCK + KBLOCK - 1);
         for (int j0 = lo; j0 <= hi; j0 += 32) {
             int j = j0 + lane;
             float s = -INFINITY;
             if (j <= hi) {
-                const float *kc = kt + j % KBLOCK;
+                const T *kc = kt + j % KBLOCK;
                 float dot = 0.0f;
-                for (int d = 0; d < hd; d++) dot += qs[d] * kc[(size_t)d * KBLOCK];
+                for (int d = 0; d < hd; d++) dot += qs[d] * to_float(kc[(size_t)d * KBLOCK]);
                 s = dot * scale;
             }
             float w = softmax_tile(s, &m, &l, acc);
@@ -373,15 +417,25 @@ __global__ static void attention_cached_kernel(float *out, const float *qkv, con
     store_lanes(out + i * NH * hd + (size_t)h * hd, o, 1.0f / L, hd, lane);
 }
 
+template <class T>
+static void attention_cached_launch(rl_cuda_ctx *ctx, void *out, const void *qkv,
+                                    const void *kpool, const void *vpool,
+                                    const int32_t *block_table, int max_blocks, const int32_t *slot,
+                                    const int32_t *pos, int n, int NH, int NKV, int hd,
+                                    int window) {
+    size_t blocks = (size_t)n * NH;
+    attention_cached_kernel<T><<<(unsigned)blocks, SPLITS * 32, 0, ctx->stream>>>(
+        (T *)out, (const T *)qkv, (const T *)kpool, (const T *)vpool, block_table, max_blocks,
+        slot, pos, NH, NKV, hd, window, 1.0f / sqrtf((float)hd));
+}
+
 void attention_cached_forward_cuda(const rl_backend *be, void *out, const void *qkv,
                                    const void *kpool, const void *vpool,
                                    const int32_t *block_table, int max_blocks, const int32_t *slot,
                                    const int32_t *pos, int n, int NH, int NKV, int hd, int window) {
     if (n <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    size_t blocks = (size_t)n * NH;
-    attention_cached_kernel<<<(unsigned)blocks, SPLITS * 32, 0, ctx->stream>>>(
-        (float *)out, (const float *)qkv, (const float *)kpool, (const float *)vpool, block_table,
-        max_blocks, slot, pos, NH, NKV, hd, window, 1.0f / sqrtf((float)hd));
+    ACT_DISPATCH(be, attention_cached_launch, ctx, out, qkv, kpool, vpool, block_table,
+                 max_blocks, slot, pos, n, NH, NKV, hd, window);
     cudaLaunchCheck(ctx);
 }

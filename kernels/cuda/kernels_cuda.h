@@ -8,10 +8,15 @@
  * or mem_download, before reading results on the host). The one exception is sumsq, which
  * returns its result on the host and therefore waits.
  *
- * Numerics: float32 throughout, cuBLAS cublasSgemm for matrix products (TF32 tensor-op math only
- * when asked for), plain kernels for the rest. Reductions whose result the CPU makes
+ * Numerics: weights and activations ("act" pointers) in the backend's act type, float32 or
+ * bfloat16 (rl_backend_cuda_open's act); arithmetic, reductions and statistics in float32
+ * whatever the act type, each act result rounded once (nearest even) on store. Matrix products:
+ * cuBLAS cublasSgemm for float32 (TF32 tensor-op math only when asked for), cuBLASLt with bf16
+ * operands and float32 accumulation for bfloat16 (bias in the epilogue; a float32 result where
+ * gemm's c_dt asks for it). Plain kernels for the rest. Reductions whose result the CPU makes
  * deterministic are deterministic here too (fixed order, no atomics): bias / RMSNorm weight /
- * embedding gradients, the sum of squares.
+ * embedding gradients, the sum of squares; and the stochastic rounding of
+ * adamw_update_master depends only on (seed, element index).
  *
  * Owns: nothing (declarations only). Built only when rlpipe is configured with CUDA
  * (RLPIPE_HAVE_CUDA_BACKEND).
@@ -51,13 +56,36 @@ rl_attention_backward_fn attention_backward_cuda;
 rl_kv_store_fn kv_store_cuda;
 rl_attention_cached_forward_fn attention_cached_forward_cuda;
 rl_gather_rows_fn gather_rows_cuda;
+rl_convert_fn convert_cuda;
 rl_logprob_forward_fn logprob_forward_cuda;
 rl_logprob_backward_fn logprob_backward_cuda;
 rl_logsoftmax_forward_fn logsoftmax_forward_cuda;
 rl_adamw_update_fn adamw_update_cuda;
+rl_adamw_update_master_fn adamw_update_master_cuda;
 rl_sumsq_fn sumsq_cuda;
 rl_scale_fn scale_cuda;
 rl_fill_fn fill_cuda;
+rl_sample_fn sample_cuda;
+
+// Decode-step support (step_cuda.cu): the staged upload and graph capture of kernels/backend.h,
+// and the release of their context parts (called by the backend's release).
+void cuda_mem_upload_staged(const rl_backend *be, const rl_upload *parts, int n);
+void cuda_graph_begin(const rl_backend *be);
+rl_graph *cuda_graph_end(const rl_backend *be, rl_err *err);
+void cuda_graph_launch(const rl_backend *be, rl_graph *g);
+void cuda_graph_free(const rl_backend *be, rl_graph *g);
+
+// The tensor-core flash attention (flash_attention_cuda.cu) behind attention_forward_cuda and
+// attention_backward_cuda, same arguments (out, qkv, dqkv, dout: act). Each returns 1 when it ran
+// the call, 0 when the call is not its kind (act not bf16, head_dim not 64 or 128, an activation
+// pointer not 16-byte aligned); the caller then runs the general kernels.
+int flash_attention_forward_cuda(const rl_backend *be, void *out, float *lse, const void *qkv,
+                                 const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                 int window);
+int flash_attention_backward_cuda(const rl_backend *be, void *dqkv, const void *dout,
+                                  const void *qkv, const void *out, const float *lse,
+                                  const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                  int window);
 
 #ifdef __cplusplus
 }
