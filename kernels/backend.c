@@ -74,6 +74,9 @@ static const rl_backend CPU_BACKEND = {
     .sumsq = sumsq_cpu,
     .scale = scale_cpu,
     .fill = fill_cpu,
+    .lm_head_logprob_forward = lm_head_logprob_forward_cpu,
+    .lm_head_logprob_backward = lm_head_logprob_backward_cpu,
+    .rmsnorm_residual_forward = rmsnorm_residual_forward_cpu,
 };
 
 const rl_backend *rl_backend_cpu(void) {

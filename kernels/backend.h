@@ -76,6 +76,11 @@ struct rl_backend {
     rl_sumsq_fn *sumsq;
     rl_scale_fn *scale;
     rl_fill_fn *fill;
+
+    // ---- optional fused ops (may be NULL: callers then compose the ops above)
+    rl_lm_head_logprob_forward_fn *lm_head_logprob_forward;
+    rl_lm_head_logprob_backward_fn *lm_head_logprob_backward;
+    rl_rmsnorm_residual_forward_fn *rmsnorm_residual_forward;
 };
 
 // Stamp of this table's layout, compared when the CUDA module is loaded: a module built from

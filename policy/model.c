@@ -394,7 +394,7 @@ static void ensure_acts(rl_model *m, size_t N, size_t B) {
     float **views[] = {&a->res, &a->resmid, &a->rstd1, &a->rstd2, &a->qkv,   &a->att,
                        &a->lse, &a->gu,     &a->lnf,   &a->rstdf, &a->ln,    &a->proj,
                        &a->mlp, &a->logits, &a->logp,  &a->ent,   &a->dlogp, &a->dent,
-                       &tokens, &pos,       &targets,  &lengths};
+                       &a->lselm, &tokens,  &pos,      &targets,  &lengths};
     size_t sizes[] = {(L + 1) * N * C,
                       L * N * C,
                       L * N,
@@ -409,6 +409,7 @@ static void ensure_acts(rl_model *m, size_t N, size_t B) {
                       N * C,
                       N * FF,
                       chunk * V,
+                      N,
                       N,
                       N,
                       N,
@@ -565,6 +566,47 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
 }
 
 // ------------------------------------------------------------------------------------------------
+// The lm_head path
+
+// The fused lm_head + log-prob path (kernels.h lm_head_logprob_forward/backward): `rows` rows
+// per call, the vocabulary `chunk` columns at a time, in a workspace of `cap` floats (the logits
+// buffer: rl_lm_head_work_floats(act, rows, C, chunk) <= cap). rows = 0: the unfused path
+// (lm_head product, then logprob_forward / backward, row chunk by row chunk). By default
+// (lm_head_fused 0) the fused path is taken only where the logits of all N rows do not fit the
+// buffer: there the unfused path would recompute the logits in the backward too, while where they
+// fit it keeps the forward's logits for the backward and saves one lm_head product.
+typedef struct lm_head_plan {
+    int rows, chunk;
+} lm_head_plan;
+
+enum { LM_HEAD_MIN_CHUNK = 256 }; // narrower vocabulary chunks make poor matrix products
+
+static lm_head_plan plan_lm_head(const rl_model *m, size_t N, size_t cap) {
+    lm_head_plan pl = {0, 0};
+    const rl_backend *be = m->be;
+    if (!be->lm_head_logprob_forward || !be->lm_head_logprob_backward || m->lm_head_fused < 0 ||
+        N == 0 || (m->lm_head_fused == 0 && N * (size_t)m->V <= cap))
+        return pl;
+    size_t per_row = rl_lm_head_work_floats(be->act, 1, m->C, 0); // floats a row needs beside
+    size_t want = (size_t)m->V < LM_HEAD_MIN_CHUNK ? (size_t)m->V : LM_HEAD_MIN_CHUNK;
+    size_t chunk = cap / N > per_row ? cap / N - per_row : 0; // all rows at once
+    size_t rows = N;
+    if (chunk < want) { // fewer rows at a time, with chunks of at least `want` columns
+        rows = cap / (want + per_row);
+        chunk = want;
+        if (rows == 0) { // a buffer smaller than one such row: narrower chunks
+            rows = 1;
+            chunk = cap > per_row ? cap - per_row : 0;
+        }
+    }
+    if (chunk > (size_t)m->V) chunk = (size_t)m->V;
+    if (chunk == 0) return pl; // no room at all: the unfused path
+    pl.rows = (int)(rows < N ? rows : N);
+    pl.chunk = (int)chunk;
+    return pl;
+}
+
+// ------------------------------------------------------------------------------------------------
 // Scoring without activations
 
 // One layer's worth of buffers for rl_model_score_logits (reallocated only to grow).
@@ -691,7 +733,15 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
     rl_model_score *s = &m->score;
     be->mem_upload(be, s->targets, h_tg, N * sizeof(int32_t));
     float it = 1.0f / temperature;
-    for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
+    lm_head_plan pl = plan_lm_head(m, N, m->score_chunk * (size_t)m->V);
+    for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
+        int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
+        RL_TIMED(m, matmul,
+                 be->lm_head_logprob_forward(be, s->logp + r0, entropy ? s->ent + r0 : NULL, NULL,
+                                             s->ln + r0 * C, m->params.wlm, s->targets + r0, rows,
+                                             m->C, m->V, it, pl.chunk, s->logits));
+    }
+    for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
         rl_model__matmul(m, s->logits, s->ln + r0 * C, m->params.wlm, NULL, rows, m->C, m->V);
         RL_TIMED(m, other,
@@ -747,7 +797,16 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
     rl_model_acts *a = &m->acts;
     be->mem_upload(be, a->targets, m->h_targets, N * sizeof(int32_t));
     float it = 1.0f / temperature;
-    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows * (size_t)m->V);
+    for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
+        int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
+        // entropy for every row (the backward may need it) and lse for the backward
+        RL_TIMED(m, matmul,
+                 be->lm_head_logprob_forward(be, a->logp + r0, a->ent + r0, a->lselm + r0,
+                                             a->lnf + r0 * m->C, m->params.wlm, a->targets + r0,
+                                             rows, m->C, m->V, it, pl.chunk, a->logits));
+    }
+    for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->logits_rows) {
         int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
         lm_head_rows(m, r0, rows);
         RL_TIMED(m, other,
@@ -760,7 +819,7 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
         be->mem_download(be, entropy, a->ent, N * sizeof(float));
         zero_padding(m, entropy);
     }
-    m->logits_valid = m->logits_rows >= N; // one chunk: backward can reuse these logits
+    m->logits_valid = !pl.rows && m->logits_rows >= N; // one chunk: backward can reuse them
     m->temperature = temperature;
     m->have_logprobs = 1;
     return 0;
@@ -810,7 +869,16 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
 
     // lm_head and log-softmax, chunk by chunk: dlogits in place of the logits, then into dlnf
     float it = 1.0f / m->temperature;
-    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows * (size_t)m->V); // as token_logprobs
+    for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
+        int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
+        RL_TIMED(m, matmul,
+                 be->lm_head_logprob_backward(
+                     be, g->dln + r0 * C, dp->wlm, a->dlogp + r0, dentropy ? a->dent + r0 : NULL,
+                     a->lnf + r0 * C, p->wlm, a->targets + r0, a->lselm + r0, a->ent + r0, rows,
+                     m->C, m->V, it, pl.chunk, a->logits));
+    }
+    for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->logits_rows) {
         int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
         if (!m->logits_valid) lm_head_rows(m, r0, rows);
         RL_TIMED(m, other,
