@@ -389,12 +389,14 @@ static void ensure_acts(rl_model *m, size_t N, size_t B) {
     size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, NH = m->NH;
     size_t AD = NH * m->hd;
     size_t chunk = logits_chunk_rows(m, N);
+    // the logits rows, and beside them the fused lm_head path's per-row statistics
+    size_t nlogits = chunk * V + rl_lm_head_work_floats(be->act, (int)N, m->C, 0);
     rl_model_acts *a = &m->acts;
     float *tokens, *pos, *targets, *lengths; // int32 arrays live in the same block
-    float **views[] = {&a->res, &a->resmid, &a->rstd1, &a->rstd2, &a->qkv,   &a->att,
-                       &a->lse, &a->gu,     &a->lnf,   &a->rstdf, &a->ln,    &a->proj,
-                       &a->mlp, &a->logits, &a->logp,  &a->ent,   &a->dlogp, &a->dent,
-                       &a->lselm, &tokens,  &pos,      &targets,  &lengths};
+    float **views[] = {&a->res,   &a->resmid, &a->rstd1, &a->rstd2, &a->qkv,   &a->att,
+                       &a->lse,   &a->gu,     &a->lnf,   &a->rstdf, &a->ln,    &a->proj,
+                       &a->mlp,   &a->logits, &a->logp,  &a->ent,   &a->dlogp, &a->dent,
+                       &a->lselm, &tokens,    &pos,      &targets,  &lengths};
     size_t sizes[] = {(L + 1) * N * C,
                       L * N * C,
                       L * N,
@@ -408,7 +410,7 @@ static void ensure_acts(rl_model *m, size_t N, size_t B) {
                       N * C,
                       N * C,
                       N * FF,
-                      chunk * V,
+                      nlogits,
                       N,
                       N,
                       N,
@@ -569,8 +571,10 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
 // The lm_head path
 
 // The fused lm_head + log-prob path (kernels.h lm_head_logprob_forward/backward): `rows` rows
-// per call, the vocabulary `chunk` columns at a time, in a workspace of `cap` floats (the logits
-// buffer: rl_lm_head_work_floats(act, rows, C, chunk) <= cap). rows = 0: the unfused path
+// per call, the vocabulary `chunk` columns at a time, in the logits buffer as workspace
+// (rl_lm_head_work_floats(act, rows, C, chunk) <= its floats; the buffer holds `logits_rows`
+// rows of V logits plus the fused path's per-row statistics, so it fits all rows in one chunk
+// wherever the unfused path fits them). rows = 0: the unfused path
 // (lm_head product, then logprob_forward / backward, row chunk by row chunk). By default
 // (lm_head_fused 0) the fused path is taken only where the logits of all N rows do not fit the
 // buffer: there the unfused path would recompute the logits in the backward too, while where they
@@ -581,12 +585,21 @@ typedef struct lm_head_plan {
 
 enum { LM_HEAD_MIN_CHUNK = 256 }; // narrower vocabulary chunks make poor matrix products
 
-static lm_head_plan plan_lm_head(const rl_model *m, size_t N, size_t cap) {
+// The logits buffer's floats: `rows` rows of logits and what the fused path needs beside them
+// for N rows (kernels.h rl_lm_head_work_floats with chunk 0: per-row statistics).
+static size_t lm_head_buffer(const rl_model *m, size_t rows, size_t N) {
+    return rows * (size_t)m->V + rl_lm_head_work_floats(m->be->act, (int)N, m->C, 0);
+}
+
+// N rows whose unfused path computes `rows` rows of logits at a time, in a buffer of
+// lm_head_buffer(m, rows, N) floats.
+static lm_head_plan plan_lm_head(const rl_model *m, size_t N, size_t rows_unfused) {
     lm_head_plan pl = {0, 0};
     const rl_backend *be = m->be;
     if (!be->lm_head_logprob_forward || !be->lm_head_logprob_backward || m->lm_head_fused < 0 ||
-        N == 0 || (m->lm_head_fused == 0 && N * (size_t)m->V <= cap))
+        N == 0 || (m->lm_head_fused == 0 && rows_unfused >= N))
         return pl;
+    size_t cap = lm_head_buffer(m, rows_unfused, N);
     size_t per_row = rl_lm_head_work_floats(be->act, 1, m->C, 0); // floats a row needs beside
     size_t want = (size_t)m->V < LM_HEAD_MIN_CHUNK ? (size_t)m->V : LM_HEAD_MIN_CHUNK;
     size_t chunk = cap / N > per_row ? cap / N - per_row : 0; // all rows at once
@@ -618,13 +631,15 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
     be->mem_free(be, m->score_block);
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
     size_t chunk = logits_chunk_rows(m, N);
+    // the logits rows, and beside them the fused lm_head path's per-row statistics
+    size_t nlogits = chunk * m->V + rl_lm_head_work_floats(be->act, (int)N, m->C, 0);
     rl_model_score *s = &m->score;
     float *tokens, *pos, *lengths, *targets;
     float **views[] = {&s->x,    &s->mid,  &s->ln,   &s->qkv,    &s->att, &s->lse,
                        &s->gu,   &s->mlp,  &s->proj, &s->logits, &tokens, &pos,
                        &lengths, &targets, &s->logp, &s->ent};
-    size_t sizes[] = {N * C,     N * C, N * C,        N * m->QKV, N * AD, N * m->NH, N * 2 * m->FF,
-                      N * m->FF, N * C, chunk * m->V, N,          N,      B,         N,
+    size_t sizes[] = {N * C,     N * C, N * C,   N * m->QKV, N * AD, N * m->NH, N * 2 * m->FF,
+                      N * m->FF, N * C, nlogits, N,          N,      B,         N,
                       N,         N};
     m->score_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
     s->tokens = (int32_t *)tokens;
@@ -733,7 +748,7 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
     rl_model_score *s = &m->score;
     be->mem_upload(be, s->targets, h_tg, N * sizeof(int32_t));
     float it = 1.0f / temperature;
-    lm_head_plan pl = plan_lm_head(m, N, m->score_chunk * (size_t)m->V);
+    lm_head_plan pl = plan_lm_head(m, N, m->score_chunk);
     for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
         int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
         RL_TIMED(m, matmul,
@@ -797,7 +812,7 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
     rl_model_acts *a = &m->acts;
     be->mem_upload(be, a->targets, m->h_targets, N * sizeof(int32_t));
     float it = 1.0f / temperature;
-    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows * (size_t)m->V);
+    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows);
     for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
         int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
         // entropy for every row (the backward may need it) and lse for the backward
@@ -869,14 +884,14 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
 
     // lm_head and log-softmax, chunk by chunk: dlogits in place of the logits, then into dlnf
     float it = 1.0f / m->temperature;
-    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows * (size_t)m->V); // as token_logprobs
+    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows); // as token_logprobs
     for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
         int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
         RL_TIMED(m, matmul,
-                 be->lm_head_logprob_backward(
-                     be, g->dln + r0 * C, dp->wlm, a->dlogp + r0, dentropy ? a->dent + r0 : NULL,
-                     a->lnf + r0 * C, p->wlm, a->targets + r0, a->lselm + r0, a->ent + r0, rows,
-                     m->C, m->V, it, pl.chunk, a->logits));
+                 be->lm_head_logprob_backward(be, g->dln + r0 * C, dp->wlm, a->dlogp + r0,
+                                              dentropy ? a->dent + r0 : NULL, a->lnf + r0 * C,
+                                              p->wlm, a->targets + r0, a->lselm + r0, a->ent + r0,
+                                              rows, m->C, m->V, it, pl.chunk, a->logits));
     }
     for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->logits_rows) {
         int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);

@@ -79,7 +79,8 @@ typedef struct rl_model_acts {
     float *ln;        // [N, C]        scratch: a norm output (recomputed in backward)
     float *proj;      // [N, C]        scratch: o_proj / down_proj output before the residual add
     float *mlp;       // [N, FF]       scratch: silu(gate) * up (recomputed in backward)
-    float *logits;    // [chunk, V]    lm_head output for `chunk` rows at a time
+    float *logits;    // [chunk, V]    lm_head output for `chunk` rows at a time; also the
+                      //               fused lm_head path's workspace (model.c plan_lm_head)
     float *logp;      // [N]           token log-probabilities
     float *ent;       // [N]           entropies
     float *dlogp;     // [N]           backward seeds

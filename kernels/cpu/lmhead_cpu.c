@@ -13,7 +13,7 @@
 // bit for bit what matmul_forward_cpu + logprob_forward_cpu give.
 //
 // Workspace (rl_lm_head_work_floats): [N, chunk] logits, then the running m, S, Sz ([3, N]).
-// logp holds each row's target logit z_t = logits[t] * inv_temp until the last chunk is done.
+// logp holds each row's target logit until the last chunk is done.
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/kernels.h"
 
@@ -88,12 +88,12 @@ void lm_head_logprob_forward_cpu(const rl_backend *be, float *logp, float *entro
             merge_stats(run_m + i, run_S + i, run_Sz + i, stats_of(x, vc, it, want_entropy),
                         v0 == 0);
             int t = targets[i];
-            if (t >= v0 && t < v0 + vc) logp[i] = x[t - v0] * it;
+            if (t >= v0 && t < v0 + vc) logp[i] = x[t - v0]; // the target's logit
         }
     }
     for (int i = 0; i < N; i++) {
         float logS = logf(run_S[i]), l = run_m[i] + logS;
-        logp[i] = targets[i] >= 0 ? logp[i] - l : 0.0f;
+        logp[i] = targets[i] >= 0 ? logp[i] * it - l : 0.0f; // as logprob_forward_cpu
         if (entropy) entropy[i] = logS - run_Sz[i] / run_S[i];
         if (lse) lse[i] = l;
     }
