@@ -478,20 +478,27 @@ void rl_model__attn_in(rl_model *m, int l, float *qkv, float *ln, float *rstd, c
 }
 
 void rl_model__attn_out(rl_model *m, int l, float *res_out, const float *res_in, const float *att,
-                        float *proj, int R) {
+                        float *proj, float *ln, float *rstd, int R) {
+    const rl_backend *be = m->be;
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
+    const float *w = m->params.ln2w + l * C;
+    float eps = (float)m->cfg.rms_norm_eps;
     rl_model__matmul(m, proj, att, m->params.wo + l * C * AD, NULL, R, m->NH * m->hd, m->C);
-    RL_TIMED(m, other, m->be->residual_forward(m->be, res_out, res_in, proj, (size_t)R * C));
+    if (be->rmsnorm_residual_forward) {
+        RL_TIMED(
+            m, other,
+            be->rmsnorm_residual_forward(be, res_out, ln, rstd, res_in, proj, w, R, m->C, eps));
+        return;
+    }
+    RL_TIMED(m, other, be->residual_forward(be, res_out, res_in, proj, (size_t)R * C));
+    RL_TIMED(m, other, be->rmsnorm_forward(be, ln, rstd, res_out, w, R, m->C, eps));
 }
 
-void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, float *ln, float *rstd,
+void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, const float *ln,
                    float *gu, float *mlp, float *proj, int R) {
     const rl_backend *be = m->be;
     const rl_model_weights *p = &m->params;
     size_t C = m->C, FF = m->FF;
-    RL_TIMED(m, other,
-             be->rmsnorm_forward(be, ln, rstd, res_in, p->ln2w + l * C, R, m->C,
-                                 (float)m->cfg.rms_norm_eps));
     rl_model__matmul(m, gu, ln, p->wgu + l * 2 * FF * C, NULL, R, m->C, 2 * m->FF);
     RL_TIMED(m, other, be->swiglu_forward(be, mlp, gu, R, m->FF));
     rl_model__matmul(m, proj, mlp, p->wdown + l * C * FF, NULL, R, m->FF, m->C);
@@ -557,9 +564,9 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
         RL_TIMED(m, attention,
                  be->attention_forward(be, att, a->lse + l * N * NH, qkv, a->lengths, B, T, m->NH,
                                        m->NKV, m->hd, rl_model_layer_window(m, l)));
-        rl_model__attn_out(m, l, resmid, x, att, a->proj, n);
-        rl_model__mlp(m, l, a->res + (l + 1) * N * C, resmid, a->ln, a->rstd2 + l * N,
-                      a->gu + l * N * 2 * FF, a->mlp, a->proj, n);
+        rl_model__attn_out(m, l, resmid, x, att, a->proj, a->ln, a->rstd2 + l * N, n);
+        rl_model__mlp(m, l, a->res + (l + 1) * N * C, resmid, a->ln, a->gu + l * N * 2 * FF, a->mlp,
+                      a->proj, n);
     }
     RL_TIMED(m, other,
              be->rmsnorm_forward(be, a->lnf, a->rstdf, a->res + (size_t)m->L * N * C,
@@ -684,8 +691,8 @@ static int score_forward(rl_model *m, const int32_t *tokens, const int32_t *leng
         RL_TIMED(m, attention,
                  be->attention_forward(be, s->att, s->lse, s->qkv, s->lengths, B, T, m->NH, m->NKV,
                                        m->hd, rl_model_layer_window(m, l)));
-        rl_model__attn_out(m, l, s->mid, s->x, s->att, s->proj, n);
-        rl_model__mlp(m, l, s->x, s->mid, s->ln, NULL, s->gu, s->mlp, s->proj, n);
+        rl_model__attn_out(m, l, s->mid, s->x, s->att, s->proj, s->ln, NULL, n);
+        rl_model__mlp(m, l, s->x, s->mid, s->ln, s->gu, s->mlp, s->proj, n);
     }
     RL_TIMED(m, other,
              be->rmsnorm_forward(be, s->ln, NULL, s->x, m->params.lnfw, n, m->C,

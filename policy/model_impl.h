@@ -32,14 +32,15 @@ void rl_model__matmul(rl_model *m, float *out, const float *inp, const float *w,
 void rl_model__attn_in(rl_model *m, int l, float *qkv, float *ln, float *rstd, const float *x,
                        const int32_t *pos, int R);
 
-// Layer l, attention output: res_out = res_in + att Wo^T (res_out may alias res_in); proj [R, C]
-// is scratch.
+// Layer l, attention output and the MLP's norm: res_out = res_in + att Wo^T (res_out may alias
+// res_in), then ln = RMSNorm(res_out) with post_attention_layernorm (rstd [R] may be NULL), in
+// one pass where the backend has rmsnorm_residual_forward. proj [R, C] is scratch.
 void rl_model__attn_out(rl_model *m, int l, float *res_out, const float *res_in, const float *att,
-                        float *proj, int R);
+                        float *proj, float *ln, float *rstd, int R);
 
-// Layer l, MLP block: res_out = res_in + down(silu(gate(h)) * up(h)), h = RMSNorm(res_in).
-// ln [R,C], gu [R,2FF] (kept), mlp [R,FF], proj [R,C] scratch; rstd [R] may be NULL.
-void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, float *ln, float *rstd,
+// Layer l, MLP block: res_out = res_in + down(silu(gate(ln)) * up(ln)), ln = RMSNorm(res_in) as
+// rl_model__attn_out left it. gu [R,2FF] (kept), mlp [R,FF], proj [R,C] scratch.
+void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, const float *ln,
                    float *gu, float *mlp, float *proj, int R);
 
 #endif

@@ -3,6 +3,9 @@
 if(RLPIPE_HAVE_CUDA)
   rl_add_test(test_cuda SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
+  # the fused lm_head / RMSNorm + residual ops (kernels/cuda/lmhead_cuda.cu) against the CPU's
+  rl_add_test(test_cuda_lmhead SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_lmhead.c
+              LIBS rl_policy TIMEOUT 300 LABELS cuda)
 endif()
 
 # cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the

@@ -160,6 +160,9 @@ static const rl_backend CUDA_TABLE = {
     .sumsq = sumsq_cuda,
     .scale = scale_cuda,
     .fill = fill_cuda,
+    .lm_head_logprob_forward = lm_head_logprob_forward_cuda,
+    .lm_head_logprob_backward = lm_head_logprob_backward_cuda,
+    .rmsnorm_residual_forward = rmsnorm_residual_forward_cuda,
 };
 
 // A failing CUDA / cuBLAS call while building the context: fill err, clean up, return NULL.

@@ -58,6 +58,9 @@ rl_adamw_update_fn adamw_update_cuda;
 rl_sumsq_fn sumsq_cuda;
 rl_scale_fn scale_cuda;
 rl_fill_fn fill_cuda;
+rl_lm_head_logprob_forward_fn lm_head_logprob_forward_cuda;
+rl_lm_head_logprob_backward_fn lm_head_logprob_backward_cuda;
+rl_rmsnorm_residual_forward_fn rmsnorm_residual_forward_cuda;
 
 #ifdef __cplusplus
 }

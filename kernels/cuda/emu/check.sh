@@ -3,10 +3,10 @@
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime and cuBLAS, and
-# test_cuda (CUDA vs CPU), test_kernels and test_model (RLPIPE_TEST_BACKEND=cuda, against double
-# references) run with them. Device memory is inaccessible to host code outside kernels and
-# copies, so these runs also prove that the model, optimizer and decoder never dereference
-# backend memory on the host.
+# test_cuda and test_cuda_lmhead (CUDA vs CPU), test_kernels, test_model and test_lmhead
+# (RLPIPE_TEST_BACKEND=cuda, against double references) run with them. Device memory is
+# inaccessible to host code outside kernels and copies, so these runs also prove that the model,
+# optimizer and decoder never dereference backend memory on the host.
 #
 # What it checks: indexing, formulas, reductions, barrier / shuffle use, launch shapes within
 # CUDA's limits, the cuBLAS operand swap. What it cannot: real concurrency (races), GPU math
@@ -48,7 +48,8 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in test_cuda test_kernels test_model; do
+# EMU_TESTS: the tests to run (default all), e.g. EMU_TESTS=test_cuda_lmhead while iterating
+for t in ${EMU_TESTS:-test_cuda test_kernels test_model test_lmhead test_cuda_lmhead}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \
