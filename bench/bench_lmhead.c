@@ -121,7 +121,11 @@ int main(int argc, char **argv) {
         for (int fused = 0; fused < 2; fused++) {
             fflush(stdout);
             pid_t pid = fork();
-            if (pid == 0) _exit(run(&SHAPES[s], fused, steps));
+            if (pid == 0) { // the child: its own peak memory
+                int rc = run(&SHAPES[s], fused, steps);
+                fflush(stdout);
+                _exit(rc);
+            }
             int st = 0;
             if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) return 1;
         }
