@@ -221,8 +221,7 @@ static void test_model_fused(void) {
     double gmax = 0.0, gerr = 0.0;
     for (size_t i = 0; i < ng; i++) gmax = fmax(gmax, fabs(g[0][i]));
     for (size_t i = 0; i < ng; i++) gerr = fmax(gerr, fabs((double)g[1][i] - g[0][i]));
-    double e[4] = {rel(lp[1], lp[0], N), rel(en[1], en[0], N), gerr / gmax,
-                   rel(slp[1], slp[0], N)};
+    double e[4] = {rel(lp[1], lp[0], N), rel(en[1], en[0], N), gerr / gmax, rel(slp[1], slp[0], N)};
     fprintf(stderr, "  model: gpu fused - cpu unfused logp %.2g ent %.2g grads %.2g score %.2g\n",
             e[0], e[1], e[2], e[3]);
     CHECK(e[0] <= 2e-5 && e[1] <= 2e-5 && e[2] <= 1e-5 && e[3] <= 2e-5,
