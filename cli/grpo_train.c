@@ -285,6 +285,7 @@ int rl_grpo_train(rl_run *r, rl_progress *prog, int resume, rl_train_result *out
     const rl_param_span *spans = rl_model_decay_spans(r->model, &n_spans);
     rl_adamw *opt;
     RL_TRY(rl_adamw_create(&opt, r->be, n_params, spans, n_spans, err));
+    rl_adamw_set_seed(opt, (uint64_t)c->run.seed); // bf16 stochastic rounding
     rl_train_state state = {
         .step = 0, .data_pos = 0, .nonfinite_streak = 0, .seed = (uint64_t)c->run.seed};
     rl_model *ref = NULL;

@@ -73,12 +73,13 @@ static int init_model(rl_run *r, const char *model_dir, rl_err *err) {
     if (dir && dir[0]) {
         if (rl_model_load(&r->model, dir, r->be, err)) return -1;
         if (r->model->V < r->vocab_limit) r->vocab_limit = r->model->V;
-        return 0;
+    } else {
+        rl_model_config mc;
+        model_config_from(c, r->tok, &mc);
+        if (rl_model_create(&r->model, &mc, r->be, err)) return rl_err_prefix(err, "model: ");
+        rl_model_init_random(r->model, (uint64_t)c->run.seed, (float)c->model.init_std);
     }
-    rl_model_config mc;
-    model_config_from(c, r->tok, &mc);
-    if (rl_model_create(&r->model, &mc, r->be, err)) return rl_err_prefix(err, "model: ");
-    rl_model_init_random(r->model, (uint64_t)c->run.seed, (float)c->model.init_std);
+    rl_model_set_recompute(r->model, c->train.recompute == RL_CFG_RECOMPUTE_LAYER);
     return 0;
 }
 
@@ -156,7 +157,10 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     r->cfg = cfg;
     r->run_id = -1;
     if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
-    r->be = rl_backend_get(cfg->run.device == RL_CFG_CUDA ? "cuda" : "cpu", err);
+    r->be =
+        cfg->run.device != RL_CFG_CUDA
+            ? rl_backend_cpu()
+            : rl_backend_cuda_act(cfg->run.precision == RL_CFG_PREC_BF16 ? RL_BF16 : RL_F32, err);
     if (!r->be) return rl_err_prefix(err, "run.device: ");
     const char *dir = model_dir && model_dir[0] ? model_dir : cfg->model.path;
     RL_TRY(init_tokenizer(r, (what & RL_RUN_MODEL) ? dir : NULL, err));

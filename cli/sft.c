@@ -144,6 +144,7 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
     const rl_param_span *spans = rl_model_decay_spans(r->model, &n_spans);
     rl_adamw *opt;
     RL_TRY(rl_adamw_create(&opt, r->be, n_params, spans, n_spans, err));
+    rl_adamw_set_seed(opt, (uint64_t)c->run.seed); // bf16 stochastic rounding
     int B = sc->batch_size;
     sft_batch b = {0};
     rl_ids *seqs = rl_calloc((size_t)B, sizeof *seqs);

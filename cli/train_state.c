@@ -93,17 +93,23 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
         return rl_fail(err, RL_EINTERNAL, "%s: cannot create a temporary directory: %s", root,
                        strerror(errno));
     int rc = -1;
-    float *mh = NULL, *vh = NULL;
+    float *mh = NULL, *vh = NULL, *xh = NULL;
     snprintf(path, sizeof path, "%s/model", tmp);
     rl_model_save_opts so = {.bf16 = 0, .tokenizer = tokenizer};
     if (rl_model_save_ex(m, path, &so, err)) goto fail;
     mh = rl_malloc(opt->n * sizeof(float));
     vh = rl_malloc(opt->n * sizeof(float));
     rl_adamw_state_download(opt, mh, vh);
-    rl_st_out_tensor t[2] = {{.name = "adam.m", .ndim = 1, .shape = {(int64_t)opt->n}, .data = mh},
-                             {.name = "adam.v", .ndim = 1, .shape = {(int64_t)opt->n}, .data = vh}};
+    // bfloat16 training: the float32 master too, so a resumed run continues bit for bit
+    if (rl_adamw_has_master(opt)) {
+        xh = rl_malloc(opt->n * sizeof(float));
+        rl_adamw_master_download((rl_adamw *)opt, m->params_block, xh);
+    }
+    rl_st_out_tensor t[3] = {{.name = "adam.m", .ndim = 1, .shape = {(int64_t)opt->n}, .data = mh},
+                             {.name = "adam.v", .ndim = 1, .shape = {(int64_t)opt->n}, .data = vh},
+                             {.name = "master", .ndim = 1, .shape = {(int64_t)opt->n}, .data = xh}};
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
-    if (rl_st_write(path, t, 2, RL_ST_F32, err)) goto fail;
+    if (rl_st_write(path, t, xh ? 3 : 2, RL_ST_F32, err)) goto fail;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (write_state_json(path, state, opt->step, err)) goto fail;
     snprintf(path, sizeof path, "%s/%s", tmp, RL_CKPT_MARKER);
@@ -129,11 +135,13 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
     }
     free(mh);
     free(vh);
+    free(xh);
     prune(root, keep);
     return 0;
 fail:
     free(mh);
     free(vh);
+    free(xh);
     rl_remove_tree(tmp);
     return rc;
 }
@@ -186,9 +194,10 @@ int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_sta
                        path);
     }
     size_t n;
-    float *dst = rl_model_params(m, &n), *src = rl_model_params(saved, &n);
-    m->be->mem_copy(m->be, dst, src, n * sizeof(float));
+    void *dst = rl_model_params(m, &n), *src = rl_model_params(saved, &n);
+    m->be->mem_copy(m->be, dst, src, n * rl_dtype_size(m->act));
     rl_model_free(saved);
+    rl_adamw_master_reset(opt); // the weights changed under the optimizer
 
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     rl_ckpt *ck;
@@ -201,6 +210,14 @@ int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_sta
         rc = -1;
     else
         rl_adamw_state_upload(opt, mh, vh, adam_step);
+    // The float32 master of a bfloat16 run. A checkpoint without one (a float32 run resumed in
+    // bfloat16) starts the master from the weights.
+    if (rc == 0 && rl_adamw_has_master(opt) && rl_ckpt_has(ck, "master")) {
+        if (rl_ckpt_read(ck, "master", shape, 1, mh, err))
+            rc = -1;
+        else
+            rl_adamw_master_upload(opt, mh);
+    }
     rl_ckpt_close(ck);
     free(mh);
     free(vh);

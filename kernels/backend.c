@@ -37,6 +37,11 @@ static void cpu_mem_zero(const rl_backend *be, void *dst, size_t bytes) {
 
 static void cpu_synchronize(const rl_backend *be) {}
 
+static void cpu_mem_upload_staged(const rl_backend *be, const rl_upload *parts, int n) {
+    for (int i = 0; i < n; i++)
+        if (parts[i].bytes) memcpy(parts[i].dst, parts[i].src, parts[i].bytes);
+}
+
 static const rl_backend CPU_BACKEND = {
     .name = "cpu",
     .is_host = 1,
@@ -67,16 +72,24 @@ static const rl_backend CPU_BACKEND = {
     .kv_store = kv_store_cpu,
     .attention_cached_forward = attention_cached_forward_cpu,
     .gather_rows = gather_rows_cpu,
+    .convert = convert_cpu,
     .logprob_forward = logprob_forward_cpu,
     .logprob_backward = logprob_backward_cpu,
     .logsoftmax_forward = logsoftmax_forward_cpu,
     .adamw_update = adamw_update_cpu,
+    .adamw_update_master = adamw_update_master_cpu,
     .sumsq = sumsq_cpu,
     .scale = scale_cpu,
     .fill = fill_cpu,
     .lm_head_logprob_forward = lm_head_logprob_forward_cpu,
     .lm_head_logprob_backward = lm_head_logprob_backward_cpu,
     .rmsnorm_residual_forward = rmsnorm_residual_forward_cpu,
+    .sample = sample_cpu,
+    .mem_upload_staged = cpu_mem_upload_staged,
+    .graph_begin = NULL,
+    .graph_end = NULL,
+    .graph_launch = NULL,
+    .graph_free = NULL,
 };
 
 const rl_backend *rl_backend_cpu(void) {
@@ -108,11 +121,15 @@ static int env_int(const char *name, int def, int *out, rl_err *err) {
 }
 
 const rl_backend *rl_backend_cuda(rl_err *err) {
+    return rl_backend_cuda_act(RL_F32, err);
+}
+
+const rl_backend *rl_backend_cuda_act(rl_dtype act, rl_err *err) {
     int device, tf32;
     if (env_int("RLPIPE_CUDA_DEVICE", 0, &device, err) ||
         env_int("RLPIPE_CUDA_TF32", 0, &tf32, err))
         return NULL;
-    return rl_backend_cuda_open(device, tf32, RL_F32, err);
+    return rl_backend_cuda_open(device, tf32, act, err);
 }
 
 const rl_backend *rl_backend_get(const char *name, rl_err *err) {

@@ -1,4 +1,4 @@
-// rng: Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
+// rng: named streams over the Philox4x32-10 generator of rng.h. See rng.h.
 #include "kernels/rng.h"
 
 #include <math.h>
@@ -8,24 +8,6 @@ static uint64_t splitmix64(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
-}
-
-void rl_philox4x32(uint64_t key, uint64_t counter, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0x243F6A88u,
-             c3 = 0x85A308D3u;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0;
-        uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n1 = (uint32_t)p1;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        uint32_t n3 = (uint32_t)p0;
-        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
 }
 
 rl_rng rl_rng_stream(uint64_t seed, uint32_t purpose, uint64_t a, uint64_t b) {
@@ -80,4 +62,20 @@ double rl_rng_normal(rl_rng *r) {
     double u1 = rl_rng_double(r), u2 = rl_rng_double(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+uint64_t rl_rng_position(const rl_rng *r) {
+    return r->used >= 4 ? r->counter * 4 : (r->counter - 1) * 4 + (uint64_t)r->used;
+}
+
+void rl_rng_advance(rl_rng *r, uint64_t words) {
+    uint64_t pos = rl_rng_position(r) + words;
+    if (pos % 4 == 0) {
+        r->counter = pos / 4;
+        r->used = 4;
+    } else {
+        rl_philox4x32(r->key, pos / 4, r->buf);
+        r->counter = pos / 4 + 1;
+        r->used = (int)(pos % 4);
+    }
 }

@@ -278,7 +278,8 @@ static void test_gemm(void) {
                 float beta = betas[(s + ta + 2 * tb) % 3];
                 dbuf a = buf_rand((size_t)M * K, 1), b = buf_rand((size_t)K * N, 1);
                 dbuf c = buf_rand((size_t)M * N, 1);
-                ON_BOTH BACKEND->gemm(BACKEND, P(c), P(a), P(b), M, N, K, ta, tb, 0.7f, beta);
+                ON_BOTH BACKEND->gemm(BACKEND, P(c), RL_F32, P(a), P(b), M, N, K, ta, tb, 0.7f,
+                                      beta);
                 snprintf(what, sizeof what, "gemm %dx%dx%d ta%d tb%d beta %g", M, N, K, ta, tb,
                          (double)beta);
                 check_buf(what, c, 1e-5);
@@ -287,7 +288,8 @@ static void test_gemm(void) {
     // K = 0: the empty product, c = beta * c
     for (int z = 0; z < 2; z++) {
         dbuf c = buf_rand(35, 1);
-        ON_BOTH BACKEND->gemm(BACKEND, P(c), P(c), P(c), 5, 7, 0, 0, 0, 1.0f, z ? 0.5f : 0.0f);
+        ON_BOTH BACKEND->gemm(BACKEND, P(c), RL_F32, P(c), P(c), 5, 7, 0, 0, 0, 1.0f,
+                              z ? 0.5f : 0.0f);
         check_buf(z ? "gemm K=0 beta 0.5" : "gemm K=0 beta 0", c, -1);
         buf_free(&c);
     }
@@ -749,11 +751,11 @@ static void test_tf32_option(void) {
     float *a = rl_malloc((size_t)M * K * 4), *b = rl_malloc((size_t)K * N * 4);
     rand_fill(a, (size_t)M * K, 1), rand_fill(b, (size_t)K * N, 1);
     float *c = rl_calloc((size_t)M * N, 4);
-    CPU->gemm(CPU, c, a, b, M, N, K, 0, 0, 1.0f, 0.0f);
+    CPU->gemm(CPU, c, RL_F32, a, b, M, N, K, 0, 0, 1.0f, 0.0f);
     float *da = tf->mem_alloc(tf, (size_t)M * K * 4), *db = tf->mem_alloc(tf, (size_t)K * N * 4);
     float *dc = tf->mem_alloc(tf, (size_t)M * N * 4);
     tf->mem_upload(tf, da, a, (size_t)M * K * 4), tf->mem_upload(tf, db, b, (size_t)K * N * 4);
-    tf->gemm(tf, dc, da, db, M, N, K, 0, 0, 1.0f, 0.0f);
+    tf->gemm(tf, dc, RL_F32, da, db, M, N, K, 0, 0, 1.0f, 0.0f);
     float *g = download(tf, dc, (size_t)M * N);
     compare("gemm 96x80x512 with TF32 (loose)", g, c, (size_t)M * N, 5e-3);
     tf->mem_free(tf, da), tf->mem_free(tf, db), tf->mem_free(tf, dc);

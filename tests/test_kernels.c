@@ -144,7 +144,7 @@ static void test_gemm(void) {
                 fill_rand(c, (size_t)M * N, 1);
                 float *da = dev_f(a, (size_t)M * K), *db = dev_f(b, (size_t)K * N),
                       *dc = dev_f(c, (size_t)M * N);
-                BE->gemm(BE, dc, da, db, M, N, K, ta, tb, 0.7f, 0.5f);
+                BE->gemm(BE, dc, RL_F32, da, db, M, N, K, ta, tb, 0.7f, 0.5f);
                 ref_gemm(c, a, b, M, N, K, ta, tb, 0.7, 0.5);
                 double *got = host_d(dc, (size_t)M * N);
                 char what[64];

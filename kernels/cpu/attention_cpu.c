@@ -269,9 +269,11 @@ static void forward_block(float *out, float *lse, const float *qkv, const att_sh
         }
 }
 
-void attention_forward_cpu(const rl_backend *be, float *out, float *lse, const float *qkv,
+void attention_forward_cpu(const rl_backend *be, void *out_, float *lse, const void *qkv_,
                            const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                            int window) {
+    float *out = out_;
+    const float *qkv = qkv_;
     att_shape a = shape_of(T, NH, NKV, hd, window);
     int nqb = (T + QBLOCK - 1) / QBLOCK;
 #pragma omp parallel for collapse(3) schedule(dynamic, 1)
@@ -373,9 +375,13 @@ static void backward_unit(float *dqkv, const float *dout, const float *qkv, cons
     }
 }
 
-void attention_backward_cpu(const rl_backend *be, float *dqkv, const float *dout, const float *qkv,
-                            const float *out, const float *lse, const int32_t *lengths, int B,
+void attention_backward_cpu(const rl_backend *be, void *dqkv_, const void *dout_, const void *qkv_,
+                            const void *out_, const float *lse, const int32_t *lengths, int B,
                             int T, int NH, int NKV, int hd, int window) {
+    float *dqkv = dqkv_;
+    const float *dout = dout_;
+    const float *qkv = qkv_;
+    const float *out = out_;
     att_shape a = shape_of(T, NH, NKV, hd, window);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
@@ -387,9 +393,12 @@ void attention_backward_cpu(const rl_backend *be, float *dqkv, const float *dout
 //   keys   at (s*cap + b*KBLOCK)*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
 //   values at the same offset, rows [KBLOCK][hd]
 // so that attention reads each block of keys as ready-made transposed tiles.
-void kv_store_cpu(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
+void kv_store_cpu(const rl_backend *be, void *kcache_, void *vcache_, const void *qkv_,
                   const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
                   int cap) {
+    float *kcache = kcache_;
+    float *vcache = vcache_;
+    const float *qkv = qkv_;
     size_t qkv_dim = (size_t)(NH + 2 * NKV) * hd, kv_dim = (size_t)NKV * hd;
     for (int i = 0; i < n; i++) {
         const float *k = qkv + (size_t)i * qkv_dim + (size_t)NH * hd, *v = k + kv_dim;
@@ -404,10 +413,14 @@ void kv_store_cpu(const rl_backend *be, float *kcache, float *vcache, const floa
     }
 }
 
-void attention_cached_forward_cpu(const rl_backend *be, float *out, const float *qkv,
-                                  const float *kcache, const float *vcache, const int32_t *slot,
+void attention_cached_forward_cpu(const rl_backend *be, void *out_, const void *qkv_,
+                                  const void *kcache_, const void *vcache_, const int32_t *slot,
                                   const int32_t *pos, int n, int NH, int NKV, int hd, int cap,
                                   int window) {
+    float *out = out_;
+    const float *qkv = qkv_;
+    const float *kcache = kcache_;
+    const float *vcache = vcache_;
     int rep = NH / NKV;
     size_t qkv_dim = (size_t)(NH + 2 * NKV) * hd, kv_dim = (size_t)NKV * hd;
     size_t blk_stride = (size_t)KBLOCK * kv_dim;

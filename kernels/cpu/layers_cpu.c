@@ -1,6 +1,8 @@
-// Row-wise layers on the CPU: embedding, RMSNorm, RoPE, SwiGLU, residual add, row gather.
+// Row-wise layers on the CPU: embedding, RMSNorm, RoPE, SwiGLU, residual add, row gather, dtype
+// conversion. The CPU's act is float32: every act pointer is a float *.
 // OpenMP over rows; gradients of shared weights are reduced column-block by column-block so the
 // summation order never depends on the thread count. See kernels/kernels.h for the contracts.
+#include "kernels/bf16.h"
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/kernels.h"
 
@@ -12,8 +14,10 @@ enum { COL_BLOCK = 64 }; // columns per task in the deterministic column reducti
 // ------------------------------------------------------------------------------------------------
 // Embedding
 
-void embedding_forward_cpu(const rl_backend *be, float *out, const int32_t *tokens,
-                           const float *wte, int N, int C) {
+void embedding_forward_cpu(const rl_backend *be, void *out_, const int32_t *tokens,
+                           const void *wte_, int N, int C) {
+    float *out = out_;
+    const float *wte = wte_;
 #pragma omp parallel for if ((size_t)N * C >= RL_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * C;
@@ -24,8 +28,9 @@ void embedding_forward_cpu(const rl_backend *be, float *out, const int32_t *toke
     }
 }
 
-void embedding_backward_cpu(const rl_backend *be, float *dwte, const float *dout,
+void embedding_backward_cpu(const rl_backend *be, float *dwte, const void *dout_,
                             const int32_t *tokens, int N, int C) {
+    const float *dout = dout_;
     // Two positions may share a token, so threads split the columns, not the positions.
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= RL_CPU_PAR_MIN)
@@ -43,8 +48,11 @@ void embedding_backward_cpu(const rl_backend *be, float *dwte, const float *dout
 // ------------------------------------------------------------------------------------------------
 // RMSNorm
 
-void rmsnorm_forward_cpu(const rl_backend *be, float *out, float *rstd, const float *inp,
-                         const float *weight, int N, int C, float eps) {
+void rmsnorm_forward_cpu(const rl_backend *be, void *out_, float *rstd, const void *inp_,
+                         const void *weight_, int N, int C, float eps) {
+    float *out = out_;
+    const float *inp = inp_;
+    const float *weight = weight_;
 #pragma omp parallel for if ((size_t)N * C >= RL_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -57,8 +65,12 @@ void rmsnorm_forward_cpu(const rl_backend *be, float *out, float *rstd, const fl
     }
 }
 
-void rmsnorm_backward_cpu(const rl_backend *be, float *dinp, float *dweight, const float *dout,
-                          const float *inp, const float *weight, const float *rstd, int N, int C) {
+void rmsnorm_backward_cpu(const rl_backend *be, void *dinp_, float *dweight, const void *dout_,
+                          const void *inp_, const void *weight_, const float *rstd, int N, int C) {
+    float *dinp = dinp_;
+    const float *dout = dout_;
+    const float *inp = inp_;
+    const float *weight = weight_;
     // dx = r * (w*dy - xhat * mean(w*dy*xhat)),  xhat = x * r
     if (dinp) {
 #pragma omp parallel for if ((size_t)N * C >= RL_CPU_PAR_MIN)
@@ -121,20 +133,24 @@ static void rope_apply(float *x, const int32_t *pos, int N, int n_heads, int hd,
     }
 }
 
-void rope_forward_cpu(const rl_backend *be, float *x, const int32_t *pos, int N, int n_heads,
+void rope_forward_cpu(const rl_backend *be, void *x_, const int32_t *pos, int N, int n_heads,
                       int hd, int row_stride, float theta) {
+    float *x = x_;
     rope_apply(x, pos, N, n_heads, hd, row_stride, theta, 1.0f);
 }
 
-void rope_backward_cpu(const rl_backend *be, float *dx, const int32_t *pos, int N, int n_heads,
+void rope_backward_cpu(const rl_backend *be, void *dx_, const int32_t *pos, int N, int n_heads,
                        int hd, int row_stride, float theta) {
+    float *dx = dx_;
     rope_apply(dx, pos, N, n_heads, hd, row_stride, theta, -1.0f);
 }
 
 // ------------------------------------------------------------------------------------------------
 // SwiGLU: out = silu(g) * u, silu(g) = g * sigmoid(g)
 
-void swiglu_forward_cpu(const rl_backend *be, float *out, const float *gu, int N, int FF) {
+void swiglu_forward_cpu(const rl_backend *be, void *out_, const void *gu_, int N, int FF) {
+    float *out = out_;
+    const float *gu = gu_;
 #pragma omp parallel for if ((size_t)N * FF >= RL_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *g = gu + (size_t)n * 2 * FF, *u = g + FF;
@@ -144,8 +160,11 @@ void swiglu_forward_cpu(const rl_backend *be, float *out, const float *gu, int N
     }
 }
 
-void swiglu_backward_cpu(const rl_backend *be, float *dgu, const float *dout, const float *gu,
+void swiglu_backward_cpu(const rl_backend *be, void *dgu_, const void *dout_, const void *gu_,
                          int N, int FF) {
+    float *dgu = dgu_;
+    const float *dout = dout_;
+    const float *gu = gu_;
 #pragma omp parallel for if ((size_t)N * FF >= RL_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *g = gu + (size_t)n * 2 * FF, *u = g + FF, *d = dout + (size_t)n * FF;
@@ -163,8 +182,11 @@ void swiglu_backward_cpu(const rl_backend *be, float *dgu, const float *dout, co
 // ------------------------------------------------------------------------------------------------
 // Residual add, row gather
 
-void residual_forward_cpu(const rl_backend *be, float *out, const float *a, const float *b,
+void residual_forward_cpu(const rl_backend *be, void *out_, const void *a_, const void *b_,
                           size_t n) {
+    float *out = out_;
+    const float *a = a_;
+    const float *b = b_;
     const size_t chunk = 4096;
     size_t nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for if (n >= RL_CPU_PAR_MIN)
@@ -175,8 +197,27 @@ void residual_forward_cpu(const rl_backend *be, float *out, const float *a, cons
     }
 }
 
-void gather_rows_cpu(const rl_backend *be, float *out, const float *inp, const int32_t *rows, int n,
+void gather_rows_cpu(const rl_backend *be, void *out_, const void *inp_, const int32_t *rows, int n,
                      int C) {
+    float *out = out_;
+    const float *inp = inp_;
     for (int i = 0; i < n; i++)
         memcpy(out + (size_t)i * C, inp + (size_t)rows[i] * C, (size_t)C * sizeof(float));
+}
+
+void convert_cpu(const rl_backend *be, void *dst, rl_dtype dst_dt, const void *src, rl_dtype src_dt,
+                 size_t n) {
+    if (dst_dt == src_dt) {
+        if (dst != src) memmove(dst, src, n * rl_dtype_size(dst_dt));
+    } else if (dst_dt == RL_BF16) { // float32 -> bfloat16, round to nearest even
+        uint16_t *d = dst;
+        const float *s = src;
+#pragma omp parallel for simd schedule(static) if (n >= RL_CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++) d[i] = rl_bf16_from_f32(s[i]);
+    } else { // bfloat16 -> float32, exact
+        float *d = dst;
+        const uint16_t *s = src;
+#pragma omp parallel for simd schedule(static) if (n >= RL_CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++) d[i] = rl_bf16_to_f32(s[i]);
+    }
 }

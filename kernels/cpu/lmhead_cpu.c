@@ -137,8 +137,8 @@ void lm_head_logprob_backward_cpu(const rl_backend *be, void *dh, float *dwlm, c
                 x[tc] = it * (dlp * (1.0f - p) - dent * p * (lp + H));
             }
         }
-        gemm_cpu(be, dh, work, wc, N, C, vc, 0, 0, 1.0f, v0 == 0 ? 0.0f : 1.0f);
-        gemm_cpu(be, dwlm + (size_t)v0 * C, work, hf, vc, C, N, 1, 0, 1.0f, 1.0f);
+        gemm_cpu(be, dh, RL_F32, work, wc, N, C, vc, 0, 0, 1.0f, v0 == 0 ? 0.0f : 1.0f);
+        gemm_cpu(be, dwlm + (size_t)v0 * C, RL_F32, work, hf, vc, C, N, 1, 0, 1.0f, 1.0f);
     }
 }
 

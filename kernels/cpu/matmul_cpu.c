@@ -1,14 +1,16 @@
 // Matrix products on the CPU: OpenBLAS sgemm (threaded by OpenBLAS itself over the shared
-// OpenMP pool; sgemv for a single row) plus the bias add / bias gradient around it. See
-// kernels/kernels.h.
+// OpenMP pool; sgemv for a single row) plus the bias add / bias gradient around it. The CPU's act
+// is float32: every act pointer is a float *. See kernels/kernels.h.
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-void gemm_cpu(const rl_backend *be, float *c, const float *a, const float *b, int M, int N, int K,
-              int trans_a, int trans_b, float alpha, float beta) {
+static void sgemm(float *c, const float *a, const float *b, int M, int N, int K, int trans_a,
+                  int trans_b, float alpha, float beta) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // sgemm rejects a zero leading dimension; the product is empty
         for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0.0f ? 0.0f : beta * c[i];
@@ -28,8 +30,22 @@ void gemm_cpu(const rl_backend *be, float *c, const float *a, const float *b, in
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, lda, b, ldb, beta, c, N);
 }
 
-void matmul_forward_cpu(const rl_backend *be, float *out, const float *inp, const float *weight,
-                        const float *bias, int N, int C, int OC) {
+void gemm_cpu(const rl_backend *be, void *c, rl_dtype c_dt, const void *a, const void *b, int M,
+              int N, int K, int trans_a, int trans_b, float alpha, float beta) {
+    if (c_dt != RL_F32) { // the CPU's act is float32, so c can only be float32 (kernels.h)
+        fprintf(stderr, "rlpipe: gemm_cpu: c must be float32 on the CPU backend (got %s)\n",
+                rl_dtype_name(c_dt));
+        exit(1);
+    }
+    sgemm(c, a, b, M, N, K, trans_a, trans_b, alpha, beta);
+}
+
+void matmul_forward_cpu(const rl_backend *be, void *out_, const void *inp_, const void *weight_,
+                        const void *bias_, int N, int C, int OC) {
+    float *out = out_;
+    const float *inp = inp_;
+    const float *weight = weight_;
+    const float *bias = bias_;
     if (N <= 0 || OC <= 0) return;
     float beta = 0.0f;
     if (bias) { // start every row from the bias and let sgemm accumulate on top (beta = 1)
@@ -37,7 +53,7 @@ void matmul_forward_cpu(const rl_backend *be, float *out, const float *inp, cons
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
         beta = 1.0f;
     }
-    gemm_cpu(be, out, inp, weight, N, OC, C, 0, 1, 1.0f, beta);
+    sgemm(out, inp, weight, N, OC, C, 0, 1, 1.0f, beta);
 }
 
 // dbias[o] += sum_n dout[n, o], in row order for every column (deterministic): each thread owns a
@@ -57,11 +73,15 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
     }
 }
 
-void matmul_backward_cpu(const rl_backend *be, float *dinp, float *dweight, float *dbias,
-                         const float *dout, const float *inp, const float *weight, int N, int C,
+void matmul_backward_cpu(const rl_backend *be, void *dinp_, float *dweight, float *dbias,
+                         const void *dout_, const void *inp_, const void *weight_, int N, int C,
                          int OC) {
+    float *dinp = dinp_;
+    const float *dout = dout_;
+    const float *inp = inp_;
+    const float *weight = weight_;
     if (N <= 0) return;
-    if (dinp) gemm_cpu(be, dinp, dout, weight, N, C, OC, 0, 0, 1.0f, 0.0f);
-    if (dweight) gemm_cpu(be, dweight, dout, inp, OC, C, N, 1, 0, 1.0f, 1.0f);
+    if (dinp) sgemm(dinp, dout, weight, N, C, OC, 0, 0, 1.0f, 0.0f);
+    if (dweight) sgemm(dweight, dout, inp, OC, C, N, 1, 0, 1.0f, 1.0f);
     if (dbias) bias_backward(dbias, dout, N, OC);
 }

@@ -6,7 +6,10 @@
 // shared memory), the warp takes the tile's max and sum with shuffles (online softmax with a
 // running max m and sum l, as flash attention and the CPU kernel), then the warp accumulates the
 // tile's value rows, lane d holding output elements d, d+32, ... in registers. Scores and sums
-// are float32; scale hd^-0.5; lse = m + log l is kept for the backward pass.
+// are float32; scale hd^-0.5; lse = m + log l is kept for the backward pass. Every kernel is a
+// template over the act type T (float or bf16): q|k|v, outputs, caches and activation gradients
+// are stored in T and widened to float on load; all arithmetic, softmax statistics and
+// accumulators are float32, rounded to T once on store.
 //
 // Backward (probabilities recomputed from lse, no atomics, so it is deterministic):
 //   dq kernel, one warp per (b, t, h): dq_t = scale * sum_j P_tj (dout_t.v_j - D_t) k_j
@@ -26,7 +29,7 @@ __device__ __forceinline__ static int first_key(int t, int window) {
 // The shape of one attention call, passed by value to every kernel.
 typedef struct att_dims {
     int B, T, NH, NKV, hd, window, rep;
-    size_t qkv_dim, att_dim; // floats per fused q|k|v row, per attention output row
+    size_t qkv_dim, att_dim; // elements per fused q|k|v row, per attention output row
     float scale;
 } att_dims;
 
@@ -40,15 +43,17 @@ static att_dims dims_of(int B, int T, int NH, int NKV, int hd, int window) {
 }
 
 // dot(a[hd] in shared memory, b[hd] in global memory), by one lane.
-__device__ __forceinline__ static float dot_lane(const float *a, const float *b, int hd) {
+template <class T>
+__device__ __forceinline__ static float dot_lane(const float *a, const T *b, int hd) {
     float s = 0.0f;
-    for (int d = 0; d < hd; d++) s += a[d] * b[d];
+    for (int d = 0; d < hd; d++) s += a[d] * to_float(b[d]);
     return s;
 }
 
-// x[hd] (global) into shared memory, by the whole warp.
-__device__ __forceinline__ static void load_row(float *dst, const float *src, int hd, int lane) {
-    for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+// x[hd] (global) into shared memory as float, by the whole warp.
+template <class T>
+__device__ __forceinline__ static void load_row(float *dst, const T *src, int hd, int lane) {
+    for (int d = lane; d < hd; d += 32) dst[d] = to_float(src[d]);
     __syncwarp();
 }
 
@@ -67,28 +72,36 @@ __device__ __forceinline__ static float softmax_tile(float s, float *m, float *l
 }
 
 // acc[i] += w * row[lane + 32 i] for the valid elements.
-__device__ __forceinline__ static void axpy_lanes(float acc[HDL], float w, const float *row, int hd,
+template <class T>
+__device__ __forceinline__ static void axpy_lanes(float acc[HDL], float w, const T *row, int hd,
                                                   int lane) {
 #pragma unroll
     for (int i = 0; i < HDL; i++) {
         int d = lane + 32 * i;
-        if (d < hd) acc[i] += w * row[d];
+        if (d < hd) acc[i] += w * to_float(row[d]);
     }
 }
 
-__device__ __forceinline__ static void store_lanes(float *dst, const float acc[HDL], float mul,
-                                                   int hd, int lane) {
+template <class T>
+__device__ __forceinline__ static void store_lanes(T *dst, const float acc[HDL], float mul, int hd,
+                                                   int lane) {
 #pragma unroll
     for (int i = 0; i < HDL; i++) {
         int d = lane + 32 * i;
-        if (d < hd) dst[d] = acc[i] * mul;
+        if (d < hd) dst[d] = from_float<T>(acc[i] * mul);
     }
+}
+
+// dst[lane + 32 i] = 0 for the valid elements, by the whole warp.
+template <class T> __device__ __forceinline__ static void zero_lanes(T *dst, int hd, int lane) {
+    for (int d = lane; d < hd; d += 32) dst[d] = from_float<T>(0.0f);
 }
 
 // ------------------------------------------------------------------------------------------------
 // Training forward: one warp per (b, t, h); warp index = (b*T + t)*NH + h.
 
-__global__ static void attention_forward_kernel(float *out, float *lse, const float *qkv,
+template <class T>
+__global__ static void attention_forward_kernel(T *out, float *lse, const T *qkv,
                                                 const int32_t *lengths, att_dims a) {
     __shared__ float qs[WARPS][RL_MAX_HEAD_DIM];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -99,16 +112,16 @@ __global__ static void attention_forward_kernel(float *out, float *lse, const fl
     int t = (int)(row % a.T), b = (int)(row / a.T);
     int len = lengths ? lengths[b] : a.T;
     int hd = a.hd;
-    float *o = out + row * a.att_dim + (size_t)h * hd;
+    T *o = out + row * a.att_dim + (size_t)h * hd;
     if (t >= len) { // padding: zeros, never attended
-        for (int d = lane; d < hd; d += 32) o[d] = 0.0f;
+        zero_lanes(o, hd, lane);
         if (lse && lane == 0) lse[row * a.NH + h] = 0.0f;
         return;
     }
     int kvh = h / a.rep;
-    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
-    const float *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd; // key j at kb + j*qkv_dim
-    const float *vb = kb + (size_t)a.NKV * hd;
+    const T *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const T *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd; // key j at kb + j*qkv_dim
+    const T *vb = kb + (size_t)a.NKV * hd;
     float *q = qs[warp];
     load_row(q, base + (size_t)t * a.qkv_dim + (size_t)h * hd, hd, lane);
     float acc[HDL] = {0};
@@ -127,15 +140,21 @@ __global__ static void attention_forward_kernel(float *out, float *lse, const fl
     if (lse && lane == 0) lse[row * a.NH + h] = m + logf(l);
 }
 
-void attention_forward_cuda(const rl_backend *be, float *out, float *lse, const float *qkv,
+template <class T>
+static void attention_forward_launch(rl_cuda_ctx *ctx, void *out, float *lse, const void *qkv,
+                                     const int32_t *lengths, const att_dims &a) {
+    size_t warps = (size_t)a.B * a.T * a.NH;
+    attention_forward_kernel<T><<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(
+        (T *)out, lse, (const T *)qkv, lengths, a);
+}
+
+void attention_forward_cuda(const rl_backend *be, void *out, float *lse, const void *qkv,
                             const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                             int window) {
     if (B <= 0 || T <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
     att_dims a = dims_of(B, T, NH, NKV, hd, window);
-    size_t warps = (size_t)B * T * NH;
-    attention_forward_kernel<<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(out, lse, qkv,
-                                                                                      lengths, a);
+    ACT_DISPATCH(be, attention_forward_launch, ctx, out, lse, qkv, lengths, a);
     cudaLaunchCheck(ctx);
 }
 
@@ -143,10 +162,10 @@ void attention_forward_cuda(const rl_backend *be, float *out, float *lse, const 
 // Training backward
 
 // dq of (b, t, h): one warp; warp index = (b*T + t)*NH + h.
-__global__ static void attention_backward_dq_kernel(float *dqkv, const float *dout,
-                                                    const float *qkv, const float *out,
-                                                    const float *lse, const int32_t *lengths,
-                                                    att_dims a) {
+template <class T>
+__global__ static void attention_backward_dq_kernel(T *dqkv, const T *dout, const T *qkv,
+                                                    const T *out, const float *lse,
+                                                    const int32_t *lengths, att_dims a) {
     __shared__ float qs[WARPS][RL_MAX_HEAD_DIM], dos[WARPS][RL_MAX_HEAD_DIM];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     size_t gw = (size_t)blockIdx.x * WARPS + warp;
@@ -156,22 +175,22 @@ __global__ static void attention_backward_dq_kernel(float *dqkv, const float *do
     int t = (int)(row % a.T), b = (int)(row / a.T);
     int len = lengths ? lengths[b] : a.T;
     int hd = a.hd;
-    float *dq = dqkv + row * a.qkv_dim + (size_t)h * hd;
+    T *dq = dqkv + row * a.qkv_dim + (size_t)h * hd;
     if (t >= len) {
-        for (int d = lane; d < hd; d += 32) dq[d] = 0.0f;
+        zero_lanes(dq, hd, lane);
         return;
     }
     int kvh = h / a.rep;
-    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
-    const float *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd;
-    const float *vb = kb + (size_t)a.NKV * hd;
-    const float *dout_t = dout + row * a.att_dim + (size_t)h * hd;
-    const float *out_t = out + row * a.att_dim + (size_t)h * hd;
+    const T *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const T *kb = base + (size_t)a.NH * hd + (size_t)kvh * hd;
+    const T *vb = kb + (size_t)a.NKV * hd;
+    const T *dout_t = dout + row * a.att_dim + (size_t)h * hd;
+    const T *out_t = out + row * a.att_dim + (size_t)h * hd;
     float *q = qs[warp], *dt = dos[warp];
     load_row(q, base + (size_t)t * a.qkv_dim + (size_t)h * hd, hd, lane);
     load_row(dt, dout_t, hd, lane);
     float D = 0.0f;
-    for (int d = lane; d < hd; d += 32) D += dt[d] * out_t[d];
+    for (int d = lane; d < hd; d += 32) D += dt[d] * to_float(out_t[d]);
     D = warp_sum(D);
     float lse_t = lse[row * a.NH + h];
     float acc[HDL] = {0};
@@ -196,10 +215,10 @@ __global__ static void attention_backward_dq_kernel(float *dqkv, const float *do
 // dk and dv of (b, j, kvh): one warp; warp index = (b*T + j)*NKV + kvh. Key j is seen by the
 // queries t in [j, j + window - 1] (all t >= j without a window) below the length, of every
 // query head of the group.
-__global__ static void attention_backward_dkv_kernel(float *dqkv, const float *dout,
-                                                     const float *qkv, const float *out,
-                                                     const float *lse, const int32_t *lengths,
-                                                     att_dims a) {
+template <class T>
+__global__ static void attention_backward_dkv_kernel(T *dqkv, const T *dout, const T *qkv,
+                                                     const T *out, const float *lse,
+                                                     const int32_t *lengths, att_dims a) {
     __shared__ float ks[WARPS][RL_MAX_HEAD_DIM], vs[WARPS][RL_MAX_HEAD_DIM];
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     size_t gw = (size_t)blockIdx.x * WARPS + warp;
@@ -209,13 +228,14 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
     int j = (int)(row % a.T), b = (int)(row / a.T);
     int len = lengths ? lengths[b] : a.T;
     int hd = a.hd;
-    float *dk = dqkv + row * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd;
-    float *dv = dk + (size_t)a.NKV * hd;
+    T *dk = dqkv + row * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd;
+    T *dv = dk + (size_t)a.NKV * hd;
     if (j >= len) {
-        for (int d = lane; d < hd; d += 32) dk[d] = 0.0f, dv[d] = 0.0f;
+        zero_lanes(dk, hd, lane);
+        zero_lanes(dv, hd, lane);
         return;
     }
-    const float *base = qkv + (size_t)b * a.T * a.qkv_dim;
+    const T *base = qkv + (size_t)b * a.T * a.qkv_dim;
     float *k = ks[warp], *v = vs[warp];
     load_row(k, base + (size_t)j * a.qkv_dim + (size_t)a.NH * hd + (size_t)kvh * hd, hd, lane);
     load_row(v, base + (size_t)j * a.qkv_dim + (size_t)(a.NH + a.NKV) * hd + (size_t)kvh * hd, hd,
@@ -224,19 +244,19 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
     float acc_k[HDL] = {0}, acc_v[HDL] = {0};
     for (int r = 0; r < a.rep; r++) {
         int h = kvh * a.rep + r;
-        const float *qh = base + (size_t)h * hd; // query of position t at qh + t*qkv_dim
-        size_t orow0 = (size_t)b * a.T;          // output row of position 0
+        const T *qh = base + (size_t)h * hd; // query of position t at qh + t*qkv_dim
+        size_t orow0 = (size_t)b * a.T;      // output row of position 0
         for (int t0 = j; t0 <= tmax; t0 += 32) {
             int t = t0 + lane;
             float p = 0.0f, ds = 0.0f;
             if (t <= tmax) {
                 size_t orow = orow0 + t;
-                const float *dout_t = dout + orow * a.att_dim + (size_t)h * hd;
-                const float *out_t = out + orow * a.att_dim + (size_t)h * hd;
+                const T *dout_t = dout + orow * a.att_dim + (size_t)h * hd;
+                const T *out_t = out + orow * a.att_dim + (size_t)h * hd;
                 float s = dot_lane(k, qh + (size_t)t * a.qkv_dim, hd);
                 float dp = dot_lane(v, dout_t, hd);
                 float D = 0.0f;
-                for (int d = 0; d < hd; d++) D += dout_t[d] * out_t[d];
+                for (int d = 0; d < hd; d++) D += to_float(dout_t[d]) * to_float(out_t[d]);
                 p = expf(s * a.scale - lse[orow * a.NH + h]);
                 ds = p * (dp - D) * a.scale;
             }
@@ -254,31 +274,40 @@ __global__ static void attention_backward_dkv_kernel(float *dqkv, const float *d
     store_lanes(dv, acc_v, 1.0f, hd, lane);
 }
 
-void attention_backward_cuda(const rl_backend *be, float *dqkv, const float *dout, const float *qkv,
-                             const float *out, const float *lse, const int32_t *lengths, int B,
-                             int T, int NH, int NKV, int hd, int window) {
-    if (B <= 0 || T <= 0 || NH <= 0) return;
-    rl_cuda_ctx *ctx = cu_ctx(be);
-    att_dims a = dims_of(B, T, NH, NKV, hd, window);
-    size_t warps_q = (size_t)B * T * NH, warps_kv = (size_t)B * T * NKV;
-    attention_backward_dq_kernel<<<cu_blocks(warps_q, WARPS), WARPS * 32, 0, ctx->stream>>>(
+template <class T>
+static void attention_backward_launch(rl_cuda_ctx *ctx, void *dqkv_, const void *dout_,
+                                      const void *qkv_, const void *out_, const float *lse,
+                                      const int32_t *lengths, const att_dims &a) {
+    T *dqkv = (T *)dqkv_;
+    const T *dout = (const T *)dout_, *qkv = (const T *)qkv_, *out = (const T *)out_;
+    size_t warps_q = (size_t)a.B * a.T * a.NH, warps_kv = (size_t)a.B * a.T * a.NKV;
+    attention_backward_dq_kernel<T><<<cu_blocks(warps_q, WARPS), WARPS * 32, 0, ctx->stream>>>(
         dqkv, dout, qkv, out, lse, lengths, a);
     cudaLaunchCheck(ctx);
-    attention_backward_dkv_kernel<<<cu_blocks(warps_kv, WARPS), WARPS * 32, 0, ctx->stream>>>(
+    attention_backward_dkv_kernel<T><<<cu_blocks(warps_kv, WARPS), WARPS * 32, 0, ctx->stream>>>(
         dqkv, dout, qkv, out, lse, lengths, a);
     cudaLaunchCheck(ctx);
 }
 
+void attention_backward_cuda(const rl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                             const void *out, const float *lse, const int32_t *lengths, int B,
+                             int T, int NH, int NKV, int hd, int window) {
+    if (B <= 0 || T <= 0 || NH <= 0) return;
+    att_dims a = dims_of(B, T, NH, NKV, hd, window);
+    ACT_DISPATCH(be, attention_backward_launch, cu_ctx(be), dqkv, dout, qkv, out, lse, lengths, a);
+}
+
 // ------------------------------------------------------------------------------------------------
 // KV cache. The layout is the CPU's (kernels/cpu/attention_cpu.c), so caches of both backends
-// hold the same floats at the same offsets: slot s, block b = pos / KBLOCK, kv head kvh:
+// hold the same elements at the same offsets: slot s, block b = pos / KBLOCK, kv head kvh:
 //   keys   at (s*cap + b*KBLOCK)*kv_dim + kvh*hd*KBLOCK, transposed [hd][KBLOCK]
 //   values at the same offset, rows [KBLOCK][hd]
-// The transposed keys suit the one-key-per-lane scoring: lanes read adjacent floats.
+// The transposed keys suit the one-key-per-lane scoring: lanes read adjacent elements.
 
-__global__ static void kv_store_kernel(float *kcache, float *vcache, const float *qkv,
-                                       const int32_t *slot, const int32_t *pos, int n, int NH,
-                                       int NKV, int hd, int cap) {
+template <class T>
+__global__ static void kv_store_kernel(T *kcache, T *vcache, const T *qkv, const int32_t *slot,
+                                       const int32_t *pos, int n, int NH, int NKV, int hd,
+                                       int cap) {
     size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
     size_t total = (size_t)n * kv_dim;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
@@ -288,26 +317,34 @@ __global__ static void kv_store_kernel(float *kcache, float *vcache, const float
         int p = pos[i], jj = p % KBLOCK;
         size_t block =
             ((size_t)slot[i] * cap + (size_t)(p - jj)) * kv_dim + (size_t)kvh * hd * KBLOCK;
-        const float *k = qkv + i * qkv_dim + (size_t)NH * hd;
+        const T *k = qkv + i * qkv_dim + (size_t)NH * hd;
         kcache[block + (size_t)d * KBLOCK + jj] = k[e];
         vcache[block + (size_t)jj * hd + d] = k[kv_dim + e];
     }
 }
 
-void kv_store_cuda(const rl_backend *be, float *kcache, float *vcache, const float *qkv,
+template <class T>
+static void kv_store_launch(rl_cuda_ctx *ctx, void *kcache, void *vcache, const void *qkv,
+                            const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
+                            int cap) {
+    size_t total = (size_t)n * NKV * hd;
+    kv_store_kernel<T><<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
+        (T *)kcache, (T *)vcache, (const T *)qkv, slot, pos, n, NH, NKV, hd, cap);
+}
+
+void kv_store_cuda(const rl_backend *be, void *kcache, void *vcache, const void *qkv,
                    const int32_t *slot, const int32_t *pos, int n, int NH, int NKV, int hd,
                    int cap) {
     if (n <= 0 || NKV <= 0 || hd <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    size_t total = (size_t)n * NKV * hd;
-    kv_store_kernel<<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
-        kcache, vcache, qkv, slot, pos, n, NH, NKV, hd, cap);
+    ACT_DISPATCH(be, kv_store_launch, ctx, kcache, vcache, qkv, slot, pos, n, NH, NKV, hd, cap);
     cudaLaunchCheck(ctx);
 }
 
 // One warp per (row i, query head h); warp index = i*NH + h.
-__global__ static void attention_cached_kernel(float *out, const float *qkv, const float *kcache,
-                                               const float *vcache, const int32_t *slot,
+template <class T>
+__global__ static void attention_cached_kernel(T *out, const T *qkv, const T *kcache,
+                                               const T *vcache, const int32_t *slot,
                                                const int32_t *pos, int n, int NH, int NKV, int hd,
                                                int cap, int window, float scale) {
     __shared__ float qs[WARPS][RL_MAX_HEAD_DIM];
@@ -320,7 +357,7 @@ __global__ static void attention_cached_kernel(float *out, const float *qkv, con
     size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
     size_t blk_stride = (size_t)KBLOCK * kv_dim;
     size_t at = (size_t)slot[i] * cap * kv_dim + (size_t)kvh * hd * KBLOCK; // block 0 of the slot
-    const float *kslot = kcache + at, *vslot = vcache + at;
+    const T *kslot = kcache + at, *vslot = vcache + at;
     float *q = qs[warp];
     load_row(q, qkv + i * qkv_dim + (size_t)h * hd, hd, lane);
     float acc[HDL] = {0};
@@ -329,9 +366,9 @@ __global__ static void attention_cached_kernel(float *out, const float *qkv, con
         int j = j0 + lane;
         float s = -INFINITY;
         if (j <= p) {
-            const float *kt = kslot + (size_t)(j / KBLOCK) * blk_stride + j % KBLOCK;
+            const T *kt = kslot + (size_t)(j / KBLOCK) * blk_stride + j % KBLOCK;
             float dot = 0.0f;
-            for (int d = 0; d < hd; d++) dot += q[d] * kt[(size_t)d * KBLOCK];
+            for (int d = 0; d < hd; d++) dot += q[d] * to_float(kt[(size_t)d * KBLOCK]);
             s = dot * scale;
         }
         float w = softmax_tile(s, &m, &l, acc);
@@ -339,22 +376,31 @@ __global__ static void attention_cached_kernel(float *out, const float *qkv, con
         for (int u = 0; u < nb; u++) {
             float wu = __shfl_sync(0xffffffffu, w, u);
             int ju = j0 + u;
-            const float *vrow =
-                vslot + (size_t)(ju / KBLOCK) * blk_stride + (size_t)(ju % KBLOCK) * hd;
+            const T *vrow = vslot + (size_t)(ju / KBLOCK) * blk_stride + (size_t)(ju % KBLOCK) * hd;
             axpy_lanes(acc, wu, vrow, hd, lane);
         }
     }
     store_lanes(out + i * NH * hd + (size_t)h * hd, acc, 1.0f / l, hd, lane);
 }
 
-void attention_cached_forward_cuda(const rl_backend *be, float *out, const float *qkv,
-                                   const float *kcache, const float *vcache, const int32_t *slot,
+template <class T>
+static void attention_cached_launch(rl_cuda_ctx *ctx, void *out, const void *qkv,
+                                    const void *kcache, const void *vcache, const int32_t *slot,
+                                    const int32_t *pos, int n, int NH, int NKV, int hd, int cap,
+                                    int window) {
+    size_t warps = (size_t)n * NH;
+    attention_cached_kernel<T><<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(
+        (T *)out, (const T *)qkv, (const T *)kcache, (const T *)vcache, slot, pos, n, NH, NKV, hd,
+        cap, window, 1.0f / sqrtf((float)hd));
+}
+
+void attention_cached_forward_cuda(const rl_backend *be, void *out, const void *qkv,
+                                   const void *kcache, const void *vcache, const int32_t *slot,
                                    const int32_t *pos, int n, int NH, int NKV, int hd, int cap,
                                    int window) {
     if (n <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    size_t warps = (size_t)n * NH;
-    attention_cached_kernel<<<cu_blocks(warps, WARPS), WARPS * 32, 0, ctx->stream>>>(
-        out, qkv, kcache, vcache, slot, pos, n, NH, NKV, hd, cap, window, 1.0f / sqrtf((float)hd));
+    ACT_DISPATCH(be, attention_cached_launch, ctx, out, qkv, kcache, vcache, slot, pos, n, NH, NKV,
+                 hd, cap, window);
     cudaLaunchCheck(ctx);
 }

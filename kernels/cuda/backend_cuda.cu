@@ -26,7 +26,7 @@ void rl_cuda_die(const char *file, int line, const char *what, const char *messa
 void rl_cuda_launch_check(const rl_cuda_ctx *ctx, const char *file, int line) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) rl_cuda_die(file, line, "kernel launch", cudaGetErrorString(e));
-    if (ctx->sync_check) {
+    if (ctx->sync_check && !ctx->capturing) {
         e = cudaStreamSynchronize(ctx->stream);
         if (e != cudaSuccess) rl_cuda_die(file, line, "kernel execution", cudaGetErrorString(e));
     }
@@ -37,6 +37,7 @@ void rl_cuda_launch_check(const rl_cuda_ctx *ctx, const char *file, int line) {
 
 static void *cuda_mem_alloc(const rl_backend *be, size_t bytes) {
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "mem_alloc");
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
     void *p = NULL;
@@ -57,6 +58,7 @@ static void *cuda_mem_alloc(const rl_backend *be, size_t bytes) {
 
 static void cuda_mem_free(const rl_backend *be, void *ptr) {
     if (!ptr) return;
+    rl_cuda_not_capturable(cu_ctx(be), "mem_free");
     // queued work may still use the block
     cudaCheck(cudaStreamSynchronize(cu_ctx(be)->stream));
     cudaCheck(cudaFree(ptr));
@@ -65,6 +67,7 @@ static void cuda_mem_free(const rl_backend *be, void *ptr) {
 static void cuda_mem_upload(const rl_backend *be, void *dst, const void *host_src, size_t bytes) {
     if (bytes == 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "mem_upload");
     cudaCheck(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, ctx->stream));
     cudaCheck(cudaStreamSynchronize(ctx->stream));
 }
@@ -72,6 +75,7 @@ static void cuda_mem_upload(const rl_backend *be, void *dst, const void *host_sr
 static void cuda_mem_download(const rl_backend *be, void *host_dst, const void *src, size_t bytes) {
     if (bytes == 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "mem_download");
     cudaCheck(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
     cudaCheck(cudaStreamSynchronize(ctx->stream));
 }
@@ -98,6 +102,7 @@ static void cuda_mem_zero(const rl_backend *be, void *dst, size_t bytes) {
 }
 
 static void cuda_synchronize(const rl_backend *be) {
+    rl_cuda_not_capturable(cu_ctx(be), "synchronize");
     cudaCheck(cudaStreamSynchronize(cu_ctx(be)->stream));
 }
 
@@ -108,6 +113,8 @@ static void cuda_synchronize(const rl_backend *be) {
 static void destroy_ctx(rl_cuda_ctx *ctx) {
     if (!ctx) return;
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    rl_cuda_step_release(ctx);
+    if (ctx->lt) cublasLtDestroy(ctx->lt);
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->workspace) cudaFree(ctx->workspace);
     if (ctx->partials) cudaFree(ctx->partials);
@@ -153,16 +160,24 @@ static const rl_backend CUDA_TABLE = {
     .kv_store = kv_store_cuda,
     .attention_cached_forward = attention_cached_forward_cuda,
     .gather_rows = gather_rows_cuda,
+    .convert = convert_cuda,
     .logprob_forward = logprob_forward_cuda,
     .logprob_backward = logprob_backward_cuda,
     .logsoftmax_forward = logsoftmax_forward_cuda,
     .adamw_update = adamw_update_cuda,
+    .adamw_update_master = adamw_update_master_cuda,
     .sumsq = sumsq_cuda,
     .scale = scale_cuda,
     .fill = fill_cuda,
     .lm_head_logprob_forward = lm_head_logprob_forward_cuda,
     .lm_head_logprob_backward = lm_head_logprob_backward_cuda,
     .rmsnorm_residual_forward = rmsnorm_residual_forward_cuda,
+    .sample = sample_cuda,
+    .mem_upload_staged = cuda_mem_upload_staged,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
 };
 
 // A failing CUDA / cuBLAS call while building the context: fill err, clean up, return NULL.
@@ -180,9 +195,8 @@ static const rl_backend CUDA_TABLE = {
 #define OPEN_CUBLAS(call) OPEN_TRY(call, CUBLAS_STATUS_SUCCESS, cublasGetStatusString)
 
 const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_err *err) {
-    if (act != RL_F32) {
-        rl_fail(err, RL_EINPUT, "device 'cuda': activation type %s is not supported yet",
-                rl_dtype_name(act));
+    if (act != RL_F32 && act != RL_BF16) {
+        rl_fail(err, RL_EINPUT, "device 'cuda': unknown activation type %d", (int)act);
         return NULL;
     }
     int count = 0;
@@ -232,9 +246,11 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_er
     OPEN_CUBLAS(cublasSetAtomicsMode(ctx->cublas, CUBLAS_ATOMICS_NOT_ALLOWED));
     OPEN_CUBLAS(cublasSetMathMode(ctx->cublas,
                                   ctx->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    OPEN_CUBLAS(cublasLtCreate(&ctx->lt));
 
     rl_backend *be = (rl_backend *)rl_malloc(sizeof *be);
     *be = CUDA_TABLE;
+    be->act = act;
     be->ctx = ctx;
     return be;
 }

@@ -4,7 +4,7 @@
  * reductions.
  *
  * The context (rl_cuda_ctx, behind rl_backend.ctx) holds everything a CUDA backend owns: device
- * index, stream, cuBLAS handle and workspace, the sum-of-squares partials. There is no global
+ * index, stream, cuBLAS and cuBLASLt handles and workspace, the sum-of-squares partials. There is no global
  * mutable state: every operation reaches its context through the backend it is given.
  *
  * Error rule. A function that returns a status (rl_backend_cuda_open) turns CUDA and cuBLAS
@@ -20,7 +20,9 @@
 #ifndef RL_CUDA_COMMON_H
 #define RL_CUDA_COMMON_H
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stddef.h>
@@ -38,11 +40,24 @@ typedef struct rl_cuda_ctx {
     int sync_check;         // $RLPIPE_CUDA_SYNC: synchronise and check after every launch
     cudaStream_t stream;    // every kernel, copy and cuBLAS call of this backend
     cublasHandle_t cublas;  // bound to stream and workspace
+    cublasLtHandle_t lt;    // cuBLASLt: the bf16 products (same stream and workspace)
     void *workspace;        // [workspace_bytes] cuBLAS workspace (fixed: reproducible products)
     size_t workspace_bytes; //
     double *partials;       // [RL_CUDA_SUMSQ_BLOCKS] device: per-block sums of squares
     char name[256];         // device name, for messages
+    // decode-step support (step_cuda.cu)
+    int capturing;       // between graph_begin and graph_end
+    void *stage_host;    // [stage_cap] pinned host staging buffer of mem_upload_staged
+    void *stage_dev;     // [stage_cap] its device twin
+    size_t stage_cap;    //
+    cudaEvent_t stage_done; // recorded after the last staged copy (NULL before the first)
 } rl_cuda_ctx;
+
+// The backend calls that cannot be recorded into a graph (they wait for the stream, allocate,
+// or return device results to the host) exit with this message during a capture.
+void rl_cuda_not_capturable(const rl_cuda_ctx *ctx, const char *what);
+// Frees the staging buffers and event of ctx (step_cuda.cu; called by the context's destroy).
+void rl_cuda_step_release(rl_cuda_ctx *ctx);
 
 static inline rl_cuda_ctx *cu_ctx(const rl_backend *be) {
     return (rl_cuda_ctx *)be->ctx;
@@ -67,6 +82,32 @@ void rl_cuda_launch_check(const rl_cuda_ctx *ctx, const char *file, int line);
     } while (0)
 
 #define cudaLaunchCheck(ctx) rl_cuda_launch_check((ctx), __FILE__, __LINE__)
+
+// ------------------------------------------------------------------------------------------------
+// Element types. Kernels over weights and activations are templates over T = float or bf16 (the
+// backend's act, rl_backend.act): storage in T, arithmetic in float. Loads widen with to_float,
+// stores round to nearest even with from_float<T>. A host entry point picks the instance with
+// ACT_DISPATCH.
+
+typedef __nv_bfloat16 bf16;
+
+static __host__ __device__ __forceinline__ float to_float(float x) {
+    return x;
+}
+static __host__ __device__ __forceinline__ float to_float(bf16 x) {
+    return __bfloat162float(x);
+}
+
+template <class T> static __host__ __device__ __forceinline__ T from_float(float x) {
+    return x;
+}
+template <> __host__ __device__ __forceinline__ bf16 from_float<bf16>(float x) {
+    return __float2bfloat16(x);
+}
+
+// fn<float>(args...) on a float32 backend, fn<bf16>(args...) on a bfloat16 one.
+#define ACT_DISPATCH(be, fn, ...)                                                                  \
+    ((be)->act == RL_BF16 ? fn<bf16>(__VA_ARGS__) : fn<float>(__VA_ARGS__))
 
 // ------------------------------------------------------------------------------------------------
 // Launch sizes

@@ -16,11 +16,14 @@
 //
 // Activation type. The kernels that read or write act (the dh store, RMSNorm + residual) are
 // templates over the element type (float, __nv_bfloat16), reached through non-template __global__
-// wrappers (one per type). With bf16 activations dh is accumulated in float32 in the workspace and
-// rounded once at the end. The products of act operands go through act_gemm below: float32 is
-// cuBLAS sgemm (gemm_cuda); bf16 needs the bf16 cuBLASLt products with float32 output that the
-// bf16 kernels bring (h/preck), and until then act_gemm refuses it (the backend cannot be opened
-// in bf16 yet either).
+// wrappers (one per type). The products go through gemm_cuda with float32 output (the chunk's
+// logits, dh, dwlm): sgemm for float32 activations; for bf16, cuBLASLt with bf16 operands, so the
+// chunk's float32 dlogits are rounded to bf16 (nearest even, convert_cuda) into their own
+// workspace slice before the two backward products (the same rounding the unfused model path
+// applies to its dlogits), and dh accumulates in float32 across chunks and is rounded once at the
+// end. Workspace layout: [N, chunk] float logits, running m, S, Sz [3, N]; with bf16 also the dh
+// accumulator [N, C] and the bf16 dlogits [N, chunk], each starting on a 256-byte boundary
+// (rl_lm_head_work_floats reserves the slack).
 #include "kernels/cuda/cuda_common.h"
 
 #include <cuda_bf16.h>
@@ -40,15 +43,15 @@ static __device__ __forceinline__ void act_store(__nv_bfloat16 *p, size_t i, flo
     p[i] = __float2bfloat16(v);
 }
 
-// c[M,N] (float32) = alpha op(a) op(b) + beta c, a and b of the backend's act type except where
-// a_f32 says a is float32 (the dlogits). See gemm_cuda.
-static void act_gemm(const rl_backend *be, float *c, const void *a, int a_f32, const void *b, int M,
-                     int N, int K, int trans_a, int trans_b, float beta) {
-    if (be->act != RL_F32)
-        rl_cuda_die(__FILE__, __LINE__, "lm_head_logprob",
-                    "bf16 activations need the bf16 matrix products (not built yet)");
-    (void)a_f32;
-    gemm_cuda(be, c, (const float *)a, (const float *)b, M, N, K, trans_a, trans_b, 1.0f, beta);
+// c[M,N] (float32) = op(a) op(b) + beta c, a and b of the backend's act type. See gemm_cuda.
+static void act_gemm(const rl_backend *be, float *c, const void *a, const void *b, int M, int N,
+                     int K, int trans_a, int trans_b, float beta) {
+    gemm_cuda(be, c, RL_F32, a, b, M, N, K, trans_a, trans_b, 1.0f, beta);
+}
+
+// p rounded up to a 256-byte boundary (the alignment cudaMalloc gives and cuBLASLt assumes).
+static float *align256(float *p) {
+    return (float *)(((uintptr_t)p + 255) & ~(uintptr_t)255);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ void lm_head_logprob_forward_cuda(const rl_backend *be, float *logp, float *entr
     float *run_m = work + (size_t)N * chunk, *run_S = run_m + N, *run_Sz = run_S + N;
     for (int v0 = 0; v0 < V; v0 += chunk) {
         int vc = V - v0 < chunk ? V - v0 : chunk;
-        act_gemm(be, work, h, 0, (const char *)wlm + (size_t)v0 * C * es, N, vc, C, 0, 1, 0.0f);
+        act_gemm(be, work, h, (const char *)wlm + (size_t)v0 * C * es, N, vc, C, 0, 1, 0.0f);
         lm_chunk_stats_kernel<<<(unsigned)N, LM_THREADS, 0, ctx->stream>>>(
             run_m, run_S, run_Sz, logp, work, targets, vc, v0, inv_temp, v0 == 0, entropy != NULL);
         cudaLaunchCheck(ctx);
@@ -172,17 +175,21 @@ void lm_head_logprob_backward_cuda(const rl_backend *be, void *dh, float *dwlm, 
         return;
     }
     chunk = clamp_chunk(chunk, V);
-    // float32 activations: dh accumulates in place; bf16: in float32 after the statistics
-    float *dacc = be->act == RL_F32 ? (float *)dh : work + (size_t)N * (chunk + 3);
+    // float32 activations: dh accumulates in place and the dlogits are the products' operand;
+    // bf16: dh in float32 after the statistics, the dlogits rounded to bf16 after that
+    int bf = be->act == RL_BF16;
+    float *dacc = bf ? align256(work + (size_t)N * (chunk + 3)) : (float *)dh;
+    void *dlg = bf ? (void *)align256(dacc + (size_t)N * C) : (void *)work;
     for (int v0 = 0; v0 < V; v0 += chunk) {
         int vc = V - v0 < chunk ? V - v0 : chunk;
         const void *wc = (const char *)wlm + (size_t)v0 * C * es;
-        act_gemm(be, work, h, 0, wc, N, vc, C, 0, 1, 0.0f);
+        act_gemm(be, work, h, wc, N, vc, C, 0, 1, 0.0f);
         lm_dlogits_kernel<<<(unsigned)N, LM_THREADS, 0, ctx->stream>>>(
             work, targets, dlogp, dentropy, lse, entropy, vc, v0, inv_temp);
         cudaLaunchCheck(ctx);
-        act_gemm(be, dacc, work, 1, wc, N, C, vc, 0, 0, v0 == 0 ? 0.0f : 1.0f);
-        act_gemm(be, dwlm + (size_t)v0 * C, work, 1, h, vc, C, N, 1, 0, 1.0f);
+        if (bf) convert_cuda(be, dlg, RL_BF16, work, RL_F32, (size_t)N * vc);
+        act_gemm(be, dacc, dlg, wc, N, C, vc, 0, 0, v0 == 0 ? 0.0f : 1.0f);
+        act_gemm(be, dwlm + (size_t)v0 * C, dlg, h, vc, C, N, 1, 0, 1.0f);
     }
     if (be->act == RL_BF16) {
         size_t n = (size_t)N * C;

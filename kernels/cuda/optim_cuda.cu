@@ -1,23 +1,59 @@
-// AdamW and the flat-vector helpers (sum of squares, scale, fill) on the GPU. See
-// kernels/kernels.h for the contracts.
+// AdamW (plain, and the mixed-precision variant that keeps a float32 master and writes the act
+// working copy, bf16 by stochastic rounding) and the flat-vector helpers (sum of squares, scale,
+// fill) on the GPU. See kernels/kernels.h for the contracts.
+#include "kernels/bf16.h"
 #include "kernels/cuda/cuda_common.h"
 
 #define GRID_STRIDE(i, n)                                                                          \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)gridDim.x * blockDim.x)
 
-// bc1, bc2: the bias corrections 1 - beta^step, computed on the host in double as the CPU does.
+// One AdamW step of one element, the same float operations in the same order as the CPU's
+// adamw_step (kernels/cpu/optim_cpu.c). bc1, bc2: the bias corrections 1 - beta^step, computed
+// on the host in double as the CPU does.
+static __device__ __forceinline__ float adamw_step(float p, float grad, float *m, float *v,
+                                                   float lr, float beta1, float beta2, float eps,
+                                                   float weight_decay, float grad_scale, float bc1,
+                                                   float bc2) {
+    float g = grad * grad_scale;
+    float mi = beta1 * *m + (1.0f - beta1) * g;
+    float vi = beta2 * *v + (1.0f - beta2) * g * g;
+    *m = mi;
+    *v = vi;
+    float mhat = mi / bc1, vhat = vi / bc2;
+    return p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+}
+
 __global__ static void adamw_kernel(float *param, const float *grad, float *m, float *v, size_t n,
                                     float lr, float beta1, float beta2, float eps,
                                     float weight_decay, float grad_scale, float bc1, float bc2) {
     GRID_STRIDE(i, n) {
-        float g = grad[i] * grad_scale;
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        float mhat = mi / bc1, vhat = vi / bc2;
-        param[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * param[i]);
+        param[i] = adamw_step(param[i], grad[i], m + i, v + i, lr, beta1, beta2, eps, weight_decay,
+                              grad_scale, bc1, bc2);
+    }
+}
+
+// The step on the float32 master, then the working copy: a copy (float) or the stochastic
+// rounding of kernels/bf16.h (bf16), whose random word depends only on (seed, i).
+static __device__ __forceinline__ void store_working(float *param, size_t i, float x, uint64_t) {
+    param[i] = x;
+}
+static __device__ __forceinline__ void store_working(bf16 *param, size_t i, float x,
+                                                     uint64_t seed) {
+    uint16_t bits = rl_bf16_stochastic(x, seed, (uint64_t)i);
+    memcpy(param + i, &bits, sizeof bits);
+}
+
+template <class T>
+__global__ static void adamw_master_kernel(float *master, T *param, const float *grad, float *m,
+                                           float *v, size_t n, float lr, float beta1, float beta2,
+                                           float eps, float weight_decay, float grad_scale,
+                                           float bc1, float bc2, uint64_t seed) {
+    GRID_STRIDE(i, n) {
+        float p = adamw_step(master[i], grad[i], m + i, v + i, lr, beta1, beta2, eps, weight_decay,
+                             grad_scale, bc1, bc2);
+        master[i] = p;
+        store_working(param, i, p, seed);
     }
 }
 
@@ -30,6 +66,29 @@ void adamw_update_cuda(const rl_backend *be, float *param, const float *grad, fl
     float bc2 = (float)(1.0 - pow((double)beta2, (double)step));
     adamw_kernel<<<cu_grid(n, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
         param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, bc1, bc2);
+    cudaLaunchCheck(ctx);
+}
+
+template <class T>
+static void adamw_master_launch(rl_cuda_ctx *ctx, float *master, void *param, const float *grad,
+                                float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                                float eps, float weight_decay, float grad_scale, float bc1,
+                                float bc2, uint64_t seed) {
+    adamw_master_kernel<T><<<cu_grid(n, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
+        master, (T *)param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, bc1,
+        bc2, seed);
+}
+
+void adamw_update_master_cuda(const rl_backend *be, float *master, void *param, const float *grad,
+                              float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                              float eps, float weight_decay, float grad_scale, int step,
+                              uint64_t seed) {
+    if (n == 0) return;
+    rl_cuda_ctx *ctx = cu_ctx(be);
+    float bc1 = (float)(1.0 - pow((double)beta1, (double)step));
+    float bc2 = (float)(1.0 - pow((double)beta2, (double)step));
+    ACT_DISPATCH(be, adamw_master_launch, ctx, master, param, grad, m, v, n, lr, beta1, beta2, eps,
+                 weight_decay, grad_scale, bc1, bc2, seed);
     cudaLaunchCheck(ctx);
 }
 
@@ -57,6 +116,7 @@ __global__ static void sumsq_kernel(double *partials, const float *x, size_t n, 
 double sumsq_cuda(const rl_backend *be, const float *x, size_t n) {
     if (n == 0) return 0.0;
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "sumsq");
     size_t len = (n + RL_CUDA_SUMSQ_BLOCKS - 1) / RL_CUDA_SUMSQ_BLOCKS;
     sumsq_kernel<<<RL_CUDA_SUMSQ_BLOCKS, SUMSQ_THREADS, 0, ctx->stream>>>(ctx->partials, x, n, len);
     cudaLaunchCheck(ctx);

@@ -2,9 +2,10 @@
 # shellcheck disable=SC2086,SC2046  # $cxx, $cc, $san and pkg-config output are word lists
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
-# rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime and cuBLAS, and
-# test_cuda and test_cuda_lmhead (CUDA vs CPU), test_kernels, test_model and test_lmhead
-# (RLPIPE_TEST_BACKEND=cuda, against double references) run with them. Device memory is
+# rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
+# cuBLASLt, and the CUDA tests (each CUDA test against the CPU backend, test_cuda_lmhead included;
+# test_kernels, test_model and test_lmhead with RLPIPE_TEST_BACKEND=cuda, against double
+# references) run with them; the list is the `for t in` line below. Device memory is
 # inaccessible to host code outside kernels and copies, so these runs also prove that the model,
 # optimizer and decoder never dereference backend memory on the host.
 #
@@ -13,6 +14,7 @@
 # library accuracy, performance, anything about the real toolkit (compile with nvcc for that).
 #
 #   kernels/cuda/emu/check.sh [--asan]     (from anywhere; takes a few minutes on 2 cores)
+# $EMU_TESTS (a space-separated list, default all) selects the test programs to build and run.
 # --asan adds AddressSanitizer + UBSan (out-of-bounds accesses inside kernels become errors).
 # Needs a CPU-only build of the project's libraries: made in $EMU_BUILD (default
 # /tmp/rlpipe-emu-build, or /tmp/rlpipe-emu-build-asan) when absent.
@@ -49,7 +51,7 @@ nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
 # EMU_TESTS: the tests to run (default all), e.g. EMU_TESTS=test_cuda_lmhead while iterating
-for t in ${EMU_TESTS:-test_cuda test_kernels test_model test_lmhead test_cuda_lmhead}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_lmhead test_kernels test_model test_lmhead}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \

@@ -1,5 +1,5 @@
 // emu: the CPU emulation of the CUDA runtime, device language and cuBLAS subset that
-// kernels/cuda/ uses (declared in cuda_runtime.h and cublas_v2.h beside this file). A test aid
+// kernels/cuda/ uses (declared in cuda_runtime.h, cublas_v2.h and cublasLt.h beside this file). A test aid
 // for machines without a GPU, built only by check.sh.
 //
 // Launches: blocks run one after another; a block's threads are ucontext fibers run round-robin
@@ -8,7 +8,9 @@
 // does. Memory: every cudaMalloc block is its own mapping, PROT_NONE whenever no kernel, copy or
 // cuBLAS call runs, so a host dereference of device memory is a segmentation fault; fresh blocks
 // are filled with 0xff bytes (NaN floats), so reading memory nobody wrote shows.
+#include "cublasLt.h"
 #include "cublas_v2.h"
+#include "cuda_bf16.h"
 
 #include <map>
 #include <stdio.h>
@@ -126,7 +128,29 @@ static void fiber_main() {
     swapcontext(&current->ctx, &scheduler);
 }
 
+// ------------------------------------------------------------------------------------------------
+// Stream capture: a graph is the list of the calls recorded while capturing.
+
+struct emu_graph {
+    std::vector<std::function<void()>> calls;
+};
+static emu_graph *capture = NULL; // the graph being recorded, if any
+static int sync_in_capture = 0;   // a synchronising call happened during the capture
+
+void emu_enqueue(std::function<void()> work) {
+    if (capture)
+        capture->calls.push_back(std::move(work));
+    else
+        work();
+}
+
+static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+
 void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
+    emu_enqueue([=]() { run_launch(grid, block, body); });
+}
+
+static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
     DeviceAccess access;
     int n = (int)(block.x * block.y * block.z);
     if (n <= 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
@@ -138,7 +162,8 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
     while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK_BYTES));
     emu_grid_dim = grid;
     emu_block_dim = block;
-    body_now = &body;
+    std::function<void()> body_copy = body; // a replay may launch while another runs
+    body_now = &body_copy;
     fibers.assign((size_t)n, Fiber());
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
@@ -209,6 +234,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (capture) {
+        sync_in_capture = 1;
+        return cudaErrorStreamCaptureUnsupported;
+    }
     return cudaSuccess;
 }
 
@@ -236,25 +265,108 @@ cudaError_t cudaFree(void *p) {
 }
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
-    DeviceAccess access;
-    memset(p, value, bytes);
+    emu_enqueue([=]() {
+        DeviceAccess access;
+        memset(p, value, bytes);
+    });
     return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t s) {
-    DeviceAccess access;
     const char *d = (const char *)dst, *r = (const char *)src;
     if (d != r && d < r + bytes && r < d + bytes) {
         fprintf(stderr, "emu: cudaMemcpy between overlapping ranges\n");
         abort();
     }
-    memcpy(dst, src, bytes);
+    if (capture && kind == cudaMemcpyDeviceToHost) { // a GPU cannot capture a download either
+        sync_in_capture = 1;
+        return cudaErrorStreamCaptureUnsupported;
+    }
+    emu_enqueue([=]() {
+        DeviceAccess access;
+        memcpy(dst, src, bytes);
+    });
     return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     *free_bytes = *total_bytes = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags) {
+    if (capture) return cudaErrorStreamCaptureUnsupported;
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaFreeHost(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+
+struct emu_event {
+    int unused;
+};
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    *e = new emu_event();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    return capture ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    if (capture) return cudaErrorStreamCaptureUnsupported;
+    capture = new emu_graph();
+    sync_in_capture = 0;
+    return cudaSuccess;
+}
+
+// As on a GPU, a capture that met a synchronising call is invalid: no graph.
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    emu_graph *done = capture;
+    capture = NULL;
+    *g = NULL;
+    if (!done) return cudaErrorStreamCaptureInvalidated;
+    if (sync_in_capture) {
+        delete done;
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    *g = done;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags) {
+    *exec = new emu_graph(*g);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    if (capture) return cudaErrorStreamCaptureUnsupported;
+    for (auto &call : exec->calls) call();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
     return cudaSuccess;
 }
 
@@ -300,6 +412,16 @@ static int imax1(int a) {
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                            int n, int k, const float *alpha, const float *A, int lda,
                            const float *B, int ldb, const float *beta, float *C, int ldc) {
+    if (capture) { // recorded with its scalars (host pointer mode: their values at the call)
+        float a = *alpha, b = *beta;
+        capture->calls.push_back([=]() {
+            emu_graph *saved = capture;
+            capture = NULL;
+            cublasSgemm(h, ta, tb, m, n, k, &a, A, lda, B, ldb, &b, C, ldc);
+            capture = saved;
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    }
     DeviceAccess access;
     if (m < 0 || n < 0 || k < 0 || lda < imax1(ta == CUBLAS_OP_N ? m : k) ||
         ldb < imax1(tb == CUBLAS_OP_N ? k : n) || ldc < imax1(m))
@@ -315,5 +437,215 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
             float *c = C + i + (size_t)j * ldc;
             *c = (float)(*alpha * s + (*beta == 0.0f ? 0.0 : (double)*beta * *c));
         }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// Element e of a column-major matrix of type t, as double.
+static double load_elem(const void *p, cudaDataType_t t, size_t e) {
+    if (t == CUDA_R_16BF) return __bfloat162float(((const __nv_bfloat16 *)p)[e]);
+    return ((const float *)p)[e];
+}
+
+static void store_elem(void *p, cudaDataType_t t, size_t e, double x) {
+    if (t == CUDA_R_16BF)
+        ((__nv_bfloat16 *)p)[e] = __float2bfloat16((float)x);
+    else
+        ((float *)p)[e] = (float)x;
+}
+
+static int known_type(cudaDataType_t t) {
+    return t == CUDA_R_32F || t == CUDA_R_16BF;
+}
+
+// D = alpha op(A) op(B) + beta C (+ bias[i]), column-major, double accumulation, one rounding to
+// D's type; beta = 0 ignores C. C and D may be the same array (each element is read before it is
+// written).
+static void ref_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, double alpha,
+                     const void *A, cudaDataType_t at, int lda, const void *B, cudaDataType_t bt,
+                     int ldb, double beta, const void *C, void *D, cudaDataType_t ct, int ldc,
+                     const void *bias, cudaDataType_t biast) {
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double s = 0.0;
+            for (int l = 0; l < k; l++) {
+                double a =
+                    load_elem(A, at, ta == CUBLAS_OP_N ? i + (size_t)l * lda : l + (size_t)i * lda);
+                double b =
+                    load_elem(B, bt, tb == CUBLAS_OP_N ? l + (size_t)j * ldb : j + (size_t)l * ldb);
+                s += a * b;
+            }
+            size_t e = i + (size_t)j * ldc;
+            double r = alpha * s + (beta == 0.0 ? 0.0 : beta * load_elem(C, ct, e));
+            if (bias) r += load_elem(bias, biast, (size_t)i);
+            store_elem(D, ct, e, r);
+        }
+}
+
+// cublasGemmEx for the type combinations cuBLAS supports with CUBLAS_COMPUTE_32F that the kernels
+// use: A and B both float32 or both bf16, C float32 or bf16 (float32 A/B need a float32 C).
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType_t Atype,
+                            int lda, const void *B, cudaDataType_t Btype, int ldb, const void *beta,
+                            void *C, cudaDataType_t Ctype, int ldc, cublasComputeType_t compute,
+                            cublasGemmAlgo_t algo) {
+    DeviceAccess access;
+    if (m < 0 || n < 0 || k < 0 || lda < imax1(ta == CUBLAS_OP_N ? m : k) ||
+        ldb < imax1(tb == CUBLAS_OP_N ? k : n) || ldc < imax1(m) || compute != CUBLAS_COMPUTE_32F ||
+        Atype != Btype || !known_type(Atype) || !known_type(Ctype) ||
+        (Atype == CUDA_R_32F && Ctype != CUDA_R_32F))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    ref_gemm(ta, tb, m, n, k, *(const float *)alpha, A, Atype, lda, B, Btype, ldb,
+             *(const float *)beta, C, C, Ctype, ldc, NULL, CUDA_R_32F);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// ------------------------------------------------------------------------------------------------
+// cuBLASLt
+
+struct emu_lt {
+    int unused;
+};
+static emu_lt the_lt;
+
+struct emu_lt_desc {
+    cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    const void *bias = NULL;
+    int bias_type = -1; // -1: D's type
+};
+struct emu_lt_layout {
+    cudaDataType_t type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+struct emu_lt_pref {
+    size_t workspace = 0;
+};
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
+    *h = &the_lt;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t compute,
+                                        cudaDataType_t scale_type) {
+    if (compute != CUBLAS_COMPUTE_32F || scale_type != CUDA_R_32F)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *d = new emu_lt_desc;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+    delete d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+template <class V> static int get_attr(V *out, const void *buf, size_t size) {
+    if (size != sizeof(V)) return 0;
+    memcpy(out, buf, sizeof(V));
+    return 1;
+}
+
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d,
+                                              cublasLtMatmulDescAttributes_t attr, const void *buf,
+                                              size_t size) {
+    int ok = 0;
+    switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+        ok = get_attr(&d->ta, buf, size);
+        break;
+    case CUBLASLT_MATMUL_DESC_TRANSB:
+        ok = get_attr(&d->tb, buf, size);
+        break;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE:
+        ok = get_attr(&d->epilogue, buf, size);
+        break;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        ok = get_attr(&d->bias, buf, size);
+        break;
+    case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: {
+        cudaDataType_t t;
+        ok = get_attr(&t, buf, size) && known_type(t);
+        if (ok) d->bias_type = t;
+        break;
+    }
+    }
+    return ok ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType_t type,
+                                          uint64_t rows, uint64_t cols, int64_t ld) {
+    if (!known_type(type) || ld < (int64_t)(rows > 1 ? rows : 1))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *l = new emu_lt_layout{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+    delete l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+    *p = new emu_lt_pref;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
+    delete p;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p,
+                                                    cublasLtMatmulPreferenceAttributes_t attr,
+                                                    const void *buf, size_t size) {
+    if (attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || !get_attr(&p->workspace, buf, size))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// The checks cuBLASLt makes before it runs a product: op(A) is m x k, op(B) k x n, C and D m x n
+// of one type; A and B of one type (bf16 A/B may give a float32 or bf16 D; float32 A/B need
+// float32 D); a bias epilogue needs a bias pointer.
+static int lt_valid(const emu_lt_desc *d, const emu_lt_layout *a, const emu_lt_layout *b,
+                    const emu_lt_layout *c, const emu_lt_layout *dd) {
+    uint64_t m = dd->rows, n = dd->cols;
+    uint64_t am = d->ta == CUBLAS_OP_N ? a->rows : a->cols,
+             ak = d->ta == CUBLAS_OP_N ? a->cols : a->rows;
+    uint64_t bk = d->tb == CUBLAS_OP_N ? b->rows : b->cols,
+             bn = d->tb == CUBLAS_OP_N ? b->cols : b->rows;
+    return am == m && bn == n && ak == bk && c->rows == m && c->cols == n && c->type == dd->type &&
+           c->ld == dd->ld && a->type == b->type &&
+           (a->type == CUDA_R_16BF || dd->type == CUDA_R_32F) &&
+           (d->epilogue == CUBLASLT_EPILOGUE_DEFAULT ||
+            (d->epilogue == CUBLASLT_EPILOGUE_BIAS && d->bias));
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d,
+                                              cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                              cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t dd,
+                                              cublasLtMatmulPreference_t p, int requested,
+                                              cublasLtMatmulHeuristicResult_t *results,
+                                              int *returned) {
+    if (requested < 1 || !lt_valid(d, a, b, c, dd)) return CUBLAS_STATUS_INVALID_VALUE;
+    const char *no_algo = getenv("EMU_LT_NO_ALGO");
+    *returned = no_algo && *no_algo == '1' ? 0 : 1;
+    memset(results, 0, sizeof *results);
+    results->algo.data[0] = 0xa160u; // marks an algorithm returned by this heuristic
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha,
+                              const void *A, cublasLtMatrixLayout_t a, const void *B,
+                              cublasLtMatrixLayout_t b, const void *beta, const void *C,
+                              cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t dd,
+                              const cublasLtMatmulAlgo_t *algo, void *workspace,
+                              size_t workspace_bytes, cudaStream_t stream) {
+    if (!lt_valid(d, a, b, c, dd) || !algo || algo->data[0] != 0xa160u)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    DeviceAccess access;
+    int m = (int)dd->rows, n = (int)dd->cols;
+    int k = (int)(d->ta == CUBLAS_OP_N ? a->cols : a->rows);
+    const void *bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS ? d->bias : NULL;
+    cudaDataType_t bias_type = d->bias_type < 0 ? dd->type : (cudaDataType_t)d->bias_type;
+    ref_gemm(d->ta, d->tb, m, n, k, *(const float *)alpha, A, a->type, (int)a->ld, B, b->type,
+             (int)b->ld, *(const float *)beta, C, D, dd->type, (int)dd->ld, bias, bias_type);
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # launch_rewrite: turns CUDA kernel launches into calls of the CPU emulation (emu.cpp), so that a
 # .cu file compiles as plain C++:
-#     kernel<<<grid, block, smem, stream>>>(args)
+#     kernel<<<grid, block, smem, stream>>>(args)        (kernel may be kernel<T, ...>)
 #  -> emu_launch(dim3(grid), dim3(block), [=]() { kernel(args); })
 # Usage: launch_rewrite.py IN.cu OUT.cpp
 import re
@@ -27,7 +27,8 @@ def rewrite(src):
         j = src.find("<<<", i)
         if j < 0:
             return "".join(out) + src[i:]
-        name = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", src[i:j])
+        # the kernel's name, with template arguments if any: kernel<float, bf16><<<...>>>
+        name = re.search(r"([A-Za-z_][A-Za-z0-9_]*(?:<[^<>;]*>)?)\s*$", src[i:j])
         out.append(src[i : i + name.start(1)])
         k = src.find(">>>", j)
         grid, block = [p.strip() for p in split_top_level(src[j + 3 : k])[:2]]
