@@ -9,10 +9,27 @@
 // Comparisons use test_cuda's rule: rel = |gpu - cpu| / (|cpu| + mean|cpu|) <= tol, tol 2e-5 for
 // float32 (the backends sum in different orders).
 //
+// bf16: the fused lm_head of the CUDA backend opened with bfloat16 activations against the CPU's
+// float32 fused op, from the same numbers (h and wlm rounded to bf16 first; the CPU gets them as
+// float32), with test_cuda_bf16's rule: every element |gpu - ref| <= atol + rtol * |ref|,
+// atol = a * mean|ref|, f = 1e-5 the float32 noise of the two backends' summation orders:
+//   - logp, entropy, lse: float32 results of bf16 operands (the logits are float32): no bf16
+//     rounding, rtol = 2f, a = 2f;
+//   - the dW increment (dW - dW0, float32): the dlogits are rounded once to bf16 (2^-8 relative
+//     each) before the product, rtol = 2^-8 + 2f; dW[v,k] sums N rows' terms dlogits[i,v] h[i,k]
+//     of independent signs, whose rounding errors grow with sqrt(N) * |term| while |sum| does too,
+//     but mean|dW| is set by the largest rows: a = 2^-8 * sqrt(N) (measured: a = 2^-8 alone
+//     fails at N = 40 by 1.9x; with sqrt(N) the worst is ~0.3 of allowed);
+//   - dh (bf16): that rounding and the final store, rtol = 2 * 2^-8 + 2f, a = 2^-8 (a row's
+//     dlogits are dominated by the target's and the few largest probabilities, so its sum over
+//     V behaves as a sum of a few terms; measured worst ~0.6 of allowed).
+// The model with the fused path in bf16 is checked in test_cuda_mixed.
+//
 // Without the CUDA backend compiled in, or without a device, it exits 77 (skipped). The
 // emulator (kernels/cuda/emu/check.sh) runs it against the CPU emulation of the CUDA runtime.
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/backend.h"
+#include "kernels/bf16.h"
 #include "kernels/rng.h"
 #include "policy/model.h"
 #include "test_model_util.h"
@@ -20,7 +37,7 @@
 
 #include <stdint.h>
 
-static const rl_backend *CPU, *GPU;
+static const rl_backend *CPU, *GPU, *G16; // G16: bf16 activations (NULL: not available)
 static rl_rng RNG;
 
 static float urand(float scale) {
@@ -139,6 +156,96 @@ static void test_lm_head(void) {
     }
 }
 
+#define U_BF16 (1.0 / 256.0) // unit roundoff of bfloat16
+#define F32_F  1e-5          // float32 noise between the backends
+
+static void *up_bf16(const float *x, size_t n) {
+    uint16_t *b = rl_malloc((n ? n : 1) * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) b[i] = rl_bf16_from_f32(x[i]);
+    void *d = up(G16, b, n * 2);
+    free(b);
+    return d;
+}
+
+// |got - want| <= a * mean|want| + rtol * |want| for every element (NaN fails).
+static void close_to(const char *what, const float *got, const float *want, size_t n, double rtol,
+                     double a) {
+    double mean = 0.0, worst = 0.0;
+    for (size_t i = 0; i < n; i++) mean += fabs(want[i]);
+    mean /= (double)(n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)got[i] - want[i]) / (a * mean + rtol * fabs(want[i]) + 1e-300);
+        worst = isnan(got[i]) ? INFINITY : fmax(worst, r);
+    }
+    fprintf(stderr, "    %-28s worst %.3f of allowed (rtol %.2e, a %.1e)\n", what, worst, rtol, a);
+    CHECK(worst <= 1.0, "%s: off the CPU reference (worst %.3g of allowed)", what, worst);
+}
+
+static void test_lm_head_bf16(void) {
+    if (!G16) {
+        fprintf(stderr, "  skip: no bf16 CUDA backend\n");
+        return;
+    }
+    const struct {
+        int N, C, V, chunk;
+        float temp;
+        int dent;
+    } cases[] = {{7, 24, 50, 16, 1.0f, 1},
+                 {9, 33, 301, 64, 0.6f, 1},
+                 {5, 8, 37, 1000, 1.0f, 0},
+                 {4, 12, 29, 1, 0.8f, 1},
+                 {40, 64, 700, 256, 1.3f, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int N = cases[c].N, C = cases[c].C, V = cases[c].V, chunk = cases[c].chunk;
+        int ch = chunk <= 0 || chunk > V ? V : chunk;
+        size_t nh = (size_t)N * C, nw = (size_t)V * C;
+        float it = 1.0f / cases[c].temp;
+        float *h = host_rand(nh, 1.0f), *w = host_rand(nw, 0.6f);
+        for (size_t i = 0; i < nh; i++) h[i] = rl_bf16_to_f32(rl_bf16_from_f32(h[i]));
+        for (size_t i = 0; i < nw; i++) w[i] = rl_bf16_to_f32(rl_bf16_from_f32(w[i]));
+        float *dlogp = host_rand(N, 1.0f), *dent = host_rand(N, 0.5f);
+        float *dw0 = host_rand(nw, 0.1f);
+        int32_t *tg = rl_malloc((size_t)N * sizeof(int32_t));
+        for (int i = 0; i < N; i++)
+            tg[i] = i == 0 ? 0 : i == 1 ? V - 1 : i % 4 == 2 ? -1 : (int)(rl_rng_float(&RNG) * V);
+        const float *de = cases[c].dent ? dent : NULL;
+        lm_out cpu = run_lm(CPU, 1, h, w, tg, dlogp, de, dw0, N, C, V, chunk, it);
+
+        const rl_backend *be = G16;
+        void *d_h = up_bf16(h, nh), *d_w = up_bf16(w, nw), *d_dh = up(be, NULL, nh * 2);
+        int32_t *d_tg = up(be, tg, (size_t)N * 4);
+        float *d_dlogp = up(be, dlogp, (size_t)N * 4), *d_dent = de ? up(be, de, N * 4) : NULL;
+        float *d_logp = up(be, NULL, N * 4), *d_ent = up(be, NULL, N * 4);
+        float *d_lse = up(be, NULL, N * 4), *d_dw = up(be, dw0, nw * 4);
+        float *d_work = up(be, NULL, rl_lm_head_work_floats(RL_BF16, N, C, ch) * 4);
+        be->lm_head_logprob_forward(be, d_logp, d_ent, d_lse, d_h, d_w, d_tg, N, C, V, it, chunk,
+                                    d_work);
+        be->lm_head_logprob_backward(be, d_dh, d_dw, d_dlogp, d_dent, d_h, d_w, d_tg, d_lse, d_ent,
+                                     N, C, V, it, chunk, d_work);
+        float *logp = down(be, d_logp, N), *ent = down(be, d_ent, N), *lse = down(be, d_lse, N);
+        float *dw = down(be, d_dw, nw), *dh = rl_malloc(nh * sizeof(float));
+        uint16_t *dhb = rl_malloc(nh * 2);
+        be->mem_download(be, dhb, d_dh, nh * 2);
+        for (size_t i = 0; i < nh; i++) dh[i] = rl_bf16_to_f32(dhb[i]);
+        for (size_t i = 0; i < nw; i++) dw[i] -= dw0[i], cpu.dw[i] -= dw0[i];
+
+        fprintf(stderr, "  lm_head bf16 N %d C %d V %d chunk %d temp %.1f%s\n", N, C, V, chunk,
+                (double)cases[c].temp, de ? " (entropy seed)" : "");
+        close_to("log-probs", logp, cpu.logp, N, 2 * F32_F, 2 * F32_F);
+        close_to("entropies", ent, cpu.ent, N, 2 * F32_F, 2 * F32_F);
+        close_to("lse", lse, cpu.lse, N, 2 * F32_F, 2 * F32_F);
+        close_to("dW increment (float32)", dw, cpu.dw, nw, U_BF16 + 2 * F32_F,
+                 U_BF16 * sqrt((double)N));
+        close_to("dh (bf16)", dh, cpu.dh, nh, 2 * U_BF16 + 2 * F32_F, U_BF16);
+
+        void *devs[] = {d_h, d_w, d_dh, d_tg, d_dlogp, d_dent, d_logp, d_ent, d_lse, d_dw, d_work};
+        for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) be->mem_free(be, devs[i]);
+        free(logp), free(ent), free(lse), free(dw), free(dh), free(dhb);
+        lm_free(&cpu);
+        free(h), free(w), free(dlogp), free(dent), free(dw0), free(tg);
+    }
+}
+
 static void test_rmsnorm_residual(void) {
     const int shapes[][2] = {{1, 7}, {5, 64}, {13, 100}, {70, 33}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -174,6 +281,44 @@ static void test_rmsnorm_residual(void) {
         for (int k = 0; k < 2; k++)
             for (int j = 0; j < 3; j++) free(out[k][j]);
         free(a), free(b), free(w);
+    }
+}
+
+// RMSNorm + residual on the bf16 backend: bit for bit its composition (residual_forward then
+// rmsnorm_forward, both of which round to bf16 on store), as the contract says for every act type.
+static void test_rmsnorm_residual_bf16(void) {
+    if (!G16) {
+        fprintf(stderr, "  skip: no bf16 CUDA backend\n");
+        return;
+    }
+    const int shapes[][2] = {{1, 7}, {13, 100}, {70, 33}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1];
+        size_t n = (size_t)N * C;
+        float *a = host_rand(n, 2.0f), *b = host_rand(n, 1.0f), *w = host_rand(C, 1.5f);
+        void *d_a = up_bf16(a, n), *d_b = up_bf16(b, n), *d_w = up_bf16(w, C);
+        void *d_res = up(G16, NULL, n * 2), *d_out = up(G16, NULL, n * 2);
+        float *d_rstd = up(G16, NULL, N * 4);
+        uint16_t *fused[2], *comp[2];
+        G16->rmsnorm_residual_forward(G16, d_res, d_out, d_rstd, d_a, d_b, d_w, N, C, 1e-5f);
+        float *r1 = down(G16, d_rstd, N);
+        fused[0] = rl_malloc(n * 2), fused[1] = rl_malloc(n * 2);
+        G16->mem_download(G16, fused[0], d_res, n * 2);
+        G16->mem_download(G16, fused[1], d_out, n * 2);
+        G16->mem_zero(G16, d_res, n * 2), G16->mem_zero(G16, d_out, n * 2);
+        G16->residual_forward(G16, d_res, d_a, d_b, n);
+        G16->rmsnorm_forward(G16, d_out, d_rstd, d_res, d_w, N, C, 1e-5f);
+        float *r2 = down(G16, d_rstd, N);
+        comp[0] = rl_malloc(n * 2), comp[1] = rl_malloc(n * 2);
+        G16->mem_download(G16, comp[0], d_res, n * 2);
+        G16->mem_download(G16, comp[1], d_out, n * 2);
+        CHECK(!memcmp(fused[0], comp[0], n * 2) && !memcmp(fused[1], comp[1], n * 2) &&
+                  !memcmp(r1, r2, (size_t)N * 4),
+              "rmsnorm_residual bf16 %dx%d: not bit for bit its composition", N, C);
+        void *devs[] = {d_a, d_b, d_w, d_res, d_out, d_rstd};
+        for (size_t i = 0; i < 6; i++) G16->mem_free(G16, devs[i]);
+        for (int k = 0; k < 2; k++) free(fused[k]), free(comp[k]);
+        free(r1), free(r2), free(a), free(b), free(w);
     }
 }
 
@@ -244,6 +389,11 @@ int main(void) {
     if (test_failures_) return test_summary();
     RNG = rl_rng_stream(777, RL_RNG_INIT, 0, 0);
     RUN(test_lm_head);
+    G16 = rl_backend_cuda_open(0, 0, RL_BF16, &err);
+    if (!G16) fprintf(stderr, "no bf16 CUDA backend: %s\n", err.msg);
+    RUN(test_lm_head_bf16);
+    RUN(test_rmsnorm_residual_bf16);
+    if (G16) rl_backend_release(G16);
     RUN(test_rmsnorm_residual);
     RUN(test_model_fused);
     rl_backend_release(GPU);
