@@ -19,8 +19,9 @@ if(RLPIPE_HAVE_CUDA)
 endif()
 
 # cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the
-# CUDA runtime and cuBLAS (kernels/cuda/emu/check.sh), then test_cuda, test_cuda_bf16, test_kernels
-# test_cuda_mixed and test_model on it: the GPU code is checked against the CPU backend on every CI run, without a GPU. It
+# CUDA runtime, cuBLAS and cuBLASLt (kernels/cuda/emu/check.sh), then every test of its list (the
+# CUDA tests, test_kernels, test_model and test_lmhead) on it: the GPU code is checked against
+# the CPU backend on every CI run, without a GPU. It
 # builds its own CPU-only copy of the libraries in the build folder, so it runs in the plain pass
 # only (a few minutes on 2 cores); `ctest -L emu` runs it alone.
 if(NOT RLPIPE_SANITIZE)
