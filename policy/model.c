@@ -720,8 +720,9 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
 // The fused lm_head + log-prob path (kernels.h lm_head_logprob_forward/backward): `rows` rows
 // per call, the vocabulary `chunk` columns at a time, in the logits buffer as workspace
 // (rl_lm_head_work_floats(act, rows, C, chunk) <= its floats; the buffer holds `logits_rows`
-// rows of V logits plus the fused path's per-row statistics, so it fits all rows in one chunk
-// wherever the unfused path fits them). rows = 0: the unfused path
+// rows of V logits plus the fused path's per-row statistics, so with float32 activations it fits
+// all rows in one chunk wherever the unfused path fits them; bf16 chunks need half a float more
+// per column, for their dlogits rounded to bf16). rows = 0: the unfused path
 // (lm_head product, then logprob_forward / backward, row chunk by row chunk). By default
 // (lm_head_fused 0) the fused path is taken only where the logits of all N rows do not fit the
 // buffer: there the unfused path would recompute the logits in the backward too, while where they
