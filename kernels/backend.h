@@ -92,6 +92,10 @@ struct rl_backend {
     rl_scale_fn *scale;
     rl_fill_fn *fill;
 
+    // ---- optional fused ops (may be NULL: callers then compose the ops above)
+    rl_lm_head_logprob_forward_fn *lm_head_logprob_forward;
+    rl_lm_head_logprob_backward_fn *lm_head_logprob_backward;
+    rl_rmsnorm_residual_forward_fn *rmsnorm_residual_forward;
     // ---- decode-step support (appended: the layout above is unchanged)
     rl_sample_fn *sample; // one token per row, the logits stay here (kernels.h)
 

@@ -223,6 +223,53 @@ typedef void rl_logsoftmax_forward_fn(const rl_backend *be, float *out, const fl
                                       int V, float inv_temp);
 
 // ------------------------------------------------------------------------------------------------
+// Optional fused ops. A backend may leave these table slots NULL (callers then compose the ops
+// above); every backend here provides them. The CPU versions are composed of the CPU ops above
+// (gemm, matmul, residual, rmsnorm) plus the per-row softmax bookkeeping, and stay the reference.
+
+// Floats of workspace the fused lm_head ops need for N rows, C channels and vocabulary chunks of
+// `chunk` columns when activations are of type act: the [N, chunk] float32 logits of one chunk,
+// three running statistics per row, and, for bf16 activations, a float32 [N, C] accumulator of dh
+// and the chunk's dlogits rounded to bf16 ([N, chunk] bf16: the products take bf16 operands), with
+// 128 floats of slack to start both on 256-byte boundaries.
+static inline size_t rl_lm_head_work_floats(rl_dtype act, int N, int C, int chunk) {
+    size_t n = (size_t)N, k = chunk > 0 ? (size_t)chunk : 0;
+    return n * (k + 3) + (act == RL_BF16 ? n * (size_t)C + (n * k + 1) / 2 + 128 : 0);
+}
+
+// The lm_head and logprob_forward in one pass over the vocabulary, `chunk` columns at a time:
+// with logits = h @ wlm^T (never stored beyond [N, chunk] floats in work),
+//   logp[i] = log softmax(logits[i,:] * inv_temp)[targets[i]] (0 where targets[i] < 0),
+//   entropy[i] (may be NULL) and lse[i] (may be NULL) = log sum_k exp(logits[i,k] * inv_temp),
+// for every row, by an online log-sum-exp and entropy accumulation across chunks.
+//   h [N, C] act, wlm [V, C] act, targets [N], chunk columns (<= 0 or > V: V),
+//   work: rl_lm_head_work_floats(be->act, N, C, chunk) floats.
+// Same results as matmul_forward + logprob_forward up to float32 reassociation across chunks
+// (bit for bit on the CPU when chunk >= V).
+typedef void rl_lm_head_logprob_forward_fn(const rl_backend *be, float *logp, float *entropy,
+                                           float *lse, const void *h, const void *wlm,
+                                           const int32_t *targets, int N, int C, int V,
+                                           float inv_temp, int chunk, float *work);
+
+// Its backward, chunk by chunk (each chunk's logits recomputed): with dlogits as
+// logprob_backward gives them for dlogp and dentropy (dentropy may be NULL; dlogp is ignored at
+// rows with targets < 0), dh[N,C] (act, OVERWRITTEN) = dlogits @ wlm and
+// dwlm[V,C] += dlogits^T @ h (float32 gradient). lse [N] and entropy [N] are the forward's
+// (entropy is read only when dentropy != NULL). Same inputs and work as the forward.
+typedef void rl_lm_head_logprob_backward_fn(const rl_backend *be, void *dh, float *dwlm,
+                                            const float *dlogp, const float *dentropy,
+                                            const void *h, const void *wlm, const int32_t *targets,
+                                            const float *lse, const float *entropy, int N, int C,
+                                            int V, float inv_temp, int chunk, float *work);
+
+// Residual add and RMSNorm in one pass: res_out[N,C] = a + b (may alias a or b), then
+// out[N,C] = rmsnorm(res_out) * weight as rmsnorm_forward, rstd[N] (may be NULL). All act.
+// Bit for bit residual_forward followed by rmsnorm_forward.
+typedef void rl_rmsnorm_residual_forward_fn(const rl_backend *be, void *res_out, void *out,
+                                            float *rstd, const void *a, const void *b,
+                                            const void *weight, int N, int C, float eps);
+
+// ------------------------------------------------------------------------------------------------
 // Optimizer and reductions
 
 // One AdamW step (PyTorch semantics, decoupled weight decay) over n contiguous parameters:
@@ -323,6 +370,9 @@ rl_convert_fn convert_cpu;
 rl_logprob_forward_fn logprob_forward_cpu;
 rl_logprob_backward_fn logprob_backward_cpu;
 rl_logsoftmax_forward_fn logsoftmax_forward_cpu;
+rl_lm_head_logprob_forward_fn lm_head_logprob_forward_cpu;
+rl_lm_head_logprob_backward_fn lm_head_logprob_backward_cpu;
+rl_rmsnorm_residual_forward_fn rmsnorm_residual_forward_cpu;
 rl_adamw_update_fn adamw_update_cpu;
 rl_adamw_update_master_fn adamw_update_master_cpu;
 rl_sumsq_fn sumsq_cpu;

@@ -450,7 +450,7 @@ static size_t logits_chunk_rows(const rl_model *m, size_t N) {
 
 // The activation block of a forward over N rows and B sequences as a spec table (a receives
 // the views). With recompute, the per-layer tensors other than the residual stream hold one
-// layer (Lk = 1). Returns the number of specs (at most 23).
+// layer (Lk = 1). Returns the number of specs (at most 24).
 static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, int recompute,
                       rl_tensor_spec *specs) {
     size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, NH = m->NH;
@@ -472,12 +472,14 @@ static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, i
     SPEC(ln, N * C, act);
     SPEC(proj, N * C, act);
     SPEC(mlp, N * FF, act);
-    SPEC(logits, chunk * V, RL_F32);
+    // the logits rows, and beside them the fused lm_head path's per-row statistics
+    SPEC(logits, chunk * V + rl_lm_head_work_floats(act, (int)N, m->C, 0), RL_F32);
     SPEC(dlogits_act, act == RL_F32 ? 0 : chunk * V, act);
     SPEC(logp, N, RL_F32);
     SPEC(ent, N, RL_F32);
     SPEC(dlogp, N, RL_F32);
     SPEC(dent, N, RL_F32);
+    SPEC(lselm, N, RL_F32);
     SPEC(tokens, N, RL_I32);
     SPEC(pos, N, RL_I32);
     SPEC(targets, N, RL_I32);
@@ -488,7 +490,7 @@ static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, i
 
 size_t rl_model_acts_bytes(const rl_model *m, size_t N, size_t B, int recompute) {
     rl_model_acts a;
-    rl_tensor_spec specs[23];
+    rl_tensor_spec specs[24];
     int n = acts_specs(m, &a, N, B, recompute, specs);
     return rl_model__specs_bytes(specs, n);
 }
@@ -506,7 +508,7 @@ static void ensure_acts(rl_model *m, size_t N, size_t B) {
     if (B < m->acts_seqs) B = m->acts_seqs;
     const rl_backend *be = m->be;
     be->mem_free(be, m->acts_block);
-    rl_tensor_spec specs[23];
+    rl_tensor_spec specs[24];
     int n = acts_specs(m, &m->acts, N, B, m->recompute, specs);
     m->acts_block = rl_model__alloc_specs(be, specs, n);
     m->acts_recompute = m->recompute;
@@ -572,26 +574,33 @@ void rl_model__attn_in(rl_model *m, int l, void *qkv, void *ln, float *rstd, con
 }
 
 void rl_model__attn_out(rl_model *m, int l, void *res_out, const void *res_in, const void *att,
-                        void *proj, int R) {
+                        void *proj, void *ln, float *rstd, int R) {
+    const rl_backend *be = m->be;
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
+    const void *w = AT(m, m->params.ln2w, l * C);
+    float eps = (float)m->cfg.rms_norm_eps;
     rl_model__matmul(m, proj, att, AT(m, m->params.wo, l * C * AD), NULL, R, m->NH * m->hd, m->C);
-    RL_TIMED(m, other, m->be->residual_forward(m->be, res_out, res_in, proj, (size_t)R * C));
+    if (be->rmsnorm_residual_forward) {
+        RL_TIMED(
+            m, other,
+            be->rmsnorm_residual_forward(be, res_out, ln, rstd, res_in, proj, w, R, m->C, eps));
+        return;
+    }
+    RL_TIMED(m, other, be->residual_forward(be, res_out, res_in, proj, (size_t)R * C));
+    RL_TIMED(m, other, be->rmsnorm_forward(be, ln, rstd, res_out, w, R, m->C, eps));
 }
 
-// The first half of the MLP block: ln = RMSNorm(res_in), gu = ln Wgu^T.
-static void mlp_in(rl_model *m, int l, void *gu, void *ln, float *rstd, const void *res_in, int R) {
+// The first half of the MLP block: gu = ln Wgu^T (ln = RMSNorm(res_in), as attn_out left it).
+static void mlp_in(rl_model *m, int l, void *gu, const void *ln, int R) {
     size_t C = m->C, FF = m->FF;
-    RL_TIMED(m, other,
-             m->be->rmsnorm_forward(m->be, ln, rstd, res_in, AT(m, m->params.ln2w, l * C), R, m->C,
-                                    (float)m->cfg.rms_norm_eps));
     rl_model__matmul(m, gu, ln, AT(m, m->params.wgu, l * 2 * FF * C), NULL, R, m->C, 2 * m->FF);
 }
 
-void rl_model__mlp(rl_model *m, int l, void *res_out, const void *res_in, void *ln, float *rstd,
-                   void *gu, void *mlp, void *proj, int R) {
+void rl_model__mlp(rl_model *m, int l, void *res_out, const void *res_in, const void *ln, void *gu,
+                   void *mlp, void *proj, int R) {
     const rl_backend *be = m->be;
     size_t C = m->C, FF = m->FF;
-    mlp_in(m, l, gu, ln, rstd, res_in, R);
+    mlp_in(m, l, gu, ln, R);
     RL_TIMED(m, other, be->swiglu_forward(be, mlp, gu, R, m->FF));
     rl_model__matmul(m, proj, mlp, AT(m, m->params.wdown, l * C * FF), NULL, R, m->FF, m->C);
     RL_TIMED(m, other, be->residual_forward(be, res_out, res_in, proj, (size_t)R * C));
@@ -653,7 +662,7 @@ static void layer_forward(rl_model *m, int l, const layer_acts *la) {
     RL_TIMED(m, attention,
              be->attention_forward(be, la->att, la->lse, la->qkv, a->lengths, m->B, m->T, m->NH,
                                    m->NKV, m->hd, rl_model_layer_window(m, l)));
-    rl_model__attn_out(m, l, la->resmid, la->x, la->att, a->proj, n);
+    rl_model__attn_out(m, l, la->resmid, la->x, la->att, a->proj, a->ln, la->rstd2, n);
 }
 
 int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
@@ -685,13 +694,81 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
     for (int l = 0; l < m->L; l++) {
         layer_acts la = layer_at(m, l);
         layer_forward(m, l, &la);
-        rl_model__mlp(m, l, AT(m, a->res, (l + 1) * N * C), la.resmid, a->ln, la.rstd2, la.gu,
-                      a->mlp, a->proj, n);
+        rl_model__mlp(m, l, AT(m, a->res, (l + 1) * N * C), la.resmid, a->ln, la.gu, a->mlp,
+                      a->proj, n);
     }
     RL_TIMED(m, other,
              be->rmsnorm_forward(be, a->lnf, a->rstdf, AT(m, a->res, (size_t)m->L * N * C),
                                  m->params.lnfw, n, m->C, (float)m->cfg.rms_norm_eps));
     return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The lm_head path
+
+// The fused lm_head + log-prob path (kernels.h lm_head_logprob_forward/backward): `rows` rows
+// per call, the vocabulary `chunk` columns at a time, in the logits buffer as workspace
+// (rl_lm_head_work_floats(act, rows, C, chunk) <= its floats; the buffer holds `logits_rows`
+// rows of V logits plus the fused path's per-row statistics, so with float32 activations it fits
+// all rows in one chunk wherever the unfused path fits them; bf16 chunks need half a float more
+// per column, for their dlogits rounded to bf16). rows = 0: the unfused path
+// (lm_head product, then logprob_forward / backward, row chunk by row chunk). By default
+// (lm_head_fused 0) the fused path is taken only where the logits of all N rows do not fit the
+// buffer: there the unfused path would recompute the logits in the backward too, while where they
+// fit it keeps the forward's logits for the backward and saves one lm_head product.
+typedef struct lm_head_plan {
+    int rows, chunk;
+} lm_head_plan;
+
+enum { LM_HEAD_MIN_CHUNK = 256 }; // narrower vocabulary chunks make poor matrix products
+
+// The logits buffer's floats: `rows` rows of logits and what the fused path needs beside them
+// for N rows (kernels.h rl_lm_head_work_floats with chunk 0: per-row statistics).
+static size_t lm_head_buffer(const rl_model *m, size_t rows, size_t N) {
+    return rows * (size_t)m->V + rl_lm_head_work_floats(m->be->act, (int)N, m->C, 0);
+}
+
+// The widest vocabulary chunk (at most V) with which `rows` rows fit `cap` floats of workspace
+// (0: none). bf16 chunks are a multiple of 128 columns where they can be, so that every chunk of
+// the weight starts on a 256-byte boundary, as cuBLASLt's bf16 products prefer.
+static size_t max_chunk(const rl_model *m, size_t rows, size_t cap) {
+    size_t base = rl_lm_head_work_floats(m->act, (int)rows, m->C, 0);
+    if (cap <= base) return 0;
+    size_t chunk = (cap - base) / rows;           // one float per row and column
+    if (m->act == RL_BF16) chunk = chunk * 2 / 3; // and half a float for the bf16 dlogits
+    if (chunk > (size_t)m->V) chunk = (size_t)m->V;
+    while (chunk > 0 && rl_lm_head_work_floats(m->act, (int)rows, m->C, (int)chunk) > cap) chunk--;
+    if (m->act == RL_BF16 && chunk < (size_t)m->V && chunk >= 128) chunk -= chunk % 128;
+    return chunk;
+}
+
+// N rows whose unfused path computes `rows` rows of logits at a time, in a buffer of
+// lm_head_buffer(m, rows, N) floats.
+static lm_head_plan plan_lm_head(const rl_model *m, size_t N, size_t rows_unfused) {
+    lm_head_plan pl = {0, 0};
+    const rl_backend *be = m->be;
+    if (!be->lm_head_logprob_forward || !be->lm_head_logprob_backward || m->lm_head_fused < 0 ||
+        N == 0 || (m->lm_head_fused == 0 && rows_unfused >= N))
+        return pl;
+    size_t cap = lm_head_buffer(m, rows_unfused, N);
+    size_t want = (size_t)m->V < LM_HEAD_MIN_CHUNK ? (size_t)m->V : LM_HEAD_MIN_CHUNK;
+    size_t rows = N, chunk = max_chunk(m, N, cap); // all rows at once
+    if (chunk < want) {        // fewer rows at a time, with chunks of at least `want` columns
+        size_t lo = 0, hi = N; // the most rows whose `want` columns fit
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo + 1) / 2;
+            if (rl_lm_head_work_floats(m->act, (int)mid, m->C, (int)want) <= cap)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        rows = lo ? lo : 1; // a buffer smaller than one such row: narrower chunks
+        chunk = max_chunk(m, rows, cap);
+    }
+    if (chunk == 0) return pl; // no room at all: the unfused path
+    pl.rows = (int)rows;
+    pl.chunk = (int)chunk;
+    return pl;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -706,6 +783,8 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
     be->mem_free(be, m->score_block);
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
     size_t chunk = logits_chunk_rows(m, N);
+    // the logits rows, and beside them the fused lm_head path's per-row statistics
+    size_t nlogits = chunk * m->V + rl_lm_head_work_floats(be->act, (int)N, m->C, 0);
     rl_model_score *s = &m->score;
     rl_dtype act = m->act;
     rl_tensor_spec specs[] = {{&s->x, N * C, act, "x"},
@@ -717,7 +796,7 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
                               {&s->gu, N * 2 * m->FF, act, "gu"},
                               {&s->mlp, N * m->FF, act, "mlp"},
                               {&s->proj, N * C, act, "proj"},
-                              {(void **)&s->logits, chunk * m->V, RL_F32, "logits"},
+                              {(void **)&s->logits, nlogits, RL_F32, "logits"},
                               {(void **)&s->tokens, N, RL_I32, "tokens"},
                               {(void **)&s->pos, N, RL_I32, "pos"},
                               {(void **)&s->lengths, B, RL_I32, "lengths"},
@@ -763,8 +842,8 @@ static int score_forward(rl_model *m, const int32_t *tokens, const int32_t *leng
         RL_TIMED(m, attention,
                  be->attention_forward(be, s->att, s->lse, s->qkv, s->lengths, B, T, m->NH, m->NKV,
                                        m->hd, rl_model_layer_window(m, l)));
-        rl_model__attn_out(m, l, s->mid, s->x, s->att, s->proj, n);
-        rl_model__mlp(m, l, s->x, s->mid, s->ln, NULL, s->gu, s->mlp, s->proj, n);
+        rl_model__attn_out(m, l, s->mid, s->x, s->att, s->proj, s->ln, NULL, n);
+        rl_model__mlp(m, l, s->x, s->mid, s->ln, s->gu, s->mlp, s->proj, n);
     }
     RL_TIMED(m, other,
              be->rmsnorm_forward(be, s->ln, NULL, s->x, m->params.lnfw, n, m->C,
@@ -827,7 +906,15 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
     rl_model_score *s = &m->score;
     be->mem_upload(be, s->targets, h_tg, N * sizeof(int32_t));
     float it = 1.0f / temperature;
-    for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
+    lm_head_plan pl = plan_lm_head(m, N, m->score_chunk);
+    for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
+        int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
+        RL_TIMED(m, matmul,
+                 be->lm_head_logprob_forward(be, s->logp + r0, entropy ? s->ent + r0 : NULL, NULL,
+                                             AT(m, s->ln, r0 * C), m->params.wlm, s->targets + r0,
+                                             rows, m->C, m->V, it, pl.chunk, s->logits));
+    }
+    for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
         rl_model__lm_head(m, s->logits, AT(m, s->ln, r0 * C), rows);
         RL_TIMED(m, other,
@@ -899,7 +986,16 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
     rl_model_acts *a = &m->acts;
     be->mem_upload(be, a->targets, m->h_targets, N * sizeof(int32_t));
     float it = 1.0f / temperature;
-    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows);
+    for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
+        int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
+        // entropy for every row (the backward may need it) and lse for the backward
+        RL_TIMED(m, matmul,
+                 be->lm_head_logprob_forward(
+                     be, a->logp + r0, a->ent + r0, a->lselm + r0, AT(m, a->lnf, r0 * m->C),
+                     m->params.wlm, a->targets + r0, rows, m->C, m->V, it, pl.chunk, a->logits));
+    }
+    for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->logits_rows) {
         int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
         lm_head_rows(m, r0, rows);
         RL_TIMED(m, other,
@@ -912,7 +1008,7 @@ int rl_model_token_logprobs(rl_model *m, const int32_t *targets, float temperatu
         be->mem_download(be, entropy, a->ent, N * sizeof(float));
         zero_padding(m, entropy);
     }
-    m->logits_valid = m->logits_rows >= N; // one chunk: backward can reuse these logits
+    m->logits_valid = !pl.rows && m->logits_rows >= N; // one chunk: backward can reuse them
     m->temperature = temperature;
     m->have_logprobs = 1;
     return 0;
@@ -959,7 +1055,17 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
 
     // lm_head and log-softmax, chunk by chunk: dlogits in place of the logits, then into dlnf
     float it = 1.0f / m->temperature;
-    for (size_t r0 = 0; r0 < N; r0 += m->logits_rows) {
+    lm_head_plan pl = plan_lm_head(m, N, m->logits_rows); // as token_logprobs
+    for (size_t r0 = 0; pl.rows && r0 < N; r0 += (size_t)pl.rows) {
+        int rows = (int)(N - r0 < (size_t)pl.rows ? N - r0 : (size_t)pl.rows);
+        RL_TIMED(m, matmul,
+                 be->lm_head_logprob_backward(be, AT(m, m->gacts.dln, r0 * m->C), m->grads.wlm,
+                                              a->dlogp + r0, dentropy ? a->dent + r0 : NULL,
+                                              AT(m, a->lnf, r0 * m->C), m->params.wlm,
+                                              a->targets + r0, a->lselm + r0, a->ent + r0, rows,
+                                              m->C, m->V, it, pl.chunk, a->logits));
+    }
+    for (size_t r0 = 0; !pl.rows && r0 < N; r0 += m->logits_rows) {
         int rows = (int)(N - r0 < m->logits_rows ? N - r0 : m->logits_rows);
         if (!m->logits_valid) lm_head_rows(m, r0, rows);
         RL_TIMED(m, other,
@@ -1030,7 +1136,7 @@ static void backward_trunk(rl_model *m) {
         layer_acts la = layer_at(m, l);
         if (m->acts_recompute) { // refill slot 0 from res[l]: attention block, then gate|up
             layer_forward(m, l, &la);
-            mlp_in(m, l, la.gu, a->ln, la.rstd2, la.resmid, n);
+            mlp_in(m, l, la.gu, a->ln, n);
         }
         const void *ln1w = AT(m, p->ln1w, l * C), *ln2w = AT(m, p->ln2w, l * C);
         // MLP block: res[l+1] = resmid + down(swiglu(gu)), gu = rmsnorm(resmid) Wgu^T

@@ -95,13 +95,15 @@ typedef struct rl_model_acts {
     void *ln;      // [N, C]        act  scratch: a norm output (recomputed in backward)
     void *proj;    // [N, C]        act  scratch: o_proj / down_proj output before the residual add
     void *mlp;     // [N, FF]       act  scratch: silu(gate) * up (recomputed in backward)
-    float *logits; // [chunk, V]    lm_head output for `chunk` rows at a time
+    float *logits; // [chunk, V]    lm_head output for `chunk` rows at a time; also the fused
+                   //               lm_head path's workspace (model.c plan_lm_head)
     void
         *dlogits_act; // [chunk, V]   act  logit gradients rounded to act (NULL when act is float32)
     float *logp;      // [N]           token log-probabilities
     float *ent;       // [N]           entropies
     float *dlogp;     // [N]           backward seeds
     float *dent;      // [N]
+    float *lselm;     // [N]           lm_head log-sum-exp (fused lm_head path, for the backward)
     int32_t *tokens;  // [N]  input ids, -1 at padding
     int32_t *pos;     // [N]  position of each row in its sequence
     int32_t *targets; // [N]  next-token targets, -1 = none
@@ -185,6 +187,9 @@ typedef struct rl_model {
     size_t logits_rows;   // rows of lm_head output computed at a time (acts.logits)
     size_t logits_budget; // floats of lm_head output held at once (16M by default; set it
                           // before the first forward to change the chunking)
+    int lm_head_fused;    // the backend's fused lm_head + log-prob ops, when it has them: 0 (the
+                          // default) when the logits of all rows do not fit logits_budget, 1
+                          // always, -1 never (set it before a forward; see model.c)
     rl_model_acts acts;
     void *gacts_block;
     rl_model_grad_acts gacts;

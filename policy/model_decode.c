@@ -357,8 +357,8 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
         be->attention_cached_forward(be, d->att, d->qkv, kp, vp, g->table, c->max_blocks, d->slot,
                                      d->pos, R, m->NH, m->NKV, m->hd, g->window);
         rl_model__toc(m, &m->timing.attention, t0);
-        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, Rm);
-        rl_model__mlp(m, l, d->x, d->x, d->ln, NULL, d->gu, d->mlp, d->proj, Rm);
+        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, d->ln, NULL, Rm);
+        rl_model__mlp(m, l, d->x, d->x, d->ln, d->gu, d->mlp, d->proj, Rm);
     }
     if (k == 0) return;
     double t0 = rl_model__tic(m);

@@ -63,14 +63,15 @@ void rl_model__lm_head(rl_model *m, float *logits, const void *inp, int R);
 void rl_model__attn_in(rl_model *m, int l, void *qkv, void *ln, float *rstd, const void *x,
                        const int32_t *pos, int R);
 
-// Layer l, attention output: res_out = res_in + att Wo^T (res_out may alias res_in); proj [R, C]
-// is scratch.
+// Layer l, attention output and the MLP's norm: res_out = res_in + att Wo^T (res_out may alias
+// res_in), then ln = RMSNorm(res_out) with post_attention_layernorm (rstd [R] may be NULL), in
+// one pass where the backend has rmsnorm_residual_forward. proj [R, C] is scratch. act buffers.
 void rl_model__attn_out(rl_model *m, int l, void *res_out, const void *res_in, const void *att,
-                        void *proj, int R);
+                        void *proj, void *ln, float *rstd, int R);
 
-// Layer l, MLP block: res_out = res_in + down(silu(gate(h)) * up(h)), h = RMSNorm(res_in).
-// ln [R,C], gu [R,2FF] (kept), mlp [R,FF], proj [R,C] scratch; rstd [R] may be NULL.
-void rl_model__mlp(rl_model *m, int l, void *res_out, const void *res_in, void *ln, float *rstd,
-                   void *gu, void *mlp, void *proj, int R);
+// Layer l, MLP block: res_out = res_in + down(silu(gate(ln)) * up(ln)), ln = RMSNorm(res_in) as
+// rl_model__attn_out left it. gu [R,2FF] (kept), mlp [R,FF], proj [R,C] scratch. act buffers.
+void rl_model__mlp(rl_model *m, int l, void *res_out, const void *res_in, const void *ln, void *gu,
+                   void *mlp, void *proj, int R);
 
 #endif

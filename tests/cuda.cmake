@@ -7,6 +7,9 @@ if(RLPIPE_HAVE_CUDA)
   # paged decode with forks and window layers, against the CPU.
   rl_add_test(test_cuda_paged SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_paged.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
+  # the fused lm_head / RMSNorm + residual ops (kernels/cuda/lmhead_cuda.cu) against the CPU's
+  rl_add_test(test_cuda_lmhead SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_lmhead.c
+              LIBS rl_policy TIMEOUT 300 LABELS cuda)
   # the decode-step ops: sampling (same tokens as the CPU), staged uploads, graph capture
   rl_add_test(test_cuda_sample SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_sample.c
               LIBS rl_kernels TIMEOUT 300 LABELS cuda)
@@ -23,9 +26,9 @@ if(RLPIPE_HAVE_CUDA)
 endif()
 
 # cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the
-# CUDA runtime and cuBLAS (kernels/cuda/emu/check.sh), then test_cuda, test_cuda_bf16,
-# test_cuda_mixed, test_cuda_sample, test_cuda_flash, test_cuda_paged, test_kernels and test_model
-# on it: the GPU code is checked against the CPU backend on every CI run, without a GPU. It
+# CUDA runtime, cuBLAS and cuBLASLt (kernels/cuda/emu/check.sh), then every test of its list (the
+# CUDA tests, test_kernels, test_model and test_lmhead) on it: the GPU code is checked against
+# the CPU backend on every CI run, without a GPU. It
 # builds its own CPU-only copy of the libraries in the build folder, so it runs in the plain pass
 # only (a few minutes on 2 cores); `ctest -L emu` runs it alone.
 if(NOT RLPIPE_SANITIZE)

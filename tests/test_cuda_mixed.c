@@ -5,6 +5,8 @@
 //   - logits, log-probs and every parameter gradient of a tiny model (GQA, biases, a sliding-window
 //     layer, right padding) within the bounds stated at BOUND_* below, and the logits of KV-cache
 //     decoding in bf16 (measured 1.1%) within the logits bound;
+//   - the same with the bf16 model's fused lm-head path forced on (lm_head_fused = 1, row and
+//     vocabulary chunks; kernels/cuda/lmhead_cuda.cu) against the unfused CPU model;
 //   - a 30-step SFT run whose bf16 loss curve tracks the float32 one (bounds and reasons at
 //     CURVE_*), at a learning rate where round-to-nearest updates of a bf16 weight would mostly
 //     be lost, so the float32 master and stochastic rounding are what make the curves agree;
@@ -170,9 +172,18 @@ static void *params_bytes(rl_model *m) {
 
 // ------------------------------------------------------------------------------------------------
 
-static void test_model_parity(void) {
+// fused: the bf16 model takes the fused lm-head path (rl_model.lm_head_fused = 1) with a logits
+// buffer of two rows, so its log-probs and their backward run 4 rows and 256-column vocabulary
+// chunks at a time (model.c plan_lm_head); the CPU model stays unfused. Same bounds.
+static void model_parity(int fused) {
     rl_model *ms[2] = {create(CPU), create(G16)};
     CHECK(ms[1]->act == RL_BF16 && ms[0]->act == RL_F32, "act types");
+    if (fused) {
+        ms[1]->lm_head_fused = 1;
+        ms[1]->logits_budget = 2 * (size_t)ms[1]->V;
+    }
+    ms[0]->lm_head_fused = -1;
+    printf("  lm-head of the bf16 model: %s\n", fused ? "fused (forced)" : "unfused");
     init_same(ms, 2, 7, 0.3f);
     int32_t lengths[3] = {11, 7, 3};
     batch b = make_batch(3, 11, lengths, ms[0]->V, 1);
@@ -250,6 +261,14 @@ static void test_model_parity(void) {
         rl_model_free(ms[k]);
     }
     batch_free(&b);
+}
+
+static void test_model_parity(void) {
+    model_parity(0);
+}
+
+static void test_model_parity_fused(void) {
+    model_parity(1);
 }
 
 // One SFT step (forward, loss, backward, clip, AdamW); returns the loss before the update.
@@ -394,6 +413,7 @@ int main(void) {
         return 77;
     }
     RUN(test_model_parity);
+    RUN(test_model_parity_fused);
     RUN(test_rounding_reproducible);
     RUN(test_bf16_save_load);
     RUN(test_sft_curve);

@@ -65,6 +65,9 @@ rl_adamw_update_master_fn adamw_update_master_cuda;
 rl_sumsq_fn sumsq_cuda;
 rl_scale_fn scale_cuda;
 rl_fill_fn fill_cuda;
+rl_lm_head_logprob_forward_fn lm_head_logprob_forward_cuda;
+rl_lm_head_logprob_backward_fn lm_head_logprob_backward_cuda;
+rl_rmsnorm_residual_forward_fn rmsnorm_residual_forward_cuda;
 rl_sample_fn sample_cuda;
 
 // Decode-step support (step_cuda.cu): the staged upload and graph capture of kernels/backend.h,

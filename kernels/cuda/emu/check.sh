@@ -3,13 +3,11 @@
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
-# cuBLASLt, and test_cuda (CUDA vs CPU), test_cuda_bf16 (the bf16 backend vs CPU, op by op),
-# test_cuda_mixed (the bf16 model and optimizer), test_cuda_sample (the sampling op, staged
-# uploads, graph capture), test_cuda_flash (the fused attention), test_cuda_paged (the paged KV
-# cache and the model's paged decode), test_kernels and test_model (RLPIPE_TEST_BACKEND=cuda,
-# against double references) run with them. Device memory is inaccessible to host code outside
-# kernels and copies, so these runs also prove that the model, optimizer and decoder never
-# dereference backend memory on the host.
+# cuBLASLt, and the CUDA tests (each CUDA test against the CPU backend, test_cuda_lmhead included;
+# test_kernels, test_model and test_lmhead with RLPIPE_TEST_BACKEND=cuda, against double
+# references) run with them; the list is the `for t in` line below. Device memory is
+# inaccessible to host code outside kernels and copies, so these runs also prove that the model,
+# optimizer and decoder never dereference backend memory on the host.
 #
 # What it checks: indexing, formulas, reductions, barrier / shuffle use, launch shapes within
 # CUDA's limits, the cuBLAS operand swap. What it cannot: real concurrency (races), GPU math
@@ -53,7 +51,7 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_cuda_paged test_kernels test_model}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_cuda_lmhead test_cuda_paged test_kernels test_model test_lmhead}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \
