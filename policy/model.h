@@ -359,18 +359,18 @@ size_t rl_model_num_weights(const rl_model *m); // parameters without padding, a
 // shared by several slots is copied before one of them writes into it (copy-on-write of the
 // partial last block).
 typedef struct rl_kv_group {
-    int window;           // 0: full attention; > 0: the sliding window of its layers
-    int n_layers;         // layers in the group
-    int n_blocks;         // pool blocks
-    size_t block_bytes;   // bytes of one block over the group's layers, keys and values
-    void *block;          // backend memory holding k, v and table (a tensor-spec table)
-    void *k, *v;          // [n_layers, n_blocks, RL_KV_BLOCK * kv_dim] act
-    int32_t *table;       // [n_slots, max_blocks] backend: pool block of each (slot, block), -1
-    int32_t *h_table;     // host copy (the truth; uploaded when changed)
-    int *ref;             // [n_blocks] host: slots naming each block
-    int *free_list;       // [n_blocks] host: stack of unused blocks
+    int window;            // 0: full attention; > 0: the sliding window of its layers
+    int n_layers;          // layers in the group
+    int n_blocks;          // pool blocks
+    size_t block_bytes;    // bytes of one block over the group's layers, keys and values
+    void *block;           // backend memory holding k, v and table (a tensor-spec table)
+    void *k, *v;           // [n_layers, n_blocks, RL_KV_BLOCK * kv_dim] act
+    int32_t *table;        // [n_slots, max_blocks] backend: pool block of each (slot, block), -1
+    int32_t *h_table;      // host copy (the truth; uploaded when changed)
+    int *ref;              // [n_blocks] host: slots naming each block
+    int *free_list;        // [n_blocks] host: stack of unused blocks
     int n_free, peak_used; // blocks unused now; most ever used at once
-    int dirty;            // h_table changed since the last upload
+    int dirty;             // h_table changed since the last upload
 } rl_kv_group;
 
 typedef struct rl_kv_cache {
@@ -378,12 +378,12 @@ typedef struct rl_kv_cache {
     int n_slots, max_len, L, kv_dim; // kv_dim = NKV*hd
     int max_blocks;                  // block-table row length: ceil(max_len / RL_KV_BLOCK)
     int n_groups;
-    rl_kv_group *group;   // [n_groups]
-    int *layer_group;     // [L] group of each layer
-    int *layer_index;     // [L] the layer's index inside its group's pool
-    int *len;             // [n_slots] host: tokens held per slot
-    int keep_window;      // 1: window groups keep every block (to measure what freeing saves)
-    long cow_copies;      // blocks copied on write so far
+    rl_kv_group *group; // [n_groups]
+    int *layer_group;   // [L] group of each layer
+    int *layer_index;   // [L] the layer's index inside its group's pool
+    int *len;           // [n_slots] host: tokens held per slot
+    int keep_window;    // 1: window groups keep every block (to measure what freeing saves)
+    long cow_copies;    // blocks copied on write so far
 } rl_kv_cache;
 
 // A cache for n_slots sequences of up to max_len tokens each, for this model's shape, with pools

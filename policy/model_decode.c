@@ -352,8 +352,8 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
         void *kp = rl_model__at(g->k, m->act, layer), *vp = rl_model__at(g->v, m->act, layer);
         rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, Rm);
         double t0 = rl_model__tic(m);
-        be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH,
-                     m->NKV, m->hd);
+        be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH, m->NKV,
+                     m->hd);
         be->attention_cached_forward(be, d->att, d->qkv, kp, vp, g->table, c->max_blocks, d->slot,
                                      d->pos, R, m->NH, m->NKV, m->hd, g->window);
         rl_model__toc(m, &m->timing.attention, t0);

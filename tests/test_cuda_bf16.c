@@ -597,12 +597,12 @@ static void attention_case(int B, int T, int NH, int NKV, int hd, int window,
 static void test_attention(void) {
     int32_t l2[2] = {9, 5}, l3[3] = {37, 20, 1}, l70[2] = {70, 33}, l45[2] = {45, 12};
     int32_t l0[2] = {33, 0};
-    attention_case(2, 9, 4, 2, 8, 0, l2);        // GQA 2, padding
-    attention_case(3, 37, 6, 2, 16, 0, l3);      // GQA 3, a length-1 sequence
-    attention_case(2, 70, 8, 1, 48, 0, l70);     // MQA, more than one 64-key block
-    attention_case(2, 45, 6, 3, 32, 7, l45);     // sliding window 7
-    attention_case(1, 100, 4, 4, 96, 65, NULL);  // MHA, hd 96, window across key tiles
-    attention_case(2, 33, 12, 2, 6, 1, l0);      // window 1, an empty sequence, hd 6
+    attention_case(2, 9, 4, 2, 8, 0, l2);       // GQA 2, padding
+    attention_case(3, 37, 6, 2, 16, 0, l3);     // GQA 3, a length-1 sequence
+    attention_case(2, 70, 8, 1, 48, 0, l70);    // MQA, more than one 64-key block
+    attention_case(2, 45, 6, 3, 32, 7, l45);    // sliding window 7
+    attention_case(1, 100, 4, 4, 96, 65, NULL); // MHA, hd 96, window across key tiles
+    attention_case(2, 33, 12, 2, 6, 1, l0);     // window 1, an empty sequence, hd 6
 }
 
 // kv_store into a paged pool (the pools hold the same values at the same offsets: exact) and
@@ -640,7 +640,8 @@ static void test_attention_cached(void) {
             table[i] = table[j], table[j] = t;
         }
         int32_t *tc = CPU->mem_alloc(CPU, sizeof table), *tg = G16->mem_alloc(G16, sizeof table);
-        CPU->mem_upload(CPU, tc, table, sizeof table), G16->mem_upload(G16, tg, table, sizeof table);
+        CPU->mem_upload(CPU, tc, table, sizeof table),
+            G16->mem_upload(G16, tg, table, sizeof table);
         CPU->kv_store(CPU, kc.cpu, vc.cpu, qkv.cpu, tc, mb, sc, pc, n, NH, NKV, hd);
         G16->kv_store(G16, kc.gpu, vc.gpu, qkv.gpu, tg, mb, sg, pg, n, NH, NKV, hd);
         snprintf(what, sizeof what, "kv_store NH%d NKV%d hd%d: keys", NH, NKV, hd);

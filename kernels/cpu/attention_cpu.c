@@ -435,8 +435,8 @@ void attention_cached_forward_cpu(const rl_backend *be, void *out_, const void *
             const float *q = qkv + (size_t)i * qkv_dim + (size_t)kvh * rep * hd;
             float *o = out + (size_t)i * NH * hd + (size_t)kvh * rep * hd;
             for (int r0 = 0; r0 < rep; r0 += MAX_GROUP)
-                attend_cached(o + (size_t)r0 * hd, q + (size_t)r0 * hd, kpool + head,
-                              vpool + head, table, blk_stride, first_key(pos[i], window), pos[i],
+                attend_cached(o + (size_t)r0 * hd, q + (size_t)r0 * hd, kpool + head, vpool + head,
+                              table, blk_stride, first_key(pos[i], window), pos[i],
                               imin(MAX_GROUP, rep - r0), hd, scale);
         }
     }

@@ -335,8 +335,7 @@ static void kv_store_launch(rl_cuda_ctx *ctx, void *kpool, void *vpool, const vo
                             const int32_t *pos, int n, int NH, int NKV, int hd) {
     size_t total = (size_t)n * NKV * hd;
     kv_store_kernel<T><<<cu_grid(total, RL_CUDA_THREADS), RL_CUDA_THREADS, 0, ctx->stream>>>(
-        (T *)kpool, (T *)vpool, (const T *)qkv, block_table, max_blocks, slot, pos, n, NH, NKV,
-        hd);
+        (T *)kpool, (T *)vpool, (const T *)qkv, block_table, max_blocks, slot, pos, n, NH, NKV, hd);
 }
 
 void kv_store_cuda(const rl_backend *be, void *kpool, void *vpool, const void *qkv,
@@ -344,8 +343,8 @@ void kv_store_cuda(const rl_backend *be, void *kpool, void *vpool, const void *q
                    const int32_t *pos, int n, int NH, int NKV, int hd) {
     if (n <= 0 || NKV <= 0 || hd <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    ACT_DISPATCH(be, kv_store_launch, ctx, kpool, vpool, qkv, block_table, max_blocks, slot, pos,
-                 n, NH, NKV, hd);
+    ACT_DISPATCH(be, kv_store_launch, ctx, kpool, vpool, qkv, block_table, max_blocks, slot, pos, n,
+                 NH, NKV, hd);
     cudaLaunchCheck(ctx);
 }
 
@@ -357,11 +356,10 @@ void kv_store_cuda(const rl_backend *be, void *kpool, void *vpool, const void *q
 enum { SPLITS = 8 };
 
 template <class T>
-__global__ static void attention_cached_kernel(T *out, const T *qkv, const T *kpool,
-                                               const T *vpool, const int32_t *table,
-                                               int max_blocks, const int32_t *slot,
-                                               const int32_t *pos, int NH, int NKV, int hd,
-                                               int window, float scale) {
+__global__ static void attention_cached_kernel(T *out, const T *qkv, const T *kpool, const T *vpool,
+                                               const int32_t *table, int max_blocks,
+                                               const int32_t *slot, const int32_t *pos, int NH,
+                                               int NKV, int hd, int window, float scale) {
     __shared__ float qs[RL_MAX_HEAD_DIM];
     __shared__ float part[SPLITS][RL_MAX_HEAD_DIM];
     __shared__ float pm[SPLITS], pl[SPLITS];
@@ -418,24 +416,23 @@ __global__ static void attention_cached_kernel(T *out, const T *qkv, const T *kp
 }
 
 template <class T>
-static void attention_cached_launch(rl_cuda_ctx *ctx, void *out, const void *qkv,
-                                    const void *kpool, const void *vpool,
-                                    const int32_t *block_table, int max_blocks, const int32_t *slot,
-                                    const int32_t *pos, int n, int NH, int NKV, int hd,
-                                    int window) {
+static void attention_cached_launch(rl_cuda_ctx *ctx, void *out, const void *qkv, const void *kpool,
+                                    const void *vpool, const int32_t *block_table, int max_blocks,
+                                    const int32_t *slot, const int32_t *pos, int n, int NH, int NKV,
+                                    int hd, int window) {
     size_t blocks = (size_t)n * NH;
     attention_cached_kernel<T><<<(unsigned)blocks, SPLITS * 32, 0, ctx->stream>>>(
-        (T *)out, (const T *)qkv, (const T *)kpool, (const T *)vpool, block_table, max_blocks,
-        slot, pos, NH, NKV, hd, window, 1.0f / sqrtf((float)hd));
+        (T *)out, (const T *)qkv, (const T *)kpool, (const T *)vpool, block_table, max_blocks, slot,
+        pos, NH, NKV, hd, window, 1.0f / sqrtf((float)hd));
 }
 
 void attention_cached_forward_cuda(const rl_backend *be, void *out, const void *qkv,
-                                   const void *kpool, const void *vpool,
-                                   const int32_t *block_table, int max_blocks, const int32_t *slot,
-                                   const int32_t *pos, int n, int NH, int NKV, int hd, int window) {
+                                   const void *kpool, const void *vpool, const int32_t *block_table,
+                                   int max_blocks, const int32_t *slot, const int32_t *pos, int n,
+                                   int NH, int NKV, int hd, int window) {
     if (n <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
-    ACT_DISPATCH(be, attention_cached_launch, ctx, out, qkv, kpool, vpool, block_table,
-                 max_blocks, slot, pos, n, NH, NKV, hd, window);
+    ACT_DISPATCH(be, attention_cached_launch, ctx, out, qkv, kpool, vpool, block_table, max_blocks,
+                 slot, pos, n, NH, NKV, hd, window);
     cudaLaunchCheck(ctx);
 }
