@@ -423,6 +423,11 @@ void rl_kv_cache_reset_peak(rl_kv_cache *c);
 int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                      const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
                      rl_err *err);
+// rl_model_prefill with logits [n, V] (float32) in backend memory: they never leave the device
+// (for the sampling op, be->sample).
+int rl_model_prefill_be(rl_model *m, rl_kv_cache *c, int n, const int *slots,
+                        const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
+                        rl_err *err);
 
 // One new token per live sequence: tokens[i] goes to slot slots[i] at position len(slot);
 // logits [n, V] host. The n rows go through every matrix product together.

@@ -331,7 +331,8 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
 // One chunk: R rows (host arrays filled) through every layer; logits of the k rows listed in
 // h_out_idx go to logits_host rows h_out_dst.
 
-static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_host) {
+// logits_be: logits is backend memory (a device-to-device copy), else host memory.
+static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_out, int logits_be) {
     const rl_backend *be = m->be;
     rl_model_decode *d = &m->dec;
     // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
@@ -371,13 +372,15 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
     int consecutive = 1;
     for (int j = 1; j < k; j++) consecutive &= d->h_out_dst[j] == d->h_out_dst[0] + j;
     t0 = rl_model__tic(m);
+    void (*move)(const rl_backend *, void *, const void *, size_t) =
+        logits_be ? be->mem_copy : be->mem_download;
     if (consecutive)
-        be->mem_download(be, logits_host + (size_t)d->h_out_dst[0] * V, d->logits,
-                         (size_t)k * V * sizeof(float));
+        move(be, logits_out + (size_t)d->h_out_dst[0] * V, d->logits,
+             (size_t)k * V * sizeof(float));
     else
         for (int j = 0; j < k; j++)
-            be->mem_download(be, logits_host + (size_t)d->h_out_dst[j] * V,
-                             d->logits + (size_t)j * V, V * sizeof(float));
+            move(be, logits_out + (size_t)d->h_out_dst[j] * V, d->logits + (size_t)j * V,
+                 V * sizeof(float));
     rl_model__toc(m, &m->timing.other, t0);
 }
 
@@ -386,7 +389,7 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
 // token each).
 static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                       const int32_t *const *tok_lists, const int32_t *n_tokens, const int32_t *flat,
-                      float *logits, const char *what, rl_err *err) {
+                      float *logits, int logits_be, const char *what, rl_err *err) {
     if (c->L != m->L || c->kv_dim != m->NKV * m->hd)
         return rl_fail(err, RL_EINTERNAL, "%s: the KV cache was made for another model shape",
                        what);
@@ -444,12 +447,12 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                 d->h_out_dst[k++] = i;
             }
             if (++R == d->rows) {
-                run_chunk(m, c, R, k, logits);
+                run_chunk(m, c, R, k, logits, logits_be);
                 R = k = 0;
             }
         }
     }
-    if (R > 0) run_chunk(m, c, R, k, logits);
+    if (R > 0) run_chunk(m, c, R, k, logits, logits_be);
     for (int i = 0; i < n; i++) {
         c->len[slots[i]] += n_tokens ? n_tokens[i] : 1;
         release_unseen(c, slots[i]);
@@ -460,10 +463,16 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
 int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                      const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
                      rl_err *err) {
-    return run_cached(m, c, n, slots, tokens, n_tokens, NULL, logits, "prefill", err);
+    return run_cached(m, c, n, slots, tokens, n_tokens, NULL, logits, 0, "prefill", err);
+}
+
+int rl_model_prefill_be(rl_model *m, rl_kv_cache *c, int n, const int *slots,
+                        const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
+                        rl_err *err) {
+    return run_cached(m, c, n, slots, tokens, n_tokens, NULL, logits, 1, "prefill", err);
 }
 
 int rl_model_decode_step(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                          const int32_t *tokens, float *logits, rl_err *err) {
-    return run_cached(m, c, n, slots, NULL, NULL, tokens, logits, "decode step", err);
+    return run_cached(m, c, n, slots, NULL, NULL, tokens, logits, 0, "decode step", err);
 }

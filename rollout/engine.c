@@ -3,7 +3,6 @@
 #include "rollout/engine.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +23,15 @@ typedef struct live_seq {
     int fork_wait;          // waiting for sample 0's prompt
     int ready;              // row holds the logits to draw the next token from
     int done;
-    uint64_t order;         // admission order (older sequences are never preempted for newer)
-    int32_t *prompt;        // [plen] own copy (recomputation after a preemption needs it)
+    uint64_t order;  // admission order (older sequences are never preempted for newer)
+    int32_t *prompt; // [plen] own copy (recomputation after a preemption needs it)
     int plen;
-    int n_fed;              // tokens in the KV cache (prompt first, then drawn tokens)
-    rl_rng rng;             // its random stream
-    const float *row;       // logits to sample the next token from
-    int32_t last;           // the token just sampled
-    char *bytes;            // decoded bytes so far (stop tokens excluded)
+    int n_fed;             // tokens in the KV cache (prompt first, then drawn tokens)
+    rl_rng rng;            // its random stream
+    int row;               // row of the step's logits (d_logits) to draw the next token from
+    const float *row_host; // that row on the host (for on_token), NULL until downloaded
+    int32_t last;          // the token just sampled
+    char *bytes;           // decoded bytes so far (stop tokens excluded)
     size_t n_bytes, cap_bytes;
 } live_seq;
 
@@ -48,19 +48,26 @@ struct rl_engine {
     int max_slots, max_len, chunk;
     int V;           // model vocabulary (logits row length)
     int vocab_limit; // ids sampled are < vocab_limit
-    float *logits;   // [max_slots, V] host: logits of the step's rows
-    float *probs;    // [n_threads, V] scratch
-    int32_t *idx;    // [n_threads, V] scratch
-    int n_threads;
+    // Sampling runs on the backend (be->sample): the logits never leave it, one 12-byte row per
+    // sampled token comes back (kernels/README.md, "Sampling and the decode step").
+    float *d_logits;    // [max_slots, V] backend: logits of the step's rows
+    float *d_rows;      // [max_slots, V] backend: the rows to draw from, when not d_logits' order
+    int32_t *d_out;     // [3 * max_slots] backend: tokens | logp_sample | logp_policy
+    uint64_t *d_rng;    // [2 * max_slots] backend: (key, position) of each row's stream
+    rl_sampling *d_par; // [max_slots] backend: each row's parameters
+    uint64_t *h_rng;    // host copies of the above
+    rl_sampling *h_par;
+    int32_t *h_out;
+    float *logits; // [max_slots, V] host: rows downloaded for on_token callbacks
 
-    live_seq *sq;                 // [max_slots] the sequence in each slot
-    int n_used;                   // slots in use
-    struct queued *queue;         // [cap_queue] submitted, not yet admitted, in order
+    live_seq *sq;         // [max_slots] the sequence in each slot
+    int n_used;           // slots in use
+    struct queued *queue; // [cap_queue] submitted, not yet admitted, in order
     int n_queue, cap_queue, n_queued_samples;
     uint64_t next_order;
-    rl_gen_stats st;              // accumulated by the steps (rl_generate reports them)
+    rl_gen_stats st; // accumulated by the steps (rl_generate reports them)
     // step scratch, [max_slots] each
-    live_seq **run;               // sequences in the step, in admission order
+    live_seq **run; // sequences in the step, in admission order
     int *slots;
     const int32_t **lists;
     int32_t *counts;
@@ -82,17 +89,23 @@ int rl_engine_create_opts(rl_engine **out, rl_model *model, const rl_tokenizer *
     e->chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
     e->V = V;
     e->vocab_limit = vocab_limit;
-    e->cache = rl_kv_cache_create_pool(model, o->max_slots, o->max_len, o->kv_budget_bytes,
-                                       e->chunk, err);
+    e->cache =
+        rl_kv_cache_create_pool(model, o->max_slots, o->max_len, o->kv_budget_bytes, e->chunk, err);
     if (!e->cache) {
         free(e);
         return rl_err_prefix(err, "engine: ");
     }
-    e->n_threads = omp_get_max_threads();
     size_t S = (size_t)o->max_slots;
+    const rl_backend *be = model->be;
+    e->d_logits = be->mem_alloc(be, S * V * sizeof(float));
+    e->d_rows = be->mem_alloc(be, S * V * sizeof(float));
+    e->d_out = be->mem_alloc(be, 3 * S * sizeof(int32_t));
+    e->d_rng = be->mem_alloc(be, 2 * S * sizeof(uint64_t));
+    e->d_par = be->mem_alloc(be, S * sizeof(rl_sampling));
+    e->h_rng = rl_malloc(2 * S * sizeof(uint64_t));
+    e->h_par = rl_malloc(S * sizeof(rl_sampling));
+    e->h_out = rl_malloc(3 * S * sizeof(int32_t));
     e->logits = rl_malloc(S * V * sizeof(float));
-    e->probs = rl_malloc((size_t)e->n_threads * V * sizeof(float));
-    e->idx = rl_malloc((size_t)e->n_threads * V * sizeof(int32_t));
     e->sq = rl_calloc(S, sizeof *e->sq);
     e->run = rl_malloc(S * sizeof *e->run);
     e->slots = rl_malloc(S * sizeof *e->slots);
@@ -115,9 +128,16 @@ rl_kv_cache *rl_engine_cache(rl_engine *e) {
 void rl_engine_free(rl_engine *e) {
     if (!e) return;
     rl_kv_cache_free(e->cache);
+    const rl_backend *be = e->m->be;
+    be->mem_free(be, e->d_logits);
+    be->mem_free(be, e->d_rows);
+    be->mem_free(be, e->d_out);
+    be->mem_free(be, e->d_rng);
+    be->mem_free(be, e->d_par);
+    free(e->h_rng);
+    free(e->h_par);
+    free(e->h_out);
     free(e->logits);
-    free(e->probs);
-    free(e->idx);
     for (int i = 0; i < e->max_slots; i++) free(e->sq[i].bytes), free(e->sq[i].prompt);
     free(e->sq);
     for (int i = 0; i < e->n_queue; i++) free(e->queue[i].ids);
@@ -173,24 +193,13 @@ static long append_and_find_stop(live_seq *s, const rl_tokenizer *tok, const rl_
     return found;
 }
 
-// Draws the next token of one sample and decides whether it finished.
-static void sample_one(rl_engine *e, const rl_gen_params *p, live_seq *s, float *probs,
-                       int32_t *idx) {
+// Records the token the sampling op drew for one sample and decides whether it finished.
+static void take_token(rl_engine *e, const rl_gen_params *p, live_seq *s, int t, float lp_sample,
+                       float lp_policy) {
     rl_completion *c = s->out;
-    int t;
-    float lp_sample;
-    float u = rl_rng_float(&s->rng); // drawn even when greedy, so streams stay aligned
-    if (p->greedy || p->sampling.temperature <= 0) {
-        t = rl_argmax(s->row, e->vocab_limit);
-        lp_sample = 0.0f;
-    } else {
-        rl_sampling_probs(probs, s->row, e->vocab_limit, &p->sampling, idx);
-        t = rl_sample_from_probs(probs, e->vocab_limit, u);
-        lp_sample = logf(probs[t]);
-    }
     c->tokens[c->n_tokens] = t;
     c->logp_sample[c->n_tokens] = lp_sample;
-    c->logp_policy[c->n_tokens] = rl_token_logprob(s->row, e->V, t, 1.0f);
+    c->logp_policy[c->n_tokens] = lp_policy;
     c->n_tokens++;
     s->last = t;
     if (is_stop_id(p, t)) {
@@ -375,11 +384,35 @@ static void draw_tokens(rl_engine *e) {
     for (int slot = 0; slot < e->max_slots; slot++)
         if (e->sq[slot].active && e->sq[slot].ready) ready[n++] = &e->sq[slot];
     qsort(ready, (size_t)n, sizeof *ready, by_order);
-#pragma omp parallel for schedule(dynamic, 4)
+    if (n == 0) return;
+    // per row: its stream handed over at its position (then moved on by the one word the draw
+    // takes, greedy or not, so streams stay aligned), its parameters, its logits row
+    const rl_backend *be = e->m->be;
+    size_t V = (size_t)e->V;
+    int in_order = 1;
+    for (int i = 0; i < n; i++) in_order &= ready[i]->row == i;
     for (int i = 0; i < n; i++) {
-        int th = omp_get_thread_num();
-        sample_one(e, ready[i]->p, ready[i], e->probs + (size_t)th * e->V,
-                   e->idx + (size_t)th * e->V);
+        live_seq *q = ready[i];
+        e->h_rng[2 * i] = q->rng.key;
+        e->h_rng[2 * i + 1] = rl_rng_position(&q->rng);
+        rl_rng_advance(&q->rng, 1);
+        e->h_par[i] = q->p->sampling;
+        if (q->p->greedy) e->h_par[i].temperature = 0.0f;
+        if (!in_order)
+            be->mem_copy(be, e->d_rows + i * V, e->d_logits + (size_t)q->row * V,
+                         V * sizeof(float));
+    }
+    rl_upload up[2] = {{e->d_rng, e->h_rng, 2 * (size_t)n * sizeof(uint64_t)},
+                       {e->d_par, e->h_par, (size_t)n * sizeof(rl_sampling)}};
+    be->mem_upload_staged(be, up, 2);
+    be->sample(be, e->d_out, (float *)(e->d_out + n), (float *)(e->d_out + 2 * n),
+               in_order ? e->d_logits : e->d_rows, e->d_rng, e->d_par, n, e->V, e->vocab_limit);
+    be->mem_download(be, e->h_out, e->d_out, 3 * (size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        float lp_s, lp_p;
+        memcpy(&lp_s, e->h_out + n + i, sizeof lp_s);
+        memcpy(&lp_p, e->h_out + 2 * n + i, sizeof lp_p);
+        take_token(e, ready[i]->p, ready[i], e->h_out[i], lp_s, lp_p);
         ready[i]->ready = 0;
     }
     // Report each token in admission order; a callback may cancel its request.
@@ -391,7 +424,12 @@ static void draw_tokens(rl_engine *e) {
             q->out->text = rl_utf8_lossy(q->bytes ? q->bytes : "", q->n_bytes, &q->out->text_len);
             e->st.new_tokens += q->out->n_tokens;
         }
-        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row,
+        if (r->on_token && !q->row_host) { // the row the token was drawn from, for the callback
+            float *h = e->logits + (size_t)q->row * V;
+            be->mem_download(be, h, e->d_logits + (size_t)q->row * V, V * sizeof(float));
+            q->row_host = h;
+        }
+        int stop = r->on_token ? r->on_token(r->ctx, q->sample, q->out, q->row_host,
                                              q->bytes ? q->bytes : "", q->n_bytes, q->done)
                                : 0;
         if (q->done) release_seq(e, q);
@@ -412,7 +450,8 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
     int n = plan_step(e, &prompt_rows);
     if (n > 0) {
         double t0 = rl_now();
-        if (rl_model_prefill(e->m, e->cache, n, e->slots, e->lists, e->counts, e->logits, err)) {
+        if (rl_model_prefill_be(e->m, e->cache, n, e->slots, e->lists, e->counts, e->d_logits,
+                                err)) {
             cancel_all(e);
             return -1;
         }
@@ -423,8 +462,9 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
     }
     if (n == 0) { // cannot happen while the pool holds one sequence (checked at creation)
         cancel_all(e);
-        return rl_fail(err, RL_EINTERNAL, "engine: no sequence can get KV blocks (%zu of %zu "
-                                          "bytes in use)",
+        return rl_fail(err, RL_EINTERNAL,
+                       "engine: no sequence can get KV blocks (%zu of %zu "
+                       "bytes in use)",
                        rl_kv_cache_bytes_used(e->cache), rl_kv_cache_bytes_total(e->cache));
     }
     for (int i = 0; i < n; i++) {
@@ -432,7 +472,8 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
         q->n_fed += e->counts[i];
         if (q->n_fed < q->plen + q->out->n_tokens) continue;
         q->ready = 1;
-        q->row = e->logits + (size_t)i * e->V;
+        q->row = i;
+        q->row_host = NULL;
         if (q->sample != 0 || q->out->n_tokens != 0) continue;
         // sample 0 has its prompt in the cache: the other samples share it
         for (int slot = 0; slot < e->max_slots; slot++) {
@@ -443,6 +484,7 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
             c->n_fed = q->n_fed;
             c->ready = 1;
             c->row = q->row;
+            c->row_host = NULL;
         }
     }
     draw_tokens(e);

@@ -3,13 +3,14 @@
 //
 //   - rl_philox_uniform(key, rl_rng_position(r)) is the next rl_rng_float(r); rl_rng_advance
 //     moves a stream as that many draws would; pinned values keep the streams of past runs.
-//   - The op equals the rollout engine's host sampling (rollout/engine.c, sample_one: one
+//   - The op equals the rollout engine's former host sampling (engine_sample below: one
 //     rl_rng_float per token, rl_sampling_probs + rl_sample_from_probs, rl_token_logprob over
 //     the full row) bit for bit, on random rows with ties, every filter, greedy, a vocabulary
 //     limit, rows with their own parameters, several consecutive steps of each stream.
-//   - Inside the engine itself: at every token the engine draws (streaming API, whose callback
-//     sees the logits), the op on the same logits and stream position gives the same token and
-//     the same two log-probs, bit for bit. So switching the engine to the op changes no sample.
+//   - Inside the engine itself (which samples with the op): at every token the engine draws
+//     (streaming API, whose callback sees the logits), the host reference on the same logits and
+//     stream position gives the same token and the same two log-probs, bit for bit. So the
+//     engine's switch to the op changed no sample.
 //   - The draws follow the filtered distribution (frequencies over many stream positions) and
 //     ids at or above the vocabulary limit are never drawn.
 #define _POSIX_C_SOURCE 200809L
@@ -67,7 +68,8 @@ static void test_stream_positions(void) {
 // ------------------------------------------------------------------------------------------------
 // The op against the engine's host sampling
 
-// The engine's sample_one (rollout/engine.c), verbatim in its numerics: the reference.
+// The engine's former host sampling (rollout/engine.c before it used be->sample), verbatim in
+// its numerics: the reference.
 static void engine_sample(int32_t *t_out, float *lp_s, float *lp_p, const float *row, int V,
                           int limit, const rl_sampling *s, int greedy, rl_rng *rng) {
     float *probs = rl_malloc((size_t)V * sizeof(float));
