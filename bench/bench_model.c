@@ -1,6 +1,8 @@
 // bench_model: throughput of the Qwen2 model on a backend (not a test).
 //
-//   bench_model [tiny|25m|qwen0.5b|all] [--device cpu|cuda] [--steps N] [--decode-steps N]
+//   bench_model [tiny|25m|qwen0.5b|qwen0.5b-4k|r1-1.5b-4k|all] [--device cpu|cuda]
+//               [--dtype float32|tf32|bfloat16] [--steps N] [--decode-steps N] [--batch N]
+//               [--seq N] [--peak-tflops X]
 //
 // For each model size it prints: the machine's sgemm rate (a 1024^3 product and the exact
 // matrix-product shapes of one training step), the training step (forward + log-probs + backward
@@ -10,12 +12,27 @@
 // weight bytes / the machine's measured read bandwidth). "qwen0.5b" is Qwen2.5-0.5B's exact shape
 // with random weights, decoding only (all = tiny and 25m; name it to run it).
 //
+// "qwen0.5b-4k" and "r1-1.5b-4k" are random-weight models of Qwen2.5-0.5B's and
+// DeepSeek-R1-Distill-Qwen-1.5B's exact shapes (tied / untied lm_head, V = 151936) trained at
+// sequence length 4096 (batch 4 and 2; --batch, --seq change them): the GPU benchmark. They run
+// the training step only and print its model-FLOPs utilisation (MFU) against the card's dense
+// peak: bf16 989 TFLOP/s (H100/H200 SXM; --peak-tflops changes it), and beside it against the
+// peak of the precision used (TF32 dense = half the bf16 peak, 494; FP32 67 on H100/H200 SXM),
+// and the peak memory allocated through the backend (the model's blocks and the optimizer's
+// moments; the CUDA context and cuBLAS's 32 MiB workspace come on top).
+//
+// --dtype picks the precision: float32 (the default), tf32 (float32 storage, TF32 tensor-core
+// matrix products; CUDA only) or bfloat16 (bf16 weights and activations; CUDA only, when the
+// backend supports it). A precision the backend or build does not support ends the run with a
+// one-line message and exit status 77 (scripts/gpu_check.sh records it as skipped).
+//
 // FLOPs are counted explicitly: a training step is 6 * N_matmul * tokens (N_matmul = parameters
 // in matrix products, lm_head included, embedding lookup excluded) plus attention, 3x its forward
 // 4 * NH * hd * (keys per query, averaged over the causal triangle) per token per layer.
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/backend.h"
 #include "kernels/rng.h"
+#include "policy/memplan.h"
 #include "policy/model.h"
 #include "policy/optim.h"
 
@@ -30,13 +47,67 @@ typedef struct bench_size {
     int C, L, NH, NKV, FF, V, B, T;
     int prompt, gen; // decoding: prompt tokens per sequence, generated tokens per sequence
     int decode_only; // 1: batch-1 decoding only (too large to train here), not part of "all"
+    int train_only;  // 1: the GPU training benchmark (MFU, peak memory), not part of "all"
+    int tied;        // tie_word_embeddings
 } bench_size;
 
 static const bench_size SIZES[] = {
-    {"tiny", 128, 4, 4, 1, 336, 272, 32, 128, 32, 96, 0},
-    {"25m", 512, 8, 8, 2, 1408, 4096, 8, 256, 32, 64, 0},
-    {"qwen0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32, 32, 32, 1},
+    {"tiny", 128, 4, 4, 1, 336, 272, 32, 128, 32, 96, 0, 0, 1},
+    {"25m", 512, 8, 8, 2, 1408, 4096, 8, 256, 32, 64, 0, 0, 1},
+    {"qwen0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32, 32, 32, 1, 0, 1},
+    // Qwen2.5-0.5B and DeepSeek-R1-Distill-Qwen-1.5B (configs/shapes/*/config.json)
+    {"qwen0.5b-4k", 896, 24, 14, 2, 4864, 151936, 4, 4096, 0, 0, 0, 1, 1},
+    {"r1-1.5b-4k", 1536, 28, 12, 2, 8960, 151936, 2, 4096, 0, 0, 0, 1, 0},
 };
+
+// Dense peaks of the H100 / H200 SXM (TFLOP/s): bf16 tensor cores, TF32 tensor cores, FP32.
+#define PEAK_BF16 989.0
+#define PEAK_FP32 67.0
+
+// ---- a backend whose allocations are counted (peak memory) ---------------------------------------
+
+#define MAX_BLOCKS 256
+static struct {
+    const rl_backend *real;
+    void *ptr[MAX_BLOCKS];
+    size_t bytes[MAX_BLOCKS];
+    double live, peak;
+} g_mem;
+static rl_backend g_counting;
+
+static void *counting_alloc(const rl_backend *be, size_t bytes) {
+    (void)be;
+    void *p = g_mem.real->mem_alloc(g_mem.real, bytes);
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (!g_mem.ptr[i]) {
+            g_mem.ptr[i] = p, g_mem.bytes[i] = bytes;
+            break;
+        }
+    g_mem.live += (double)bytes;
+    if (g_mem.live > g_mem.peak) g_mem.peak = g_mem.live;
+    return p;
+}
+
+static void counting_free(const rl_backend *be, void *p) {
+    (void)be;
+    if (!p) return;
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (g_mem.ptr[i] == p) {
+            g_mem.live -= (double)g_mem.bytes[i];
+            g_mem.ptr[i] = NULL;
+            break;
+        }
+    g_mem.real->mem_free(g_mem.real, p);
+}
+
+// The same table with mem_alloc / mem_free counted; every operation still gets the real context.
+static const rl_backend *counting(const rl_backend *real) {
+    g_mem.real = real;
+    g_counting = *real;
+    g_counting.mem_alloc = counting_alloc;
+    g_counting.mem_free = counting_free;
+    return &g_counting;
+}
 
 static rl_model_config config_of(const bench_size *s) {
     rl_model_config c = {0};
@@ -47,10 +118,10 @@ static rl_model_config config_of(const bench_size *s) {
     c.head_dim = s->C / s->NH;
     c.intermediate_size = s->FF;
     c.vocab_size = s->V;
-    c.max_position_embeddings = 4096;
+    c.max_position_embeddings = s->T > 4096 ? s->T : 4096;
     c.rope_theta = 10000.0;
     c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = 1;
+    c.tie_word_embeddings = s->tied;
     c.attention_bias = 1;
     return c;
 }
@@ -130,7 +201,13 @@ static void print_split(const rl_model_timing *t) {
            100 * t->attention / total, 100 * t->other / total);
 }
 
-static int bench_train(rl_model *m, const bench_size *s, int steps) {
+typedef struct bench_precision {
+    const char *name; // float32, tf32, bfloat16
+    double peak;      // dense peak of that precision, TFLOP/s
+    double peak_bf16; // the card's dense bf16 peak, TFLOP/s
+} bench_precision;
+
+static int bench_train(rl_model *m, const bench_size *s, int steps, const bench_precision *prec) {
     rl_err err;
     int B = s->B, T = s->T;
     size_t N = (size_t)B * T;
@@ -148,6 +225,7 @@ static int bench_train(rl_model *m, const bench_size *s, int steps) {
     float *params = rl_model_params(m, &n);
     rl_adamw *opt;
     if (rl_adamw_create(&opt, m->be, n, spans, ns, &err)) return fprintf(stderr, "%s\n", err.msg);
+    if (steps < 1) steps = 1;
     rl_adamw_hparams hp = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f};
     double *times = rl_malloc((size_t)steps * sizeof(double));
     for (int step = -1; step <= steps; step++) { // step -1 warms up; step == steps is timed
@@ -172,6 +250,31 @@ static int bench_train(rl_model *m, const bench_size *s, int steps) {
            B, T, N / step_time, step_time, 1e-9 * flops_tok * N / step_time, 1e-6 * flops_tok,
            steps, 1e-9 * flops_tok * N / best);
     free(times);
+    if (prec) {
+        double tflops = 1e-12 * flops_tok * N / step_time;
+        printf("    MFU %.1f%% of the dense bf16 peak (%.0f TFLOP/s); %s peak %.0f TFLOP/s: %.1f%% "
+               "of it (%.1f TFLOP/s achieved)\n",
+               100 * tflops / prec->peak_bf16, prec->peak_bf16, prec->name, prec->peak,
+               100 * tflops / prec->peak, tflops);
+        // the planner's figure for the same step (rlpipe plan): model state at ZeRO-0 and the
+        // activations of this micro-batch without recomputation
+        rl_memplan_params pp = {.gpus = 1,
+                                .tensor_parallel = 1,
+                                .act = m->be->act,
+                                .micro_batch = B,
+                                .seq_len = T,
+                                .group_size = 1,
+                                .decode_rows = 1,
+                                .logits_floats = m->logits_budget};
+        rl_memplan plan;
+        double planned = rl_memplan_compute(&m->cfg, &pp, &plan, &err) == 0
+                             ? plan.state[0] + plan.acts_total[0]
+                             : 0.0;
+        printf("    peak memory through the backend: %.2f GiB (parameters, gradients, AdamW "
+               "moments, activations); rlpipe plan's formula: %.2f GiB (%+.2f%%)\n",
+               g_mem.peak / (1024.0 * 1024 * 1024), planned / (1024.0 * 1024 * 1024),
+               planned > 0 ? 100 * (planned - g_mem.peak) / g_mem.peak : 0.0);
+    }
     printf("    time split: ");
     print_split(&m->timing);
     printf("\n");
@@ -309,52 +412,126 @@ static int bench_decode_one(rl_model *m, const bench_size *s, int gen, double gb
     return 0;
 }
 
+static int usage(void) {
+    fprintf(stderr, "usage: bench_model [tiny|25m|qwen0.5b|qwen0.5b-4k|r1-1.5b-4k|all] "
+                    "[--device cpu|cuda] [--dtype float32|tf32|bfloat16] [--steps N] "
+                    "[--decode-steps N] [--batch N] [--seq N] [--peak-tflops X]\n");
+    return 2;
+}
+
+// The backend for --device and --dtype, or NULL with the exit status in *rc (77: this precision
+// is not supported here; 2: anything else).
+static const rl_backend *open_backend(const char *device, const char *dtype, int *rc) {
+    rl_err err = {0};
+    int tf32 = strcmp(dtype, "tf32") == 0, bf16 = strcmp(dtype, "bfloat16") == 0;
+    if (strcmp(device, "cuda") != 0) {
+        if (tf32 || bf16) {
+            fprintf(stderr,
+                    "bench_model: --dtype %s is not supported on the %s backend (float32 "
+                    "only; tf32 and bfloat16 need --device cuda)\n",
+                    dtype, device);
+            *rc = 77;
+            return NULL;
+        }
+        const rl_backend *be = rl_backend_get(device, &err);
+        if (!be) fprintf(stderr, "bench_model: %s\n", err.msg), *rc = 2;
+        return be;
+    }
+    const char *env = getenv("RLPIPE_CUDA_DEVICE");
+    int index = env && *env ? atoi(env) : 0;
+    const rl_backend *be = rl_backend_cuda_open(index, tf32, bf16 ? RL_BF16 : RL_F32, &err);
+    if (!be) {
+        fprintf(stderr, "bench_model: --device cuda --dtype %s: %s\n", dtype, err.msg);
+        // the CUDA backend answers RL_EINPUT for a precision it does not support (yet)
+        *rc = bf16 && err.kind == RL_EINPUT && strstr(err.msg, "not supported") ? 77 : 2;
+    }
+    return be;
+}
+
 int main(int argc, char **argv) {
-    const char *which = "all", *device = "cpu";
-    int steps = 5, gen = -1;
-    double gbs = 0.0; // measured once, when the first batch-1 run needs it
+    const char *which = "all", *device = "cpu", *dtype = "float32";
+    int steps = 5, gen = -1, batch = 0, seq = 0;
+    double peak_bf16 = PEAK_BF16;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
             device = argv[++i];
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc)
+            dtype = argv[++i];
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc)
             steps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--decode-steps") == 0 && i + 1 < argc)
             gen = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seq") == 0 && i + 1 < argc)
+            seq = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--peak-tflops") == 0 && i + 1 < argc)
+            peak_bf16 = atof(argv[++i]);
         else if (argv[i][0] != '-')
             which = argv[i];
-        else {
-            fprintf(stderr,
-                    "usage: bench_model [tiny|25m|qwen0.5b|all] [--device cpu|cuda] [--steps N] "
-                    "[--decode-steps N]\n");
-            return 2;
-        }
+        else
+            return usage();
     }
+    if (strcmp(dtype, "float32") != 0 && strcmp(dtype, "tf32") != 0 &&
+        strcmp(dtype, "bfloat16") != 0) {
+        fprintf(stderr, "bench_model: --dtype: expected float32, tf32 or bfloat16, got '%s'\n",
+                dtype);
+        return 2;
+    }
+    if (steps < 1 || batch < 0 || seq < 0 || !(peak_bf16 > 0)) return usage();
+    int known = strcmp(which, "all") == 0;
+    for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++)
+        known |= !strcmp(which, SIZES[k].name);
+    if (!known) {
+        fprintf(stderr, "bench_model: unknown size '%s'\n", which);
+        return usage();
+    }
+    int rc = 0;
+    const rl_backend *real = open_backend(device, dtype, &rc);
+    if (!real) return rc;
+    const rl_backend *be = counting(real);
     rl_err err;
-    const rl_backend *be = rl_backend_get(device, &err);
-    if (!be) return fprintf(stderr, "bench_model: %s\n", err.msg), 2;
     char desc[512];
     rl_backend_cpu_describe(desc, sizeof desc);
-    printf("backend %s; %s\n", be->name, desc);
+    printf("backend %s, %s; %s\n", be->name, dtype, desc);
+    bench_precision prec = {dtype,
+                            strcmp(dtype, "bfloat16") == 0 ? peak_bf16
+                            : strcmp(dtype, "tf32") == 0   ? peak_bf16 / 2
+                                                           : PEAK_FP32 * peak_bf16 / PEAK_BF16,
+                            peak_bf16};
+    double gbs = 0.0; // measured once, when the first batch-1 run needs it
     for (size_t k = 0; k < sizeof SIZES / sizeof SIZES[0]; k++) {
-        const bench_size *s = &SIZES[k];
-        if (strcmp(which, s->name) != 0 && (strcmp(which, "all") != 0 || s->decode_only)) continue;
-        rl_model_config cfg = config_of(s);
+        bench_size s = SIZES[k];
+        int all = strcmp(which, "all") == 0;
+        if (strcmp(which, s.name) != 0 && (!all || s.decode_only || s.train_only)) continue;
+        if (batch) s.B = batch;
+        if (seq) s.T = seq;
+        rl_model_config cfg = config_of(&s);
         rl_model *m;
-        if (rl_model_create(&m, &cfg, be, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-        rl_model_init_random(m, 1, 0.02f);
-        printf("\n%s: C=%d L=%d NH=%d NKV=%d hd=%d FF=%d V=%d (tied): %.2fM parameters, %.2fM in "
-               "matrix products\n",
-               s->name, s->C, s->L, s->NH, s->NKV, m->hd, s->FF, s->V,
-               1e-6 * rl_model_num_weights(m), 1e-6 * matmul_params(m));
-        if (!s->decode_only) {
-            bench_sgemm(be, m, s->B * s->T);
-            if (bench_train(m, s, steps)) return 1;
-            if (bench_decode(m, s, 64, gen > 0 ? gen : s->gen)) return 1;
+        g_mem.peak = g_mem.live;
+        if (rl_model_create(&m, &cfg, be, &err)) {
+            fprintf(stderr, "bench_model: %s\n", err.msg);
+            rl_backend_release(real);
+            return 1;
         }
-        if (!gbs) gbs = read_bandwidth_gbs();
-        if (bench_decode_one(m, s, gen > 0 ? gen : s->gen, gbs)) return 1;
+        rl_model_init_random(m, 1, 0.02f);
+        printf("\n%s: C=%d L=%d NH=%d NKV=%d hd=%d FF=%d V=%d (%s): %.2fM parameters, %.2fM in "
+               "matrix products\n",
+               s.name, s.C, s.L, s.NH, s.NKV, m->hd, s.FF, s.V, s.tied ? "tied" : "untied",
+               1e-6 * rl_model_num_weights(m), 1e-6 * matmul_params(m));
+        if (s.train_only) {
+            if (bench_train(m, &s, steps, &prec)) return 1;
+        } else {
+            if (!s.decode_only) {
+                bench_sgemm(be, m, s.B * s.T);
+                if (bench_train(m, &s, steps, NULL)) return 1;
+                if (bench_decode(m, &s, 64, gen > 0 ? gen : s.gen)) return 1;
+            }
+            if (!gbs) gbs = read_bandwidth_gbs();
+            if (bench_decode_one(m, &s, gen > 0 ? gen : s.gen, gbs)) return 1;
+        }
         rl_model_free(m);
     }
-    rl_backend_release(be);
+    rl_backend_release(real);
     return 0;
 }

@@ -28,6 +28,7 @@ static const cli_command COMMANDS[] = {
     {"eval", "held-out pass@1 / pass@k and per-verifier means", cmd_eval},
     {"report", "an HTML report (curves, evals, samples) and PNGs from run logs", cmd_report},
     {"serve", "an OpenAI-compatible HTTP server for a model directory", cmd_serve},
+    {"plan", "GPU memory per GPU for a run config (ZeRO stages, recomputation, KV)", cmd_plan},
 };
 
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);

@@ -37,6 +37,11 @@ static void cpu_mem_zero(const rl_backend *be, void *dst, size_t bytes) {
 
 static void cpu_synchronize(const rl_backend *be) {}
 
+static void cpu_mem_upload_staged(const rl_backend *be, const rl_upload *parts, int n) {
+    for (int i = 0; i < n; i++)
+        if (parts[i].bytes) memcpy(parts[i].dst, parts[i].src, parts[i].bytes);
+}
+
 static const rl_backend CPU_BACKEND = {
     .name = "cpu",
     .is_host = 1,
@@ -76,6 +81,12 @@ static const rl_backend CPU_BACKEND = {
     .sumsq = sumsq_cpu,
     .scale = scale_cpu,
     .fill = fill_cpu,
+    .sample = sample_cpu,
+    .mem_upload_staged = cpu_mem_upload_staged,
+    .graph_begin = NULL,
+    .graph_end = NULL,
+    .graph_launch = NULL,
+    .graph_free = NULL,
 };
 
 const rl_backend *rl_backend_cpu(void) {

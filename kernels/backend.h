@@ -32,6 +32,16 @@
 #include "kernels/kernels.h"
 #include "kernels/rl_error.h"
 
+// One host array for mem_upload_staged: bytes from host src to backend dst.
+typedef struct rl_upload {
+    void *dst;       // backend memory
+    const void *src; // host memory
+    size_t bytes;
+} rl_upload;
+
+// A captured sequence of operations (a CUDA graph), replayable with graph_launch.
+typedef struct rl_graph rl_graph;
+
 struct rl_backend {
     const char *name; // "cpu" or "cuda"
     int is_host;      // 1: backend memory is host memory (device pointers are host pointers)
@@ -78,7 +88,34 @@ struct rl_backend {
     rl_sumsq_fn *sumsq;
     rl_scale_fn *scale;
     rl_fill_fn *fill;
+
+    // ---- decode-step support (appended: the layout above is unchanged)
+    rl_sample_fn *sample; // one token per row, the logits stay here (kernels.h)
+
+    // Uploads several small host arrays (a decode step's tokens, positions, block tables, random
+    // streams, sampling parameters) in ONE transfer: CUDA packs them into a pinned staging buffer,
+    // queues one host-to-device copy and one scatter kernel; the CPU copies each. Returns as soon
+    // as the host arrays may be reused; the copies are ordered before every later operation.
+    // At most RL_UPLOAD_MAX_PARTS parts; dst ranges must not overlap one another.
+    void (*mem_upload_staged)(const rl_backend *be, const rl_upload *parts, int n);
+
+    // Graph capture (CUDA graphs; all four NULL on the CPU, which has nothing to gain): between
+    // graph_begin and graph_end the backend's operations are recorded instead of run;
+    // graph_launch replays them with the same arguments (the same buffers: write new inputs into
+    // them, e.g. with mem_upload_staged, before each launch). Capturable: every op except sumsq
+    // (cuBLAS products included: the workspace is fixed), mem_copy of non-overlapping ranges,
+    // mem_zero. Not capturable (the call exits with a message naming it): mem_alloc, mem_free,
+    // mem_upload, mem_download, mem_upload_staged, synchronize, sumsq, graph_launch.
+    // graph_end returns NULL with err set when the capture failed (the stream is usable again).
+    // A graph may be launched any number of times and freed once (graph_free waits for it).
+    void (*graph_begin)(const rl_backend *be);
+    rl_graph *(*graph_end)(const rl_backend *be, rl_err *err);
+    void (*graph_launch)(const rl_backend *be, rl_graph *g); // queued, like any op
+    void (*graph_free)(const rl_backend *be, rl_graph *g);   // NULL is fine
 };
+
+// Most parts one mem_upload_staged call takes.
+#define RL_UPLOAD_MAX_PARTS 16
 
 // Stamp of this table's layout, compared when the CUDA module is loaded: a module built from
 // other sources (a stale librlpipe_cuda.so next to a newer rlpipe) is refused, not called.

@@ -6,7 +6,8 @@
  *   - rl_bf16_stochastic: stochastic rounding for the optimizer's working copy (llm.c's
  *     adamw.cuh idea): add 16 random bits below the kept mantissa, then truncate, so x rounds
  *     up with probability equal to its distance from the lower neighbour; E[result] = x. The
- *     bits come from Philox4x32-10 (kernels/philox.h) keyed by a seed, so it is reproducible.
+ *     bits come from Philox4x32-10 (rl_philox4x32, kernels/rng.h) keyed by a seed, so it is
+ *     reproducible.
  *
  * Owns: nothing (inline functions).
  */
@@ -17,7 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/philox.h"
+#include "kernels/rng.h"
 
 RL_HOST_DEVICE static inline uint32_t rl_f32_bits(float x) {
     uint32_t u;
@@ -52,7 +53,7 @@ RL_HOST_DEVICE static inline uint16_t rl_bf16_round_bits(float x, uint32_t r) {
 // of Philox4x32-10(key = seed, counter = i / 4).
 RL_HOST_DEVICE static inline uint16_t rl_bf16_stochastic(float x, uint64_t seed, uint64_t i) {
     uint32_t r[4];
-    rl_philox4x32_block(seed, i >> 2, r);
+    rl_philox4x32(seed, i >> 2, r);
     return rl_bf16_round_bits(x, r[i & 3u]);
 }
 

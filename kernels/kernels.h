@@ -31,8 +31,9 @@
  *     query included), as HF masking_utils (kv_idx > q_idx - sliding_window); w = 0: full causal.
  *   - Nothing here allocates memory in a hot path.
  *
- * The sampling helpers at the end are plain host functions over one row of logits (the rollout
- * engine receives logits on the host); they are not in the backend table.
+ * Sampling is an op of the table (rl_sample_fn: logits stay in backend memory, 12 bytes per row
+ * come back); the helpers at the end are the plain host functions over one row of logits that
+ * the CPU op is built from, kept for host users.
  *
  * Owns: nothing (declarations only).
  */
@@ -253,6 +254,48 @@ typedef void rl_scale_fn(const rl_backend *be, float *x, float s, size_t n);
 typedef void rl_fill_fn(const rl_backend *be, float *x, float value, size_t n);
 
 // ------------------------------------------------------------------------------------------------
+// Sampling
+
+// How one row's next token is drawn (16 bytes, the same layout in C and CUDA).
+typedef struct rl_sampling {
+    float temperature; // <= 0: greedy (one-hot at the first maximum)
+    int top_k;         // keep the k largest logits (ties with the k-th kept, as HF); 0: off
+    float top_p;       // nucleus: keep the smallest top set with mass >= top_p; >= 1: off
+    float min_p;       // drop tokens with p < min_p * p_max; 0: off
+} rl_sampling;
+
+// Draws one token per row of logits[n, V] (float32, backend memory), without sending the
+// logits anywhere. Row i samples from logits[i, :vocab_limit] (ids >= vocab_limit are never
+// drawn; 1 <= vocab_limit <= V) with its own parameters s[i] and its own random number
+//     u = rl_philox_uniform(rng[2i], rng[2i+1])            (kernels/rng.h; key, draw index)
+// exactly as rl_sampling_probs + rl_sample_from_probs on the host:
+//   - s[i].temperature <= 0: greedy, tokens[i] = first argmax, logp_sample[i] = 0;
+//   - otherwise softmax(logits / temperature), then top-k (ties with the k-th kept), top-p, min-p,
+//     each on the renormalised result of the one before (HF's order); tokens[i] = the first kept
+//     id whose cumulative probability (in id order) exceeds u; logp_sample[i] = log of its
+//     probability under that filtered distribution.
+// logp_policy[i] = log softmax(logits[i, :V])[tokens[i]]: the unmodified policy (temperature 1,
+// the full row, vocab_limit ignored), the log-prob the GRPO ratio is taken against.
+// Outputs tokens[n], logp_sample[n], logp_policy[n], and the inputs rng[2n] and s[n], are backend
+// memory. Logits must be finite or -inf (never NaN). The CPU implementation calls the host
+// helpers below, so its draws are those of the engine's host sampling bit for bit; the CUDA one
+// draws the same u and (float32 logits) the same tokens, up to double-rounding differences of
+// its reduction order (a token differs only when u falls within ~1e-15 of a boundary).
+//
+// Usage for a decode step of n live rows (one 12n-byte download; see also kernels/README.md):
+//     int32_t *out = be->mem_alloc(be, 3 * n * 4);              // tokens | logp_s | logp_p
+//     uint64_t key_draw[2 * n]; rl_sampling par[n];             // host, filled per row:
+//     key_draw[2*i] = rng_i.key; key_draw[2*i+1] = rl_rng_position(&rng_i);
+//     rl_rng_advance(&rng_i, 1);                                // the stream moves on by one
+//     (upload key_draw and par to backend buffers d_rng, d_par, e.g. with mem_upload_staged)
+//     be->sample(be, out, (float *)(out + n), (float *)(out + 2 * n), logits, d_rng, d_par, n,
+//                V, vocab_limit);
+//     be->mem_download(be, host_out, out, 3 * n * 4);
+typedef void rl_sample_fn(const rl_backend *be, int32_t *tokens, float *logp_sample,
+                          float *logp_policy, const float *logits, const uint64_t *rng,
+                          const rl_sampling *s, int n, int V, int vocab_limit);
+
+// ------------------------------------------------------------------------------------------------
 // The CPU implementations (in kernels/cpu/).
 
 rl_gemm_fn gemm_cpu;
@@ -281,20 +324,14 @@ rl_adamw_update_master_fn adamw_update_master_cpu;
 rl_sumsq_fn sumsq_cpu;
 rl_scale_fn scale_cpu;
 rl_fill_fn fill_cpu;
+rl_sample_fn sample_cpu;
 
 // The float32 inverse frequencies of HF's default RoPE: inv_freq[i] = 1 / theta^(2i/hd), i < hd/2,
 // computed exactly as torch does in float32. Shared by every backend (host function).
 void rl_rope_inv_freq(float *inv_freq, int hd, float theta);
 
 // ------------------------------------------------------------------------------------------------
-// Sampling helpers: pure host functions over one row of V logits.
-
-typedef struct rl_sampling {
-    float temperature; // <= 0: greedy (one-hot at the first maximum)
-    int top_k;         // keep the k largest logits (ties with the k-th kept, as HF); 0: off
-    float top_p;       // nucleus: keep the smallest top set with mass >= top_p; >= 1: off
-    float min_p;       // drop tokens with p < min_p * p_max; 0: off
-} rl_sampling;
+// Sampling helpers: pure host functions over one row of V logits (kernels/cpu/sampling_cpu.c).
 
 // Writes the distribution to sample from into probs[V]: softmax(logits / temperature), then
 // top-k, then top-p on the renormalised result, then min-p (HF's warper order), renormalised;

@@ -1,6 +1,5 @@
-// rng: Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
+// rng: named streams over the Philox4x32-10 generator of rng.h. See rng.h.
 #include "kernels/rng.h"
-#include "kernels/philox.h"
 
 #include <math.h>
 
@@ -9,10 +8,6 @@ static uint64_t splitmix64(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
-}
-
-void rl_philox4x32(uint64_t key, uint64_t counter, uint32_t out[4]) {
-    rl_philox4x32_block(key, counter, out);
 }
 
 rl_rng rl_rng_stream(uint64_t seed, uint32_t purpose, uint64_t a, uint64_t b) {
@@ -67,4 +62,20 @@ double rl_rng_normal(rl_rng *r) {
     double u1 = rl_rng_double(r), u2 = rl_rng_double(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+uint64_t rl_rng_position(const rl_rng *r) {
+    return r->used >= 4 ? r->counter * 4 : (r->counter - 1) * 4 + (uint64_t)r->used;
+}
+
+void rl_rng_advance(rl_rng *r, uint64_t words) {
+    uint64_t pos = rl_rng_position(r) + words;
+    if (pos % 4 == 0) {
+        r->counter = pos / 4;
+        r->used = 4;
+    } else {
+        rl_philox4x32(r->key, pos / 4, r->buf);
+        r->counter = pos / 4 + 1;
+        r->used = (int)(pos % 4);
+    }
 }

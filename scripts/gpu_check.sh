@@ -1,28 +1,38 @@
 #!/bin/bash
 # gpu_check.sh: the one prepared check of the CUDA backend on a machine with an NVIDIA GPU (an
-# H200 in a ~10-minute budget). Every part has a timeout; a part that fails or times out is
+# H100 or H200 lent for ~10 minutes). Every part has a timeout; a part that fails or times out is
 # recorded and the script goes on to the next; a summary table ends the log. Exit status 0 only
-# when every part that ran passed.
+# when every part that ran passed (a part that exits 77, "not supported here", counts as skipped).
 #
+#   scripts/gpu_check.sh --dry-run   anywhere, no GPU needed: checks that this script parses, that
+#                                    the build it would use has every binary it runs, that
+#                                    bench_model accepts the sizes and precisions below, and
+#                                    prints the parts with their time limits
 #   scripts/gpu_check.sh --prepare   on the development machine (where the Debian -dev packages
 #                                    are): builds build-gpu/ (Release, CUDA ON, generic x86-64,
 #                                    no -march=native), strips it to executables and bundles the
 #                                    non-CUDA shared libraries it needs into build-gpu/_libs.tgz
 #                                    (about 26 MB: it fits the device tool's 64 MiB carry).
 #   scripts/gpu_check.sh             on the GPU machine, from the repository root:
-#     1. device and toolkit information (nvidia-smi, nvcc)
-#     2. build: cmake Release, CUDA ON, -j16 in build-dev/ when the machine has the build
-#        dependencies; otherwise the carried build-gpu/ (run with carry: ["build-gpu"])
-#     3. test_cuda, verbose: every op and the whole model, CUDA against the CPU backend
-#     4. test_kernels and test_model with RLPIPE_TEST_BACKEND=cuda (against double references)
-#     5. bench_model tiny and 25m on cuda and on cpu, few steps
-#     6. the whole ctest suite
-#     7. compute-sanitizer memcheck of test_kernels on cuda (when the tool and the time allow)
-#   Logs go to $OUT when it is set (gpu_check.log, summary.txt, test_cuda.log, bench.log), else
-#   to /tmp/rlpipe-gpu-check/. GPU_CHECK_BUDGET (seconds, default 480) bounds the whole run: a
-#   part that would not fit in what is left is skipped and reported as such. GPU_CHECK_SKIP is
-#   an extended regular expression: parts whose names match it are skipped (for instance
-#   'ctest|bench|sanitizer'). GPU_CHECK_USE_CARRIED=1 uses build-gpu/ without building here.
+#     1. the card (nvidia-smi name, memory, driver, compute capability), the date, the toolkit
+#     2. build: cmake Release, CUDA ON, -j16 in build-dev/, only the targets below, when the
+#        machine has the build dependencies; otherwise the carried build-gpu/ (carry ["build-gpu"])
+#     3. every native CUDA test binary (tests/test_cuda*: float32 and bf16 ops and the model
+#        against the CPU backend), verbose
+#     4. bench_model: random-weight Qwen2.5-0.5B and R1-Distill-Qwen-1.5B shapes trained at
+#        sequence length 4096, each in float32, TF32 and bf16: tokens/s, MFU against the dense
+#        bf16 peak (989 TFLOP/s on H100/H200 SXM) and the precision's own, peak memory (the
+#        backend's blocks, and nvidia-smi's memory.used sampled every 250 ms)
+#     5. bench_rollout when the build has it (GPU_CHECK_ROLLOUT_ARGS: its arguments)
+#     6. test_kernels / test_model on cuda, the whole ctest suite, compute-sanitizer: only with
+#        the time left
+#   Everything goes to $OUT when it is set, else /tmp/rlpipe-gpu-check/: gpu_check.txt (the card,
+#   the date, the summary and every figure: what to paste into the README), gpu_check.log (all
+#   output), test_cuda.log, bench.log. GPU_CHECK_BUDGET (seconds, default 450) bounds the whole
+#   run: a part that would not fit in what is left is skipped and reported. GPU_CHECK_SKIP is an
+#   extended regular expression: parts whose names match it are skipped (e.g. 'ctest|sanitizer').
+#   GPU_CHECK_USE_CARRIED=1 uses build-gpu/ without building here; GPU_CHECK_BUILD names another
+#   build folder for --dry-run (default: build, then build-gpu, then build-dev).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -67,15 +77,98 @@ if [ "${1:-}" = "--prepare" ]; then
 fi
 
 # ------------------------------------------------------------------------------------------------
+# What runs (shared by the GPU run and --dry-run)
+
+BENCH_SIZES="qwen0.5b-4k r1-1.5b-4k"
+BENCH_DTYPES="float32 tf32 bfloat16"
+BENCH_STEPS=${GPU_CHECK_BENCH_STEPS:-2}
+BENCH_LIMIT=${GPU_CHECK_BENCH_LIMIT:-45} # seconds per (shape, precision)
+ROLLOUT_ARGS=${GPU_CHECK_ROLLOUT_ARGS:---device cuda}
+
+# The CMake targets the check needs (native CUDA tests, benchmarks, the CUDA module, rlpipe).
+targets_of() { # build dir
+    cmake --build "$1" --target help 2>/dev/null | awk '{print $2}' |
+        grep -E '^(rlpipe|rlpipe_cuda|bench_model|bench_rollout|test_cuda[A-Za-z0-9_]*|test_kernels|test_model)$' |
+        grep -v '^test_cuda_emu$' | sort -u | tr '\n' ' '
+}
+
+cuda_tests_in() { # build dir: the native CUDA test binaries
+    for t in "$1"/tests/test_cuda*; do
+        [ -x "$t" ] && [ -f "$t" ] && echo "$t"
+    done
+}
+
+# ------------------------------------------------------------------------------------------------
+# --dry-run: no GPU needed
+
+if [ "${1:-}" = "--dry-run" ]; then
+    fail=0
+    bash -n "$0" || fail=1
+    B=${GPU_CHECK_BUILD:-}
+    if [ -z "$B" ]; then
+        for d in build build-gpu build-dev; do
+            [ -x "$d/bench/bench_model" ] && B=$d && break
+        done
+    fi
+    echo "gpu_check --dry-run in $ROOT, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    if [ -z "$B" ] || [ ! -x "$B/bench/bench_model" ]; then
+        echo "no build with bench/bench_model (build one, or set GPU_CHECK_BUILD)"
+        exit 1
+    fi
+    echo "build: $B"
+    for exe in rlpipe bench/bench_model tests/test_kernels tests/test_model; do
+        if [ -x "$B/$exe" ]; then echo "  ok       $B/$exe"; else echo "  MISSING  $B/$exe" && fail=1; fi
+    done
+    n=$(cuda_tests_in "$B" | wc -l)
+    if [ "$n" -gt 0 ]; then
+        cuda_tests_in "$B" | sed 's/^/  ok       /'
+    else
+        echo "  (no tests/test_cuda* here: a build without CUDA; the GPU run builds them)"
+    fi
+    if [ -x "$B/bench/bench_rollout" ]; then echo "  ok       $B/bench/bench_rollout"; else
+        echo "  (no bench/bench_rollout: that part will be skipped)"
+    fi
+    # bench_model knows the sizes and precisions (on the CPU a GPU precision exits 77 at once)
+    for size in $BENCH_SIZES; do
+        for dt in $BENCH_DTYPES; do
+            [ "$dt" = float32 ] && continue
+            "$B/bench/bench_model" "$size" --device cpu --dtype "$dt" --steps 1 >/dev/null 2>&1
+            rc=$?
+            if [ "$rc" = 77 ]; then echo "  ok       bench_model $size --dtype $dt parses (77 on the CPU)"; else
+                echo "  FAILED   bench_model $size --dtype $dt: exit $rc (want 77 on the CPU)" && fail=1
+            fi
+        done
+    done
+    "$B/bench/bench_model" no-such-size >/dev/null 2>&1
+    [ $? = 2 ] || { echo "  FAILED   bench_model rejects an unknown size"; fail=1; }
+    budget=${GPU_CHECK_BUDGET:-450}
+    echo "parts (limit in seconds; the whole run is cut at GPU_CHECK_BUDGET=$budget):"
+    echo "    10  device info: nvidia-smi, date, nvcc"
+    echo "    90  configure (cmake Release, CUDA ON)"
+    echo "   200  build -j16 --target <rlpipe rlpipe_cuda bench_model bench_rollout test_cuda* test_kernels test_model>"
+    echo "   120  each tests/test_cuda* binary"
+    for size in $BENCH_SIZES; do for dt in $BENCH_DTYPES; do
+        echo "   $(printf %3d "$BENCH_LIMIT")  bench_model $size --device cuda --dtype $dt --steps $BENCH_STEPS"
+    done; done
+    echo "    60  bench_rollout $ROLLOUT_ARGS (when built)"
+    echo "   ...  test_kernels / test_model on cuda, ctest, compute-sanitizer with the time left"
+    [ "$fail" = 0 ] && echo "dry run OK" || echo "dry run FAILED"
+    exit "$fail"
+fi
+
+# ------------------------------------------------------------------------------------------------
 # The GPU run
 
 OUTDIR=${OUT:-/tmp/rlpipe-gpu-check}
 mkdir -p "$OUTDIR"
 LOG=$OUTDIR/gpu_check.log
 SUMMARY=$OUTDIR/summary.txt
+REPORT=$OUTDIR/gpu_check.txt
+FIGURES=$OUTDIR/figures.txt
 : >"$LOG"
 : >"$SUMMARY"
-BUDGET=${GPU_CHECK_BUDGET:-480}
+: >"$FIGURES"
+BUDGET=${GPU_CHECK_BUDGET:-450}
 START=$(date +%s)
 FAILED=0
 OPTIONAL=0 # 1 while running a part whose failure is an expected outcome (building here)
@@ -89,12 +182,12 @@ part() {
     local name=$1 limit=$2 extra=$3
     shift 3
     if [ -n "${GPU_CHECK_SKIP:-}" ] && echo "$name" | grep -qiE "$GPU_CHECK_SKIP"; then
-        printf '%-44s %s\n' "$name" "SKIPPED (GPU_CHECK_SKIP)" >>"$SUMMARY"
+        printf '%-52s %s\n' "$name" "SKIPPED (GPU_CHECK_SKIP)" >>"$SUMMARY"
         return 0
     fi
     local left=$((BUDGET - $(elapsed)))
-    if [ "$left" -lt 20 ]; then
-        printf '%-44s %s\n' "$name" "SKIPPED (budget: $(elapsed)s of ${BUDGET}s used)" >>"$SUMMARY"
+    if [ "$left" -lt 15 ]; then
+        printf '%-52s %s\n' "$name" "SKIPPED (budget: $(elapsed)s of ${BUDGET}s used)" >>"$SUMMARY"
         say "=== $name: skipped, budget spent"
         return 0
     fi
@@ -113,19 +206,52 @@ part() {
     local dt=$(($(date +%s) - t0)) verdict
     case $rc in
     0) verdict="ok" ;;
-    77) verdict="SKIPPED (exit 77)" ;;
+    77) verdict="SKIPPED (exit 77: not supported here)" ;;
     124 | 137) verdict="TIMEOUT after ${dt}s" ;;
     *) verdict="FAILED (exit $rc)" ;;
     esac
     if [ "$OPTIONAL" = 1 ] && [ "$rc" != 0 ]; then verdict="unavailable (exit $rc), not counted"; fi
     case $rc in 0 | 77) ;; *) [ "$OPTIONAL" = 1 ] || FAILED=1 ;; esac
-    printf '%-44s %-28s %4ss\n' "$name" "$verdict" "$dt" >>"$SUMMARY"
+    printf '%-52s %-36s %4ss\n' "$name" "$verdict" "$dt" >>"$SUMMARY"
     say "=== $name: $verdict in ${dt}s"
+    PART_RC=$rc
     return 0
 }
 
+# bench NAME ARGS...: a bench_model run, with nvidia-smi's memory.used sampled meanwhile; its
+# figures (and the sampled peak) go to $FIGURES.
+bench() {
+    local name=$1
+    shift
+    local tmp=$OUTDIR/.bench.out mem=$OUTDIR/.mem.txt smi=""
+    : >"$tmp"
+    : >"$mem"
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 250 >"$mem" 2>/dev/null &
+        smi=$!
+    fi
+    PART_RC=""
+    part "$name" "$BENCH_LIMIT" "$tmp" "$@"
+    [ -n "$smi" ] && kill "$smi" 2>/dev/null && wait "$smi" 2>/dev/null
+    cat "$tmp" >>"$OUTDIR/bench.log"
+    {
+        echo "$name"
+        if [ -n "$PART_RC" ]; then
+            grep -E 'train step|MFU|peak memory|backend |decode|prefill|tokens/s' "$tmp" | sed 's/^/  /'
+            grep -E '^bench_[a-z]+:' "$tmp" | sed 's/^/  /' # why it stopped, if it did
+            peak=$(sort -n "$mem" 2>/dev/null | tail -1)
+            [ -n "$peak" ] && echo "  nvidia-smi memory.used peak: $peak MiB"
+            case $PART_RC in 0 | 77) ;; *) echo "  (exit $PART_RC: see gpu_check.log)" ;; esac
+        else
+            echo "  (not run)"
+        fi
+    } >>"$FIGURES"
+    rm -f "$tmp" "$mem"
+}
+
 say "rlpipe GPU check, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), in $ROOT, budget ${BUDGET}s"
-part "device info" 20 - sh -c 'nvidia-smi; nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv; (nvcc --version || /usr/local/cuda/bin/nvcc --version) 2>&1 | tail -2; uname -m; nproc; cmake --version | head -1'
+CARD=$( (nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader) 2>/dev/null | head -1)
+part "device info" 10 - sh -c 'nvidia-smi; nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv; (nvcc --version || /usr/local/cuda/bin/nvcc --version) 2>&1 | tail -2; uname -m; nproc; cmake --version | head -1'
 
 # The CUDA libraries (the carried build was linked elsewhere, where they live at other paths).
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib; do
@@ -143,7 +269,10 @@ if [ -z "${GPU_CHECK_USE_CARRIED:-}" ]; then
         -DRLPIPE_CUDA=ON -DRLPIPE_WERROR=OFF
     OPTIONAL=0
     if [ -f build-dev/Makefile ] || [ -f build-dev/build.ninja ]; then
-        part "build -j16" 300 - cmake --build build-dev -j16
+        TARGETS=$(targets_of build-dev)
+        say "targets: $TARGETS"
+        # shellcheck disable=SC2086 # one word per target
+        part "build -j16 (the check's targets)" 200 - cmake --build build-dev -j16 --target $TARGETS
         [ -x build-dev/tests/test_cuda ] && BUILD=build-dev
     fi
 fi
@@ -162,35 +291,46 @@ if [ -z "$BUILD" ] && [ -x build-gpu/tests/test_cuda ]; then
 fi
 if [ -z "$BUILD" ]; then
     say "no build: neither a build here nor a carried build-gpu (scripts/gpu_check.sh --prepare)"
-    printf '%-44s %s\n' "build" "FAILED (nothing to test)" >>"$SUMMARY"
+    printf '%-52s %s\n' "build" "FAILED (nothing to test)" >>"$SUMMARY"
     FAILED=1
 else
-    if command -v cuobjdump >/dev/null 2>&1; then
-        part "sm_80 and sm_90 code in librlpipe_cuda.so" 20 - sh -c "cuobjdump --list-elf $BUILD/librlpipe_cuda.so >/tmp/rlpipe-elf.txt 2>&1; cat /tmp/rlpipe-elf.txt; grep -q sm_80 /tmp/rlpipe-elf.txt && grep -q sm_90 /tmp/rlpipe-elf.txt"
-    fi
+    export RLPIPE_BIN="$ROOT/$BUILD/rlpipe" RLPIPE_BUILD_DIR="$ROOT/$BUILD"
 
-    # ---- the CUDA tests
-    part "test_cuda (every op and the model, verbose)" 180 "$OUTDIR/test_cuda.log" "$BUILD/tests/test_cuda"
-    part "test_kernels on cuda" 90 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_kernels"
-    part "test_model on cuda" 120 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_model"
+    # ---- the native CUDA tests: float32 and bf16 ops and the model against the CPU backend
+    for t in $(cuda_tests_in "$BUILD"); do
+        part "$(basename "$t") (native, verbose)" 120 "$OUTDIR/test_cuda.log" "$t"
+    done
 
-    # ---- throughput (the GPU first: its numbers matter most)
-    for dev in cuda cpu; do
-        for size in tiny 25m; do
-            part "bench_model $size --device $dev" 90 "$OUTDIR/bench.log" \
-                "$BUILD/bench/bench_model" "$size" --device "$dev" --steps 3 --decode-steps 16
+    # ---- the training benchmark: two shapes x three precisions, the GPU's figures first
+    : >"$OUTDIR/bench.log"
+    for size in $BENCH_SIZES; do
+        for dt in $BENCH_DTYPES; do
+            bench "bench_model $size --dtype $dt" "$BUILD/bench/bench_model" "$size" \
+                --device cuda --dtype "$dt" --steps "$BENCH_STEPS"
         done
     done
 
-    # ---- the whole suite
-    part "ctest (whole suite)" 200 - ctest --test-dir "$BUILD" --output-on-failure -j8 --timeout 150
+    # ---- the rollout benchmark (another module's; when built)
+    if [ -x "$BUILD/bench/bench_rollout" ]; then
+        # shellcheck disable=SC2086 # the arguments are words
+        bench "bench_rollout $ROLLOUT_ARGS" "$BUILD/bench/bench_rollout" $ROLLOUT_ARGS
+    else
+        printf '%-52s %s\n' "bench_rollout" "SKIPPED (not in this build)" >>"$SUMMARY"
+    fi
 
-    # ---- memory checker (Firecracker machines only; slow, so last)
+    # ---- with the time left: the other suites on cuda, the whole suite, the memory checker
+    [ -x "$BUILD/tests/test_kernels" ] &&
+        part "test_kernels on cuda" 60 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_kernels"
+    [ -x "$BUILD/tests/test_model" ] &&
+        part "test_model on cuda" 60 - env RLPIPE_TEST_BACKEND=cuda "$BUILD/tests/test_model"
+    if [ "$BUILD" = build-gpu ]; then
+        part "ctest (whole suite)" 150 - ctest --test-dir "$BUILD" --output-on-failure -j8 --timeout 120
+    fi
     if command -v compute-sanitizer >/dev/null 2>&1; then
-        part "compute-sanitizer memcheck test_kernels" 150 - env RLPIPE_TEST_BACKEND=cuda \
+        part "compute-sanitizer memcheck test_kernels" 120 - env RLPIPE_TEST_BACKEND=cuda \
             compute-sanitizer --tool memcheck --error-exitcode 99 "$BUILD/tests/test_kernels"
     else
-        printf '%-44s %s\n' "compute-sanitizer" "SKIPPED (not installed)" >>"$SUMMARY"
+        printf '%-52s %s\n' "compute-sanitizer" "SKIPPED (not installed)" >>"$SUMMARY"
     fi
 fi
 
@@ -198,4 +338,23 @@ say ""
 say "=== summary ($(elapsed)s of ${BUDGET}s) ==="
 tee -a "$LOG" <"$SUMMARY"
 if [ "$FAILED" = 0 ]; then say "ALL PARTS THAT RAN PASSED"; else say "SOME PARTS FAILED: see $LOG"; fi
+
+# ---- the report: card, date, summary, figures
+{
+    echo "rlpipe GPU check"
+    echo "date:  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "card:  ${CARD:-unknown (nvidia-smi failed)}"
+    echo "build: ${BUILD:-none}; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "time:  $(elapsed) s of a ${BUDGET} s budget"
+    echo
+    echo "== parts"
+    cat "$SUMMARY"
+    echo
+    echo "== figures (bench_model: random weights, sequence length 4096; MFU against the dense"
+    echo "   bf16 peak of an H100/H200 SXM, 989 TFLOP/s, and the precision's own peak)"
+    cat "$FIGURES"
+    echo
+    if [ "$FAILED" = 0 ]; then echo "ALL PARTS THAT RAN PASSED"; else echo "SOME PARTS FAILED: see gpu_check.log"; fi
+} >"$REPORT"
+rm -f "$FIGURES"
 exit "$FAILED"

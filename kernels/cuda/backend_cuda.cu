@@ -26,7 +26,7 @@ void rl_cuda_die(const char *file, int line, const char *what, const char *messa
 void rl_cuda_launch_check(const rl_cuda_ctx *ctx, const char *file, int line) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) rl_cuda_die(file, line, "kernel launch", cudaGetErrorString(e));
-    if (ctx->sync_check) {
+    if (ctx->sync_check && !ctx->capturing) {
         e = cudaStreamSynchronize(ctx->stream);
         if (e != cudaSuccess) rl_cuda_die(file, line, "kernel execution", cudaGetErrorString(e));
     }
@@ -37,6 +37,7 @@ void rl_cuda_launch_check(const rl_cuda_ctx *ctx, const char *file, int line) {
 
 static void *cuda_mem_alloc(const rl_backend *be, size_t bytes) {
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "mem_alloc");
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
     void *p = NULL;
@@ -57,6 +58,7 @@ static void *cuda_mem_alloc(const rl_backend *be, size_t bytes) {
 
 static void cuda_mem_free(const rl_backend *be, void *ptr) {
     if (!ptr) return;
+    rl_cuda_not_capturable(cu_ctx(be), "mem_free");
     // queued work may still use the block
     cudaCheck(cudaStreamSynchronize(cu_ctx(be)->stream));
     cudaCheck(cudaFree(ptr));
@@ -65,6 +67,7 @@ static void cuda_mem_free(const rl_backend *be, void *ptr) {
 static void cuda_mem_upload(const rl_backend *be, void *dst, const void *host_src, size_t bytes) {
     if (bytes == 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "mem_upload");
     cudaCheck(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, ctx->stream));
     cudaCheck(cudaStreamSynchronize(ctx->stream));
 }
@@ -72,6 +75,7 @@ static void cuda_mem_upload(const rl_backend *be, void *dst, const void *host_sr
 static void cuda_mem_download(const rl_backend *be, void *host_dst, const void *src, size_t bytes) {
     if (bytes == 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "mem_download");
     cudaCheck(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
     cudaCheck(cudaStreamSynchronize(ctx->stream));
 }
@@ -98,6 +102,7 @@ static void cuda_mem_zero(const rl_backend *be, void *dst, size_t bytes) {
 }
 
 static void cuda_synchronize(const rl_backend *be) {
+    rl_cuda_not_capturable(cu_ctx(be), "synchronize");
     cudaCheck(cudaStreamSynchronize(cu_ctx(be)->stream));
 }
 
@@ -108,6 +113,7 @@ static void cuda_synchronize(const rl_backend *be) {
 static void destroy_ctx(rl_cuda_ctx *ctx) {
     if (!ctx) return;
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    rl_cuda_step_release(ctx);
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->workspace) cudaFree(ctx->workspace);
@@ -163,6 +169,12 @@ static const rl_backend CUDA_TABLE = {
     .sumsq = sumsq_cuda,
     .scale = scale_cuda,
     .fill = fill_cuda,
+    .sample = sample_cuda,
+    .mem_upload_staged = cuda_mem_upload_staged,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
 };
 
 // A failing CUDA / cuBLAS call while building the context: fill err, clean up, return NULL.

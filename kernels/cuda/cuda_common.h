@@ -45,7 +45,19 @@ typedef struct rl_cuda_ctx {
     size_t workspace_bytes; //
     double *partials;       // [RL_CUDA_SUMSQ_BLOCKS] device: per-block sums of squares
     char name[256];         // device name, for messages
+    // decode-step support (step_cuda.cu)
+    int capturing;       // between graph_begin and graph_end
+    void *stage_host;    // [stage_cap] pinned host staging buffer of mem_upload_staged
+    void *stage_dev;     // [stage_cap] its device twin
+    size_t stage_cap;    //
+    cudaEvent_t stage_done; // recorded after the last staged copy (NULL before the first)
 } rl_cuda_ctx;
+
+// The backend calls that cannot be recorded into a graph (they wait for the stream, allocate,
+// or return device results to the host) exit with this message during a capture.
+void rl_cuda_not_capturable(const rl_cuda_ctx *ctx, const char *what);
+// Frees the staging buffers and event of ctx (step_cuda.cu; called by the context's destroy).
+void rl_cuda_step_release(rl_cuda_ctx *ctx);
 
 static inline rl_cuda_ctx *cu_ctx(const rl_backend *be) {
     return (rl_cuda_ctx *)be->ctx;

@@ -65,6 +65,15 @@ rl_adamw_update_master_fn adamw_update_master_cuda;
 rl_sumsq_fn sumsq_cuda;
 rl_scale_fn scale_cuda;
 rl_fill_fn fill_cuda;
+rl_sample_fn sample_cuda;
+
+// Decode-step support (step_cuda.cu): the staged upload and graph capture of kernels/backend.h,
+// and the release of their context parts (called by the backend's release).
+void cuda_mem_upload_staged(const rl_backend *be, const rl_upload *parts, int n);
+void cuda_graph_begin(const rl_backend *be);
+rl_graph *cuda_graph_end(const rl_backend *be, rl_err *err);
+void cuda_graph_launch(const rl_backend *be, rl_graph *g);
+void cuda_graph_free(const rl_backend *be, rl_graph *g);
 
 #ifdef __cplusplus
 }

@@ -116,6 +116,7 @@ __global__ static void sumsq_kernel(double *partials, const float *x, size_t n, 
 double sumsq_cuda(const rl_backend *be, const float *x, size_t n) {
     if (n == 0) return 0.0;
     rl_cuda_ctx *ctx = cu_ctx(be);
+    rl_cuda_not_capturable(ctx, "sumsq");
     size_t len = (n + RL_CUDA_SUMSQ_BLOCKS - 1) / RL_CUDA_SUMSQ_BLOCKS;
     sumsq_kernel<<<RL_CUDA_SUMSQ_BLOCKS, SUMSQ_THREADS, 0, ctx->stream>>>(ctx->partials, x, n, len);
     cudaLaunchCheck(ctx);

@@ -3,18 +3,19 @@
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
-# cuBLASLt, and test_cuda (CUDA vs CPU), test_cuda_bf16 (the bf16 backend vs CPU), test_kernels
-# and test_model (RLPIPE_TEST_BACKEND=cuda, against double references) run with them. Device memory is inaccessible to host code outside kernels and
-# copies, so these runs also prove that the model, optimizer and decoder never dereference
-# backend memory on the host.
+# cuBLASLt, and test_cuda (CUDA vs CPU), test_cuda_bf16 (the bf16 backend vs CPU),
+# test_cuda_sample (the sampling op, staged uploads, graph capture), test_kernels and test_model
+# (RLPIPE_TEST_BACKEND=cuda, against double references) run with them. Device memory is
+# inaccessible to host code outside kernels and copies, so these runs also prove that the model,
+# optimizer and decoder never dereference backend memory on the host.
 #
 # What it checks: indexing, formulas, reductions, barrier / shuffle use, launch shapes within
 # CUDA's limits, the cuBLAS operand swap. What it cannot: real concurrency (races), GPU math
 # library accuracy, performance, anything about the real toolkit (compile with nvcc for that).
 #
 #   kernels/cuda/emu/check.sh [--asan]     (from anywhere; takes a few minutes on 2 cores)
+# $EMU_TESTS (a space-separated list, default all) selects the test programs to build and run.
 # --asan adds AddressSanitizer + UBSan (out-of-bounds accesses inside kernels become errors).
-# EMU_TESTS="test_cuda_bf16" runs only the named tests (default: all four).
 # Needs a CPU-only build of the project's libraries: made in $EMU_BUILD (default
 # /tmp/rlpipe-emu-build, or /tmp/rlpipe-emu-build-asan) when absent.
 set -eu
@@ -49,7 +50,7 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_kernels test_model}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_sample test_kernels test_model}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \

@@ -11,6 +11,14 @@
  * block's fibers. Device memory is mapped PROT_NONE outside kernels and copies, so host code
  * that dereferences backend memory crashes.
  *
+ * Stream capture (CUDA graphs): between cudaStreamBeginCapture and cudaStreamEndCapture,
+ * launches, copies, fills and cuBLAS calls are recorded instead of run; cudaGraphLaunch replays
+ * the record in order with the arguments captured (pointers, not the data behind them: new
+ * inputs written into the same buffers are what the replay reads, as on a GPU). Host code run
+ * between the recorded calls is not part of the graph, as on a GPU. Pinned host memory
+ * (cudaHostAlloc) is plain host memory; events are always complete (the emulation is
+ * synchronous).
+ *
  * Owns: nothing (declarations; emu.cpp holds the state of the emulation).
  */
 #ifndef RL_EMU_CUDA_RUNTIME_H
@@ -27,6 +35,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__      static
+#define __launch_bounds__(...)
 
 struct dim3 {
     unsigned x, y, z;
@@ -48,6 +57,13 @@ void emu_syncthreads();
 void emu_syncwarp();
 // Every lane of the warp publishes `size` bytes at v and receives lane src_lane's into out.
 void emu_exchange(const void *v, size_t size, int src_lane, void *out);
+
+// Atomic add (a fiber switches only at barriers, so a plain read-modify-write is atomic here).
+template <class T> T atomicAdd(T *address, T value) {
+    T old = *address;
+    *address = old + value;
+    return old;
+}
 
 #define __syncthreads() emu_syncthreads()
 #define __syncwarp()    emu_syncwarp()
@@ -74,7 +90,9 @@ static inline int max(int a, int b) {
 typedef enum cudaError {
     cudaSuccess = 0,
     cudaErrorMemoryAllocation = 2,
-    cudaErrorNoDevice = 100
+    cudaErrorNoDevice = 100,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901
 } cudaError_t;
 typedef void *cudaStream_t;
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
@@ -101,5 +119,36 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t s);
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
+
+// Pinned host memory and events
+#define cudaHostAllocDefault     0
+#define cudaEventDisableTiming   2
+typedef struct emu_event *cudaEvent_t;
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags);
+template <class T> cudaError_t cudaHostAlloc(T **p, size_t bytes, unsigned flags) {
+    return cudaHostAlloc((void **)p, bytes, flags);
+}
+cudaError_t cudaFreeHost(void *p);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
+
+// Stream capture and graphs
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2
+};
+typedef struct emu_graph *cudaGraph_t;
+typedef struct emu_graph *cudaGraphExec_t;
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+// Runs `work` now, or records it when a capture is on (for emulated library calls).
+void emu_enqueue(std::function<void()> work);
 
 #endif

@@ -128,7 +128,29 @@ static void fiber_main() {
     swapcontext(&current->ctx, &scheduler);
 }
 
+// ------------------------------------------------------------------------------------------------
+// Stream capture: a graph is the list of the calls recorded while capturing.
+
+struct emu_graph {
+    std::vector<std::function<void()>> calls;
+};
+static emu_graph *capture = NULL; // the graph being recorded, if any
+static int sync_in_capture = 0;   // a synchronising call happened during the capture
+
+void emu_enqueue(std::function<void()> work) {
+    if (capture)
+        capture->calls.push_back(std::move(work));
+    else
+        work();
+}
+
+static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+
 void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
+    emu_enqueue([=]() { run_launch(grid, block, body); });
+}
+
+static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
     DeviceAccess access;
     int n = (int)(block.x * block.y * block.z);
     if (n <= 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
@@ -140,7 +162,8 @@ void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
     while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK_BYTES));
     emu_grid_dim = grid;
     emu_block_dim = block;
-    body_now = &body;
+    std::function<void()> body_copy = body; // a replay may launch while another runs
+    body_now = &body_copy;
     fibers.assign((size_t)n, Fiber());
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
@@ -211,6 +234,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (capture) {
+        sync_in_capture = 1;
+        return cudaErrorStreamCaptureUnsupported;
+    }
     return cudaSuccess;
 }
 
@@ -238,25 +265,108 @@ cudaError_t cudaFree(void *p) {
 }
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
-    DeviceAccess access;
-    memset(p, value, bytes);
+    emu_enqueue([=]() {
+        DeviceAccess access;
+        memset(p, value, bytes);
+    });
     return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t s) {
-    DeviceAccess access;
     const char *d = (const char *)dst, *r = (const char *)src;
     if (d != r && d < r + bytes && r < d + bytes) {
         fprintf(stderr, "emu: cudaMemcpy between overlapping ranges\n");
         abort();
     }
-    memcpy(dst, src, bytes);
+    if (capture && kind == cudaMemcpyDeviceToHost) { // a GPU cannot capture a download either
+        sync_in_capture = 1;
+        return cudaErrorStreamCaptureUnsupported;
+    }
+    emu_enqueue([=]() {
+        DeviceAccess access;
+        memcpy(dst, src, bytes);
+    });
     return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     *free_bytes = *total_bytes = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags) {
+    if (capture) return cudaErrorStreamCaptureUnsupported;
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaFreeHost(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+
+struct emu_event {
+    int unused;
+};
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    *e = new emu_event();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    return capture ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    if (capture) return cudaErrorStreamCaptureUnsupported;
+    capture = new emu_graph();
+    sync_in_capture = 0;
+    return cudaSuccess;
+}
+
+// As on a GPU, a capture that met a synchronising call is invalid: no graph.
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    emu_graph *done = capture;
+    capture = NULL;
+    *g = NULL;
+    if (!done) return cudaErrorStreamCaptureInvalidated;
+    if (sync_in_capture) {
+        delete done;
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    *g = done;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags) {
+    *exec = new emu_graph(*g);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    if (capture) return cudaErrorStreamCaptureUnsupported;
+    for (auto &call : exec->calls) call();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
     return cudaSuccess;
 }
 
@@ -302,6 +412,16 @@ static int imax1(int a) {
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                            int n, int k, const float *alpha, const float *A, int lda,
                            const float *B, int ldb, const float *beta, float *C, int ldc) {
+    if (capture) { // recorded with its scalars (host pointer mode: their values at the call)
+        float a = *alpha, b = *beta;
+        capture->calls.push_back([=]() {
+            emu_graph *saved = capture;
+            capture = NULL;
+            cublasSgemm(h, ta, tb, m, n, k, &a, A, lda, B, ldb, &b, C, ldc);
+            capture = saved;
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    }
     DeviceAccess access;
     if (m < 0 || n < 0 || k < 0 || lda < imax1(ta == CUBLAS_OP_N ? m : k) ||
         ldb < imax1(tb == CUBLAS_OP_N ? k : n) || ldc < imax1(m))

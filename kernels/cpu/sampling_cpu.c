@@ -1,4 +1,5 @@
-// Sampling helpers over one row of logits (host code). See kernels/kernels.h.
+// sampling_cpu: the sampling op of the CPU backend (sample_cpu) and the host helpers over one
+// row of logits it is built from. See kernels/kernels.h (rl_sample_fn, rl_sampling_probs).
 //
 // The filters follow Hugging Face's logits warpers in their default order: temperature, top-k
 // (ties with the k-th logit kept), top-p (a token is dropped when the tokens ranked above it
@@ -8,7 +9,11 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "kernels/rl_error.h"
+#include "kernels/rng.h"
 
 int rl_argmax(const float *x, int n) {
     int best = 0;
@@ -181,4 +186,47 @@ int rl_sample_from_probs(const float *probs, int V, float u) {
         if (u < cum) return i;
     }
     return last >= 0 ? last : 0; // u at the rounding edge of the total mass
+}
+
+// ------------------------------------------------------------------------------------------------
+// The op: rows in parallel, each exactly as the rollout engine's host sampling (the same helper
+// calls in the same order), so a run that switches to the op draws the same tokens and logs the
+// same log-probs, bit for bit.
+
+// One row; probs and idx are scratch for vocab_limit values.
+static void sample_row(int32_t *token, float *logp_sample, float *logp_policy, const float *row,
+                       uint64_t key, uint64_t draw, const rl_sampling *s, int V, int vocab_limit,
+                       float *probs, int32_t *idx) {
+    int t;
+    float lp_sample;
+    float u = rl_philox_uniform(key, draw);
+    if (s->temperature <= 0.0f) {
+        t = rl_argmax(row, vocab_limit);
+        lp_sample = 0.0f;
+    } else {
+        rl_sampling_probs(probs, row, vocab_limit, s, idx);
+        t = rl_sample_from_probs(probs, vocab_limit, u);
+        lp_sample = logf(probs[t]);
+    }
+    *token = t;
+    *logp_sample = lp_sample;
+    *logp_policy = rl_token_logprob(row, V, t, 1.0f);
+}
+
+void sample_cpu(const rl_backend *be, int32_t *tokens, float *logp_sample, float *logp_policy,
+                const float *logits, const uint64_t *rng, const rl_sampling *s, int n, int V,
+                int vocab_limit) {
+    if (n <= 0) return;
+        // Scratch per thread for the whole call (one allocation per thread and step, none per row).
+#pragma omp parallel if (n > 1)
+    {
+        float *probs = rl_malloc((size_t)vocab_limit * sizeof(float));
+        int32_t *idx = rl_malloc((size_t)vocab_limit * sizeof(int32_t));
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < n; i++)
+            sample_row(&tokens[i], &logp_sample[i], &logp_policy[i], logits + (size_t)i * V,
+                       rng[2 * i], rng[2 * i + 1], &s[i], V, vocab_limit, probs, idx);
+        free(probs);
+        free(idx);
+    }
 }
