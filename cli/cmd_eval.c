@@ -198,7 +198,8 @@ int cmd_eval(int argc, char **argv) {
     char found[4096];
     if (!model && !cfg.model.path[0] && rl_run_default_model(&cfg, found, sizeof found))
         model = found;
-    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD, model, &err) ||
+    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_PARALLEL, model,
+                    &err) ||
         rl_run_open_output(&run, &err)) {
         code = cli_report(&err);
         goto done;
@@ -217,6 +218,7 @@ int cmd_eval(int argc, char **argv) {
         code = cli_report(&err);
         goto done;
     }
+    if (run.comm->rank != 0) goto done; // data parallel: rank 0 alone prints
     rl_eval_print(&run, model ? model : (cfg.model.path[0] ? cfg.model.path : "init"), &e, 1,
                   stdout);
     fprintf(stderr, "eval: %d problems x %d samples in %.1f s (%.0f tokens/s)\n", e.n, e.k,

@@ -39,11 +39,14 @@ int cmd_sft(int argc, char **argv) {
     rl_err err = {0};
     rl_run run = {0};
     char save_dir[4096];
-    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
+    if (rl_run_init(&run, &cfg,
+                    RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT | RL_RUN_PARALLEL, NULL,
                     &err)) {
         code = cli_report(&err);
         goto done;
     }
+    int lead = run.comm->rank == 0; // data parallel: rank 0 alone prints and writes
+    if (!lead) cfg.logging.progress = RL_CFG_PROGRESS_NEVER;
     snprintf(save_dir, sizeof save_dir, "%s/sft", cfg.run.out_dir);
     if (out_dir) snprintf(save_dir, sizeof save_dir, "%s", out_dir);
     rl_run_add_model_output(&run, save_dir);
@@ -66,19 +69,20 @@ int cmd_sft(int argc, char **argv) {
         code = cli_report(&err);
         goto done;
     }
-    fprintf(stderr, "sft: %d steps in %.1f s, %.0f tokens/s, final loss %.4f\n", res.steps,
-            res.seconds, res.tokens_per_s, res.final_loss);
+    if (lead)
+        fprintf(stderr, "sft: %d steps in %.1f s, %.0f tokens/s, final loss %.4f\n", res.steps,
+                res.seconds, res.tokens_per_s, res.final_loss);
     if (rl_run_save_model(&run, save_dir, &err)) {
         code = cli_report(&err);
         goto done;
     }
-    fprintf(stderr, "sft: model saved to %s\n", save_dir);
+    if (lead) fprintf(stderr, "sft: model saved to %s\n", save_dir);
     rl_eval_result e;
     if (rl_run_eval(&run, cfg.eval.k, cfg.eval.temperature, cfg.eval.n, &e, &err)) {
         code = cli_report(&err);
         goto done;
     }
-    rl_eval_print(&run, "sft", &e, 1, stdout);
+    if (lead) rl_eval_print(&run, "sft", &e, 1, stdout);
     if (rl_eval_log(&run, res.steps, &e, &err)) code = cli_report(&err);
 done:
     if (code != CLI_EXIT_OK && rl_run_stop_signal()) code = 128 + rl_run_stop_signal();

@@ -62,7 +62,7 @@ static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
     snprintf(name, sizeof name, "%s-sft", c->run.name);
     if (resume && dir_has_model(sft_dir)) return start_from(r, sft_dir, err);
     RL_TRY(rl_run_start(r, name, resume, err));
-    if (resume && rl_log_truncate_after(r->log, r->run_id, 0, err)) return -1;
+    if (resume && r->log && rl_log_truncate_after(r->log, r->run_id, 0, err)) return -1;
     rl_progress prog;
     rl_progress_start(&prog, stderr, c->logging.progress, "sft", c->sft.steps,
                       c->sft.time_budget_s);
@@ -71,10 +71,11 @@ static int cold_start(rl_run *r, int resume, const char *sft_dir, rl_err *err) {
         rl_run_record_status(r, 0);
         return -1;
     }
-    fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps,
-            res.seconds, res.tokens_per_s, res.final_loss);
+    if (r->comm->rank == 0)
+        fprintf(stderr, "sft: %d steps in %.1f s (%.0f tokens/s), final loss %.4f\n", res.steps,
+                res.seconds, res.tokens_per_s, res.final_loss);
     RL_TRY(rl_run_save_model(r, sft_dir, err));
-    RL_TRY(rl_log_finish_run(r->log, r->run_id, "finished", err));
+    if (r->log) RL_TRY(rl_log_finish_run(r->log, r->run_id, "finished", err));
     if (rl_run_stop_signal()) return rl_run_fail_stopped(err, "after SFT (RL starts on --resume)");
     // RL starts from exactly the weights a resumed run would load (model.save_dtype: bf16 rounds).
     return c->model.save_dtype == RL_CFG_BF16 ? start_from(r, sft_dir, err) : 0;
@@ -94,11 +95,14 @@ int cmd_train(int argc, char **argv) {
     rl_run run = {0};
     double t_start = rl_now();
     char sft_dir[4096], final_dir[4096];
-    if (rl_run_init(&run, &cfg, RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT, NULL,
+    if (rl_run_init(&run, &cfg,
+                    RL_RUN_MODEL | RL_RUN_DATA | RL_RUN_REWARD | RL_RUN_SFT | RL_RUN_PARALLEL, NULL,
                     &err)) {
         code = cli_report(&err);
         goto done;
     }
+    int lead = run.comm->rank == 0; // data parallel: rank 0 alone prints and writes
+    if (!lead) cfg.logging.progress = RL_CFG_PROGRESS_NEVER;
     snprintf(sft_dir, sizeof sft_dir, "%s/sft", cfg.run.out_dir);
     snprintf(final_dir, sizeof final_dir, "%s/final", cfg.run.out_dir);
     // Every output path is checked before the first step, not found wrong after the whole run.
@@ -126,6 +130,7 @@ int cmd_train(int argc, char **argv) {
         code = cli_report(&err);
         goto done;
     }
+    if (!lead) goto done;
     printf("\nheld-out evaluation (%s):\n", cfg.logging.db);
     if (res.have_before) rl_eval_print(&run, "before RL", &res.before, 1, stdout);
     if (res.have_after) rl_eval_print(&run, "after RL", &res.after, !res.have_before, stdout);

@@ -67,6 +67,8 @@ enum { RL_CFG_OVERLONG_NONE, RL_CFG_OVERLONG_MASK, RL_CFG_OVERLONG_PENALTY }; //
 enum { RL_CFG_SFT_TEACHER, RL_CFG_SFT_JSONL };                                // sft.source
 enum { RL_CFG_PROGRESS_AUTO, RL_CFG_PROGRESS_ALWAYS, RL_CFG_PROGRESS_NEVER }; // logging.progress
 enum { RL_CFG_DISTILL_TEACHER, RL_CFG_DISTILL_DATASET, RL_CFG_DISTILL_ON_POLICY }; // distill.source
+enum { RL_CFG_PREC_F32, RL_CFG_PREC_BF16 };                                        // run.precision
+enum { RL_CFG_RECOMPUTE_NONE, RL_CFG_RECOMPUTE_LAYER }; // train.recompute
 // distill.kl, distill.tau, distill.tau_decay: the RL_DISTILL_* values of policy/distill.h
 
 // ---- the config ------------------------------------------------------------------------------
@@ -76,8 +78,9 @@ typedef struct rl_cfg_run {
     char *name;    // run name; only letters, digits, '.', '_', '-'
     char *out_dir; // "" -> runs/<name> (filled by rl_config_finish)
     int seed;
-    int device;  // RL_CFG_CPU / RL_CFG_CUDA
-    int threads; // 0 = all cores
+    int device;    // RL_CFG_CPU / RL_CFG_CUDA
+    int threads;   // 0 = all cores
+    int precision; // RL_CFG_PREC_F32 / RL_CFG_PREC_BF16 (weights and activations)
 } rl_cfg_run;
 
 typedef struct rl_cfg_model {
@@ -243,11 +246,19 @@ typedef struct rl_cfg_logging {
     double busy_timeout_s; // wait this long for another connection's write lock
 } rl_cfg_logging;
 
+typedef struct rl_cfg_train {
+    int recompute; // RL_CFG_RECOMPUTE_NONE / RL_CFG_RECOMPUTE_LAYER
+} rl_cfg_train;
+
 typedef struct rl_cfg_checkpoint {
     int every;
     int keep;
     char *dir; // "" -> <out_dir>/checkpoints (filled by rl_config_finish)
 } rl_cfg_checkpoint;
+
+typedef struct rl_cfg_parallel {
+    int zero; // ZeRO stage, 0 or 1
+} rl_cfg_parallel;
 
 typedef struct rl_config {
     rl_cfg_run run;
@@ -262,6 +273,8 @@ typedef struct rl_config {
     rl_cfg_eval eval;
     rl_cfg_logging logging;
     rl_cfg_checkpoint checkpoint;
+    rl_cfg_train train;
+    rl_cfg_parallel parallel;
 
     char *source_path; // the config file as given, or NULL (defaults only)
     char *source_text; // its text as read (for the run log), or NULL

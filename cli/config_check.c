@@ -50,6 +50,13 @@ static int check_run(const rl_config *c, rl_err *err) {
         return vfail(c, err, "run.name", NULL,
                      "expected a name of letters, digits, '.', '_' and '-', got \"%s\"",
                      c->run.name);
+    if (c->run.precision == RL_CFG_PREC_BF16 && c->run.device != RL_CFG_CUDA)
+        return vfail(c, err, "run.precision", "run.device",
+                     "bfloat16 needs run.device cuda (the CPU backend is float32 only)");
+    if (c->run.precision == RL_CFG_PREC_BF16 && c->parallel.zero == 1)
+        return vfail(c, err, "parallel.zero", "run.precision",
+                     "ZeRO-1 with bfloat16 is not supported yet (the optimizer's shard does not "
+                     "hold a float32 master); use parallel.zero: 0");
     return 0;
 }
 

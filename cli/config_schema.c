@@ -38,6 +38,7 @@ SECTION("run", "What the run is called, where it writes and what it runs on"),
 {"run.seed",                          INT,  F(run.seed),                       "1234",  0, IMAX, 0, NULL, "seed of every random stream (initialisation, data order, sampling)"},
 {"run.device",                        ENUM, F(run.device),                     "cpu",   0, 0, 0, V("cpu", "cuda"), "compute backend"},
 {"run.threads",                       INT,  F(run.threads),                    "0",     0, 4096, 0, NULL, "CPU threads; 0 = all cores"},
+{"run.precision",                     ENUM, F(run.precision),                  "float32", 0, 0, 0, V("float32", "bfloat16"), "element type of weights and activations; bfloat16 (float32 master weights, gradients and optimizer state; policy/README.md) needs run.device cuda"},
 
 SECTION("model", "The policy: a Qwen2-architecture model, loaded from a directory or initialised from scratch"),
 {"model.path",                        STR,  F(model.path),                     "",      0, 0, 0, NULL, "Hugging Face-style model directory (config.json + safetensors); empty = initialise from scratch with the shape below"},
@@ -201,6 +202,11 @@ SECTION("checkpoint", "Saved model states"),
 {"checkpoint.every",                  INT,  F(checkpoint.every),               "0",     0, IMAX, 0, NULL, "save every this many RL steps; 0 = only at the end"},
 {"checkpoint.keep",                   INT,  F(checkpoint.keep),                "2",     0, 1 << 20, 0, NULL, "most recent checkpoints kept; 0 = keep all"},
 {"checkpoint.dir",                    STR,  F(checkpoint.dir),                 "",      0, 0, 0, NULL, "checkpoint directory; empty = <run.out_dir>/checkpoints"},
+
+SECTION("train", "How every training step (SFT, distillation, RL) trades memory for compute"),
+{"train.recompute",                   ENUM, F(train.recompute),                "none",  0, 0, 0, V("none", "layer"), "activation recomputation: none keeps every layer's activations; layer keeps only each layer's input and recomputes the layer in the backward pass (about 1/3 more compute, activation memory ~L times smaller; same gradients)"},
+SECTION("parallel", "Data parallel over processes (mpirun -np N rlpipe train|sft|eval; policy/PARALLEL.md)"),
+{"parallel.zero",                     INT,  F(parallel.zero),                  "0",     0, 1, 0, NULL, "ZeRO stage: 0 = every rank keeps the whole AdamW state and all-reduces gradients; 1 = each rank keeps and updates 1/N of the float32 weights and AdamW moments (reduce-scatter, shard update, all-gather)"},
 };
 // clang-format on
 

@@ -227,10 +227,11 @@ static uint64_t cache_fingerprint(rl_run *r, rl_model *teacher, const rl_prompt 
     const rl_cfg_distill *d = &r->cfg->distill;
     uint64_t h = 1469598103934665603ull;
     size_t np;
-    float *params = rl_model_params(teacher, &np);
-    float *host = rl_malloc(np * sizeof(float));
-    teacher->be->mem_download(teacher->be, host, params, np * sizeof(float));
-    h = fnv(h, host, np * sizeof(float));
+    void *params = rl_model_params(teacher, &np);
+    size_t bytes = np * rl_dtype_size(teacher->act); // the weights as stored (float32 or bf16)
+    void *host = rl_malloc(bytes);
+    teacher->be->mem_download(teacher->be, host, params, bytes);
+    h = fnv(h, host, bytes);
     free(host);
     int64_t ints[] = {d->source,
                       d->examples,
@@ -535,6 +536,7 @@ int rl_distill(rl_run *r, rl_model *teacher, rl_progress *prog, rl_distill_resul
     int n_spans;
     const rl_param_span *spans = rl_model_decay_spans(r->model, &n_spans);
     if (rc == 0) rc = rl_adamw_create(&opt, r->be, n_params, spans, n_spans, err);
+    if (rc == 0) rl_adamw_set_seed(opt, (uint64_t)r->cfg->run.seed); // bf16 stochastic rounding
 
     double t_start = rl_now(), tokens = 0;
     int step = 0;

@@ -73,12 +73,13 @@ static int init_model(rl_run *r, const char *model_dir, rl_err *err) {
     if (dir && dir[0]) {
         if (rl_model_load(&r->model, dir, r->be, err)) return -1;
         if (r->model->V < r->vocab_limit) r->vocab_limit = r->model->V;
-        return 0;
+    } else {
+        rl_model_config mc;
+        model_config_from(c, r->tok, &mc);
+        if (rl_model_create(&r->model, &mc, r->be, err)) return rl_err_prefix(err, "model: ");
+        rl_model_init_random(r->model, (uint64_t)c->run.seed, (float)c->model.init_std);
     }
-    rl_model_config mc;
-    model_config_from(c, r->tok, &mc);
-    if (rl_model_create(&r->model, &mc, r->be, err)) return rl_err_prefix(err, "model: ");
-    rl_model_init_random(r->model, (uint64_t)c->run.seed, (float)c->model.init_std);
+    rl_model_set_recompute(r->model, c->train.recompute == RL_CFG_RECOMPUTE_LAYER);
     return 0;
 }
 
@@ -156,7 +157,25 @@ int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir,
     r->cfg = cfg;
     r->run_id = -1;
     if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
-    r->be = rl_backend_get(cfg->run.device == RL_CFG_CUDA ? "cuda" : "cpu", err);
+    if (what & RL_RUN_PARALLEL)
+        RL_TRY(rl_comm_open(&r->comm, err));
+    else if (rl_comm_launched_world() > 1)
+        // N copies of a one-process command would fight over one run directory.
+        return rl_fail(err, RL_EINPUT,
+                       "this command runs as one process: of the run commands only train, sft "
+                       "and eval (without --benchmark) are data parallel under mpirun/srun "
+                       "(policy/PARALLEL.md)");
+    else
+        r->comm = rl_comm_single();
+    rl_dtype act = cfg->run.precision == RL_CFG_PREC_BF16 ? RL_BF16 : RL_F32;
+    if (cfg->run.device == RL_CFG_CUDA && r->comm->world > 1) {
+        // One GPU per rank of a node, picked by the local rank (CUDA_VISIBLE_DEVICES still
+        // decides which GPUs are visible); TF32 as rl_backend_cuda reads it.
+        const char *tf = getenv("RLPIPE_CUDA_TF32");
+        r->be = rl_backend_cuda_open(r->comm->local_rank, tf && strcmp(tf, "1") == 0, act, err);
+        if (r->be) RL_TRY(rl_comm_for_backend(&r->comm, r->be, err));
+    } else
+        r->be = cfg->run.device != RL_CFG_CUDA ? rl_backend_cpu() : rl_backend_cuda_act(act, err);
     if (!r->be) return rl_err_prefix(err, "run.device: ");
     const char *dir = model_dir && model_dir[0] ? model_dir : cfg->model.path;
     RL_TRY(init_tokenizer(r, (what & RL_RUN_MODEL) ? dir : NULL, err));
@@ -383,6 +402,10 @@ static void catch_stop_signals(void) {
 }
 
 int rl_run_open_output(rl_run *r, rl_err *err) {
+    if (r->comm && r->comm->rank != 0) {
+        catch_stop_signals();
+        return 0;
+    }
     RL_TRY(check_outputs(r, err));
     if (rl_make_dirs(r->cfg->run.out_dir, err)) return rl_err_prefix(err, "run.out_dir: ");
     RL_TRY(lock_run_dir(r, err));
@@ -408,6 +431,7 @@ void rl_run_record_status(rl_run *r, int ok) {
 
 int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err) {
     rl_config *c = r->cfg;
+    if (!r->log) return 0;
     int64_t id;
     rl_err probe = {0};
     if (rl_log_find_run(r->log, name, &id, &probe) == 0) {
@@ -443,6 +467,8 @@ int rl_run_default_model(const rl_config *cfg, char *buf, size_t size) {
 
 void rl_run_free(rl_run *r) {
     if (!r) return;
+    rl_comm_release(r->comm, 0); // before the backend: an NCCL communicator uses its device
+    r->comm = NULL;
     rl_engine_free(r->engine);
     rl_reward_free(r->reward);
     if (r->use_tasks)
@@ -465,14 +491,25 @@ void rl_run_free(rl_run *r) {
 
 void rl_run_end(rl_run *r, int ok) {
     rl_run_record_status(r, ok);
+    if (!ok && r->comm && r->comm->world > 1) {
+        // A failed rank ends the whole job (MPI_Abort): its peers may wait in a collective.
+        rl_comm *c = r->comm;
+        r->comm = NULL;
+        rl_run_free(r);
+        rl_comm_release(c, 2);
+        return;
+    }
     rl_run_free(r);
 }
 
 int rl_run_save_model(const rl_run *r, const char *dir, rl_err *err) {
     const rl_config *c = r->cfg;
-    RL_TRY(rl_model_save(r->model, dir, c->model.save_dtype == RL_CFG_BF16, err));
-    return rl_model_save_tokenizer(
-        dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path, err);
+    if (!r->comm || r->comm->rank == 0) {
+        RL_TRY(rl_model_save(r->model, dir, c->model.save_dtype == RL_CFG_BF16, err));
+        RL_TRY(rl_model_save_tokenizer(
+            dir, c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path, err));
+    }
+    return r->comm ? r->comm->barrier(r->comm, err) : 0;
 }
 
 // ---- prompts ---------------------------------------------------------------------------------
@@ -688,12 +725,15 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
     double vsum[16] = {0};
     rl_gen_params gparams = rl_run_gen_params(r, RL_GEN_EVAL, temperature);
     int rc = 0;
-    for (int base = 0; base < n && rc == 0; base += chunk) {
+    // Data parallel: this rank's contiguous share [plo, phi) of the problems.
+    int64_t plo = 0, phi = n;
+    if (r->comm) rl_comm_split(n, r->comm->rank, r->comm->world, &plo, &phi);
+    for (int base = (int)plo; base < phi && rc == 0; base += chunk) {
         if (stop_signal) {
             rc = rl_run_fail_stopped(err, "during the evaluation");
             break;
         }
-        int m = n - base < chunk ? n - base : chunk;
+        int m = (int)phi - base < chunk ? (int)phi - base : chunk;
         for (int i = 0; i < m && rc == 0; i++) {
             rc = rl_run_heldout_prompt(r, base + i, &b.prompts[i], err);
             b.n_prompts = i + 1; // freed by rl_batch_clear, filled or not
@@ -728,6 +768,18 @@ int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_re
     rl_batch_free(&b);
     free(gp);
     if (rc) return -1;
+    if (r->comm && r->comm->world > 1) {
+        double sums[6 + 16] = {correct_share, any_correct, len_sum, rew_sum, new_tokens, gen_s};
+        for (int v = 0; v < nv; v++) sums[6 + v] = vsum[v];
+        RL_TRY(r->comm->all_reduce_f64(r->comm, sums, 6 + nv, err));
+        correct_share = sums[0];
+        any_correct = sums[1];
+        len_sum = sums[2];
+        rew_sum = sums[3];
+        new_tokens = sums[4];
+        gen_s = sums[5] / r->comm->world; // the ranks sample side by side
+        for (int v = 0; v < nv; v++) vsum[v] = sums[6 + v];
+    }
     double total = (double)n * k;
     out->pass_at_1 = correct_share / n;
     out->pass_at_k = any_correct / n;

@@ -19,6 +19,7 @@
 #include "cli/config.h"
 #include "cli/progress.h"
 #include "kernels/backend.h"
+#include "kernels/comm.h"
 #include "policy/model.h"
 #include "policy/tokenizer.h"
 #include "reward/reward.h"
@@ -32,6 +33,9 @@
 
 typedef struct rl_run {
     rl_config *cfg; // not owned
+    // The process group (owned): single, or with RL_RUN_PARALLEL the mpirun/srun job (MPI, NCCL
+    // for a CUDA backend). Rank 0 alone writes the run directory, log and checkpoints.
+    rl_comm *comm;
     const rl_backend *be;
     rl_tokenizer *tok;
     rl_model *model;
@@ -65,16 +69,19 @@ typedef struct rl_run {
     int have_lock;
 } rl_run;
 
-enum { RL_RUN_MODEL = 1, RL_RUN_DATA = 2, RL_RUN_REWARD = 4, RL_RUN_SFT = 8 };
+enum { RL_RUN_MODEL = 1, RL_RUN_DATA = 2, RL_RUN_REWARD = 4, RL_RUN_SFT = 8, RL_RUN_PARALLEL = 16 };
 
 // Loads what `what` asks for from a finished config (rl_config_finish). Creates nothing on disk.
+// With RL_RUN_PARALLEL the communicator comes first (rl_comm_open: MPI when launched by
+// mpirun/srun) and a CUDA backend runs on the GPU of the rank's local rank.
 // model_dir (may be NULL) overrides model.path.
 int rl_run_init(rl_run *r, rl_config *cfg, unsigned what, const char *model_dir, rl_err *err);
 
 // Declares a model directory the command will save to (kept as a pointer: it must outlive r).
 void rl_run_add_model_output(rl_run *r, const char *dir);
 
-// Opens the run's output, in this order, so that bad paths fail before anything is written and
+// Off rank 0 only catches the stop signals: rank 0 alone writes the run directory. On rank 0:
+// opens the run's output, in this order, so that bad paths fail before anything is written and
 // two processes never write one run directory:
 //   1. checks every output path (run.out_dir, logging.db, the declared model directories, and
 //      checkpoint.dir with reference/ when writes_checkpoints): a path that exists as the wrong
@@ -104,6 +111,7 @@ void rl_run_record_status(rl_run *r, int ok);
 
 // Starts the run row `name` in the log (status running) and makes it r->run_id; with resume, an
 // existing row of that name is reopened instead. A fresh start over an existing row is RL_EINPUT.
+// Without a log (ranks other than 0) it does nothing.
 int rl_run_start(rl_run *r, const char *name, int resume, rl_err *err);
 
 void rl_run_free(rl_run *r);
@@ -113,6 +121,7 @@ void rl_run_free(rl_run *r);
 void rl_run_end(rl_run *r, int ok);
 
 // Saves r->model to dir in model.save_dtype, with the config's tokenizer (byte or tokenizer.path).
+// Data parallel: rank 0 saves, and every rank returns once the directory is complete.
 int rl_run_save_model(const rl_run *r, const char *dir, rl_err *err);
 
 // The newest trained model of this config's out_dir: <out_dir>/final, else <out_dir>/sft. Returns
@@ -162,6 +171,8 @@ typedef struct rl_eval_result {
     double tokens_per_s;
 } rl_eval_result;
 
+// Data parallel: each rank evaluates a contiguous share of the problems and the sums are reduced,
+// so every rank gets the whole result (a collective).
 int rl_run_eval(rl_run *r, int k, double temperature, int n_problems, rl_eval_result *out,
                 rl_err *err);
 // Prints the evaluation as a table row (with a header when header = 1).

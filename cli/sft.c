@@ -6,6 +6,7 @@
 #include "cli/trainer.h"
 #include "kernels/rng.h"
 #include "policy/optim.h"
+#include "policy/update.h"
 
 // The config's lr_schedule values are the optimizer's schedule ids.
 _Static_assert((int)RL_CFG_LR_CONSTANT == (int)RL_LR_CONSTANT &&
@@ -138,23 +139,30 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
     const rl_cfg_sft *sc = &c->sft;
     memset(out, 0, sizeof *out);
     int64_t run_id = r->log ? r->run_id : -1;
-    size_t n_params;
-    float *params = rl_model_params(r->model, &n_params);
-    int n_spans;
-    const rl_param_span *spans = rl_model_decay_spans(r->model, &n_spans);
+    const rl_comm *comm = r->comm ? r->comm : NULL;
     rl_adamw *opt;
-    RL_TRY(rl_adamw_create(&opt, r->be, n_params, spans, n_spans, err));
-    int B = sc->batch_size;
+    RL_TRY(rl_update_optimizer(&opt, r->model, comm, c->parallel.zero, err));
+    rl_adamw_set_seed(opt, (uint64_t)c->run.seed); // bf16 stochastic rounding
+    // Data parallel: rank q takes its contiguous share [lo, hi) of each step's sft.batch_size
+    // examples; the loss is normalised by the global target count.
+    int64_t lo = 0, hi = sc->batch_size;
+    if (comm) rl_comm_split(sc->batch_size, comm->rank, comm->world, &lo, &hi);
+    int B = (int)(hi - lo);
     sft_batch b = {0};
-    rl_ids *seqs = rl_calloc((size_t)B, sizeof *seqs);
-    int *n_prompt = rl_malloc((size_t)B * sizeof(int));
+    rl_ids *seqs = rl_calloc((size_t)(B ? B : 1), sizeof *seqs);
+    int *n_prompt = rl_malloc((size_t)(B ? B : 1) * sizeof(int));
     double t0 = rl_now(), tokens = 0;
     int rc = 0, step = 0;
     for (;; step++) {
         double el = rl_now() - t0;
         if (sc->steps > 0 && step >= sc->steps) break;
+        // Every rank follows rank 0's clock and stops when any rank caught a stop signal.
+        int64_t stop = rl_run_stop_signal() != 0;
+        if (comm && ((rc = comm->broadcast(comm, &el, sizeof el, 0, err)) ||
+                     (rc = comm->all_reduce_i64(comm, &stop, 1, err))))
+            break;
         if (sc->steps <= 0 && el >= sc->time_budget_s) break;
-        if (rl_run_stop_signal()) {
+        if (stop) {
             rc = rl_run_fail_stopped(err, "during SFT (it starts over on --resume)");
             break;
         }
@@ -162,31 +170,39 @@ int rl_sft(rl_run *r, rl_progress *prog, rl_sft_result *out, rl_err *err) {
         double lr =
             rl_lr_at(sc->lr_schedule, sc->lr, sc->warmup_steps, sc->min_lr_ratio, step, progress);
         double ts = rl_now();
-        if ((rc = build_batch(r, r->have_sft_pairs ? &r->sft_pairs : NULL, &b, B,
-                              (uint64_t)step * B, seqs, n_prompt, err)))
-            break;
-        if ((rc = rl_model_forward(r->model, b.tokens, b.lengths, B, b.T, err))) break;
-        if ((rc = rl_model_token_logprobs(r->model, b.targets, 1.0f, b.logp, NULL, err))) break;
-        double loss = 0, inv = b.n_targets > 0 ? 1.0 / b.n_targets : 0;
-        for (size_t i = 0; i < (size_t)B * b.T; i++) {
+        b.n_targets = 0;
+        if (B > 0) {
+            if ((rc = build_batch(r, r->have_sft_pairs ? &r->sft_pairs : NULL, &b, B,
+                                  (uint64_t)step * sc->batch_size + (uint64_t)lo, seqs, n_prompt,
+                                  err)))
+                break;
+            if ((rc = rl_model_forward(r->model, b.tokens, b.lengths, B, b.T, err))) break;
+            if ((rc = rl_model_token_logprobs(r->model, b.targets, 1.0f, b.logp, NULL, err))) break;
+        }
+        double n_targets = (double)b.n_targets;
+        if (comm && (rc = comm->all_reduce_f64(comm, &n_targets, 1, err))) break;
+        double loss = 0, inv = n_targets > 0 ? 1.0 / n_targets : 0;
+        for (size_t i = 0; B > 0 && i < (size_t)B * b.T; i++) {
             int on = b.targets[i] >= 0;
             loss -= on ? b.logp[i] : 0;
             b.dlogp[i] = on ? (float)-inv : 0.0f;
         }
         loss *= inv;
         rl_model_zero_grad(r->model);
-        if ((rc = rl_model_backward(r->model, b.dlogp, NULL, err))) break;
-        double gnorm = rl_model_grad_norm(r->model);
-        size_t ng;
-        float *grads = rl_model_grads(r->model, &ng);
-        if (isfinite(gnorm) && isfinite(loss)) {
-            rl_adamw_hparams hp = {(float)lr, (float)sc->beta1, (float)sc->beta2, 1e-8f,
-                                   (float)sc->weight_decay};
-            rl_adamw_step(opt, params, grads, &hp, rl_clip_scale(gnorm, (float)sc->grad_clip));
-        }
-        double dt = rl_now() - ts;
+        if (B > 0 && (rc = rl_model_backward(r->model, b.dlogp, NULL, err))) break;
         long ntok = 0;
         for (int i = 0; i < B; i++) ntok += b.lengths[i];
+        // The loss and token count are summed over ranks with the gradient.
+        double st[2] = {loss, (double)ntok}, gnorm;
+        int skipped;
+        rl_adamw_hparams hp = {(float)lr, (float)sc->beta1, (float)sc->beta2, 1e-8f,
+                               (float)sc->weight_decay};
+        if ((rc = rl_update_apply(r->model, opt, comm, c->parallel.zero, &hp, (float)sc->grad_clip,
+                                  st, 2, &gnorm, &skipped, err)))
+            break;
+        loss = st[0];
+        ntok = (long)st[1];
+        double dt = rl_now() - ts;
         tokens += ntok;
         double tps = tokens / (rl_now() - t0);
         rl_progress_update(prog, step + 1, "loss %.4f | lr %.2e | %.1fk tok/s", loss, lr,

@@ -85,6 +85,26 @@ static void prune(const char *root, int keep) {
 
 int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
                        const rl_train_state *state, const char *tokenizer, int keep, rl_err *err) {
+    float *mh = rl_malloc((opt->n ? opt->n : 1) * sizeof(float));
+    float *vh = rl_malloc((opt->n ? opt->n : 1) * sizeof(float));
+    rl_adamw_state_download(opt, mh, vh);
+    float *xh = NULL;
+    if (rl_adamw_has_master(opt)) {
+        xh = rl_malloc((opt->n ? opt->n : 1) * sizeof(float));
+        rl_adamw_master_download((rl_adamw *)opt, m->params_block, xh);
+    }
+    int rc = rl_train_ckpt_save_moments(root, m, mh, vh, xh, opt->n, opt->step, state, tokenizer,
+                                        keep, err);
+    free(mh);
+    free(vh);
+    free(xh);
+    return rc;
+}
+
+int rl_train_ckpt_save_moments(const char *root, const rl_model *m, const float *mh,
+                               const float *vh, const float *xh, size_t n, int adam_step,
+                               const rl_train_state *state, const char *tokenizer, int keep,
+                               rl_err *err) {
     if (rl_make_dir(root, err)) return rl_err_prefix(err, "checkpoint.dir ");
     char tmp[4096], final_dir[4096], path[4200];
     snprintf(final_dir, sizeof final_dir, "%s/step-%08d", root, state->step);
@@ -93,19 +113,17 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
         return rl_fail(err, RL_EINTERNAL, "%s: cannot create a temporary directory: %s", root,
                        strerror(errno));
     int rc = -1;
-    float *mh = NULL, *vh = NULL;
     snprintf(path, sizeof path, "%s/model", tmp);
     rl_model_save_opts so = {.bf16 = 0, .tokenizer = tokenizer};
     if (rl_model_save_ex(m, path, &so, err)) goto fail;
-    mh = rl_malloc(opt->n * sizeof(float));
-    vh = rl_malloc(opt->n * sizeof(float));
-    rl_adamw_state_download(opt, mh, vh);
-    rl_st_out_tensor t[2] = {{.name = "adam.m", .ndim = 1, .shape = {(int64_t)opt->n}, .data = mh},
-                             {.name = "adam.v", .ndim = 1, .shape = {(int64_t)opt->n}, .data = vh}};
+    // bfloat16 training saves the float32 master too, so a resumed run continues bit for bit
+    rl_st_out_tensor t[3] = {{.name = "adam.m", .ndim = 1, .shape = {(int64_t)n}, .data = mh},
+                             {.name = "adam.v", .ndim = 1, .shape = {(int64_t)n}, .data = vh},
+                             {.name = "master", .ndim = 1, .shape = {(int64_t)n}, .data = xh}};
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
-    if (rl_st_write(path, t, 2, RL_ST_F32, err)) goto fail;
+    if (rl_st_write(path, t, xh ? 3 : 2, RL_ST_F32, err)) goto fail;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
-    if (write_state_json(path, state, opt->step, err)) goto fail;
+    if (write_state_json(path, state, adam_step, err)) goto fail;
     snprintf(path, sizeof path, "%s/%s", tmp, RL_CKPT_MARKER);
     char marker[64];
     int mlen = snprintf(marker, sizeof marker, "{\"step\": %d}\n", state->step);
@@ -127,13 +145,9 @@ int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
         rl_fail(err, RL_EINTERNAL, "cannot rename %s to %s: %s", tmp, final_dir, strerror(errno));
         goto fail;
     }
-    free(mh);
-    free(vh);
     prune(root, keep);
     return 0;
 fail:
-    free(mh);
-    free(vh);
     rl_remove_tree(tmp);
     return rc;
 }
@@ -156,6 +170,11 @@ int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step) {
 
 int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_state *state,
                        rl_err *err) {
+    return rl_train_ckpt_load_shard(dir, m, opt, 0, state, err);
+}
+
+int rl_train_ckpt_load_shard(const char *dir, rl_model *m, rl_adamw *opt, size_t lo,
+                             rl_train_state *state, rl_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
     json_error_t je;
@@ -186,21 +205,38 @@ int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_sta
                        path);
     }
     size_t n;
-    float *dst = rl_model_params(m, &n), *src = rl_model_params(saved, &n);
-    m->be->mem_copy(m->be, dst, src, n * sizeof(float));
+    void *dst = rl_model_params(m, &n), *src = rl_model_params(saved, &n);
+    m->be->mem_copy(m->be, dst, src, n * rl_dtype_size(m->act));
     rl_model_free(saved);
+    rl_adamw_master_reset(opt); // the weights changed under the optimizer
 
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     rl_ckpt *ck;
     if (rl_ckpt_open(&ck, path, err)) return -1;
-    float *mh = rl_malloc(opt->n * sizeof(float)), *vh = rl_malloc(opt->n * sizeof(float));
-    int64_t shape[1] = {(int64_t)opt->n};
+    // Moments [lo, lo + opt->n) of the saved [n_params] (the file is mapped: a slice costs only
+    // its own bytes).
+    float *mh = rl_malloc((opt->n ? opt->n : 1) * sizeof(float));
+    float *vh = rl_malloc((opt->n ? opt->n : 1) * sizeof(float));
     int rc = 0;
-    if (rl_ckpt_read(ck, "adam.m", shape, 1, mh, err) ||
-        rl_ckpt_read(ck, "adam.v", shape, 1, vh, err))
-        rc = -1;
-    else
-        rl_adamw_state_upload(opt, mh, vh, adam_step);
+    const char *names[3] = {"adam.m", "adam.v", "master"};
+    float *xh = rl_adamw_has_master(opt) ? rl_malloc((opt->n ? opt->n : 1) * sizeof(float)) : NULL;
+    float *dst3[3] = {mh, vh, xh};
+    // The float32 master of a bfloat16 run; a checkpoint without one (a float32 run resumed in
+    // bfloat16) starts the master from the weights.
+    int want = xh && rl_ckpt_has(ck, "master") ? 3 : 2;
+    for (int i = 0; i < want && rc == 0; i++) {
+        const rl_st_file *f;
+        const rl_st_tensor *t = rl_ckpt_find(ck, names[i], &f);
+        if (!t || t->dtype != RL_ST_F32 || t->ndim != 1 || t->numel != m->n_params ||
+            lo + opt->n > t->numel)
+            rc = rl_fail(err, RL_EINPUT, "%s: %s is missing or not F32 [%zu]", path, names[i],
+                         m->n_params);
+        else
+            memcpy(dst3[i], (const char *)t->data + lo * sizeof(float), opt->n * sizeof(float));
+    }
+    if (rc == 0) rl_adamw_state_upload(opt, mh, vh, adam_step);
+    if (rc == 0 && want == 3) rl_adamw_master_upload(opt, xh);
+    free(xh);
     rl_ckpt_close(ck);
     free(mh);
     free(vh);

@@ -41,6 +41,14 @@ typedef struct rl_train_state {
 int rl_train_ckpt_save(const char *root, const rl_model *m, const rl_adamw *opt,
                        const rl_train_state *state, const char *tokenizer, int keep, rl_err *err);
 
+// The same from host copies of the AdamW moments mh, vh [n] taken after adam_step updates and of
+// the float32 master xh [n] (NULL when the optimizer has none; data parallel: rank 0 gathers
+// every rank's shard first).
+int rl_train_ckpt_save_moments(const char *root, const rl_model *m, const float *mh,
+                               const float *vh, const float *xh, size_t n, int adam_step,
+                               const rl_train_state *state, const char *tokenizer, int keep,
+                               rl_err *err);
+
 // The newest complete checkpoint under root (a step-N directory holding trainer_state.json): 1 and
 // its path (and step) when there is one, 0 when there is none.
 int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step);
@@ -48,5 +56,9 @@ int rl_train_ckpt_latest(const char *root, char *path, size_t size, int *step);
 // Restores weights into m (same shape), the optimizer moments into opt and the state.
 int rl_train_ckpt_load(const char *dir, rl_model *m, rl_adamw *opt, rl_train_state *state,
                        rl_err *err);
+// The same for an optimizer over the shard [lo, lo + opt->n) of the parameters (ZeRO-1): the
+// checkpoint holds every parameter's moments, whatever the world size that wrote it.
+int rl_train_ckpt_load_shard(const char *dir, rl_model *m, rl_adamw *opt, size_t lo,
+                             rl_train_state *state, rl_err *err);
 
 #endif

@@ -118,11 +118,15 @@ static int env_int(const char *name, int def, int *out, rl_err *err) {
 }
 
 const rl_backend *rl_backend_cuda(rl_err *err) {
+    return rl_backend_cuda_act(RL_F32, err);
+}
+
+const rl_backend *rl_backend_cuda_act(rl_dtype act, rl_err *err) {
     int device, tf32;
     if (env_int("RLPIPE_CUDA_DEVICE", 0, &device, err) ||
         env_int("RLPIPE_CUDA_TF32", 0, &tf32, err))
         return NULL;
-    return rl_backend_cuda_open(device, tf32, RL_F32, err);
+    return rl_backend_cuda_open(device, tf32, act, err);
 }
 
 const rl_backend *rl_backend_get(const char *name, rl_err *err) {

@@ -147,6 +147,9 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_er
 // asynchronous error to the op that caused it).
 const rl_backend *rl_backend_cuda(rl_err *err);
 
+// rl_backend_cuda with weights and activations of type act (run.precision).
+const rl_backend *rl_backend_cuda_act(rl_dtype act, rl_err *err);
+
 // The backend named "cpu" or "cuda" (RL_EINPUT for another name or an unavailable backend).
 const rl_backend *rl_backend_get(const char *name, rl_err *err);
 

@@ -106,3 +106,14 @@ const rl_backend *rl_backend_cuda_open(int device, int tf32, rl_dtype act, rl_er
     }
     return open.open(device, tf32, act, err);
 }
+
+// Another entry point of the module (the NCCL communicator, kernels/comm.c), or NULL with err set.
+void *rl_cuda_module_symbol(const char *name, rl_err *err);
+void *rl_cuda_module_symbol(const char *name, rl_err *err) {
+    char why[512];
+    void *h = open_module(why, sizeof why, err);
+    if (!h) return NULL;
+    void *f = dlsym(h, name);
+    if (!f) rl_fail(err, RL_EINPUT, "%s has no entry point %s (rebuild it)", MODULE_NAME, name);
+    return f;
+}

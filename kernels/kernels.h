@@ -50,16 +50,17 @@ typedef struct rl_backend rl_backend;
 // attention lse, log-probs, entropies, sums of squares), parameter gradients, master weights and
 // optimizer moments are float32 whatever the activation type. Pointer arguments documented as
 // "act" hold elements of the backend's act type (void * in the signatures).
-typedef enum rl_dtype { RL_F32 = 0, RL_BF16 = 1 } rl_dtype;
+// RL_I32 is never an act type; it lets memory tables (policy/model_impl.h) describe int32 arrays.
+typedef enum rl_dtype { RL_F32 = 0, RL_BF16 = 1, RL_I32 = 2 } rl_dtype;
 
 // Bytes per element of a dtype.
 static inline size_t rl_dtype_size(rl_dtype dt) {
     return dt == RL_BF16 ? 2 : 4;
 }
 
-// "float32" or "bfloat16".
+// "float32", "bfloat16" or "int32".
 static inline const char *rl_dtype_name(rl_dtype dt) {
-    return dt == RL_BF16 ? "bfloat16" : "float32";
+    return dt == RL_BF16 ? "bfloat16" : dt == RL_I32 ? "int32" : "float32";
 }
 
 // Largest head dimension the attention kernels support (Qwen2 models use 64 and 128).

@@ -385,13 +385,14 @@ static rl_st_out_tensor *weight_records(const rl_model *m, float **owned) {
     rl_st_out_tensor *ts = rl_calloc((size_t)n, sizeof *ts);
     size_t total = 0;
     for (int i = 0; i < n; i++) total += m->tensors[i].numel;
-    *owned = m->be->is_host ? NULL : rl_malloc(total * sizeof(float));
+    // float32 weights in host memory are written in place; anything else through a host copy
+    *owned = m->be->is_host && m->act == RL_F32 ? NULL : rl_malloc(total * sizeof(float));
     size_t at = 0;
     for (int i = 0; i < n; i++) {
         const char *name;
         int64_t shape[2];
         int ndim;
-        float *data;
+        void *data;
         rl_model_tensor_info(m, i, &name, shape, &ndim, &data);
         ts[i].name = name;
         ts[i].ndim = ndim;

@@ -2,6 +2,7 @@
 // with a KV cache is in model_decode.c. See model.h.
 #define _POSIX_C_SOURCE 200809L
 #include "policy/model.h"
+#include "kernels/bf16.h"
 #include "kernels/rng.h"
 #include "policy/model_impl.h"
 
@@ -15,23 +16,47 @@
 // LOGITS_BUDGET / V rows, so a 151k vocabulary never needs the full [B*T, V] matrix.
 #define LOGITS_BUDGET ((size_t)16 << 20)
 
-// Every view starts on a 16-float (64-byte) boundary.
+// Every parameter view starts on a 16-element boundary (the layout is the same in the act-type
+// parameter block and the float32 gradient block).
 static size_t align16(size_t n) {
     return (n + 15) / 16 * 16;
 }
 
-// ------------------------------------------------------------------------------------------------
-// Block layout
+// Element i of an act-type array (parameters, activations).
+#define AT(m, base, i) rl_model__at((base), (m)->act, (size_t)(i))
 
-float *rl_model__alloc_views(const rl_backend *be, float **views[], const size_t sizes[], int n) {
+// ------------------------------------------------------------------------------------------------
+// Block layout: tables of tensor specs
+
+static size_t align64(size_t bytes) {
+    return (bytes + 63) / 64 * 64;
+}
+
+size_t rl_model__specs_bytes(const rl_tensor_spec *specs, int n) {
     size_t total = 0;
-    for (int i = 0; i < n; i++) total += align16(sizes[i]);
-    float *block = be->mem_alloc(be, (total ? total : 1) * sizeof(float));
+    for (int i = 0; i < n; i++) total += align64(specs[i].n * rl_dtype_size(specs[i].dt));
+    return total;
+}
+
+void *rl_model__alloc_specs(const rl_backend *be, const rl_tensor_spec *specs, int n) {
+    size_t total = rl_model__specs_bytes(specs, n);
+    char *block = be->mem_alloc(be, total ? total : 64);
     size_t at = 0;
     for (int i = 0; i < n; i++) {
-        *views[i] = sizes[i] ? block + at : NULL;
-        at += align16(sizes[i]);
+        *specs[i].ptr = specs[i].n ? block + at : NULL;
+        at += align64(specs[i].n * rl_dtype_size(specs[i].dt));
     }
+    return block;
+}
+
+float *rl_model__alloc_views(const rl_backend *be, float **views[], const size_t sizes[], int n) {
+    rl_tensor_spec *specs = rl_malloc((size_t)(n > 0 ? n : 1) * sizeof *specs);
+    void **ptrs = rl_malloc((size_t)(n > 0 ? n : 1) * sizeof *ptrs);
+    for (int i = 0; i < n; i++) specs[i] = (rl_tensor_spec){&ptrs[i], sizes[i], RL_F32, "view"};
+    float *block = rl_model__alloc_specs(be, specs, n);
+    for (int i = 0; i < n; i++) *views[i] = ptrs[i];
+    free(specs);
+    free(ptrs);
     return block;
 }
 
@@ -107,14 +132,15 @@ int rl_model_check_config(const rl_model_config *cfg, int *hd_out, rl_err *err) 
 }
 
 static void add_tensor(rl_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
-                       const float *data, int init) {
+                       const void *data, int init) {
     rl_model_tensor *t = &m->tensors[m->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
     t->shape[0] = d0;
     t->shape[1] = ndim == 2 ? d1 : 0;
     t->numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
-    t->offset = (size_t)(data - m->params_block);
+    t->offset =
+        (size_t)((const char *)data - (const char *)m->params_block) / rl_dtype_size(m->act);
     t->init = init;
 }
 
@@ -133,21 +159,23 @@ static void build_tensor_table(rl_model *m) {
         add_tensor(m, name, ndim, d0, d1, data, init);                                             \
     } while (0)
     for (int l = 0; l < L; l++) {
-        const float *wqkv = p->wqkv + (size_t)l * QKV * C;
-        const float *bqkv = has_bias ? p->bqkv + (size_t)l * QKV : NULL;
-        const float *wgu = p->wgu + (size_t)l * 2 * FF * C;
-        LAYER_TENSOR("self_attn.q_proj.weight", 2, qd, C, wqkv, 0);
-        if (has_bias) LAYER_TENSOR("self_attn.q_proj.bias", 1, qd, 0, bqkv, 1);
-        LAYER_TENSOR("self_attn.k_proj.weight", 2, kvd, C, wqkv + (size_t)qd * C, 0);
-        if (has_bias) LAYER_TENSOR("self_attn.k_proj.bias", 1, kvd, 0, bqkv + qd, 1);
-        LAYER_TENSOR("self_attn.v_proj.weight", 2, kvd, C, wqkv + (size_t)(qd + kvd) * C, 0);
-        if (has_bias) LAYER_TENSOR("self_attn.v_proj.bias", 1, kvd, 0, bqkv + qd + kvd, 1);
-        LAYER_TENSOR("self_attn.o_proj.weight", 2, C, qd, p->wo + (size_t)l * C * qd, 0);
-        LAYER_TENSOR("mlp.gate_proj.weight", 2, FF, C, wgu, 0);
-        LAYER_TENSOR("mlp.up_proj.weight", 2, FF, C, wgu + (size_t)FF * C, 0);
-        LAYER_TENSOR("mlp.down_proj.weight", 2, C, FF, p->wdown + (size_t)l * C * FF, 0);
-        LAYER_TENSOR("input_layernorm.weight", 1, C, 0, p->ln1w + (size_t)l * C, 2);
-        LAYER_TENSOR("post_attention_layernorm.weight", 1, C, 0, p->ln2w + (size_t)l * C, 2);
+        size_t wqkv = (size_t)l * QKV * C, bqkv = (size_t)l * QKV, wgu = (size_t)l * 2 * FF * C;
+        LAYER_TENSOR("self_attn.q_proj.weight", 2, qd, C, AT(m, p->wqkv, wqkv), 0);
+        if (has_bias) LAYER_TENSOR("self_attn.q_proj.bias", 1, qd, 0, AT(m, p->bqkv, bqkv), 1);
+        LAYER_TENSOR("self_attn.k_proj.weight", 2, kvd, C, AT(m, p->wqkv, wqkv + (size_t)qd * C),
+                     0);
+        if (has_bias)
+            LAYER_TENSOR("self_attn.k_proj.bias", 1, kvd, 0, AT(m, p->bqkv, bqkv + qd), 1);
+        LAYER_TENSOR("self_attn.v_proj.weight", 2, kvd, C,
+                     AT(m, p->wqkv, wqkv + (size_t)(qd + kvd) * C), 0);
+        if (has_bias)
+            LAYER_TENSOR("self_attn.v_proj.bias", 1, kvd, 0, AT(m, p->bqkv, bqkv + qd + kvd), 1);
+        LAYER_TENSOR("self_attn.o_proj.weight", 2, C, qd, AT(m, p->wo, (size_t)l * C * qd), 0);
+        LAYER_TENSOR("mlp.gate_proj.weight", 2, FF, C, AT(m, p->wgu, wgu), 0);
+        LAYER_TENSOR("mlp.up_proj.weight", 2, FF, C, AT(m, p->wgu, wgu + (size_t)FF * C), 0);
+        LAYER_TENSOR("mlp.down_proj.weight", 2, C, FF, AT(m, p->wdown, (size_t)l * C * FF), 0);
+        LAYER_TENSOR("input_layernorm.weight", 1, C, 0, AT(m, p->ln1w, (size_t)l * C), 2);
+        LAYER_TENSOR("post_attention_layernorm.weight", 1, C, 0, AT(m, p->ln2w, (size_t)l * C), 2);
     }
 #undef LAYER_TENSOR
     add_tensor(m, "model.norm.weight", 1, C, 0, p->lnfw, 2);
@@ -200,33 +228,51 @@ int rl_model_config_tensors(const rl_model_config *cfg,
     return 0;
 }
 
-// The parameter views of a block laid out by alloc_params (params or gradients alike).
-static void point_params(const rl_model *m, float *block, rl_model_weights *p) {
+// The parameter tensors as a spec table, in block order: the weight-decay matrices first, then
+// the rest. p receives the views; dt is the block's element type (act for parameters, float32
+// for gradients). Returns the number of specs written to specs (at most 10); *n_decay_specs
+// receives how many of them are the decay part.
+static int param_specs(const rl_model *m, rl_model_weights *p, rl_dtype dt, rl_tensor_spec *specs,
+                       int *n_decay_specs) {
     size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, AD = (size_t)m->NH * m->hd;
+    int n = 0;
+#define SPEC(field, count) specs[n++] = (rl_tensor_spec){&p->field, align16(count), dt, #field}
+    SPEC(wte, V * C);
+    SPEC(wqkv, L * QKV * C);
+    SPEC(wo, L * C * AD);
+    SPEC(wgu, L * 2 * FF * C);
+    SPEC(wdown, L * C * FF);
+    if (!m->cfg.tie_word_embeddings) SPEC(wlm, V * C);
+    *n_decay_specs = n;
+    if (m->cfg.attention_bias) SPEC(bqkv, L * QKV);
+    SPEC(ln1w, L * C);
+    SPEC(ln2w, L * C);
+    SPEC(lnfw, C);
+#undef SPEC
+    return n;
+}
+
+// Points p at a block laid out by param_specs (the parameters, or the gradients with dt float32:
+// every tensor is a multiple of 16 elements, so both layouts agree element for element).
+static void point_params(const rl_model *m, void *block, rl_dtype dt, rl_model_weights *p) {
+    rl_tensor_spec specs[10];
+    int nd;
+    int n = param_specs(m, p, dt, specs, &nd);
     size_t at = 0;
-#define VIEW(field, n)                                                                             \
-    do {                                                                                           \
-        p->field = block + at;                                                                     \
-        at += align16(n);                                                                          \
-    } while (0)
-    VIEW(wte, V * C);
-    VIEW(wqkv, L * QKV * C);
-    VIEW(wo, L * C * AD);
-    VIEW(wgu, L * 2 * FF * C);
-    VIEW(wdown, L * C * FF);
-    if (m->cfg.tie_word_embeddings)
-        p->wlm = p->wte;
-    else
-        VIEW(wlm, V * C);
-    // (the weight-decay part ends here: m->n_decay)
-    if (m->cfg.attention_bias)
-        VIEW(bqkv, L * QKV);
-    else
-        p->bqkv = NULL;
-    VIEW(ln1w, L * C);
-    VIEW(ln2w, L * C);
-    VIEW(lnfw, C);
-#undef VIEW
+    for (int i = 0; i < n; i++) {
+        *specs[i].ptr = rl_model__at(block, dt, at);
+        at += specs[i].n;
+    }
+    if (m->cfg.tie_word_embeddings) p->wlm = p->wte;
+    if (!m->cfg.attention_bias) p->bqkv = NULL;
+}
+
+// The float32 gradient views (the same layout as the parameters).
+static void point_grads(const rl_model *m, float *block, rl_model_wgrads *g) {
+    rl_model_weights v;
+    point_params(m, block, RL_F32, &v);
+    *g = (rl_model_wgrads){v.wte, v.wqkv, v.wo,   v.wgu,  v.wdown,
+                           v.wlm, v.bqkv, v.ln1w, v.ln2w, v.lnfw};
 }
 
 // Physical memory in GB, 0 when unknown.
@@ -253,28 +299,29 @@ int rl_model_create(rl_model **out, const rl_model_config *cfg, const rl_backend
     m->V = cfg->vocab_size;
     m->QKV = (m->NH + 2 * m->NKV) * hd;
 
-    size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, AD = (size_t)m->NH * hd;
-    size_t n_decay = align16(V * C) + align16(L * QKV * C) + align16(L * C * AD) +
-                     align16(L * 2 * FF * C) + align16(L * C * FF) +
-                     (cfg->tie_word_embeddings ? 0 : align16(V * C));
-    size_t n_rest =
-        (m->cfg.attention_bias ? align16(L * QKV) : 0) + 2 * align16(L * C) + align16(C);
+    m->act = be->act;
+    rl_tensor_spec specs[10];
+    int n_decay_specs;
+    int n_specs = param_specs(m, &m->params, m->act, specs, &n_decay_specs);
+    size_t n_decay = 0, n_rest = 0;
+    for (int i = 0; i < n_specs; i++) *(i < n_decay_specs ? &n_decay : &n_rest) += specs[i].n;
     m->n_decay = n_decay;
     m->n_params = n_decay + n_rest;
     // A from-scratch model is as large as its config asks; refuse one the host cannot hold
     // instead of dying in the allocator (exit 1, or an abort under AddressSanitizer).
-    double gb = (double)m->n_params * sizeof(float) / 1e9, host_gb = host_memory_gb();
+    double gb = (double)m->n_params * rl_dtype_size(m->act) / 1e9, host_gb = host_memory_gb();
     if (strcmp(be->name, "cpu") == 0 && host_gb > 0 && gb > host_gb) {
         size_t n = m->n_params;
+        const char *dt = rl_dtype_name(m->act);
         free(m->tensors);
         free(m);
         return rl_fail(err, RL_EINPUT,
-                       "model config: %zu parameters need %.1f GB of float32 weights, more than "
+                       "model config: %zu parameters need %.1f GB of %s weights, more than "
                        "this machine's %.1f GB of memory",
-                       n, gb, host_gb);
+                       n, gb, dt, host_gb);
     }
-    m->params_block = be->mem_alloc(be, m->n_params * sizeof(float));
-    point_params(m, m->params_block, &m->params);
+    m->params_block = be->mem_alloc(be, m->n_params * rl_dtype_size(m->act));
+    point_params(m, m->params_block, m->act, &m->params);
     build_tensor_table(m);
     m->logits_budget = LOGITS_BUDGET;
     m->prefill_rows = 1024;
@@ -344,13 +391,13 @@ int rl_model_num_tensors(const rl_model *m) {
 }
 
 int rl_model_tensor_info(const rl_model *m, int i, const char **name, int64_t shape[2], int *ndim,
-                         float **data) {
+                         void **data) {
     if (i < 0 || i >= m->n_tensors) return -1;
     const rl_model_tensor *t = &m->tensors[i];
     if (name) *name = t->name;
     if (shape) shape[0] = t->shape[0], shape[1] = t->shape[1];
     if (ndim) *ndim = t->ndim;
-    if (data) *data = m->params_block + t->offset;
+    if (data) *data = AT(m, m->params_block, t->offset);
     return 0;
 }
 
@@ -360,14 +407,47 @@ int rl_model_find_tensor(const rl_model *m, const char *name) {
     return -1;
 }
 
+// Bytes of the block the conversions below stage through at once.
+#define CONVERT_CHUNK ((size_t)1 << 20)
+
+void rl_model__download_f32(const rl_backend *be, rl_dtype dt, float *host, const void *src,
+                            size_t n) {
+    if (dt == RL_F32) {
+        be->mem_download(be, host, src, n * sizeof(float));
+        return;
+    }
+    uint16_t *tmp = rl_malloc(CONVERT_CHUNK * sizeof(uint16_t));
+    for (size_t i0 = 0; i0 < n; i0 += CONVERT_CHUNK) {
+        size_t k = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
+        be->mem_download(be, tmp, rl_model__at(src, dt, i0), k * sizeof(uint16_t));
+        for (size_t i = 0; i < k; i++) host[i0 + i] = rl_bf16_to_f32(tmp[i]);
+    }
+    free(tmp);
+}
+
+void rl_model__upload_f32(const rl_backend *be, rl_dtype dt, void *dst, const float *host,
+                          size_t n) {
+    if (dt == RL_F32) {
+        be->mem_upload(be, dst, host, n * sizeof(float));
+        return;
+    }
+    uint16_t *tmp = rl_malloc(CONVERT_CHUNK * sizeof(uint16_t));
+    for (size_t i0 = 0; i0 < n; i0 += CONVERT_CHUNK) {
+        size_t k = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
+        for (size_t i = 0; i < k; i++) tmp[i] = rl_bf16_from_f32(host[i0 + i]);
+        be->mem_upload(be, rl_model__at(dst, dt, i0), tmp, k * sizeof(uint16_t));
+    }
+    free(tmp);
+}
+
 void rl_model_tensor_read(const rl_model *m, int i, float *host) {
     const rl_model_tensor *t = &m->tensors[i];
-    m->be->mem_download(m->be, host, m->params_block + t->offset, t->numel * sizeof(float));
+    rl_model__download_f32(m->be, m->act, host, AT(m, m->params_block, t->offset), t->numel);
 }
 
 void rl_model_tensor_write(rl_model *m, int i, const float *host) {
     const rl_model_tensor *t = &m->tensors[i];
-    m->be->mem_upload(m->be, m->params_block + t->offset, host, t->numel * sizeof(float));
+    rl_model__upload_f32(m->be, m->act, AT(m, m->params_block, t->offset), host, t->numel);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -379,52 +459,71 @@ static size_t logits_chunk_rows(const rl_model *m, size_t N) {
     return rows < N ? rows : N;
 }
 
-// Makes room for N rows and B sequences (reallocates only to grow).
+// The activation block of a forward over N rows and B sequences as a spec table (a receives
+// the views). With recompute, the per-layer tensors other than the residual stream hold one
+// layer (Lk = 1). Returns the number of specs (at most 23).
+static int acts_specs(const rl_model *m, rl_model_acts *a, size_t N, size_t B, int recompute,
+                      rl_tensor_spec *specs) {
+    size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, NH = m->NH;
+    size_t AD = NH * m->hd, Lk = recompute ? 1 : L;
+    size_t chunk = logits_chunk_rows(m, N);
+    rl_dtype act = m->act;
+    int n = 0;
+#define SPEC(field, count, dt) specs[n++] = (rl_tensor_spec){(void **)&a->field, count, dt, #field}
+    SPEC(res, (L + 1) * N * C, act);
+    SPEC(resmid, Lk * N * C, act);
+    SPEC(rstd1, Lk * N, RL_F32);
+    SPEC(rstd2, Lk * N, RL_F32);
+    SPEC(qkv, Lk * N * QKV, act);
+    SPEC(att, Lk * N * AD, act);
+    SPEC(lse, Lk * N * NH, RL_F32);
+    SPEC(gu, Lk * N * 2 * FF, act);
+    SPEC(lnf, N * C, act);
+    SPEC(rstdf, N, RL_F32);
+    SPEC(ln, N * C, act);
+    SPEC(proj, N * C, act);
+    SPEC(mlp, N * FF, act);
+    SPEC(logits, chunk * V, RL_F32);
+    SPEC(dlogits_act, act == RL_F32 ? 0 : chunk * V, act);
+    SPEC(logp, N, RL_F32);
+    SPEC(ent, N, RL_F32);
+    SPEC(dlogp, N, RL_F32);
+    SPEC(dent, N, RL_F32);
+    SPEC(tokens, N, RL_I32);
+    SPEC(pos, N, RL_I32);
+    SPEC(targets, N, RL_I32);
+    SPEC(lengths, B, RL_I32);
+#undef SPEC
+    return n;
+}
+
+size_t rl_model_acts_bytes(const rl_model *m, size_t N, size_t B, int recompute) {
+    rl_model_acts a;
+    rl_tensor_spec specs[23];
+    int n = acts_specs(m, &a, N, B, recompute, specs);
+    return rl_model__specs_bytes(specs, n);
+}
+
+void rl_model_set_recompute(rl_model *m, int on) {
+    m->recompute = on != 0;
+}
+
+// Makes room for N rows and B sequences in the current recompute mode (reallocates only to grow
+// or when the mode changed).
 static void ensure_acts(rl_model *m, size_t N, size_t B) {
-    if (N <= m->acts_rows && B <= m->acts_seqs) return;
+    int same_mode = m->acts_block && m->acts_recompute == m->recompute;
+    if (same_mode && N <= m->acts_rows && B <= m->acts_seqs) return;
     if (N < m->acts_rows) N = m->acts_rows;
     if (B < m->acts_seqs) B = m->acts_seqs;
     const rl_backend *be = m->be;
     be->mem_free(be, m->acts_block);
-    size_t C = m->C, L = m->L, V = m->V, QKV = m->QKV, FF = m->FF, NH = m->NH;
-    size_t AD = NH * m->hd;
-    size_t chunk = logits_chunk_rows(m, N);
-    rl_model_acts *a = &m->acts;
-    float *tokens, *pos, *targets, *lengths; // int32 arrays live in the same block
-    float **views[] = {&a->res, &a->resmid, &a->rstd1, &a->rstd2, &a->qkv,   &a->att,
-                       &a->lse, &a->gu,     &a->lnf,   &a->rstdf, &a->ln,    &a->proj,
-                       &a->mlp, &a->logits, &a->logp,  &a->ent,   &a->dlogp, &a->dent,
-                       &tokens, &pos,       &targets,  &lengths};
-    size_t sizes[] = {(L + 1) * N * C,
-                      L * N * C,
-                      L * N,
-                      L * N,
-                      L * N * QKV,
-                      L * N * AD,
-                      L * N * NH,
-                      L * N * 2 * FF,
-                      N * C,
-                      N,
-                      N * C,
-                      N * C,
-                      N * FF,
-                      chunk * V,
-                      N,
-                      N,
-                      N,
-                      N,
-                      N,
-                      N,
-                      N,
-                      B};
-    m->acts_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
-    a->tokens = (int32_t *)tokens;
-    a->pos = (int32_t *)pos;
-    a->targets = (int32_t *)targets;
-    a->lengths = (int32_t *)lengths;
+    rl_tensor_spec specs[23];
+    int n = acts_specs(m, &m->acts, N, B, m->recompute, specs);
+    m->acts_block = rl_model__alloc_specs(be, specs, n);
+    m->acts_recompute = m->recompute;
     m->acts_rows = N;
     m->acts_seqs = B;
-    m->logits_rows = chunk;
+    m->logits_rows = logits_chunk_rows(m, N);
     m->h_tokens = rl_realloc(m->h_tokens, N * sizeof(int32_t));
     m->h_pos = rl_realloc(m->h_pos, N * sizeof(int32_t));
     m->h_targets = rl_realloc(m->h_targets, N * sizeof(int32_t));
@@ -440,58 +539,72 @@ static void ensure_grads(rl_model *m) {
     const rl_backend *be = m->be;
     if (!m->grads_block) {
         m->grads_block = be->mem_alloc(be, m->n_params * sizeof(float));
-        point_params(m, m->grads_block, &m->grads);
+        point_grads(m, m->grads_block, &m->grads);
     }
     if (!m->gacts_block && m->acts_rows > 0) {
         size_t N = m->acts_rows, C = m->C, AD = (size_t)m->NH * m->hd;
         rl_model_grad_acts *g = &m->gacts;
-        float **views[] = {&g->dres, &g->dln, &g->dqkv, &g->datt, &g->dgu, &g->dmlp};
-        size_t sizes[] = {N * C, N * C, N * m->QKV, N * AD, N * 2 * m->FF, N * m->FF};
-        m->gacts_block = rl_model__alloc_views(be, views, sizes, 6);
+        rl_dtype act = m->act;
+        rl_tensor_spec specs[] = {
+            {&g->dres, N * C, act, "dres"},       {&g->dln, N * C, act, "dln"},
+            {&g->dqkv, N * m->QKV, act, "dqkv"},  {&g->datt, N * AD, act, "datt"},
+            {&g->dgu, N * 2 * m->FF, act, "dgu"}, {&g->dmlp, N * m->FF, act, "dmlp"}};
+        m->gacts_block = rl_model__alloc_specs(be, specs, 6);
     }
 }
 
 // ------------------------------------------------------------------------------------------------
 // Layer pieces (shared with the decoder)
 
-void rl_model__matmul(rl_model *m, float *out, const float *inp, const float *w, const float *b,
-                      int R, int C, int OC) {
+void rl_model__matmul(rl_model *m, void *out, const void *inp, const void *w, const void *b, int R,
+                      int C, int OC) {
     RL_TIMED(m, matmul, m->be->matmul_forward(m->be, out, inp, w, b, R, C, OC));
 }
 
-void rl_model__attn_in(rl_model *m, int l, float *qkv, float *ln, float *rstd, const float *x,
+void rl_model__lm_head(rl_model *m, float *logits, const void *inp, int R) {
+    RL_TIMED(
+        m, matmul,
+        m->be->gemm(m->be, logits, RL_F32, inp, m->params.wlm, R, m->V, m->C, 0, 1, 1.0f, 0.0f));
+}
+
+void rl_model__attn_in(rl_model *m, int l, void *qkv, void *ln, float *rstd, const void *x,
                        const int32_t *pos, int R) {
     const rl_backend *be = m->be;
     const rl_model_weights *p = &m->params;
     size_t C = m->C, QKV = m->QKV;
-    RL_TIMED(
-        m, other,
-        be->rmsnorm_forward(be, ln, rstd, x, p->ln1w + l * C, R, m->C, (float)m->cfg.rms_norm_eps));
-    rl_model__matmul(m, qkv, ln, p->wqkv + l * QKV * C, p->bqkv ? p->bqkv + l * QKV : NULL, R, m->C,
+    RL_TIMED(m, other,
+             be->rmsnorm_forward(be, ln, rstd, x, AT(m, p->ln1w, l * C), R, m->C,
+                                 (float)m->cfg.rms_norm_eps));
+    rl_model__matmul(m, qkv, ln, AT(m, p->wqkv, l * QKV * C), AT(m, p->bqkv, l * QKV), R, m->C,
                      m->QKV);
     RL_TIMED(
         m, other,
         be->rope_forward(be, qkv, pos, R, m->NH + m->NKV, m->hd, m->QKV, (float)m->cfg.rope_theta));
 }
 
-void rl_model__attn_out(rl_model *m, int l, float *res_out, const float *res_in, const float *att,
-                        float *proj, int R) {
+void rl_model__attn_out(rl_model *m, int l, void *res_out, const void *res_in, const void *att,
+                        void *proj, int R) {
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
-    rl_model__matmul(m, proj, att, m->params.wo + l * C * AD, NULL, R, m->NH * m->hd, m->C);
+    rl_model__matmul(m, proj, att, AT(m, m->params.wo, l * C * AD), NULL, R, m->NH * m->hd, m->C);
     RL_TIMED(m, other, m->be->residual_forward(m->be, res_out, res_in, proj, (size_t)R * C));
 }
 
-void rl_model__mlp(rl_model *m, int l, float *res_out, const float *res_in, float *ln, float *rstd,
-                   float *gu, float *mlp, float *proj, int R) {
-    const rl_backend *be = m->be;
-    const rl_model_weights *p = &m->params;
+// The first half of the MLP block: ln = RMSNorm(res_in), gu = ln Wgu^T.
+static void mlp_in(rl_model *m, int l, void *gu, void *ln, float *rstd, const void *res_in, int R) {
     size_t C = m->C, FF = m->FF;
     RL_TIMED(m, other,
-             be->rmsnorm_forward(be, ln, rstd, res_in, p->ln2w + l * C, R, m->C,
-                                 (float)m->cfg.rms_norm_eps));
-    rl_model__matmul(m, gu, ln, p->wgu + l * 2 * FF * C, NULL, R, m->C, 2 * m->FF);
+             m->be->rmsnorm_forward(m->be, ln, rstd, res_in, AT(m, m->params.ln2w, l * C), R, m->C,
+                                    (float)m->cfg.rms_norm_eps));
+    rl_model__matmul(m, gu, ln, AT(m, m->params.wgu, l * 2 * FF * C), NULL, R, m->C, 2 * m->FF);
+}
+
+void rl_model__mlp(rl_model *m, int l, void *res_out, const void *res_in, void *ln, float *rstd,
+                   void *gu, void *mlp, void *proj, int R) {
+    const rl_backend *be = m->be;
+    size_t C = m->C, FF = m->FF;
+    mlp_in(m, l, gu, ln, rstd, res_in, R);
     RL_TIMED(m, other, be->swiglu_forward(be, mlp, gu, R, m->FF));
-    rl_model__matmul(m, proj, mlp, p->wdown + l * C * FF, NULL, R, m->FF, m->C);
+    rl_model__matmul(m, proj, mlp, AT(m, m->params.wdown, l * C * FF), NULL, R, m->FF, m->C);
     RL_TIMED(m, other, be->residual_forward(be, res_out, res_in, proj, (size_t)R * C));
 }
 
@@ -520,11 +633,44 @@ static int check_batch(const rl_model *m, const int32_t *tokens, const int32_t *
     return 0;
 }
 
+// Layer l's slice of the kept activations of the last forward (N = B*T rows): its input x =
+// res[l] always; the rest in slot l, or in slot 0 with recomputation.
+typedef struct layer_acts {
+    void *x, *resmid, *qkv, *att, *gu; // act
+    float *rstd1, *rstd2, *lse;
+} layer_acts;
+
+static layer_acts layer_at(const rl_model *m, int l) {
+    const rl_model_acts *a = &m->acts;
+    size_t N = (size_t)m->B * m->T, C = m->C, k = m->acts_recompute ? 0 : (size_t)l;
+    return (layer_acts){AT(m, a->res, l * N * C),
+                        AT(m, a->resmid, k * N * C),
+                        AT(m, a->qkv, k * N * m->QKV),
+                        AT(m, a->att, k * N * m->NH * m->hd),
+                        AT(m, a->gu, k * N * 2 * m->FF),
+                        a->rstd1 + k * N,
+                        a->rstd2 + k * N,
+                        a->lse + k * N * m->NH};
+}
+
+// Layer l's attention block from its input la->x: qkv, att, lse, rstd1 and resmid (the residual
+// after attention). The same calls whether run in the forward or recomputed in the backward, so
+// a recomputed layer is bit-identical to the forward's.
+static void layer_forward(rl_model *m, int l, const layer_acts *la) {
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    int n = m->B * m->T;
+    rl_model__attn_in(m, l, la->qkv, a->ln, la->rstd1, la->x, a->pos, n);
+    RL_TIMED(m, attention,
+             be->attention_forward(be, la->att, la->lse, la->qkv, a->lengths, m->B, m->T, m->NH,
+                                   m->NKV, m->hd, rl_model_layer_window(m, l)));
+    rl_model__attn_out(m, l, la->resmid, la->x, la->att, a->proj, n);
+}
+
 int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
                      rl_err *err) {
     RL_TRY(check_batch(m, tokens, lengths, B, T, "forward", err));
-    size_t N = (size_t)B * T, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
-    size_t FF = m->FF;
+    size_t N = (size_t)B * T, C = m->C;
     ensure_acts(m, N, (size_t)B);
     const rl_backend *be = m->be;
     rl_model_acts *a = &m->acts;
@@ -548,18 +694,13 @@ int rl_model_forward(rl_model *m, const int32_t *tokens, const int32_t *lengths,
     int n = (int)N;
     RL_TIMED(m, other, be->embedding_forward(be, a->res, a->tokens, m->params.wte, n, m->C));
     for (int l = 0; l < m->L; l++) {
-        float *x = a->res + l * N * C, *resmid = a->resmid + l * N * C;
-        float *qkv = a->qkv + l * N * QKV, *att = a->att + l * N * AD;
-        rl_model__attn_in(m, l, qkv, a->ln, a->rstd1 + l * N, x, a->pos, n);
-        RL_TIMED(m, attention,
-                 be->attention_forward(be, att, a->lse + l * N * NH, qkv, a->lengths, B, T, m->NH,
-                                       m->NKV, m->hd, rl_model_layer_window(m, l)));
-        rl_model__attn_out(m, l, resmid, x, att, a->proj, n);
-        rl_model__mlp(m, l, a->res + (l + 1) * N * C, resmid, a->ln, a->rstd2 + l * N,
-                      a->gu + l * N * 2 * FF, a->mlp, a->proj, n);
+        layer_acts la = layer_at(m, l);
+        layer_forward(m, l, &la);
+        rl_model__mlp(m, l, AT(m, a->res, (l + 1) * N * C), la.resmid, a->ln, la.rstd2, la.gu,
+                      a->mlp, a->proj, n);
     }
     RL_TIMED(m, other,
-             be->rmsnorm_forward(be, a->lnf, a->rstdf, a->res + (size_t)m->L * N * C,
+             be->rmsnorm_forward(be, a->lnf, a->rstdf, AT(m, a->res, (size_t)m->L * N * C),
                                  m->params.lnfw, n, m->C, (float)m->cfg.rms_norm_eps));
     return 0;
 }
@@ -577,18 +718,24 @@ static void ensure_score(rl_model *m, size_t N, size_t B) {
     size_t C = m->C, AD = (size_t)m->NH * m->hd;
     size_t chunk = logits_chunk_rows(m, N);
     rl_model_score *s = &m->score;
-    float *tokens, *pos, *lengths, *targets;
-    float **views[] = {&s->x,    &s->mid,  &s->ln,   &s->qkv,    &s->att, &s->lse,
-                       &s->gu,   &s->mlp,  &s->proj, &s->logits, &tokens, &pos,
-                       &lengths, &targets, &s->logp, &s->ent};
-    size_t sizes[] = {N * C,     N * C, N * C,        N * m->QKV, N * AD, N * m->NH, N * 2 * m->FF,
-                      N * m->FF, N * C, chunk * m->V, N,          N,      B,         N,
-                      N,         N};
-    m->score_block = rl_model__alloc_views(be, views, sizes, (int)(sizeof sizes / sizeof sizes[0]));
-    s->tokens = (int32_t *)tokens;
-    s->pos = (int32_t *)pos;
-    s->lengths = (int32_t *)lengths;
-    s->targets = (int32_t *)targets;
+    rl_dtype act = m->act;
+    rl_tensor_spec specs[] = {{&s->x, N * C, act, "x"},
+                              {&s->mid, N * C, act, "mid"},
+                              {&s->ln, N * C, act, "ln"},
+                              {&s->qkv, N * m->QKV, act, "qkv"},
+                              {&s->att, N * AD, act, "att"},
+                              {(void **)&s->lse, N * m->NH, RL_F32, "lse"},
+                              {&s->gu, N * 2 * m->FF, act, "gu"},
+                              {&s->mlp, N * m->FF, act, "mlp"},
+                              {&s->proj, N * C, act, "proj"},
+                              {(void **)&s->logits, chunk * m->V, RL_F32, "logits"},
+                              {(void **)&s->tokens, N, RL_I32, "tokens"},
+                              {(void **)&s->pos, N, RL_I32, "pos"},
+                              {(void **)&s->lengths, B, RL_I32, "lengths"},
+                              {(void **)&s->targets, N, RL_I32, "targets"},
+                              {(void **)&s->logp, N, RL_F32, "logp"},
+                              {(void **)&s->ent, N, RL_F32, "ent"}};
+    m->score_block = rl_model__alloc_specs(be, specs, (int)(sizeof specs / sizeof specs[0]));
     m->score_rows = N;
     m->score_seqs = B;
     m->score_chunk = chunk;
@@ -648,7 +795,7 @@ int rl_model_score_logits(rl_model *m, const int32_t *tokens, const int32_t *len
     rl_model_score *s = &m->score;
     for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
-        rl_model__matmul(m, s->logits, s->ln + r0 * C, m->params.wlm, NULL, rows, m->C, m->V);
+        rl_model__lm_head(m, s->logits, AT(m, s->ln, r0 * C), rows);
         be->mem_download(be, logits + r0 * V, s->logits, (size_t)rows * V * sizeof(float));
     }
     for (int b = 0; b < B; b++)
@@ -693,7 +840,7 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
     float it = 1.0f / temperature;
     for (size_t r0 = 0; r0 < N; r0 += m->score_chunk) {
         int rows = (int)(N - r0 < m->score_chunk ? N - r0 : m->score_chunk);
-        rl_model__matmul(m, s->logits, s->ln + r0 * C, m->params.wlm, NULL, rows, m->C, m->V);
+        rl_model__lm_head(m, s->logits, AT(m, s->ln, r0 * C), rows);
         RL_TIMED(m, other,
                  be->logprob_forward(be, s->logp + r0, entropy ? s->ent + r0 : NULL, s->logits,
                                      s->targets + r0, rows, m->V, it));
@@ -712,8 +859,24 @@ int rl_model_score_logprobs(rl_model *m, const int32_t *tokens, const int32_t *l
 
 // lm_head output of rows [r0, r0 + rows) of the last forward into acts.logits.
 static void lm_head_rows(rl_model *m, size_t r0, int rows) {
-    rl_model__matmul(m, m->acts.logits, m->acts.lnf + r0 * m->C, m->params.wlm, NULL, rows, m->C,
-                     m->V);
+    rl_model__lm_head(m, m->acts.logits, AT(m, m->acts.lnf, r0 * m->C), rows);
+}
+
+// gacts.dln rows [r0, r0 + rows) and the lm_head gradient from the float32 logit gradients in
+// acts.logits (rounded to the act type first when that is not float32: matrix products take
+// act operands).
+static void lm_head_backward(rl_model *m, size_t r0, int rows) {
+    const rl_backend *be = m->be;
+    rl_model_acts *a = &m->acts;
+    const void *dout = a->logits;
+    if (m->act != RL_F32) {
+        RL_TIMED(m, other,
+                 be->convert(be, a->dlogits_act, m->act, a->logits, RL_F32, (size_t)rows * m->V));
+        dout = a->dlogits_act;
+    }
+    RL_TIMED(m, matmul,
+             be->matmul_backward(be, AT(m, m->gacts.dln, r0 * m->C), m->grads.wlm, NULL, dout,
+                                 AT(m, a->lnf, r0 * m->C), m->params.wlm, rows, m->C, m->V));
 }
 
 // Zeroes x[b, t] for the padded positions of the last forward (host array [B, T]).
@@ -793,10 +956,7 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
     ensure_grads(m);
     const rl_backend *be = m->be;
     rl_model_acts *a = &m->acts;
-    rl_model_grad_acts *g = &m->gacts;
-    const rl_model_weights *p = &m->params;
-    rl_model_weights *dp = &m->grads;
-    size_t N = (size_t)m->B * m->T, C = m->C;
+    size_t N = (size_t)m->B * m->T;
 
     // seeds, zero at padding
     memcpy(m->h_f1, dlogp, N * sizeof(float));
@@ -816,9 +976,7 @@ int rl_model_backward(rl_model *m, const float *dlogp, const float *dentropy, rl
         RL_TIMED(m, other,
                  be->logprob_backward(be, a->logits, a->logits, a->targets + r0, a->dlogp + r0,
                                       dentropy ? a->dent + r0 : NULL, rows, m->V, it));
-        RL_TIMED(m, matmul,
-                 be->matmul_backward(be, g->dln + r0 * C, dp->wlm, NULL, a->logits, a->lnf + r0 * C,
-                                     p->wlm, rows, m->C, m->V));
+        lm_head_backward(m, r0, rows);
     }
     m->logits_valid = 0; // consumed
     backward_trunk(m);
@@ -830,7 +988,7 @@ int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err) {
     ensure_grads(m);
     const rl_backend *be = m->be;
     rl_model_acts *a = &m->acts;
-    size_t N = (size_t)m->B * m->T, C = m->C, V = m->V;
+    size_t N = (size_t)m->B * m->T, V = m->V;
     // The seeds go through the lm_head chunk by chunk, in the logits buffer; padded rows are
     // zeroed on the host so whatever the caller left there changes nothing.
     float *host = NULL;
@@ -853,9 +1011,7 @@ int rl_model_backward_logits(rl_model *m, const float *dlogits, rl_err *err) {
             src = host;
         }
         be->mem_upload(be, a->logits, src, (size_t)rows * V * sizeof(float));
-        RL_TIMED(m, matmul,
-                 be->matmul_backward(be, m->gacts.dln + r0 * C, m->grads.wlm, NULL, a->logits,
-                                     a->lnf + r0 * C, m->params.wlm, rows, m->C, m->V));
+        lm_head_backward(m, r0, rows);
     }
     free(host);
     m->logits_valid = 0; // the buffer now holds seeds
@@ -871,52 +1027,53 @@ static void backward_trunk(rl_model *m) {
     rl_model_acts *a = &m->acts;
     rl_model_grad_acts *g = &m->gacts;
     const rl_model_weights *p = &m->params;
-    rl_model_weights *dp = &m->grads;
+    rl_model_wgrads *dp = &m->grads;
     int B = m->B, T = m->T, n = B * T;
-    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd, NH = m->NH;
+    size_t N = (size_t)n, C = m->C, QKV = m->QKV, AD = (size_t)m->NH * m->hd;
     size_t FF = m->FF;
     float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
 
-    be->mem_zero(be, g->dres, N * C * sizeof(float));
+    be->mem_zero(be, g->dres, N * C * rl_dtype_size(m->act));
     RL_TIMED(m, other,
-             be->rmsnorm_backward(be, g->dres, dp->lnfw, g->dln, a->res + (size_t)m->L * N * C,
-                                  p->lnfw, a->rstdf, n, m->C));
+             be->rmsnorm_backward(be, g->dres, dp->lnfw, g->dln,
+                                  AT(m, a->res, (size_t)m->L * N * C), p->lnfw, a->rstdf, n, m->C));
     for (int l = m->L - 1; l >= 0; l--) {
-        float *x = a->res + l * N * C, *resmid = a->resmid + l * N * C;
-        float *qkv = a->qkv + l * N * QKV, *att = a->att + l * N * AD, *gu = a->gu + l * N * 2 * FF;
-        float *rstd1 = a->rstd1 + l * N, *rstd2 = a->rstd2 + l * N;
+        layer_acts la = layer_at(m, l);
+        if (m->acts_recompute) { // refill slot 0 from res[l]: attention block, then gate|up
+            layer_forward(m, l, &la);
+            mlp_in(m, l, la.gu, a->ln, la.rstd2, la.resmid, n);
+        }
+        const void *ln1w = AT(m, p->ln1w, l * C), *ln2w = AT(m, p->ln2w, l * C);
         // MLP block: res[l+1] = resmid + down(swiglu(gu)), gu = rmsnorm(resmid) Wgu^T
-        RL_TIMED(m, other,
-                 be->rmsnorm_forward(be, a->ln, NULL, resmid, p->ln2w + l * C, n, m->C, eps));
-        RL_TIMED(m, other, be->swiglu_forward(be, a->mlp, gu, n, m->FF));
+        RL_TIMED(m, other, be->rmsnorm_forward(be, a->ln, NULL, la.resmid, ln2w, n, m->C, eps));
+        RL_TIMED(m, other, be->swiglu_forward(be, a->mlp, la.gu, n, m->FF));
         RL_TIMED(m, matmul,
                  be->matmul_backward(be, g->dmlp, dp->wdown + l * C * FF, NULL, g->dres, a->mlp,
-                                     p->wdown + l * C * FF, n, m->FF, m->C));
-        RL_TIMED(m, other, be->swiglu_backward(be, g->dgu, g->dmlp, gu, n, m->FF));
+                                     AT(m, p->wdown, l * C * FF), n, m->FF, m->C));
+        RL_TIMED(m, other, be->swiglu_backward(be, g->dgu, g->dmlp, la.gu, n, m->FF));
         RL_TIMED(m, matmul,
                  be->matmul_backward(be, g->dln, dp->wgu + l * 2 * FF * C, NULL, g->dgu, a->ln,
-                                     p->wgu + l * 2 * FF * C, n, m->C, 2 * m->FF));
+                                     AT(m, p->wgu, l * 2 * FF * C), n, m->C, 2 * m->FF));
         RL_TIMED(m, other,
-                 be->rmsnorm_backward(be, g->dres, dp->ln2w + l * C, g->dln, resmid,
-                                      p->ln2w + l * C, rstd2, n, m->C));
+                 be->rmsnorm_backward(be, g->dres, dp->ln2w + l * C, g->dln, la.resmid, ln2w,
+                                      la.rstd2, n, m->C));
         // attention block: resmid = x + att Wo^T, qkv = rope(rmsnorm(x) Wqkv^T + b)
-        RL_TIMED(m, other, be->rmsnorm_forward(be, a->ln, NULL, x, p->ln1w + l * C, n, m->C, eps));
+        RL_TIMED(m, other, be->rmsnorm_forward(be, a->ln, NULL, la.x, ln1w, n, m->C, eps));
         RL_TIMED(m, matmul,
-                 be->matmul_backward(be, g->datt, dp->wo + l * C * AD, NULL, g->dres, att,
-                                     p->wo + l * C * AD, n, m->NH * m->hd, m->C));
+                 be->matmul_backward(be, g->datt, dp->wo + l * C * AD, NULL, g->dres, la.att,
+                                     AT(m, p->wo, l * C * AD), n, m->NH * m->hd, m->C));
         RL_TIMED(m, attention,
-                 be->attention_backward(be, g->dqkv, g->datt, qkv, att, a->lse + l * N * NH,
-                                        a->lengths, B, T, m->NH, m->NKV, m->hd,
-                                        rl_model_layer_window(m, l)));
+                 be->attention_backward(be, g->dqkv, g->datt, la.qkv, la.att, la.lse, a->lengths, B,
+                                        T, m->NH, m->NKV, m->hd, rl_model_layer_window(m, l)));
         RL_TIMED(m, other,
                  be->rope_backward(be, g->dqkv, a->pos, n, m->NH + m->NKV, m->hd, m->QKV, theta));
         RL_TIMED(m, matmul,
                  be->matmul_backward(be, g->dln, dp->wqkv + l * QKV * C,
                                      dp->bqkv ? dp->bqkv + l * QKV : NULL, g->dqkv, a->ln,
-                                     p->wqkv + l * QKV * C, n, m->C, m->QKV));
+                                     AT(m, p->wqkv, l * QKV * C), n, m->C, m->QKV));
         RL_TIMED(m, other,
-                 be->rmsnorm_backward(be, g->dres, dp->ln1w + l * C, g->dln, x, p->ln1w + l * C,
-                                      rstd1, n, m->C));
+                 be->rmsnorm_backward(be, g->dres, dp->ln1w + l * C, g->dln, la.x, ln1w, la.rstd1,
+                                      n, m->C));
     }
     RL_TIMED(m, other, be->embedding_backward(be, dp->wte, g->dres, a->tokens, n, m->C));
 }
@@ -934,7 +1091,7 @@ double rl_model_grad_norm(rl_model *m) {
     return sqrt(m->be->sumsq(m->be, m->grads_block, m->n_params));
 }
 
-float *rl_model_params(rl_model *m, size_t *n) {
+void *rl_model_params(rl_model *m, size_t *n) {
     if (n) *n = m->n_params;
     return m->params_block;
 }

@@ -1,6 +1,7 @@
 /*
  * model: the Qwen2-architecture transformer, exactly as Hugging Face's Qwen2ForCausalLM computes
- * it (see ../shared/notes/qwen2-format.md), in float32 through a backend (kernels/backend.h):
+ * it (see ../shared/notes/qwen2-format.md), through a backend (kernels/backend.h), in the
+ * backend's act type (float32, or bfloat16 on CUDA; policy/README.md "Precision and memory"):
  *
  *   x = embed_tokens[ids]
  *   per layer: h = RMSNorm(x); q,k,v = h W^T + b; RoPE(q, k) (NeoX half split, positions 0..);
@@ -13,14 +14,18 @@
  * them), scoring (the same without backward) and decoding (prefill and one token per live
  * sequence against a KV cache, logits returned on the host).
  *
- * Memory, all from the backend, llm.c style: one parameter block (every tensor a named view),
- * one gradient block (allocated on the first backward or zero_grad), one activation block sized
- * for the largest B*T seen so far, one backward scratch block, one decode scratch block, and a
- * KV cache per rl_kv_cache. Nothing is allocated per step once the sizes have been seen.
+ * Memory, all from the backend, llm.c style, each block described by one table of tensor specs
+ * (name, element count, dtype; model_impl.h): one parameter block (act type; every tensor a
+ * named view), one float32 gradient block (allocated on the first backward or zero_grad), one
+ * activation block sized for the largest B*T seen so far (every layer's activations, or with
+ * rl_model_set_recompute only each layer's input), one backward scratch block, one decode
+ * scratch block, and a KV cache per rl_kv_cache. Nothing is allocated per step once the sizes
+ * have been seen. With bfloat16 weights their float32 master copy belongs to the optimizer
+ * (optim.h), not to the model.
  *
  * Parameter block layout (the optimizer sees it as one flat array): the matrices that get weight
  * decay first (wte, wqkv, wo, wgu, wdown, wlm), then the rest (bqkv, ln1w, ln2w, lnfw), each
- * tensor starting on a 16-float boundary. q, k and v of a layer are one fused [QKV, C] matrix
+ * tensor starting on a 16-element boundary. q, k and v of a layer are one fused [QKV, C] matrix
  * (rows of q_proj, then k_proj, then v_proj) and gate/up one [2*FF, C] matrix, so each layer
  * runs one matrix product for q|k|v and one for gate|up. Every Hugging Face tensor is still one
  * contiguous piece of the block; rl_model_tensor_info maps names to pieces.
@@ -39,47 +44,60 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Views into the parameter block (and, with the same layout, into the gradient block).
-// Shapes use C hidden, L layers, NH/NKV heads, hd head dim, QKV = (NH+2*NKV)*hd, FF, V.
+// Views into the parameter block: elements of the backend's act type (float32 or bfloat16; use
+// rl_model__at / element counts, never float pointer arithmetic). The gradient block has the same
+// layout in float32 (rl_model_wgrads). Shapes use C hidden, L layers, NH/NKV heads, hd head dim,
+// QKV = (NH+2*NKV)*hd, FF, V.
 typedef struct rl_model_weights {
-    float *wte;   // [V, C]         model.embed_tokens.weight
-    float *wqkv;  // [L, QKV, C]    self_attn.{q,k,v}_proj.weight stacked by rows
-    float *wo;    // [L, C, NH*hd]  self_attn.o_proj.weight
-    float *wgu;   // [L, 2*FF, C]   mlp.gate_proj.weight rows [0,FF), mlp.up_proj.weight [FF,2FF)
-    float *wdown; // [L, C, FF]     mlp.down_proj.weight
-    float *wlm;   // [V, C]         lm_head.weight; == wte when tie_word_embeddings
-    float *bqkv;  // [L, QKV]       self_attn.{q,k,v}_proj.bias; NULL when attention_bias == 0
-    float *ln1w;  // [L, C]         input_layernorm.weight
-    float *ln2w;  // [L, C]         post_attention_layernorm.weight
-    float *lnfw;  // [C]            model.norm.weight
+    void *wte;  // [V, C]         act  model.embed_tokens.weight
+    void *wqkv; // [L, QKV, C]    act  self_attn.{q,k,v}_proj.weight stacked by rows
+    void *wo;   // [L, C, NH*hd]  act  self_attn.o_proj.weight
+    void *wgu;  // [L, 2*FF, C]   act  mlp.gate_proj.weight rows [0,FF), mlp.up_proj.weight [FF,2FF)
+    void *wdown; // [L, C, FF]     act  mlp.down_proj.weight
+    void *wlm;   // [V, C]         act  lm_head.weight; == wte when tie_word_embeddings
+    void *bqkv;  // [L, QKV]       act  self_attn.{q,k,v}_proj.bias; NULL when attention_bias == 0
+    void *ln1w;  // [L, C]         act  input_layernorm.weight
+    void *ln2w;  // [L, C]         act  post_attention_layernorm.weight
+    void *lnfw;  // [C]            act  model.norm.weight
 } rl_model_weights;
+
+// The same views into the float32 gradient block (parameter gradients are float32 whatever the
+// act type).
+typedef struct rl_model_wgrads {
+    float *wte, *wqkv, *wo, *wgu, *wdown, *wlm, *bqkv, *ln1w, *ln2w, *lnfw;
+} rl_model_wgrads;
 
 // One Hugging Face tensor: a contiguous piece of the parameter block.
 typedef struct rl_model_tensor {
     char name[80];    // e.g. "model.layers.3.self_attn.k_proj.bias"
     int ndim;         // 1 or 2
     int64_t shape[2]; // HF shape ([out, in] for linear weights)
-    size_t offset;    // first float in the parameter block
+    size_t offset;    // first element in the parameter block
     size_t numel;
     int init; // rl_model_init_random: 0 normal(0, std), 1 zeros (bias), 2 ones (norm)
 } rl_model_tensor;
 
-// Activations of the last forward, N = B*T rows (allocated for rl_model.acts_rows rows).
+// Activations of the last forward, N = B*T rows (allocated for rl_model.acts_rows rows). "act"
+// tensors hold the backend's act type; statistics, logits and seeds are float32. Lk is the
+// number of layers whose activations are kept: L, or 1 with layer recomputation (each layer's
+// slot 0 is refilled from res[l] during the backward pass; see rl_model_set_recompute).
 typedef struct rl_model_acts {
-    float *res;       // [L+1, N, C]   residual stream entering layer l; res[L] leaves the last one
-    float *resmid;    // [L, N, C]     residual after the attention block
-    float *rstd1;     // [L, N]        input_layernorm 1/rms
-    float *rstd2;     // [L, N]        post_attention_layernorm 1/rms
-    float *qkv;       // [L, N, QKV]   q|k|v after bias and RoPE
-    float *att;       // [L, N, NH*hd] attention output (o_proj input)
-    float *lse;       // [L, N, NH]    attention softmax log-sum-exp
-    float *gu;        // [L, N, 2*FF]  gate|up projections
-    float *lnf;       // [N, C]        final norm output (lm_head input)
-    float *rstdf;     // [N]
-    float *ln;        // [N, C]        scratch: a norm output (recomputed in backward)
-    float *proj;      // [N, C]        scratch: o_proj / down_proj output before the residual add
-    float *mlp;       // [N, FF]       scratch: silu(gate) * up (recomputed in backward)
-    float *logits;    // [chunk, V]    lm_head output for `chunk` rows at a time
+    void *res;     // [L+1, N, C]   act  residual stream entering layer l; res[L] leaves the last
+    void *resmid;  // [Lk, N, C]    act  residual after the attention block
+    float *rstd1;  // [Lk, N]       input_layernorm 1/rms
+    float *rstd2;  // [Lk, N]       post_attention_layernorm 1/rms
+    void *qkv;     // [Lk, N, QKV]  act  q|k|v after bias and RoPE
+    void *att;     // [Lk, N, NH*hd] act attention output (o_proj input)
+    float *lse;    // [Lk, N, NH]   attention softmax log-sum-exp
+    void *gu;      // [Lk, N, 2*FF] act  gate|up projections
+    void *lnf;     // [N, C]        act  final norm output (lm_head input)
+    float *rstdf;  // [N]
+    void *ln;      // [N, C]        act  scratch: a norm output (recomputed in backward)
+    void *proj;    // [N, C]        act  scratch: o_proj / down_proj output before the residual add
+    void *mlp;     // [N, FF]       act  scratch: silu(gate) * up (recomputed in backward)
+    float *logits; // [chunk, V]    lm_head output for `chunk` rows at a time
+    void
+        *dlogits_act; // [chunk, V]   act  logit gradients rounded to act (NULL when act is float32)
     float *logp;      // [N]           token log-probabilities
     float *ent;       // [N]           entropies
     float *dlogp;     // [N]           backward seeds
@@ -90,14 +108,14 @@ typedef struct rl_model_acts {
     int32_t *lengths; // [B]
 } rl_model_acts;
 
-// Backward scratch (one layer's worth, reused top to bottom).
+// Backward scratch (one layer's worth, reused top to bottom), act type.
 typedef struct rl_model_grad_acts {
-    float *dres; // [N, C]       gradient of the residual stream
-    float *dln;  // [N, C]       gradient of a norm output
-    float *dqkv; // [N, QKV]
-    float *datt; // [N, NH*hd]
-    float *dgu;  // [N, 2*FF]
-    float *dmlp; // [N, FF]
+    void *dres; // [N, C]       gradient of the residual stream
+    void *dln;  // [N, C]       gradient of a norm output
+    void *dqkv; // [N, QKV]
+    void *datt; // [N, NH*hd]
+    void *dgu;  // [N, 2*FF]
+    void *dmlp; // [N, FF]
 } rl_model_grad_acts;
 
 // Decode scratch, for up to `rows` new tokens at a time and `out_rows` logits rows.
@@ -120,14 +138,14 @@ typedef struct rl_model_decode {
 
 // Scoring scratch: one layer's worth of buffers, reused by every layer (rl_model_score_logits).
 typedef struct rl_model_score {
-    float *x, *mid;        // [N, C] residual stream before / after a layer's attention
-    float *ln;             // [N, C]
-    float *qkv;            // [N, QKV]
-    float *att;            // [N, NH*hd]
+    void *x, *mid;         // [N, C] act  residual stream before / after a layer's attention
+    void *ln;              // [N, C] act
+    void *qkv;             // [N, QKV] act
+    void *att;             // [N, NH*hd] act
     float *lse;            // [N, NH]
-    float *gu;             // [N, 2*FF]
-    float *mlp;            // [N, FF]
-    float *proj;           // [N, C]
+    void *gu;              // [N, 2*FF] act
+    void *mlp;             // [N, FF] act
+    void *proj;            // [N, C] act
     float *logits;         // [chunk, V]
     int32_t *tokens, *pos; // [N]
     int32_t *lengths;      // [B]
@@ -149,27 +167,30 @@ typedef struct rl_model {
     const rl_backend *be;
     int C, L, NH, NKV, hd, FF, V, QKV; // from cfg (hd resolved)
 
-    float *params_block; // [n_params] backend memory
-    size_t n_params;     // floats in the block (tensor sizes + alignment padding)
-    size_t n_decay;      // floats in the leading weight-decay part of the block
+    rl_dtype act;       // element type of the parameter and activation blocks (be->act)
+    void *params_block; // [n_params] act, backend memory
+    size_t n_params;    // elements in the block (tensor sizes + alignment padding)
+    size_t n_decay;     // elements in the leading weight-decay part of the block
     rl_model_weights params;
     rl_model_tensor *tensors; // [n_tensors] in Hugging Face state_dict order
     int n_tensors;
 
-    float *grads_block; // [n_params], NULL until the first backward / zero_grad
-    rl_model_weights grads;
+    float *grads_block; // [n_params] float32, NULL until the first backward / zero_grad
+    rl_model_wgrads grads;
 
-    float *acts_block; // activations, sized for acts_rows rows and acts_seqs sequences
+    void *acts_block; // activations, sized for acts_rows rows and acts_seqs sequences
     size_t acts_rows, acts_seqs;
+    int recompute;        // 1: keep only each layer's input, recompute the layer in the backward
+    int acts_recompute;   // the recompute mode acts_block was laid out for
     size_t logits_rows;   // rows of lm_head output computed at a time (acts.logits)
     size_t logits_budget; // floats of lm_head output held at once (16M by default; set it
                           // before the first forward to change the chunking)
     rl_model_acts acts;
-    float *gacts_block;
+    void *gacts_block;
     rl_model_grad_acts gacts;
-    float *dec_block;
+    void *dec_block;
     rl_model_decode dec;
-    float *score_block; // rl_model_score_logits scratch, sized for score_rows / score_seqs
+    void *score_block; // rl_model_score_logits scratch, sized for score_rows / score_seqs
     rl_model_score score;
     size_t score_rows, score_seqs, score_chunk;
     int prefill_rows; // new tokens per prefill chunk (1024 by default)
@@ -230,19 +251,33 @@ int rl_model_layer_window(const rl_model *m, int l);
 int rl_model_num_tensors(const rl_model *m);
 
 // Tensor i (0 <= i < rl_model_num_tensors) in Hugging Face state_dict order: its HF name, shape
-// and data (backend memory: use rl_model_tensor_read / _write to move it from / to the host).
-// Any output pointer may be NULL. Returns -1 for an index out of range.
+// and data (backend memory of the model's act type: use rl_model_tensor_read / _write to move it
+// from / to the host). Any output pointer may be NULL. Returns -1 for an index out of range.
 int rl_model_tensor_info(const rl_model *m, int i, const char **name, int64_t shape[2], int *ndim,
-                         float **data);
+                         void **data);
 
 // Index of the tensor with this HF name, or -1.
 int rl_model_find_tensor(const rl_model *m, const char *name);
 
-// Copies tensor i to / from a host array of its numel floats.
+// Copies tensor i to / from a host array of its numel floats. With a bfloat16 model the write
+// rounds to nearest even (exact for values that came from a BF16 file) and the read widens
+// exactly.
 void rl_model_tensor_read(const rl_model *m, int i, float *host);
 void rl_model_tensor_write(rl_model *m, int i, const float *host);
 
 // ---- training and scoring -----------------------------------------------------------------
+
+// Per-layer activation recomputation (train.recompute: layer). On, rl_model_forward keeps only
+// each layer's input (the residual stream, L+1 of [N, C]) and one layer's worth of the other
+// activations; rl_model_backward recomputes each layer's forward from its input just before its
+// backward. About one extra forward of compute for roughly L times less activation memory.
+// Gradients are bit-identical to those without recomputation (the same kernels on the same
+// inputs). Takes effect at the next rl_model_forward.
+void rl_model_set_recompute(rl_model *m, int on);
+
+// Bytes of backend memory the activations of a forward over N rows and B sequences take, with or
+// without recomputation (rl_model_forward's block; the backward scratch is separate).
+size_t rl_model_acts_bytes(const rl_model *m, size_t N, size_t B, int recompute);
 
 // Forward over B right-padded sequences: tokens [B,T] (host), lengths [B] (host, 0 <= len <= T;
 // NULL = all T). Row b holds positions 0..lengths[b]-1; entries beyond the length are ignored
@@ -298,10 +333,10 @@ int rl_model_logits(rl_model *m, float *logits, rl_err *err);
 
 // ---- gradients and optimizer views ---------------------------------------------------------
 
-void rl_model_zero_grad(rl_model *m);           // allocates the gradient block if needed
-double rl_model_grad_norm(rl_model *m);         // sqrt(sum of squared gradients), 0 if none
-float *rl_model_params(rl_model *m, size_t *n); // the flat parameter block (backend memory)
-float *rl_model_grads(rl_model *m, size_t *n);  // the flat gradient block (allocates)
+void rl_model_zero_grad(rl_model *m);          // allocates the gradient block if needed
+double rl_model_grad_norm(rl_model *m);        // sqrt(sum of squared gradients), 0 if none
+void *rl_model_params(rl_model *m, size_t *n); // the flat parameter block (backend memory, act)
+float *rl_model_grads(rl_model *m, size_t *n); // the flat float32 gradient block (allocates)
 // The weight-decay spans of the flat block (matrices decay; norms and biases do not), to give
 // to rl_adamw_create. Returns the array; *n receives its length.
 const rl_param_span *rl_model_decay_spans(const rl_model *m, int *n);

@@ -131,7 +131,7 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_h
     be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, k, m->C,
                         (float)m->cfg.rms_norm_eps);
     rl_model__toc(m, &m->timing.other, t0);
-    rl_model__matmul(m, d->logits, d->ln, m->params.wlm, NULL, k, m->C, m->V);
+    rl_model__lm_head(m, d->logits, d->ln, k);
     size_t V = m->V;
     int consecutive = 1;
     for (int j = 1; j < k; j++) consecutive &= d->h_out_dst[j] == d->h_out_dst[0] + j;

@@ -22,6 +22,8 @@ int rl_adamw_create(rl_adamw **out, const rl_backend *be, size_t n, const rl_par
     opt->n = n;
     opt->m = be->mem_alloc(be, n * sizeof(float));
     opt->v = be->mem_alloc(be, n * sizeof(float));
+    opt->param_dt = be->act;
+    if (be->act != RL_F32) opt->master = be->mem_alloc(be, n * sizeof(float));
     opt->n_spans = n_spans;
     opt->spans = rl_malloc((size_t)(n_spans ? n_spans : 1) * sizeof *opt->spans);
     memcpy(opt->spans, spans, (size_t)n_spans * sizeof *spans);
@@ -33,20 +35,76 @@ void rl_adamw_free(rl_adamw *opt) {
     if (!opt) return;
     opt->be->mem_free(opt->be, opt->m);
     opt->be->mem_free(opt->be, opt->v);
+    opt->be->mem_free(opt->be, opt->master);
     free(opt->spans);
     free(opt);
 }
 
-void rl_adamw_step(rl_adamw *opt, float *params, const float *grads, const rl_adamw_hparams *hp,
+// SplitMix64's finaliser: a well-mixed 64-bit value from a counter.
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// The stochastic-rounding seed of one span at one step: distinct streams for every (seed, step,
+// span offset), so no two updates reuse random bits.
+static uint64_t rounding_seed(uint64_t seed, int step, size_t offset) {
+    return mix64(mix64(mix64(seed) ^ (uint64_t)step) ^ (uint64_t)offset);
+}
+
+// The master from the working copy (exact: every bfloat16 value is a float32 value).
+static void take_master(rl_adamw *opt, const void *params) {
+    opt->be->convert(opt->be, opt->master, RL_F32, params, opt->param_dt, opt->n);
+    opt->master_ready = 1;
+}
+
+void rl_adamw_step(rl_adamw *opt, void *params, const float *grads, const rl_adamw_hparams *hp,
                    float grad_scale) {
+    const rl_backend *be = opt->be;
     opt->step++;
+    if (opt->master && !opt->master_ready) take_master(opt, params);
     for (int i = 0; i < opt->n_spans; i++) {
         const rl_param_span *s = &opt->spans[i];
         if (s->count == 0) continue;
-        opt->be->adamw_update(opt->be, params + s->offset, grads + s->offset, opt->m + s->offset,
-                              opt->v + s->offset, s->count, hp->lr, hp->beta1, hp->beta2, hp->eps,
-                              s->decay ? hp->weight_decay : 0.0f, grad_scale, opt->step);
+        float wd = s->decay ? hp->weight_decay : 0.0f, *m = opt->m + s->offset;
+        float *v = opt->v + s->offset;
+        const float *g = grads + s->offset;
+        if (opt->master)
+            be->adamw_update_master(be, opt->master + s->offset,
+                                    (char *)params + s->offset * rl_dtype_size(opt->param_dt), g, m,
+                                    v, s->count, hp->lr, hp->beta1, hp->beta2, hp->eps, wd,
+                                    grad_scale, opt->step,
+                                    rounding_seed(opt->seed, opt->step, s->offset));
+        else
+            be->adamw_update(be, (float *)params + s->offset, g, m, v, s->count, hp->lr, hp->beta1,
+                             hp->beta2, hp->eps, wd, grad_scale, opt->step);
     }
+}
+
+void rl_adamw_set_seed(rl_adamw *opt, uint64_t seed) {
+    opt->seed = seed;
+}
+
+int rl_adamw_has_master(const rl_adamw *opt) {
+    return opt->master != NULL;
+}
+
+void rl_adamw_master_download(rl_adamw *opt, const void *params, float *host) {
+    if (!opt->master) return;
+    if (!opt->master_ready) take_master(opt, params);
+    opt->be->mem_download(opt->be, host, opt->master, opt->n * sizeof(float));
+}
+
+void rl_adamw_master_upload(rl_adamw *opt, const float *host) {
+    if (!opt->master) return;
+    opt->be->mem_upload(opt->be, opt->master, host, opt->n * sizeof(float));
+    opt->master_ready = 1;
+}
+
+void rl_adamw_master_reset(rl_adamw *opt) {
+    opt->master_ready = 0;
 }
 
 float rl_clip_scale(double grad_norm, float max_norm) {

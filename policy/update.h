@@ -18,6 +18,18 @@
  * minibatches. The reference model is frozen, so its log-probs are computed for every minibatch
  * once, before the first epoch.
  *
+ * Data parallel (p->comm with world > 1, policy/PARALLEL.md): each rank passes its own rows (whole
+ * groups, so advantages were computed locally). Every rank runs the same number of minibatches,
+ * min(minibatches, global B), minibatch mb being the union of every rank's local minibatch mb
+ * (a rank with no rows in it still takes part). The loss normalisers (token and sequence counts)
+ * are summed over ranks first, so each rank's loss is its share of the global loss and the SUM of
+ * the ranks' gradients is the gradient of the global loss (the mean over the global batch). The
+ * gradient is reduced before the norm is taken, so every rank clips and steps identically:
+ *   zero = 0: all-reduce of the whole gradient block; every rank keeps the whole AdamW state;
+ *   zero = 1: reduce-scatter, each rank updates its shard [lo, hi) of the float32 weights with its
+ *             shard of the AdamW moments (an optimizer made by rl_update_optimizer), all-gather.
+ * The statistics returned are global (the same on every rank).
+ *
  * Owns: nothing between calls (per-call scratch only).
  */
 #ifndef RL_UPDATE_H
@@ -25,6 +37,7 @@
 
 #include <stdint.h>
 
+#include "kernels/comm.h"
 #include "kernels/rl_error.h"
 #include "policy/grpo.h"
 #include "policy/model.h"
@@ -57,6 +70,8 @@ typedef struct rl_update_params {
     float grad_clip;        // global-norm clip (<= 0: none)
     int epochs;             // passes over the rows
     int minibatches;        // optimizer steps per epoch (clamped to [1, B])
+    const rl_comm *comm;    // NULL or world 1: one process
+    int zero;               // 1: ZeRO-1 (opt holds this rank's shard; see rl_update_optimizer)
 } rl_update_params;
 
 // Means over the updates taken (skipped ones included), as logged per step.
@@ -72,5 +87,30 @@ typedef struct rl_update_stats {
 // targets) and leave m partly updated only by the minibatches before the failure.
 int rl_policy_update(rl_model *m, rl_model *ref, rl_adamw *opt, const rl_pg_rows *rows,
                      const rl_update_params *p, rl_update_stats *out, rl_err *err);
+
+// One optimizer step after a backward pass of m, data parallel over comm (NULL or world 1: this
+// process alone): m's gradient block is reduced (all-reduce, or reduce-scatter under zero) and
+// stats[n_stats] (host numbers, summed over ranks in place) with it; the global gradient norm goes
+// to *gnorm. Unless stats[0] (the loss, when n_stats > 0) or the norm is non-finite (then
+// *skipped = 1 and nothing changes), AdamW steps with global-norm clipping at grad_clip (the
+// shard, then an all-gather of the weights, under zero). Collective: every rank calls it.
+int rl_update_apply(rl_model *m, rl_adamw *opt, const rl_comm *comm, int zero,
+                    const rl_adamw_hparams *hp, float grad_clip, double *stats, int n_stats,
+                    double *gnorm, int *skipped, rl_err *err);
+
+// The parameter shard of this rank under ZeRO-1: [*lo, *hi) of n, each rank's shard padded to
+// *shard = ceil(n / world) elements (the last ones may be shorter or empty).
+void rl_update_shard(size_t n, const rl_comm *comm, size_t *lo, size_t *hi, size_t *shard);
+
+// The optimizer rl_policy_update expects for m: over the whole parameter block, or, with zero
+// and a comm of world > 1, over this rank's shard (the decay spans cut to it).
+int rl_update_optimizer(rl_adamw **out, rl_model *m, const rl_comm *comm, int zero, rl_err *err);
+
+// Checkpoints of a ZeRO-1 optimizer: the moments of every rank's shard gathered into full host
+// arrays m_full, v_full [n] on rank 0 (ignored elsewhere; a collective, in pieces of at most
+// 512 MiB per gather). n: the whole parameter count. (Loading reads each rank's slice straight
+// from the checkpoint: cli/train_state.h, rl_train_ckpt_load_shard.)
+int rl_update_opt_gather(const rl_adamw *opt, const rl_comm *comm, size_t n, float *m_full,
+                         float *v_full, rl_err *err);
 
 #endif

@@ -303,6 +303,8 @@ else
 
     # ---- the training benchmark: two shapes x three precisions, the GPU's figures first
     : >"$OUTDIR/bench.log"
+    bench "bench_attention (flash bf16 and float32, T 4096)" "$BUILD/bench/bench_attention" \
+        --device cuda
     for size in $BENCH_SIZES; do
         for dt in $BENCH_DTYPES; do
             bench "bench_model $size --dtype $dt" "$BUILD/bench/bench_model" "$size" \

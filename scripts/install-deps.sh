@@ -5,7 +5,8 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git python3 sqlite3
 libyaml-dev libsqlite3-dev libopenblas-openmp-dev libjansson-dev libpcre2-dev libutf8proc-dev
-libseccomp-dev libgmp-dev zlib1g-dev libcairo2-dev libfontconfig-dev libmicrohttpd-dev curl"
+libseccomp-dev libgmp-dev zlib1g-dev libcairo2-dev libfontconfig-dev libmicrohttpd-dev curl
+openmpi-bin libopenmpi-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -3,20 +3,27 @@
 if(RLPIPE_HAVE_CUDA)
   rl_add_test(test_cuda SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
-  # the bf16 backend against the CPU, op by op (llm.c's atol + rtol*|ref| rule)
-  rl_add_test(test_cuda_bf16 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_bf16.c LIBS rl_kernels
-              TIMEOUT 300 LABELS cuda)
   # the decode-step ops: sampling (same tokens as the CPU), staged uploads, graph capture
   rl_add_test(test_cuda_sample SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_sample.c
               LIBS rl_kernels TIMEOUT 300 LABELS cuda)
+  # the bf16 backend against the CPU, op by op (llm.c's atol + rtol*|ref| rule)
+  rl_add_test(test_cuda_bf16 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_bf16.c LIBS rl_kernels
+              TIMEOUT 300 LABELS cuda)
+  # the whole model and its optimizer in bf16 mixed precision against the CPU float32 model:
+  # logits, gradients, a 30-step SFT loss curve, reproducible stochastic rounding
+  rl_add_test(test_cuda_mixed SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_mixed.c LIBS rl_policy
+              TIMEOUT 300 LABELS cuda)
+  # the fused (flash) attention, bf16 and float32, against the CPU's
+  rl_add_test(test_cuda_flash SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_flash.c LIBS rl_kernels
+              TIMEOUT 300 LABELS cuda)
 endif()
 
 # cuda_emu: every CUDA kernel of kernels/cuda/ compiled as C++ against the CPU emulation of the
 # CUDA runtime, cuBLAS and cuBLASLt (kernels/cuda/emu/check.sh), then test_cuda, test_cuda_bf16,
-# test_cuda_sample, test_kernels and test_model on it: the GPU code is checked against the CPU
-# backend on every CI run, without a GPU. It builds its own CPU-only copy of the libraries in the
-# build folder, so it runs in the plain pass only (a few minutes on 2 cores); `ctest -L emu` runs
-# it alone.
+# test_cuda_mixed, test_cuda_sample, test_cuda_flash, test_kernels and test_model on it: the GPU
+# code is checked against the CPU backend on every CI run, without a GPU. It builds its own
+# CPU-only copy of the libraries in the build folder, so it runs in the plain pass only (a few
+# minutes on 2 cores); `ctest -L emu` runs it alone.
 if(NOT RLPIPE_SANITIZE)
   add_test(NAME test_cuda_emu COMMAND sh ${PROJECT_SOURCE_DIR}/kernels/cuda/emu/check.sh
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})

@@ -201,14 +201,16 @@ static void test_no_cuda_link(void) {
     int n = 0, cuda = 0;
     while (fgets(line, sizeof line, p)) {
         n++;
-        if (strstr(line, "libcudart") || strstr(line, "libcublas") || strstr(line, "libcuda.")) {
+        // Nor Open MPI or NCCL: the MPI communicator is a module too (kernels/comm.c).
+        if (strstr(line, "libcudart") || strstr(line, "libcublas") || strstr(line, "libcuda.") ||
+            strstr(line, "libmpi") || strstr(line, "libnccl")) {
             cuda++;
             fprintf(stderr, "  linked: %s", line);
         }
     }
     pclose(p);
-    CHECK(n > 0 && cuda == 0, "rlpipe's shared libraries include no CUDA library (%d of %d)", cuda,
-          n);
+    CHECK(n > 0 && cuda == 0,
+          "rlpipe's shared libraries include no CUDA, MPI or NCCL library (%d of %d)", cuda, n);
 }
 
 int main(void) {

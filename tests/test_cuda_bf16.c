@@ -550,7 +550,9 @@ static void test_swiglu_residual_gather(void) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Attention (the existing warp-per-row kernels, templated)
+// Attention (the existing warp-per-row kernels, templated). bf16 with head_dim 64 or 128 runs the
+// tensor-core flash kernels instead, which round P and dS to bf16: tests/test_cuda_flash.c checks
+// those under their own rule, so the head dims here stay off 64 and 128.
 
 static void attention_case(int B, int T, int NH, int NKV, int hd, int window,
                            const int32_t *lengths) {
@@ -597,9 +599,9 @@ static void test_attention(void) {
     int32_t l0[2] = {33, 0};
     attention_case(2, 9, 4, 2, 8, 0, l2);        // GQA 2, padding
     attention_case(3, 37, 6, 2, 16, 0, l3);      // GQA 3, a length-1 sequence
-    attention_case(2, 70, 8, 1, 64, 0, l70);     // MQA, more than one 64-key block
+    attention_case(2, 70, 8, 1, 48, 0, l70);     // MQA, more than one 64-key block
     attention_case(2, 45, 6, 3, 32, 7, l45);     // sliding window 7
-    attention_case(1, 100, 4, 4, 128, 65, NULL); // MHA, hd 128, window across key tiles
+    attention_case(1, 100, 4, 4, 96, 65, NULL);  // MHA, hd 96, window across key tiles
     attention_case(2, 33, 12, 2, 6, 1, l0);      // window 1, an empty sequence, hd 6
 }
 

@@ -531,7 +531,7 @@ static void test_tensors_and_config(void) {
     const char *name;
     int64_t shape[2];
     int ndim;
-    float *data;
+    void *data;
     rl_model_tensor_info(m, 0, &name, shape, &ndim, &data);
     CHECK(strcmp(name, "model.embed_tokens.weight") == 0 && ndim == 2 && shape[0] == 37 &&
               shape[1] == 16,
@@ -540,10 +540,11 @@ static void test_tensors_and_config(void) {
     rl_model_tensor_info(m, k, &name, shape, &ndim, &data);
     CHECK(k > 0 && shape[0] == 8 && shape[1] == 16, "k_proj shape %lld x %lld", (long long)shape[0],
           (long long)shape[1]);
-    CHECK(data == m->params.wqkv + (size_t)1 * m->QKV * 16 + 16 * 16, "k_proj view inside wqkv");
+    CHECK(data == (float *)m->params.wqkv + (size_t)1 * m->QKV * 16 + 16 * 16,
+          "k_proj view inside wqkv");
     k = rl_model_find_tensor(m, "model.layers.0.mlp.up_proj.weight");
     rl_model_tensor_info(m, k, NULL, NULL, NULL, &data);
-    CHECK(data == m->params.wgu + 24 * 16, "up_proj follows gate_proj");
+    CHECK(data == (float *)m->params.wgu + 24 * 16, "up_proj follows gate_proj");
     CHECK(rl_model_find_tensor(m, "lm_head.weight") == rl_model_num_tensors(m) - 1, "lm_head last");
     CHECK(rl_model_tensor_info(m, 99, &name, shape, &ndim, &data) == -1, "index out of range");
     // HF parameter count: 37*16*2 + 2*(16*32 + 32 + 16*16 + 3*16*24 + 2*16) + 16

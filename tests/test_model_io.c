@@ -290,7 +290,7 @@ static void write_variant(const rl_model *m, const char *dir, const char *skip, 
         const char *name;
         int64_t shape[2];
         int ndim;
-        float *data;
+        void *data;
         rl_model_tensor_info(m, i, &name, shape, &ndim, &data);
         if (skip && strcmp(name, skip) == 0) continue;
         ts[k] = (rl_st_out_tensor){.name = name, .ndim = ndim, .data = data};
@@ -375,12 +375,12 @@ static void test_bad_checkpoints(void) {
         rl_st_out_tensor *ts = calloc(n + 1, sizeof *ts);
         for (int i = 0; i < n; i++) {
             int64_t shape[2];
-            float *data;
+            void *data;
             rl_model_tensor_info(m, i, &ts[i].name, shape, &ts[i].ndim, &data);
             ts[i].shape[0] = shape[0], ts[i].shape[1] = shape[1], ts[i].data = data;
         }
         int64_t shape[2];
-        float *data;
+        void *data;
         rl_model_tensor_info(untied, rl_model_find_tensor(untied, "lm_head.weight"), &ts[n].name,
                              shape, &ts[n].ndim, &data);
         ts[n].shape[0] = shape[0], ts[n].shape[1] = shape[1], ts[n].data = data;
@@ -430,7 +430,7 @@ static void test_bad_checkpoints(void) {
             const char *name;
             int64_t shape[2];
             int ndim;
-            float *data;
+            void *data;
             rl_model_tensor_info(t, i, &name, shape, &ndim, &data);
             json_object_set_new(wm, name,
                                 json_string(i == 0 ? "emb.safetensors" : "rest.safetensors"));

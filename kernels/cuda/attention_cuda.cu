@@ -1,5 +1,7 @@
 // Causal grouped-query attention on the GPU: training forward and backward, the KV cache store
 // and attention against the cache. Simple kernels, correct first (performance is a later step).
+// bf16 training attention with head_dim 64 or 128 goes to the tensor-core kernels of
+// flash_attention_cuda.cu instead (attention_forward_cuda / attention_backward_cuda ask it first).
 //
 // Every kernel gives one warp one (row, head) pair. Keys are visited in tiles of 32, one key per
 // lane: each lane computes its key's score (a dot product over hd against the query held in
@@ -151,6 +153,7 @@ static void attention_forward_launch(rl_cuda_ctx *ctx, void *out, float *lse, co
 void attention_forward_cuda(const rl_backend *be, void *out, float *lse, const void *qkv,
                             const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
                             int window) {
+    if (flash_attention_forward_cuda(be, out, lse, qkv, lengths, B, T, NH, NKV, hd, window)) return;
     if (B <= 0 || T <= 0 || NH <= 0) return;
     rl_cuda_ctx *ctx = cu_ctx(be);
     att_dims a = dims_of(B, T, NH, NKV, hd, window);
@@ -292,6 +295,9 @@ static void attention_backward_launch(rl_cuda_ctx *ctx, void *dqkv_, const void 
 void attention_backward_cuda(const rl_backend *be, void *dqkv, const void *dout, const void *qkv,
                              const void *out, const float *lse, const int32_t *lengths, int B,
                              int T, int NH, int NKV, int hd, int window) {
+    if (flash_attention_backward_cuda(be, dqkv, dout, qkv, out, lse, lengths, B, T, NH, NKV, hd,
+                                      window))
+        return;
     if (B <= 0 || T <= 0 || NH <= 0) return;
     att_dims a = dims_of(B, T, NH, NKV, hd, window);
     ACT_DISPATCH(be, attention_backward_launch, cu_ctx(be), dqkv, dout, qkv, out, lse, lengths, a);

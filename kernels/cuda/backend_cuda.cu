@@ -118,6 +118,7 @@ static void destroy_ctx(rl_cuda_ctx *ctx) {
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->workspace) cudaFree(ctx->workspace);
     if (ctx->partials) cudaFree(ctx->partials);
+    if (ctx->att_delta) cudaFree(ctx->att_delta);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     free(ctx);
 }

@@ -44,6 +44,8 @@ typedef struct rl_cuda_ctx {
     void *workspace;        // [workspace_bytes] cuBLAS workspace (fixed: reproducible products)
     size_t workspace_bytes; //
     double *partials;       // [RL_CUDA_SUMSQ_BLOCKS] device: per-block sums of squares
+    float *att_delta;       // [att_delta_n] device: flash attention backward's rowsum(dO * O),
+    size_t att_delta_n;     //   grown on demand (flash_attention_cuda.cu)
     char name[256];         // device name, for messages
     // decode-step support (step_cuda.cu)
     int capturing;       // between graph_begin and graph_end

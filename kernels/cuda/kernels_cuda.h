@@ -75,6 +75,18 @@ rl_graph *cuda_graph_end(const rl_backend *be, rl_err *err);
 void cuda_graph_launch(const rl_backend *be, rl_graph *g);
 void cuda_graph_free(const rl_backend *be, rl_graph *g);
 
+// The tensor-core flash attention (flash_attention_cuda.cu) behind attention_forward_cuda and
+// attention_backward_cuda, same arguments (out, qkv, dqkv, dout: act). Each returns 1 when it ran
+// the call, 0 when the call is not its kind (act not bf16, head_dim not 64 or 128, an activation
+// pointer not 16-byte aligned); the caller then runs the general kernels.
+int flash_attention_forward_cuda(const rl_backend *be, void *out, float *lse, const void *qkv,
+                                 const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                 int window);
+int flash_attention_backward_cuda(const rl_backend *be, void *dqkv, const void *dout,
+                                  const void *qkv, const void *out, const float *lse,
+                                  const int32_t *lengths, int B, int T, int NH, int NKV, int hd,
+                                  int window);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,8 +3,9 @@
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
-# cuBLASLt, and test_cuda (CUDA vs CPU), test_cuda_bf16 (the bf16 backend vs CPU),
-# test_cuda_sample (the sampling op, staged uploads, graph capture), test_kernels and test_model
+# cuBLASLt, and test_cuda (CUDA vs CPU), test_cuda_bf16 (the bf16 backend vs CPU, op by op),
+# test_cuda_mixed (the bf16 model and optimizer), test_cuda_sample (the sampling op, staged
+# uploads, graph capture), test_cuda_flash (the fused attention), test_kernels and test_model
 # (RLPIPE_TEST_BACKEND=cuda, against double references) run with them. Device memory is
 # inaccessible to host code outside kernels and copies, so these runs also prove that the model,
 # optimizer and decoder never dereference backend memory on the host.
@@ -42,6 +43,7 @@ cxx="g++ -std=c++20 -O1 -g $san -fno-math-errno -Wall -Wno-unused-parameter -Wno
 cc="gcc -std=c11 -O1 -g $san"
 for f in "$root"/kernels/cuda/*.cu; do
     n=$(basename "$f" .cu)
+    [ "$n" = comm_nccl ] && continue # NCCL has no emulation (and the tests need no communicator)
     python3 "$here/launch_rewrite.py" "$f" "$obj/$n.cpp"
     nice -n 19 $cxx -I"$here" -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND -c "$obj/$n.cpp" -o "$obj/k_$n.o"
 done
@@ -50,7 +52,7 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_sample test_kernels test_model}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_kernels test_model}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \

@@ -51,8 +51,19 @@ extern dim3 emu_block_idx, emu_block_dim, emu_grid_dim;
 #define gridDim   (emu_grid_dim)
 
 // kernel<<<grid, block, smem, stream>>>(args) is rewritten (launch_rewrite.py) into
-// emu_launch(dim3(grid), dim3(block), [=]() { kernel(args); }).
-void emu_launch(dim3 grid, dim3 block, std::function<void()> body);
+// emu_launch(kernel, dim3(grid), dim3(block), smem, [=]() { kernel(args); }). `smem` bytes of
+// dynamic shared memory (extern __shared__, rewritten into emu_dynamic_smem()) are given to each
+// block, filled with 0xff bytes (NaN floats) so that reading what nobody wrote shows; above
+// 48 KiB the launch needs cudaFuncSetAttribute(kernel, MaxDynamicSharedMemorySize) first, as on
+// a GPU, and never more than an sm_90 block may have (227 KiB).
+void emu_launch_key(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                    std::function<void()> body);
+template <class F>
+void emu_launch(F kernel, dim3 grid, dim3 block, size_t smem, std::function<void()> body) {
+    emu_launch_key(reinterpret_cast<const void *>(kernel), grid, block, smem, body);
+}
+// The block's dynamic shared memory (256-byte aligned).
+void *emu_dynamic_smem();
 void emu_syncthreads();
 void emu_syncwarp();
 // Every lane of the warp publishes `size` bytes at v and receives lane src_lane's into out.
@@ -89,6 +100,7 @@ static inline int max(int a, int b) {
 
 typedef enum cudaError {
     cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
     cudaErrorNoDevice = 100,
     cudaErrorStreamCaptureUnsupported = 900,
@@ -150,5 +162,10 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 // Runs `work` now, or records it when a capture is on (for emulated library calls).
 void emu_enqueue(std::function<void()> work);
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+cudaError_t emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value);
+template <class F> cudaError_t cudaFuncSetAttribute(F kernel, cudaFuncAttribute attr, int value) {
+    return emu_func_set_attribute(reinterpret_cast<const void *>(kernel), attr, value);
+}
 
 #endif

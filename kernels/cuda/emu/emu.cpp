@@ -13,6 +13,7 @@
 #include "cuda_bf16.h"
 
 #include <map>
+#include <memory>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -62,7 +63,12 @@ static ucontext_t scheduler;
 static std::function<void()> *body_now;
 static Barrier block_barrier;
 static std::vector<Barrier> warp_barriers;
-static unsigned char exchange[1024][16]; // one slot per thread of the block
+static unsigned char exchange[1024][16];             // one slot per thread of the block
+static unsigned char *dynamic_smem;                  // the running block's dynamic shared memory
+static std::map<const void *, int> max_dynamic_smem; // cudaFuncSetAttribute, per kernel
+
+// Dynamic shared memory without cudaFuncSetAttribute, and the most a block may ask for (sm_90).
+static const size_t SMEM_DEFAULT = 48 * 1024, SMEM_MAX = 227 * 1024;
 
 static int warp_lanes(int warp, int threads) {
     int left = threads - 32 * warp;
@@ -144,13 +150,28 @@ void emu_enqueue(std::function<void()> work) {
         work();
 }
 
-static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body);
-
-void emu_launch(dim3 grid, dim3 block, std::function<void()> body) {
-    emu_enqueue([=]() { run_launch(grid, block, body); });
+void *emu_dynamic_smem() {
+    return dynamic_smem;
 }
 
-static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
+cudaError_t emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+        (size_t)value > SMEM_MAX)
+        return cudaErrorInvalidValue;
+    max_dynamic_smem[kernel] = value;
+    return cudaSuccess;
+}
+
+static void run_launch(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                       const std::function<void()> &body);
+
+void emu_launch_key(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                    std::function<void()> body) {
+    emu_enqueue([=]() { run_launch(kernel, grid, block, smem, body); });
+}
+
+static void run_launch(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                       const std::function<void()> &body) {
     DeviceAccess access;
     int n = (int)(block.x * block.y * block.z);
     if (n <= 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
@@ -159,6 +180,22 @@ static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body)
                 block.x, block.y, block.z);
         abort();
     }
+    if (smem > SMEM_DEFAULT) {
+        auto it = max_dynamic_smem.find(kernel);
+        if (smem > SMEM_MAX || it == max_dynamic_smem.end() || (size_t)it->second < smem) {
+            fprintf(stderr,
+                    "emu: bad launch: %zu bytes of dynamic shared memory (above 48 KiB needs "
+                    "cudaFuncSetAttribute, at most %zu)\n",
+                    smem, SMEM_MAX);
+            abort();
+        }
+    }
+    // 256-byte aligned, ending where the block's allocation ends (when smem is a multiple of 256)
+    // so that AddressSanitizer sees accesses past it
+    size_t smem_len = (smem + 255) / 256 * 256;
+    std::unique_ptr<unsigned char, decltype(&free)> smem_buf(
+        (unsigned char *)aligned_alloc(256, smem_len ? smem_len : 256), &free);
+    unsigned char *smem_base = smem_buf.get();
     while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK_BYTES));
     emu_grid_dim = grid;
     emu_block_dim = block;
@@ -169,6 +206,8 @@ static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 emu_block_idx = dim3(bx, by, bz);
+                memset(smem_base, 0xff, smem);
+                dynamic_smem = smem_base;
                 block_barrier = Barrier();
                 block_barrier.expected = n;
                 warp_barriers.assign((size_t)(n + 31) / 32, Barrier());
@@ -195,6 +234,7 @@ static void run_launch(dim3 grid, dim3 block, const std::function<void()> &body)
                     }
                 }
             }
+    dynamic_smem = nullptr;
 }
 
 // ------------------------------------------------------------------------------------------------
