@@ -6,7 +6,8 @@
  *   - rl_bf16_stochastic: stochastic rounding for the optimizer's working copy (llm.c's
  *     adamw.cuh idea): add 16 random bits below the kept mantissa, then truncate, so x rounds
  *     up with probability equal to its distance from the lower neighbour; E[result] = x. The
- *     bits come from Philox4x32-10 (kernels/rng.h) keyed by a seed, so it is reproducible.
+ *     bits come from Philox4x32-10 (rl_philox4x32, kernels/rng.h) keyed by a seed, so it is
+ *     reproducible.
  *
  * Owns: nothing (inline functions).
  */
