@@ -224,12 +224,18 @@ static __device__ void rmsnorm_residual_body(T *res_out, T *out, float *rstd, co
     if (rstd && lane == 0) rstd[row] = r;
 }
 
-// One kernel template for both act types (an overloaded kernel name cannot be passed to the
-// emulator's launch, kernels/cuda/emu).
-template <class T>
-__global__ static void rmsnorm_residual_kernel(T *res_out, T *out, float *rstd, const T *a,
-                                               const T *b, const T *weight, int N, int C,
-                                               float eps) {
+// One kernel per act type, each with its own name (not overloads: a launch names exactly one).
+__global__ static void rmsnorm_residual_kernel_f32(float *res_out, float *out, float *rstd,
+                                                   const float *a, const float *b,
+                                                   const float *weight, int N, int C, float eps) {
+    rmsnorm_residual_body(res_out, out, rstd, a, b, weight, N, C, eps);
+}
+
+__global__ static void rmsnorm_residual_kernel_bf16(__nv_bfloat16 *res_out, __nv_bfloat16 *out,
+                                                    float *rstd, const __nv_bfloat16 *a,
+                                                    const __nv_bfloat16 *b,
+                                                    const __nv_bfloat16 *weight, int N, int C,
+                                                    float eps) {
     rmsnorm_residual_body(res_out, out, rstd, a, b, weight, N, C, eps);
 }
 
@@ -240,11 +246,11 @@ void rmsnorm_residual_forward_cuda(const rl_backend *be, void *res_out, void *ou
     rl_cuda_ctx *ctx = cu_ctx(be);
     unsigned grid = cu_blocks((size_t)N, RN_ROWS);
     if (be->act == RL_BF16)
-        rmsnorm_residual_kernel<__nv_bfloat16><<<grid, RL_CUDA_THREADS, 0, ctx->stream>>>(
+        rmsnorm_residual_kernel_bf16<<<grid, RL_CUDA_THREADS, 0, ctx->stream>>>(
             (__nv_bfloat16 *)res_out, (__nv_bfloat16 *)out, rstd, (const __nv_bfloat16 *)a,
             (const __nv_bfloat16 *)b, (const __nv_bfloat16 *)weight, N, C, eps);
     else
-        rmsnorm_residual_kernel<float><<<grid, RL_CUDA_THREADS, 0, ctx->stream>>>(
+        rmsnorm_residual_kernel_f32<<<grid, RL_CUDA_THREADS, 0, ctx->stream>>>(
             (float *)res_out, (float *)out, rstd, (const float *)a, (const float *)b,
             (const float *)weight, N, C, eps);
     cudaLaunchCheck(ctx);
