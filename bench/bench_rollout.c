@@ -193,9 +193,10 @@ static void bench_window(const rl_backend *be, const rl_tokenizer *tok, const sh
     run_result keep, drop;
     // a pool that holds every block of every sequence in both runs (a pool sized for freeing
     // would make the run that keeps the blocks wait and preempt)
-    size_t kv = (size_t)2 * batch * (P + G + 1 + RL_KV_BLOCK) * 2 * m->L * m->NKV * m->hd *
-                sizeof(float);
-    if (run_once(m, tok, batch, P, G, kv, 1, &keep) || run_once(m, tok, batch, P, G, kv, 0, &drop)) {
+    size_t kv =
+        (size_t)2 * batch * (P + G + 1 + RL_KV_BLOCK) * 2 * m->L * m->NKV * m->hd * sizeof(float);
+    if (run_once(m, tok, batch, P, G, kv, 1, &keep) ||
+        run_once(m, tok, batch, P, G, kv, 0, &drop)) {
         rl_model_free(m);
         return;
     }
@@ -300,8 +301,8 @@ int main(int argc, char **argv) {
         static const int cpu_work[3][2] = {{32, 128}, {64, 256}, {512, 64}};
         for (int i = 0; i < 2; i++) {
             if (strcmp(which, "all") != 0 && strcmp(which, SHAPES[i].name) != 0) continue;
-            bench_config(be, tok, &SHAPES[i], batches, nb,
-                         nw ? (const int(*)[2])work : cpu_work, nw ? nw : 3, kv_bytes, gbs, gpu);
+            bench_config(be, tok, &SHAPES[i], batches, nb, nw ? (const int(*)[2])work : cpu_work,
+                         nw ? nw : 3, kv_bytes, gbs, gpu);
         }
     }
     rl_tokenizer_free(tok);

@@ -455,8 +455,8 @@ static int save_ckpt(rl_run *r, rl_adamw *opt, const rl_train_state *state, rl_e
     }
     int rc = rl_update_opt_gather(opt, comm, n, mh, vh, err);
     if (rc == 0 && comm->rank == 0)
-        rc = rl_train_ckpt_save_moments(c->checkpoint.dir, r->model, mh, vh, NULL, n, opt->step, state,
-                                        tokenizer_name(c), c->checkpoint.keep, err);
+        rc = rl_train_ckpt_save_moments(c->checkpoint.dir, r->model, mh, vh, NULL, n, opt->step,
+                                        state, tokenizer_name(c), c->checkpoint.keep, err);
     free(mh);
     free(vh);
     return rc;

@@ -100,8 +100,10 @@ static void cached_case(int NH, int NKV, int hd, int T, int window, int shared) 
         for (int j = 0; (j + 1) * RL_KV_BLOCK <= min_first; j++) att_table[2 * mb + j] = -1;
     for (int k = 0; k < 2; k++) {
         const rl_backend *b = be[k];
-        void *kp = up(b, zero, pool * 4), *vp = up(b, zero, pool * 4), *dq = up(b, qkv, (size_t)n * QKV * 4);
-        int32_t *dt = up(b, table, (size_t)n_blocks * 4), *da = up(b, att_table, (size_t)n_blocks * 4);
+        void *kp = up(b, zero, pool * 4), *vp = up(b, zero, pool * 4),
+             *dq = up(b, qkv, (size_t)n * QKV * 4);
+        int32_t *dt = up(b, table, (size_t)n_blocks * 4),
+                *da = up(b, att_table, (size_t)n_blocks * 4);
         int32_t *ds = up(b, slot, (size_t)n * 4), *dp = up(b, pos, (size_t)n * 4);
         // stored in two calls, slot 2's rows first
         b->kv_store(b, kp, vp, (float *)dq + (size_t)T * QKV, dt, mb, ds + T, dp + T, n - T, NH,

@@ -123,8 +123,8 @@ static void test_paged_decode_matches_forward(void) {
     for (int s = 0; s < S; s++)
         for (int t = P - 1; t < len; t++) {
             if (s > 0 && t == P - 1) continue; // only slot 3 has the prompt's logits
-            worst = fmax(worst, row_err(dec + ((size_t)s * T + t) * V,
-                                        full + ((size_t)s * len + t) * V, V));
+            worst = fmax(
+                worst, row_err(dec + ((size_t)s * T + t) * V, full + ((size_t)s * len + t) * V, V));
         }
     fprintf(stderr, "  paged decode vs full forward: max rel err %.2e\n", worst);
     CHECK(worst < 2e-5, "paged decode differs from the full forward: %.3g", worst);
@@ -314,8 +314,8 @@ static void check_scheduling_independence(int window) {
         rl_engine_opts o = runs[r].o;
         if (o.kv_budget_bytes == 1) { // the smallest budget the engine accepts, plus 2 blocks
             rl_err err;
-            rl_kv_cache *probe = rl_kv_cache_create_pool(f.m, 1, o.max_len, 1, o.prefill_chunk,
-                                                         &err);
+            rl_kv_cache *probe =
+                rl_kv_cache_create_pool(f.m, 1, o.max_len, 1, o.prefill_chunk, &err);
             CHECK(probe == NULL, "probe fails");
             size_t need = (size_t)strtoull(strstr(err.msg, "(") + 1, NULL, 10);
             o.kv_budget_bytes = need + need / 2;

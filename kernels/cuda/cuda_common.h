@@ -48,10 +48,10 @@ typedef struct rl_cuda_ctx {
     size_t att_delta_n;     //   grown on demand (flash_attention_cuda.cu)
     char name[256];         // device name, for messages
     // decode-step support (step_cuda.cu)
-    int capturing;       // between graph_begin and graph_end
-    void *stage_host;    // [stage_cap] pinned host staging buffer of mem_upload_staged
-    void *stage_dev;     // [stage_cap] its device twin
-    size_t stage_cap;    //
+    int capturing;          // between graph_begin and graph_end
+    void *stage_host;       // [stage_cap] pinned host staging buffer of mem_upload_staged
+    void *stage_dev;        // [stage_cap] its device twin
+    size_t stage_cap;       //
     cudaEvent_t stage_done; // recorded after the last staged copy (NULL before the first)
 } rl_cuda_ctx;
 

@@ -133,8 +133,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 
 // Pinned host memory and events
-#define cudaHostAllocDefault     0
-#define cudaEventDisableTiming   2
+#define cudaHostAllocDefault   0
+#define cudaEventDisableTiming 2
 typedef struct emu_event *cudaEvent_t;
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags);
 template <class T> cudaError_t cudaHostAlloc(T **p, size_t bytes, unsigned flags) {
