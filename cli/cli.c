@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 
 #include "cli/config.h"
+#include "policy/hf_config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,4 +94,22 @@ int cli_load_run_config(const char *command, int argc, char **argv, const cli_op
     }
     free(sets);
     return rc;
+}
+
+void cli_model_shape(const rl_cfg_model *s, rl_model_config *mc) {
+    rl_hf_config_defaults(mc);
+    mc->hidden_size = s->hidden_size;
+    mc->num_hidden_layers = s->num_hidden_layers;
+    mc->num_attention_heads = s->num_attention_heads;
+    mc->num_key_value_heads = s->num_key_value_heads;
+    mc->head_dim = 0;
+    mc->intermediate_size = s->intermediate_size;
+    mc->max_position_embeddings = s->max_position_embeddings;
+    mc->rope_theta = s->rope_theta;
+    mc->rms_norm_eps = s->rms_norm_eps;
+    mc->tie_word_embeddings = s->tie_word_embeddings;
+    mc->use_sliding_window = s->use_sliding_window;
+    mc->sliding_window = s->sliding_window;
+    mc->max_window_layers = s->max_window_layers;
+    mc->attention_bias = 1;
 }

@@ -72,4 +72,10 @@ int cmd_report(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 
+// The from-scratch model shape of a config's model section (HF defaults for every field the
+// section does not name; the vocabulary is left to the caller, who knows the tokenizer).
+struct rl_cfg_model;
+struct rl_model_config;
+void cli_model_shape(const struct rl_cfg_model *s, struct rl_model_config *mc);
+
 #endif

@@ -162,22 +162,7 @@ static int hf_vocab_size(const rl_tokenizer *tok, const char *path, rl_err *err)
 
 static int init_config(const rl_config *c, const rl_tokenizer *tok, rl_model_config *mc,
                        rl_err *err) {
-    const rl_cfg_model *s = &c->model;
-    rl_hf_config_defaults(mc);
-    mc->hidden_size = s->hidden_size;
-    mc->num_hidden_layers = s->num_hidden_layers;
-    mc->num_attention_heads = s->num_attention_heads;
-    mc->num_key_value_heads = s->num_key_value_heads;
-    mc->head_dim = 0;
-    mc->intermediate_size = s->intermediate_size;
-    mc->max_position_embeddings = s->max_position_embeddings;
-    mc->rope_theta = s->rope_theta;
-    mc->rms_norm_eps = s->rms_norm_eps;
-    mc->tie_word_embeddings = s->tie_word_embeddings;
-    mc->use_sliding_window = s->use_sliding_window;
-    mc->sliding_window = s->sliding_window;
-    mc->max_window_layers = s->max_window_layers;
-    mc->attention_bias = 1;
+    cli_model_shape(&c->model, mc);
     if (c->tokenizer.kind == RL_CFG_TOK_BYTE) {
         mc->vocab_size = rl_tokenizer_vocab_size(tok);
     } else {

@@ -93,22 +93,7 @@ static int model_shape(const rl_config *c, rl_model_config *mc, rl_err *err) {
         if (rl_hf_config_load(mc, c->model.path, err)) return -1;
         return 0;
     }
-    rl_hf_config_defaults(mc);
-    const rl_cfg_model *s = &c->model;
-    mc->hidden_size = s->hidden_size;
-    mc->num_hidden_layers = s->num_hidden_layers;
-    mc->num_attention_heads = s->num_attention_heads;
-    mc->num_key_value_heads = s->num_key_value_heads;
-    mc->head_dim = 0;
-    mc->intermediate_size = s->intermediate_size;
-    mc->max_position_embeddings = s->max_position_embeddings;
-    mc->rope_theta = s->rope_theta;
-    mc->rms_norm_eps = s->rms_norm_eps;
-    mc->tie_word_embeddings = s->tie_word_embeddings;
-    mc->use_sliding_window = s->use_sliding_window;
-    mc->sliding_window = s->sliding_window;
-    mc->max_window_layers = s->max_window_layers;
-    mc->attention_bias = 1;
+    cli_model_shape(&c->model, mc);
     // the vocabulary comes from the tokenizer, as `rlpipe train` sizes it
     rl_tokenizer *tok;
     const char *what = c->tokenizer.kind == RL_CFG_TOK_BYTE ? "byte" : c->tokenizer.path;
