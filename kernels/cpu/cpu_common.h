@@ -13,6 +13,7 @@
 #ifndef RL_CPU_COMMON_H
 #define RL_CPU_COMMON_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -74,6 +75,31 @@ static inline void rl_axpy4(float *y, const float a[4], const float *x0, const f
     float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
 #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += a0 * x0[i] + a1 * x1[i] + a2 * x2[i] + a3 * x3[i];
+}
+
+// The unnormalised softmax sums of x[n] * it (it > 0), relative to their maximum mz:
+// S = sum_k exp(z_k - mz) and, when want_entropy, Sz = sum_k exp(z_k - mz) * (z_k - mz) (else 0).
+// One loop order for every caller, so the log-probs of loss_cpu.c and one vocabulary chunk of
+// lmhead_cpu.c give the same bits.
+static inline void rl_softmax_sums(const float *x, int n, float it, int want_entropy, float *mz_out,
+                                   float *S_out, float *Sz_out) {
+    float mx = -INFINITY;
+    for (int k = 0; k < n; k++) mx = x[k] > mx ? x[k] : mx;
+    float mz = mx * it; // it > 0, so the max of z is at the max of x
+    float S = 0.0f, Sz = 0.0f;
+    if (want_entropy) {
+#pragma omp simd reduction(+ : S, Sz)
+        for (int k = 0; k < n; k++) {
+            float d = x[k] * it - mz;
+            float e = rl_expf(d);
+            S += e;
+            Sz += e * d;
+        }
+    } else {
+#pragma omp simd reduction(+ : S)
+        for (int k = 0; k < n; k++) S += rl_expf(x[k] * it - mz);
+    }
+    *mz_out = mz, *S_out = S, *Sz_out = Sz;
 }
 
 #endif

@@ -26,25 +26,9 @@ typedef struct chunk_stats {
     float Sz; // sum_k exp(z_k - mz) * (z_k - mz) (0 unless asked for)
 } chunk_stats;
 
-// The same loops as loss_cpu.c's softmax_stats (so that one chunk gives the same bits).
 static chunk_stats stats_of(const float *x, int n, float it, int want_entropy) {
-    float mx = -INFINITY;
-    for (int k = 0; k < n; k++) mx = x[k] > mx ? x[k] : mx;
-    float mz = mx * it; // inv_temp > 0, so the max of z is at the max of x
-    float S = 0.0f, Sz = 0.0f;
-    if (want_entropy) {
-#pragma omp simd reduction(+ : S, Sz)
-        for (int k = 0; k < n; k++) {
-            float d = x[k] * it - mz;
-            float e = rl_expf(d);
-            S += e;
-            Sz += e * d;
-        }
-    } else {
-#pragma omp simd reduction(+ : S)
-        for (int k = 0; k < n; k++) S += rl_expf(x[k] * it - mz);
-    }
-    chunk_stats st = {mz, S, Sz};
+    chunk_stats st;
+    rl_softmax_sums(x, n, it, want_entropy, &st.mz, &st.S, &st.Sz);
     return st;
 }
 

@@ -14,22 +14,8 @@ typedef struct row_stats {
 } row_stats;
 
 static row_stats softmax_stats(const float *x, int V, float it, int want_entropy) {
-    float mx = -INFINITY;
-    for (int k = 0; k < V; k++) mx = x[k] > mx ? x[k] : mx;
-    float mz = mx * it; // inv_temp > 0, so the max of z is at the max of x
-    float S = 0.0f, Sz = 0.0f;
-    if (want_entropy) {
-#pragma omp simd reduction(+ : S, Sz)
-        for (int k = 0; k < V; k++) {
-            float d = x[k] * it - mz;
-            float e = rl_expf(d);
-            S += e;
-            Sz += e * d;
-        }
-    } else {
-#pragma omp simd reduction(+ : S)
-        for (int k = 0; k < V; k++) S += rl_expf(x[k] * it - mz);
-    }
+    float mz, S, Sz;
+    rl_softmax_sums(x, V, it, want_entropy, &mz, &S, &Sz);
     float logS = logf(S);
     row_stats st = {mz, mz + logS, want_entropy ? logS - Sz / S : 0.0f};
     return st;
