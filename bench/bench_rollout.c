@@ -2,7 +2,7 @@
 //
 //   bench_rollout [tiny|25m|all] [--shape qwen0.5b|r1-1.5b] [--device cpu|cuda]
 //                 [--batch 1,64,256] [--work 32/128,64/256] [--kv-gb X] [--hbm-gbs X]
-//                 [--window]
+//                 [--window] [--no-graphs]
 //
 // For each model, workload (prompt/generated tokens per sequence) and batch (sequences live at
 // once; `batch` prompts of one sample each, no stop token, so every sequence generates exactly
@@ -21,6 +21,10 @@
 // --window: what freeing the blocks a sliding window can no longer see saves on a long
 // generation with Qwen2-style window layers (use_sliding_window, the upper half of the layers
 // windowed, max_window_layers = L/2): the KV peak with and without freeing, same completions.
+//
+// On a backend with graph capture (CUDA) the decode steps run as CUDA graphs, one per batch
+// bucket (policy/model_decode.c), as rollout.cuda_graphs: true does; --no-graphs runs them op by
+// op (the same tokens) to measure what the graphs save. The header line says which.
 //
 // Defaults on the CPU: tiny and 25m, batches 1, 64, 256, the seed's workloads scaled down 16x
 // (32/128, 64/256, 512/64).
@@ -105,6 +109,8 @@ static double read_bandwidth_gbs(void) {
     return (double)n * sizeof(uint64_t) / best / 1e9;
 }
 
+static int eager_decode; // --no-graphs: rl_engine_opts.eager_decode
+
 typedef struct run_result {
     rl_gen_stats st;
     size_t kv_peak, token_bytes;
@@ -114,7 +120,7 @@ typedef struct run_result {
 // batch prompts of P random tokens, one sample each, G new tokens each.
 static int run_once(rl_model *m, const rl_tokenizer *tok, int batch, int P, int G, size_t kv_bytes,
                     int keep_window, run_result *res) {
-    rl_engine_opts o = {batch, P + G + 1, 0, 512, kv_bytes};
+    rl_engine_opts o = {batch, P + G + 1, 0, 512, kv_bytes, eager_decode};
     rl_engine *e;
     rl_err err = {0};
     if (rl_engine_create_opts(&e, m, tok, &o, &err)) {
@@ -183,6 +189,9 @@ static void bench_config(const rl_backend *be, const rl_tokenizer *tok, const sh
             fflush(stdout);
         }
     }
+    if (be->graph_begin)
+        printf("  decode-step graphs: %ld captured, %ld replays\n", m->dec.graph_captures,
+               m->dec.graph_replays);
     rl_model_free(m);
 }
 
@@ -250,12 +259,14 @@ int main(int argc, char **argv) {
             hbm = atof(argv[++i]);
         else if (strcmp(argv[i], "--window") == 0)
             window_test = 1;
+        else if (strcmp(argv[i], "--no-graphs") == 0)
+            eager_decode = 1;
         else if (argv[i][0] != '-')
             which = argv[i];
         else {
             fprintf(stderr, "usage: bench_rollout [tiny|25m|all] [--shape qwen0.5b|r1-1.5b] "
                             "[--device cpu|cuda] [--batch 1,64,256] [--work P/G,...] [--kv-gb X] "
-                            "[--hbm-gbs X] [--window]\n");
+                            "[--hbm-gbs X] [--window] [--no-graphs]\n");
             return 2;
         }
     }
@@ -284,6 +295,9 @@ int main(int argc, char **argv) {
     double gbs = gpu ? hbm : read_bandwidth_gbs();
     printf("bench_rollout on %s: memory read bandwidth %.1f GB/s (%s)\n", device, gbs,
            gpu ? "--hbm-gbs" : "measured");
+    printf("decode steps: %s\n", !be->graph_begin ? "op by op (this backend has no graph capture)"
+                                 : eager_decode   ? "op by op (--no-graphs)"
+                                                  : "CUDA graphs, one per batch bucket");
     if (kv_gb < 0) kv_gb = gpu ? 40 : 0;
     size_t kv_bytes = (size_t)(kv_gb * 1e9);
     if (shape_name) {

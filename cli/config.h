@@ -152,6 +152,7 @@ typedef struct rl_cfg_rollout {
     double kv_cache_mb;            // KV pool size; 0: every slot can hold its full length
     double gpu_memory_utilization; // CUDA: KV pool = this fraction of free device memory
     int prefill_chunk;             // prompt tokens per engine step
+    int cuda_graphs;               // CUDA: decode steps as CUDA graphs (one per batch bucket)
 } rl_cfg_rollout;
 
 typedef struct rl_cfg_reward {

@@ -632,8 +632,12 @@ int rl_run_engine(rl_run *r, int slots, int max_new_tokens, rl_err *err) {
     r->engine_slots = slots > r->engine_slots ? slots : r->engine_slots;
     r->engine_len = need > r->engine_len ? need : r->engine_len;
     const rl_cfg_rollout *ro = &r->cfg->rollout;
-    rl_engine_opts o = {r->engine_slots, r->engine_len, r->vocab_limit, ro->prefill_chunk,
-                        (size_t)(ro->kv_cache_mb * 1e6)};
+    rl_engine_opts o = {.max_slots = r->engine_slots,
+                        .max_len = r->engine_len,
+                        .vocab_limit = r->vocab_limit,
+                        .prefill_chunk = ro->prefill_chunk,
+                        .kv_budget_bytes = (size_t)(ro->kv_cache_mb * 1e6),
+                        .eager_decode = !ro->cuda_graphs};
     const char *key = "rollout.kv_cache_mb";
     if (ro->gpu_memory_utilization > 0 && r->be->mem_available) {
         o.kv_budget_bytes = (size_t)(ro->gpu_memory_utilization * r->be->mem_available(r->be));

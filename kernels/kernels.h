@@ -172,7 +172,9 @@ typedef void rl_attention_backward_fn(const rl_backend *be, void *dqkv, const vo
 // (s, b) is the pool block holding positions [b*RL_KV_BLOCK, (b+1)*RL_KV_BLOCK) of the sequence
 // in slot s; several slots may name the same block (a shared prompt prefix).
 // kv_store stores the k and v parts of n fused q|k|v rows (act): row i at position pos[i] of
-// slot slot[i], whose block must be in the table (and not shared with another slot).
+// slot slot[i], whose block must be in the table (and not shared with another slot). A row with
+// slot[i] < 0 is padding (a CUDA-graph bucket's fixed row count): it is skipped, nothing is read
+// from the table or written to the pools for it.
 typedef void rl_kv_store_fn(const rl_backend *be, void *kpool, void *vpool, const void *qkv,
                             const int32_t *block_table, int max_blocks, const int32_t *slot,
                             const int32_t *pos, int n, int NH, int NKV, int hd);
@@ -180,8 +182,8 @@ typedef void rl_kv_store_fn(const rl_backend *be, void *kpool, void *vpool, cons
 // Attention of n query rows against the paged cache: row i (the q part of qkv row i, at position
 // pos[i] of the sequence in slot slot[i]) attends to the cached keys/values of its slot at
 // positions max(0, pos[i]-window+1) .. pos[i], which must already be stored; blocks outside that
-// range are never read (their table entries may be -1). out [n, NH*hd].
-// out, qkv, kpool, vpool: act.
+// range are never read (their table entries may be -1). out [n, NH*hd]. A padding row
+// (slot[i] < 0) reads nothing and gets zeros. out, qkv, kpool, vpool: act.
 typedef void rl_attention_cached_forward_fn(const rl_backend *be, void *out, const void *qkv,
                                             const void *kpool, const void *vpool,
                                             const int32_t *block_table, int max_blocks,

@@ -351,6 +351,7 @@ void rl_model_free(rl_model *m) {
     be->mem_free(be, m->grads_block);
     be->mem_free(be, m->acts_block);
     be->mem_free(be, m->gacts_block);
+    rl_model__decode_graphs_free(m); // before the buffers they name
     be->mem_free(be, m->dec_block);
     be->mem_free(be, m->score_block);
     free(m->dec.h_tokens);

@@ -136,6 +136,10 @@ typedef struct rl_model_decode {
     int32_t *out_idx;                   // [out_rows] chunk rows whose logits are wanted
     int32_t *h_tokens, *h_pos, *h_slot; // [rows] host copies
     int32_t *h_out_idx, *h_out_dst;     // [out_rows] host: chunk row, logits row
+    // CUDA graphs of the decode step, one per row bucket (model_decode.c; NULL until a bucket is
+    // first seen, freed when the buffers above are reallocated or the KV cache changes)
+    struct rl_decode_graphs *graphs;
+    long graph_captures, graph_replays; // statistics: bucket graphs captured / launched so far
 } rl_model_decode;
 
 // Scoring scratch: one layer's worth of buffers, reused by every layer (rl_model_score_logits).
@@ -199,6 +203,8 @@ typedef struct rl_model {
     rl_model_score score;
     size_t score_rows, score_seqs, score_chunk;
     int prefill_rows; // new tokens per prefill chunk (1024 by default)
+    int eager_decode; // 1: run a decode step op by op, never as a CUDA graph (rollout.cuda_graphs
+                      // false); 0 (the default): replay graphs where the backend has them
 
     // state of the last forward / token_logprobs
     int B, T;          // shape of the last forward (0 before any)

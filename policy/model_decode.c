@@ -5,10 +5,15 @@
 // keys and values at (slot, position) and attends each row to its own slot's cache. Only the
 // rows whose logits are wanted (each sequence's last new token) go through the final norm and
 // lm_head.
+//
+// On a backend with graph capture (CUDA), a pure decode step (one new token per sequence, at most
+// the largest bucket's rows) is padded to a fixed bucket of rows and run as that bucket's CUDA
+// graph: one staged upload of its inputs, one graph launch (see "Decode-step graphs" below).
 #define _POSIX_C_SOURCE 200809L
 #include "policy/model.h"
 #include "policy/model_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,15 +292,121 @@ static int round_rows(int n) {
     return (n + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
 }
 
+// ------------------------------------------------------------------------------------------------
+// Decode-step graphs
+//
+// A decode step launches ~10 kernels per layer, each a few microseconds of GPU work for a small
+// batch: on a GPU the launches, not the kernels, would set the pace. So on a backend with graph
+// capture a pure decode step (R rows, every one the last new token of its sequence) is padded to
+// the next of a few fixed row counts (buckets) and run as that bucket's CUDA graph, captured the
+// first time the bucket is seen and replayed after: one staged upload of the step's inputs
+// (tokens, positions, slots, logits rows and changed block tables) into the fixed decode buffers,
+// then one graph launch. A replay repeats the captured launches with their captured arguments,
+// so nothing in the step may depend on host values that change between steps: row counts are
+// the bucket's, the attention reads each row's position and block table from device memory
+// (its grid is rows x heads, its key loop bounded by pos[i]), and padding rows have slot -1,
+// which kv_store skips and attention_cached_forward answers with zeros (they write no KV and
+// their rows of every product are discarded). Every other captured argument (decode buffers,
+// weights, the KV pools and tables, the cache's block-table width and each layer's window) is
+// fixed between steps; the graphs are dropped when one of them changes: ensure_decode
+// reallocating the buffers, a step with another KV cache (compared layer by layer, graph_bind),
+// rl_model_free.
+//
+// The padding to buckets is done whether graphs are on or off (m->eager_decode), so the two give
+// the same rows to the same kernels and bit-identical logits. Backends without graph ops (the
+// CPU) never pad to buckets.
+
+static const int DECODE_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+enum { N_BUCKETS = (int)(sizeof DECODE_BUCKETS / sizeof DECODE_BUCKETS[0]) };
+
+// Index of the bucket a pure decode step of n rows is padded to, or -1: no graph ops on this
+// backend, or more rows than the largest bucket (such a step runs op by op, unpadded).
+static int decode_bucket(const rl_model *m, int n) {
+    if (!m->be->graph_begin || n <= 0) return -1;
+    for (int b = 0; b < N_BUCKETS; b++)
+        if (n <= DECODE_BUCKETS[b]) return b;
+    return -1;
+}
+
+// What a decode-step graph captured of a KV cache, per layer: the pool, table and window its
+// kv_store and attention launches name.
+typedef struct kv_binding {
+    const void *k, *v;
+    const int32_t *table;
+    int window;
+} kv_binding;
+
+struct rl_decode_graphs {
+    rl_graph *graph[N_BUCKETS]; // NULL until the bucket is first captured
+    kv_binding *layer;          // [L] what every graph captured of the KV cache
+    int max_blocks;             // the cache's block-table row length, also captured
+    int broken;                 // a capture failed: decode steps run op by op from then on
+};
+
+// Frees every captured graph (they name the decode buffers and a KV cache's pools).
+static void graphs_clear(rl_model *m) {
+    struct rl_decode_graphs *gs = m->dec.graphs;
+    if (!gs) return;
+    for (int b = 0; b < N_BUCKETS; b++) {
+        m->be->graph_free(m->be, gs->graph[b]);
+        gs->graph[b] = NULL;
+    }
+}
+
+void rl_model__decode_graphs_free(rl_model *m) {
+    if (!m->dec.graphs) return;
+    graphs_clear(m);
+    free(m->dec.graphs->layer);
+    free(m->dec.graphs);
+    m->dec.graphs = NULL;
+}
+
+// Layer l's KV pools (keys, values) in cache c.
+static void layer_kv(const rl_model *m, const rl_kv_cache *c, int l, void **kp, void **vp) {
+    const rl_kv_group *g = &c->group[c->layer_group[l]];
+    size_t layer = (size_t)c->layer_index[l] * g->n_blocks * RL_KV_BLOCK * c->kv_dim;
+    *kp = rl_model__at(g->k, m->act, layer);
+    *vp = rl_model__at(g->v, m->act, layer);
+}
+
+// The graph state for steps on cache c: the graphs are kept when they captured exactly c's pools,
+// tables, windows and table width, and dropped otherwise (another cache, or one at the same
+// addresses laid out differently).
+static struct rl_decode_graphs *graph_bind(rl_model *m, const rl_kv_cache *c) {
+    struct rl_decode_graphs *gs = m->dec.graphs;
+    if (!gs) {
+        gs = m->dec.graphs = rl_calloc(1, sizeof *gs);
+        gs->layer = rl_calloc((size_t)m->L, sizeof *gs->layer);
+    }
+    int same = gs->max_blocks == c->max_blocks;
+    for (int l = 0; l < m->L; l++) {
+        void *kp, *vp;
+        layer_kv(m, c, l, &kp, &vp);
+        const rl_kv_group *g = &c->group[c->layer_group[l]];
+        kv_binding now = {kp, vp, g->table, g->window};
+        kv_binding *was = &gs->layer[l];
+        same &= was->k == now.k && was->v == now.v && was->table == now.table &&
+                was->window == now.window;
+        *was = now;
+    }
+    if (!same) graphs_clear(m);
+    gs->max_blocks = c->max_blocks;
+    return gs;
+}
+
 // Room for chunks of `rows` new tokens with up to `outs` logits rows each.
 static void ensure_decode(rl_model *m, int rows, int outs) {
     rl_model_decode *d = &m->dec;
+    int b = decode_bucket(m, outs); // a decode step of `outs` sequences is padded to its bucket
+    if (b >= 0 && DECODE_BUCKETS[b] > rows) rows = DECODE_BUCKETS[b];
+    if (b >= 0 && DECODE_BUCKETS[b] > outs) outs = DECODE_BUCKETS[b];
     rows = round_rows(rows); // room for the padding rows (see run_chunk)
     outs = round_rows(outs);
     if (rows <= d->rows && outs <= d->out_rows) return;
     if (rows < d->rows) rows = d->rows;
     if (outs < d->out_rows) outs = d->out_rows;
     const rl_backend *be = m->be;
+    rl_model__decode_graphs_free(m); // they name the buffers freed here
     be->mem_free(be, m->dec_block);
     size_t R = (size_t)rows, O = (size_t)outs, C = m->C, AD = (size_t)m->NH * m->hd;
     rl_dtype act = be->act;
@@ -331,26 +442,17 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
 // One chunk: R rows (host arrays filled) through every layer; logits of the k rows listed in
 // h_out_idx go to logits_host rows h_out_dst.
 
-// logits_be: logits is backend memory (a device-to-device copy), else host memory.
-static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_out, int logits_be) {
+// Embedding, every layer, the final norm and lm_head over the uploaded inputs: Rm rows through
+// the products, the first R of them (all Rm when padding rows have slot -1) stored and attended;
+// km logits rows (none when km is 0) into d->logits.
+static void forward_chunk(rl_model *m, rl_kv_cache *c, int Rm, int R, int km) {
     const rl_backend *be = m->be;
     rl_model_decode *d = &m->dec;
-    // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
-    // position 0 and are never stored or attended; padding logits rows repeat row 0.
-    int Rm = round_rows(R), km = round_rows(k);
-    for (int i = R; i < Rm; i++) d->h_tokens[i] = 0, d->h_pos[i] = 0;
-    for (int j = k; j < km && k > 0; j++) d->h_out_idx[j] = d->h_out_idx[0];
-    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
-    be->mem_upload(be, d->pos, d->h_pos, (size_t)Rm * sizeof(int32_t));
-    be->mem_upload(be, d->slot, d->h_slot, (size_t)R * sizeof(int32_t));
-    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)km * sizeof(int32_t));
-    upload_tables(c);
-
     RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, Rm, m->C));
     for (int l = 0; l < m->L; l++) {
         rl_kv_group *g = &c->group[c->layer_group[l]];
-        size_t layer = (size_t)c->layer_index[l] * g->n_blocks * RL_KV_BLOCK * c->kv_dim;
-        void *kp = rl_model__at(g->k, m->act, layer), *vp = rl_model__at(g->v, m->act, layer);
+        void *kp, *vp;
+        layer_kv(m, c, l, &kp, &vp);
         rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, Rm);
         double t0 = rl_model__tic(m);
         be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH, m->NKV,
@@ -361,17 +463,23 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_o
         rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, d->ln, NULL, Rm);
         rl_model__mlp(m, l, d->x, d->x, d->ln, d->gu, d->mlp, d->proj, Rm);
     }
-    if (k == 0) return;
+    if (km == 0) return;
     double t0 = rl_model__tic(m);
     be->gather_rows(be, d->last, d->x, d->out_idx, km, m->C);
     be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, km, m->C,
                         (float)m->cfg.rms_norm_eps);
     rl_model__toc(m, &m->timing.other, t0);
     rl_model__lm_head(m, d->logits, d->ln, km);
+}
+
+// The first k rows of d->logits to rows h_out_dst of logits_out (backend memory when logits_be).
+static void move_logits(rl_model *m, int k, float *logits_out, int logits_be) {
+    const rl_backend *be = m->be;
+    rl_model_decode *d = &m->dec;
     size_t V = m->V;
     int consecutive = 1;
     for (int j = 1; j < k; j++) consecutive &= d->h_out_dst[j] == d->h_out_dst[0] + j;
-    t0 = rl_model__tic(m);
+    double t0 = rl_model__tic(m);
     void (*move)(const rl_backend *, void *, const void *, size_t) =
         logits_be ? be->mem_copy : be->mem_download;
     if (consecutive)
@@ -382,6 +490,83 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_o
             move(be, logits_out + (size_t)d->h_out_dst[j] * V, d->logits + (size_t)j * V,
                  V * sizeof(float));
     rl_model__toc(m, &m->timing.other, t0);
+}
+
+// A pure decode step of R rows (row j's logits wanted, h_out_idx[j] = j) padded to bucket b:
+// the inputs in one staged upload, then the bucket's graph (captured now when new) or, with
+// graphs off, the same padded rows op by op.
+static void run_bucket(rl_model *m, rl_kv_cache *c, int R, int b, float *logits_out,
+                       int logits_be) {
+    const rl_backend *be = m->be;
+    rl_model_decode *d = &m->dec;
+    int B = DECODE_BUCKETS[b];
+    for (int i = R; i < B; i++) // padding rows: slot -1 (no KV stored, zero attention)
+        d->h_tokens[i] = 0, d->h_pos[i] = 0, d->h_slot[i] = -1, d->h_out_idx[i] = i;
+    size_t bytes = (size_t)B * sizeof(int32_t);
+    rl_upload parts[RL_UPLOAD_MAX_PARTS] = {{d->tokens, d->h_tokens, bytes},
+                                            {d->pos, d->h_pos, bytes},
+                                            {d->slot, d->h_slot, bytes},
+                                            {d->out_idx, d->h_out_idx, bytes}};
+    int n = 4;
+    for (int gi = 0; gi < c->n_groups; gi++) { // changed block tables, in the same transfer
+        rl_kv_group *g = &c->group[gi];
+        if (!g->dirty) continue;
+        size_t tb = (size_t)c->n_slots * c->max_blocks * sizeof(int32_t);
+        if (n < RL_UPLOAD_MAX_PARTS)
+            parts[n++] = (rl_upload){g->table, g->h_table, tb};
+        else
+            be->mem_upload(be, g->table, g->h_table, tb);
+        g->dirty = 0;
+    }
+    be->mem_upload_staged(be, parts, n);
+
+    struct rl_decode_graphs *gs = graph_bind(m, c);
+    // timing synchronises after every op, which a capture cannot hold: timed steps run op by op
+    if (m->eager_decode || m->timing.enabled || gs->broken) {
+        forward_chunk(m, c, B, B, B);
+    } else {
+        if (!gs->graph[b]) {
+            rl_err err;
+            be->graph_begin(be);
+            forward_chunk(m, c, B, B, B);
+            gs->graph[b] = be->graph_end(be, &err);
+            if (!gs->graph[b]) { // nothing ran: this step and every later one op by op
+                fprintf(stderr, "rlpipe: %s; decode steps run without CUDA graphs\n", err.msg);
+                gs->broken = 1;
+                forward_chunk(m, c, B, B, B);
+            } else {
+                d->graph_captures++;
+            }
+        }
+        if (gs->graph[b]) {
+            be->graph_launch(be, gs->graph[b]);
+            d->graph_replays++;
+        }
+    }
+    move_logits(m, R, logits_out, logits_be);
+}
+
+// logits_be: logits is backend memory (a device-to-device copy), else host memory.
+static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_out, int logits_be) {
+    const rl_backend *be = m->be;
+    rl_model_decode *d = &m->dec;
+    int b = R == k ? decode_bucket(m, R) : -1; // every row a sequence's last: a decode step
+    if (b >= 0 && DECODE_BUCKETS[b] <= d->rows && DECODE_BUCKETS[b] <= d->out_rows) {
+        run_bucket(m, c, R, b, logits_out, logits_be);
+        return;
+    }
+    // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
+    // position 0 and are never stored or attended; padding logits rows repeat row 0.
+    int Rm = round_rows(R), km = round_rows(k);
+    for (int i = R; i < Rm; i++) d->h_tokens[i] = 0, d->h_pos[i] = 0;
+    for (int j = k; j < km && k > 0; j++) d->h_out_idx[j] = d->h_out_idx[0];
+    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
+    be->mem_upload(be, d->pos, d->h_pos, (size_t)Rm * sizeof(int32_t));
+    be->mem_upload(be, d->slot, d->h_slot, (size_t)R * sizeof(int32_t));
+    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)km * sizeof(int32_t));
+    upload_tables(c);
+    forward_chunk(m, c, Rm, R, k > 0 ? km : 0);
+    if (k > 0) move_logits(m, k, logits_out, logits_be);
 }
 
 // Appends the tokens of n sequences: sequence i has count(i) tokens, tokens(i, j).

@@ -39,6 +39,9 @@ void rl_model__download_f32(const rl_backend *be, rl_dtype dt, float *host, cons
 void rl_model__upload_f32(const rl_backend *be, rl_dtype dt, void *dst, const float *host,
                           size_t n);
 
+// Frees the decode step's CUDA graphs (model_decode.c); rl_model_free calls it.
+void rl_model__decode_graphs_free(rl_model *m);
+
 // Timing of one call into a bucket of m->timing (no cost when timing is disabled).
 double rl_model__tic(const rl_model *m);
 void rl_model__toc(rl_model *m, double *bucket, double t0);

@@ -46,8 +46,9 @@ struct rl_engine {
     const rl_tokenizer *tok;
     rl_kv_cache *cache;
     int max_slots, max_len, chunk;
-    int V;           // model vocabulary (logits row length)
-    int vocab_limit; // ids sampled are < vocab_limit
+    int eager_decode; // no CUDA graphs for decode steps (rl_engine_opts)
+    int V;            // model vocabulary (logits row length)
+    int vocab_limit;  // ids sampled are < vocab_limit
     // Sampling runs on the backend (be->sample): the logits never leave it, one 12-byte row per
     // sampled token comes back (kernels/README.md, "Sampling and the decode step").
     float *d_logits;    // [max_slots, V] backend: logits of the step's rows
@@ -87,6 +88,7 @@ int rl_engine_create_opts(rl_engine **out, rl_model *model, const rl_tokenizer *
     e->max_slots = o->max_slots;
     e->max_len = o->max_len;
     e->chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
+    e->eager_decode = o->eager_decode != 0;
     e->V = V;
     e->vocab_limit = vocab_limit;
     e->cache =
@@ -117,7 +119,7 @@ int rl_engine_create_opts(rl_engine **out, rl_model *model, const rl_tokenizer *
 
 int rl_engine_create(rl_engine **out, rl_model *model, const rl_tokenizer *tok, int max_slots,
                      int max_len, int vocab_limit, rl_err *err) {
-    rl_engine_opts o = {max_slots, max_len, vocab_limit, 0, 0};
+    rl_engine_opts o = {max_slots, max_len, vocab_limit, 0, 0, 0};
     return rl_engine_create_opts(out, model, tok, &o, err);
 }
 
@@ -450,6 +452,7 @@ int rl_engine_step(rl_engine *e, rl_err *err) {
     int n = plan_step(e, &prompt_rows);
     if (n > 0) {
         double t0 = rl_now();
+        e->m->eager_decode = e->eager_decode; // the model may serve other engines
         if (rl_model_prefill_be(e->m, e->cache, n, e->slots, e->lists, e->counts, e->d_logits,
                                 err)) {
             cancel_all(e);

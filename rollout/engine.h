@@ -86,6 +86,8 @@ typedef struct rl_engine_opts {
     int vocab_limit;        // only ids below it are sampled (0: the model's vocabulary)
     int prefill_chunk;      // prompt tokens per step over all sequences (0: 512)
     size_t kv_budget_bytes; // KV pool size (0: every slot can hold max_len tokens at once)
+    int eager_decode;       // 1: decode steps op by op, no CUDA graphs (rollout.cuda_graphs
+                            // false); 0: graphs where the backend has them (policy/model.h)
 } rl_engine_opts;
 
 // An engine for `model` (not owned) decoding up to max_slots sequences at once, each at most

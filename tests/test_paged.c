@@ -291,7 +291,7 @@ static void check_scheduling_independence(int window) {
     int canonical[5] = {0, 1, 2, 3, 4}, shuffled[5] = {3, 2, 4, 0, 1};
     rl_completion want[11], got[11];
     rl_gen_stats st;
-    rl_engine_opts base = {16, 256, 272, 512, 0};
+    rl_engine_opts base = {16, 256, 272, 512, 0, 0};
     CHECK(run_engine(&f, &base, canonical, want, &st) == 0, "baseline run");
     CHECK(st.preemptions == 0, "an unlimited pool never preempts");
     long toks = 0;
@@ -304,11 +304,11 @@ static void check_scheduling_independence(int window) {
         const char *what;
         int expect_preempt;
     } runs[] = {
-        {{16, 256, 272, 512, 0}, shuffled, "another prompt order", 0},
-        {{3, 256, 272, 512, 0}, canonical, "max_slots 3", 0},
-        {{5, 300, 272, 7, 0}, shuffled, "max_slots 5, prefill chunk 7", 0},
-        {{11, 256, 272, 64, 0}, canonical, "max_slots 11, chunk 64", 0},
-        {{16, 256, 272, 16, 1}, canonical, "a small KV budget (waiting, preemption)", 1},
+        {{16, 256, 272, 512, 0, 0}, shuffled, "another prompt order", 0},
+        {{3, 256, 272, 512, 0, 0}, canonical, "max_slots 3", 0},
+        {{5, 300, 272, 7, 0, 0}, shuffled, "max_slots 5, prefill chunk 7", 0},
+        {{11, 256, 272, 64, 0, 0}, canonical, "max_slots 11, chunk 64", 0},
+        {{16, 256, 272, 16, 1, 0}, canonical, "a small KV budget (waiting, preemption)", 1},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         rl_engine_opts o = runs[r].o;
@@ -353,7 +353,7 @@ static void test_refill_and_errors(void) {
     fixture_init(&f, 0);
     rl_err err = {0};
     rl_engine *e;
-    rl_engine_opts o = {4, 256, 272, 512, 0};
+    rl_engine_opts o = {4, 256, 272, 512, 0, 0};
     CHECK(rl_engine_create_opts(&e, f.m, f.tok, &o, &err) == 0, "%s", err.msg);
     rl_gen_params p = gen_params();
     p.max_new_tokens = 40;

@@ -404,6 +404,7 @@ void kv_store_cpu(const rl_backend *be, void *kpool_, void *vpool_, const void *
     const float *qkv = qkv_;
     size_t qkv_dim = (size_t)(NH + 2 * NKV) * hd, kv_dim = (size_t)NKV * hd;
     for (int i = 0; i < n; i++) {
+        if (slot[i] < 0) continue; // a padding row: nothing to store
         const float *k = qkv + (size_t)i * qkv_dim + (size_t)NH * hd, *v = k + kv_dim;
         int jj = pos[i] % KBLOCK;
         int32_t b = block_table[(size_t)slot[i] * max_blocks + pos[i] / KBLOCK];
@@ -431,9 +432,13 @@ void attention_cached_forward_cpu(const rl_backend *be, void *out_, const void *
     for (int i = 0; i < n; i++) {
         for (int kvh = 0; kvh < NKV; kvh++) {
             size_t head = (size_t)kvh * hd * KBLOCK; // the kv head's part of every block
+            float *o = out + (size_t)i * NH * hd + (size_t)kvh * rep * hd;
+            if (slot[i] < 0) { // a padding row: zeros
+                memset(o, 0, (size_t)rep * hd * sizeof(float));
+                continue;
+            }
             const int32_t *table = block_table + (size_t)slot[i] * max_blocks;
             const float *q = qkv + (size_t)i * qkv_dim + (size_t)kvh * rep * hd;
-            float *o = out + (size_t)i * NH * hd + (size_t)kvh * rep * hd;
             for (int r0 = 0; r0 < rep; r0 += MAX_GROUP)
                 attend_cached(o + (size_t)r0 * hd, q + (size_t)r0 * hd, kpool + head, vpool + head,
                               table, blk_stride, first_key(pos[i], window), pos[i],

@@ -320,6 +320,7 @@ __global__ static void kv_store_kernel(T *kpool, T *vpool, const T *qkv, const i
          idx += (size_t)gridDim.x * blockDim.x) {
         size_t i = idx / kv_dim, e = idx % kv_dim; // row, element of its k (or v) part
         int kvh = (int)(e / hd), d = (int)(e % hd);
+        if (slot[i] < 0) continue; // a padding row (a CUDA-graph bucket's): nothing to store
         int p = pos[i], jj = p % KBLOCK;
         int32_t b = table[(size_t)slot[i] * max_blocks + p / KBLOCK];
         size_t block = (size_t)b * KBLOCK * kv_dim + (size_t)kvh * hd * KBLOCK;
@@ -366,6 +367,11 @@ __global__ static void attention_cached_kernel(T *out, const T *qkv, const T *kp
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     int h = (int)(blockIdx.x % NH);
     size_t i = blockIdx.x / NH;
+    if (slot[i] < 0) { // a padding row: zeros (the whole block returns before any barrier)
+        for (int d = threadIdx.x; d < hd; d += blockDim.x)
+            out[i * NH * hd + (size_t)h * hd + d] = from_float<T>(0.0f);
+        return;
+    }
     int kvh = h / (NH / NKV), p = pos[i], j_first = first_key(p, window);
     size_t kv_dim = (size_t)NKV * hd, qkv_dim = (size_t)(NH + 2 * NKV) * hd;
     size_t blk_stride = (size_t)KBLOCK * kv_dim, head = (size_t)kvh * hd * KBLOCK;
