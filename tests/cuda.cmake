@@ -13,6 +13,10 @@ if(RLPIPE_HAVE_CUDA)
   # the decode-step ops: sampling (same tokens as the CPU), staged uploads, graph capture
   rl_add_test(test_cuda_sample SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_sample.c
               LIBS rl_kernels TIMEOUT 300 LABELS cuda)
+  # the decode step as CUDA graphs per batch bucket: padding rows, graph == op-by-op logits bit
+  # for bit (forks, new blocks, buffer growth, another cache), the engine with graphs on and off
+  rl_add_test(test_cuda_graphs SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_graphs.c
+              LIBS rl_rollout TIMEOUT 300 LABELS cuda)
   # the bf16 backend against the CPU, op by op (llm.c's atol + rtol*|ref| rule)
   rl_add_test(test_cuda_bf16 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_bf16.c LIBS rl_kernels
               TIMEOUT 300 LABELS cuda)

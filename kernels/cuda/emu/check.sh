@@ -3,7 +3,8 @@
 # check.sh: runs the CUDA backend's tests on a machine WITHOUT a GPU, against the CPU emulation
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
-# cuBLASLt, and the CUDA tests (each CUDA test against the CPU backend, test_cuda_lmhead included;
+# cuBLASLt, and the CUDA tests (each CUDA test against the CPU backend, test_cuda_lmhead and
+# test_cuda_graphs included;
 # test_kernels, test_model and test_lmhead with RLPIPE_TEST_BACKEND=cuda, against double
 # references) run with them; the list is the `for t in` line below. Device memory is
 # inaccessible to host code outside kernels and copies, so these runs also prove that the model,
@@ -36,7 +37,7 @@ fi
 obj=$build/emu
 mkdir -p "$obj"
 cmake -S "$root" -B "$build" -DRLPIPE_CUDA=OFF $cmake_args >/dev/null
-nice -n 19 cmake --build "$build" -j2 --target rl_policy >/dev/null
+nice -n 19 cmake --build "$build" -j2 --target rl_policy rl_rollout >/dev/null
 
 cxx="g++ -std=c++20 -O1 -g $san -fno-math-errno -Wall -Wno-unused-parameter -Wno-unknown-pragmas"
 cc="gcc -std=c11 -O1 -g $san"
@@ -51,11 +52,12 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_cuda_lmhead test_cuda_paged test_kernels test_model test_lmhead}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_cuda_lmhead test_cuda_paged test_cuda_graphs test_kernels test_model test_lmhead}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \
-        "$build/policy/librl_policy.a" "$build/kernels/librl_kernels.a" \
+        "$build/rollout/librl_rollout.a" "$build/policy/librl_policy.a" \
+        "$build/kernels/librl_kernels.a" \
         $(pkg-config --libs openblas jansson libpcre2-8 libutf8proc) -fopenmp -lm
     echo "=== $t (emulated CUDA backend)"
     if (cd "$root" && RLPIPE_TEST_BACKEND=cuda OMP_NUM_THREADS=2 nice -n 19 "$obj/$t" >"$obj/$t.log" 2>&1); then
