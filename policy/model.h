@@ -425,7 +425,10 @@ void rl_kv_cache_reset_peak(rl_kv_cache *c);
 // reserved here when the caller has not: RL_EINTERNAL "KV cache pool exhausted" when a pool runs
 // out). A row's logits do not depend on the other rows of the call (how many, which, chunking):
 // the matrix products never see a single row (a lone row is padded to two, since OpenBLAS's sgemv
-// sums in another order than its sgemm).
+// sums in another order than its sgemm). On a backend with graph capture (CUDA), a call in which
+// every sequence adds one token and n <= 512 is padded to a batch bucket (1, 2, 4, .. 512 rows)
+// and replayed as that bucket's CUDA graph (captured on first use; m->eager_decode = 1 runs the
+// same padded rows op by op, with the same bits; model_decode.c says what the graphs capture).
 int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                      const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
                      rl_err *err);

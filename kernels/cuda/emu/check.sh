@@ -4,9 +4,8 @@
 # in this folder: the kernels of kernels/cuda/*.cu are compiled as C++ with their launches
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
 # cuBLASLt, and the CUDA tests (each CUDA test against the CPU backend, test_cuda_lmhead and
-# test_cuda_graphs included;
-# test_kernels, test_model and test_lmhead with RLPIPE_TEST_BACKEND=cuda, against double
-# references) run with them; the list is the `for t in` line below. Device memory is
+# test_cuda_graphs included; test_kernels, test_model and test_lmhead with
+# RLPIPE_TEST_BACKEND=cuda, against double references) run with them; the list is the `for t in` line below. Device memory is
 # inaccessible to host code outside kernels and copies, so these runs also prove that the model,
 # optimizer and decoder never dereference backend memory on the host.
 #
