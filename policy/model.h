@@ -199,6 +199,8 @@ typedef struct rl_model {
     rl_model_score score;
     size_t score_rows, score_seqs, score_chunk;
     int prefill_rows; // new tokens per prefill chunk (1024 by default)
+    int rows_invariant; // set by the decode path while it runs: its products go through
+                        // be->matmul_rows, so a row's bits do not depend on its batch
 
     // state of the last forward / token_logprobs
     int B, T;          // shape of the last forward (0 before any)

@@ -276,22 +276,24 @@ static void upload_tables(rl_kv_cache *c) {
 // ------------------------------------------------------------------------------------------------
 // Decode scratch
 
-// Row counts of the matrix products are multiples of ROW_TILE: OpenBLAS's sgemm (and its sgemv
-// for one row) sums a row's products in an order that depends on the row count of the call
-// (tail tiles and small-matrix kernels), while rows inside full 16-row tiles always get the same
-// bits. Padding every call to whole tiles makes a row's logits independent of how many other
-// rows share its batch (tests/test_paged.c checks it; bench/bench_rollout.c measures the cost).
+// Where the backend has no batch-invariant matmul_rows (CUDA: cuBLAS picks its kernels by
+// shape), row counts of the matrix products are padded to multiples of ROW_TILE: BLAS libraries
+// sum a row's products in an order that can depend on the row count of the call (tail tiles,
+// small-matrix kernels), while rows inside full tiles more often keep their bits. The CPU's
+// matmul_rows fixes each row's order, so there nothing is padded and a row's logits never depend
+// on how many other rows share its batch (tests/test_paged.c checks it).
 enum { ROW_TILE = 16 };
 
-static int round_rows(int n) {
+static int round_rows(const rl_backend *be, int n) {
+    if (be->matmul_rows) return n;
     return (n + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
 }
 
 // Room for chunks of `rows` new tokens with up to `outs` logits rows each.
 static void ensure_decode(rl_model *m, int rows, int outs) {
     rl_model_decode *d = &m->dec;
-    rows = round_rows(rows); // room for the padding rows (see run_chunk)
-    outs = round_rows(outs);
+    rows = round_rows(m->be, rows); // room for the padding rows (see run_chunk)
+    outs = round_rows(m->be, outs);
     if (rows <= d->rows && outs <= d->out_rows) return;
     if (rows < d->rows) rows = d->rows;
     if (outs < d->out_rows) outs = d->out_rows;
@@ -337,7 +339,7 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_o
     rl_model_decode *d = &m->dec;
     // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
     // position 0 and are never stored or attended; padding logits rows repeat row 0.
-    int Rm = round_rows(R), km = round_rows(k);
+    int Rm = round_rows(be, R), km = round_rows(be, k);
     for (int i = R; i < Rm; i++) d->h_tokens[i] = 0, d->h_pos[i] = 0;
     for (int j = k; j < km && k > 0; j++) d->h_out_idx[j] = d->h_out_idx[0];
     be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
@@ -436,6 +438,7 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
 
     rl_model_decode *d = &m->dec;
     int R = 0, k = 0;
+    m->rows_invariant = 1; // the products of these chunks go through be->matmul_rows
     for (int i = 0; i < n; i++) {
         int count = n_tokens ? n_tokens[i] : 1;
         for (int j = 0; j < count; j++) {
@@ -453,6 +456,7 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
         }
     }
     if (R > 0) run_chunk(m, c, R, k, logits, logits_be);
+    m->rows_invariant = 0;
     for (int i = 0; i < n; i++) {
         c->len[slots[i]] += n_tokens ? n_tokens[i] : 1;
         release_unseen(c, slots[i]);

@@ -154,6 +154,7 @@ static const rl_backend CUDA_TABLE = {
     .release = cuda_release,
     .gemm = gemm_cuda,
     .matmul_forward = matmul_forward_cuda,
+    .matmul_rows = NULL, // cuBLAS picks kernels by shape: the decode path pads rows instead
     .matmul_backward = matmul_backward_cuda,
     .embedding_forward = embedding_forward_cuda,
     .embedding_backward = embedding_backward_cuda,
