@@ -420,8 +420,8 @@ void rl_kv_cache_reset_peak(rl_kv_cache *c);
 // new token to logits[i*V ..] (host, [n, V]). Slots must be distinct and have room (blocks are
 // reserved here when the caller has not: RL_EINTERNAL "KV cache pool exhausted" when a pool runs
 // out). A row's logits do not depend on the other rows of the call (how many, which, chunking):
-// the matrix products never see a single row (a lone row is padded to two, since OpenBLAS's sgemv
-// sums in another order than its sgemm).
+// the products go through the backend's batch-invariant matmul_rows (kernels/kernels.h); a
+// backend without one gets its rows padded to 16-row tiles (model_decode.c).
 int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                      const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
                      rl_err *err);

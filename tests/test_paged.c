@@ -5,8 +5,8 @@
 //     sliding window of the window layers (whose old blocks are released): every step's logits
 //     against rl_model_score_logits of the whole sequence; block counts checked exactly;
 //   - a row's logits do not depend on the batch: one sequence decoded alone and among 1..40
-//     others gives the same bits (fails with OpenBLAS's row-count dependent summation unless the
-//     matrix products are padded to whole row tiles);
+//     others gives the same bits (fails with OpenBLAS's row-count dependent summation in place of
+//     the backend's batch-invariant matmul_rows);
 //   - the engine's completions are byte-identical whatever max_slots, prefill chunk, KV budget
 //     (with preemptions) or prompt order;
 //   - a small pool waits and preempts cleanly, a budget too small for one sequence is refused.

@@ -181,30 +181,31 @@ static void tile_one_portable(float *out, int ldo, const float *x, const float *
 
 #endif
 
-// Outputs [o0, o1) of every row.
+typedef void tile_fn(float *out, int ldo, const float *x, const float *w, int C, const float *bias);
+
+// Outputs [o0, o1) of rb rows (x, y at their first row): tiles of TILE_CB outputs, then one
+// output at a time.
+static void tile_rows(tile_fn *tile, int rb, float *y, const float *x, const float *weight,
+                      const float *bias, int C, int OC, int o0, int o1) {
+    int o = o0;
+    for (; o + TILE_CB <= o1; o += TILE_CB)
+        tile(y + o, OC, x, weight + (size_t)o * C, C, bias ? bias + o : NULL);
+    for (; o < o1; o++)
+        for (int r = 0; r < rb; r++)
+            TILE_ONE(y + (size_t)r * OC + o, OC, x + (size_t)r * C, weight + (size_t)o * C, C,
+                     bias ? bias + o : NULL);
+}
+
+// Outputs [o0, o1) of every row: tiles of TILE_RB rows, then the remaining rows one at a time.
 static void column_block(float *out, const float *inp, const float *weight, const float *bias,
                          int N, int C, int OC, int o0, int o1) {
     int n = 0;
-    for (; n + TILE_RB <= N; n += TILE_RB) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * OC;
-        int o = o0;
-        for (; o + TILE_CB <= o1; o += TILE_CB)
-            TILE_FULL(y + o, OC, x, weight + (size_t)o * C, C, bias ? bias + o : NULL);
-        for (; o < o1; o++)
-            for (int r = 0; r < TILE_RB; r++)
-                TILE_ONE(y + (size_t)r * OC + o, OC, x + (size_t)r * C, weight + (size_t)o * C, C,
-                         bias ? bias + o : NULL);
-    }
-    for (; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * OC;
-        int o = o0;
-        for (; o + TILE_CB <= o1; o += TILE_CB)
-            TILE_ROW(y + o, OC, x, weight + (size_t)o * C, C, bias ? bias + o : NULL);
-        for (; o < o1; o++)
-            TILE_ONE(y + o, OC, x, weight + (size_t)o * C, C, bias ? bias + o : NULL);
-    }
+    for (; n + TILE_RB <= N; n += TILE_RB)
+        tile_rows(TILE_FULL, TILE_RB, out + (size_t)n * OC, inp + (size_t)n * C, weight, bias, C,
+                  OC, o0, o1);
+    for (; n < N; n++)
+        tile_rows(TILE_ROW, 1, out + (size_t)n * OC, inp + (size_t)n * C, weight, bias, C, OC, o0,
+                  o1);
 }
 
 void matmul_rows_cpu(const rl_backend *be, void *out_, rl_dtype out_dt, const void *inp_,
