@@ -198,9 +198,13 @@ typedef struct rl_model {
     void *score_block; // rl_model_score_logits scratch, sized for score_rows / score_seqs
     rl_model_score score;
     size_t score_rows, score_seqs, score_chunk;
-    int prefill_rows; // new tokens per prefill chunk (1024 by default)
-    int rows_invariant; // set by the decode path while it runs: its products go through
-                        // be->matmul_rows, so a row's bits do not depend on its batch
+    int prefill_rows;    // new tokens per prefill chunk (1024 by default)
+    int batch_invariant; // the decode path's products (prefill and decode steps): 1 through
+                         // be->matmul_rows (a row's bits never depend on its batch, so samples
+                         // do not depend on scheduling), -1 through the backend's fastest
+                         // products (cuBLAS tensor cores on CUDA), 0 (default) 1 on the CPU,
+                         // -1 on CUDA (rollout.batch_invariant)
+    int rows_invariant;  // set by the decode path while it runs: products through matmul_rows
 
     // state of the last forward / token_logprobs
     int B, T;          // shape of the last forward (0 before any)

@@ -276,24 +276,9 @@ static void upload_tables(rl_kv_cache *c) {
 // ------------------------------------------------------------------------------------------------
 // Decode scratch
 
-// Where the backend has no batch-invariant matmul_rows (CUDA: cuBLAS picks its kernels by
-// shape), row counts of the matrix products are padded to multiples of ROW_TILE: BLAS libraries
-// sum a row's products in an order that can depend on the row count of the call (tail tiles,
-// small-matrix kernels), while rows inside full tiles more often keep their bits. The CPU's
-// matmul_rows fixes each row's order, so there nothing is padded and a row's logits never depend
-// on how many other rows share its batch (tests/test_paged.c checks it).
-enum { ROW_TILE = 16 };
-
-static int round_rows(const rl_backend *be, int n) {
-    if (be->matmul_rows) return n;
-    return (n + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
-}
-
 // Room for chunks of `rows` new tokens with up to `outs` logits rows each.
 static void ensure_decode(rl_model *m, int rows, int outs) {
     rl_model_decode *d = &m->dec;
-    rows = round_rows(m->be, rows); // room for the padding rows (see run_chunk)
-    outs = round_rows(m->be, outs);
     if (rows <= d->rows && outs <= d->out_rows) return;
     if (rows < d->rows) rows = d->rows;
     if (outs < d->out_rows) outs = d->out_rows;
@@ -318,7 +303,7 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
     };
     int n_specs = (int)(sizeof specs / sizeof specs[0]);
     m->dec_block = rl_model__alloc_specs(be, specs, n_specs);
-    // padding rows hold finite values (zero bits are 0.0 in float32 and bfloat16)
+    // rows no chunk has written yet hold finite values (zero bits are 0.0 in float32 and bf16)
     be->mem_zero(be, m->dec_block, rl_model__specs_bytes(specs, n_specs));
     d->h_tokens = rl_realloc(d->h_tokens, R * sizeof(int32_t));
     d->h_pos = rl_realloc(d->h_pos, R * sizeof(int32_t));
@@ -337,39 +322,34 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
 static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_out, int logits_be) {
     const rl_backend *be = m->be;
     rl_model_decode *d = &m->dec;
-    // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
-    // position 0 and are never stored or attended; padding logits rows repeat row 0.
-    int Rm = round_rows(be, R), km = round_rows(be, k);
-    for (int i = R; i < Rm; i++) d->h_tokens[i] = 0, d->h_pos[i] = 0;
-    for (int j = k; j < km && k > 0; j++) d->h_out_idx[j] = d->h_out_idx[0];
-    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
-    be->mem_upload(be, d->pos, d->h_pos, (size_t)Rm * sizeof(int32_t));
+    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)R * sizeof(int32_t));
+    be->mem_upload(be, d->pos, d->h_pos, (size_t)R * sizeof(int32_t));
     be->mem_upload(be, d->slot, d->h_slot, (size_t)R * sizeof(int32_t));
-    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)km * sizeof(int32_t));
+    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)k * sizeof(int32_t));
     upload_tables(c);
 
-    RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, Rm, m->C));
+    RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, R, m->C));
     for (int l = 0; l < m->L; l++) {
         rl_kv_group *g = &c->group[c->layer_group[l]];
         size_t layer = (size_t)c->layer_index[l] * g->n_blocks * RL_KV_BLOCK * c->kv_dim;
         void *kp = rl_model__at(g->k, m->act, layer), *vp = rl_model__at(g->v, m->act, layer);
-        rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, Rm);
+        rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, R);
         double t0 = rl_model__tic(m);
         be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH, m->NKV,
                      m->hd);
         be->attention_cached_forward(be, d->att, d->qkv, kp, vp, g->table, c->max_blocks, d->slot,
                                      d->pos, R, m->NH, m->NKV, m->hd, g->window);
         rl_model__toc(m, &m->timing.attention, t0);
-        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, d->ln, NULL, Rm);
-        rl_model__mlp(m, l, d->x, d->x, d->ln, d->gu, d->mlp, d->proj, Rm);
+        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, d->ln, NULL, R);
+        rl_model__mlp(m, l, d->x, d->x, d->ln, d->gu, d->mlp, d->proj, R);
     }
     if (k == 0) return;
     double t0 = rl_model__tic(m);
-    be->gather_rows(be, d->last, d->x, d->out_idx, km, m->C);
-    be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, km, m->C,
+    be->gather_rows(be, d->last, d->x, d->out_idx, k, m->C);
+    be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, k, m->C,
                         (float)m->cfg.rms_norm_eps);
     rl_model__toc(m, &m->timing.other, t0);
-    rl_model__lm_head(m, d->logits, d->ln, km);
+    rl_model__lm_head(m, d->logits, d->ln, k);
     size_t V = m->V;
     int consecutive = 1;
     for (int j = 1; j < k; j++) consecutive &= d->h_out_dst[j] == d->h_out_dst[0] + j;
@@ -438,7 +418,8 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
 
     rl_model_decode *d = &m->dec;
     int R = 0, k = 0;
-    m->rows_invariant = 1; // the products of these chunks go through be->matmul_rows
+    // the products of these chunks go through be->matmul_rows unless told otherwise (model.h)
+    m->rows_invariant = m->batch_invariant > 0 || (m->batch_invariant == 0 && m->be->is_host);
     for (int i = 0; i < n; i++) {
         int count = n_tokens ? n_tokens[i] : 1;
         for (int j = 0; j < count; j++) {
