@@ -158,11 +158,15 @@ static double weight_bytes(const rl_model *m) {
 
 static void bench_config(const rl_backend *be, const rl_tokenizer *tok, const shape *s,
                          const int *batches, int nb, const int (*work)[2], int nw, size_t kv_bytes,
-                         double gbs, int gpu_limits) {
+                         double gbs, int gpu_limits, int invariant) {
     rl_model *m = make_model(be, s, 0);
+    m->batch_invariant = invariant;
     double wb = weight_bytes(m);
-    printf("\n%s: C %d, L %d, heads %d/%d x %d, FF %d, V %d; %.1f MB of matmul weights (float32)\n",
-           s->name, s->C, s->L, s->NH, s->NKV, s->hd, s->FF, s->V, wb / 1e6);
+    int rows = invariant > 0 || (invariant == 0 && be->is_host);
+    printf("\n%s: C %d, L %d, heads %d/%d x %d, FF %d, V %d; %.1f MB of matmul weights (float32); "
+           "products: %s\n",
+           s->name, s->C, s->L, s->NH, s->NKV, s->hd, s->FF, s->V, wb / 1e6,
+           rows ? "batch-invariant matmul_rows" : "the backend's fastest (not batch-invariant)");
     printf("  %-10s %6s %12s %10s %10s %14s %8s\n", "work", "batch", "gen tok/s", "prefill s",
            "total s", "KV/seq (peak)", "preempt");
     for (int w = 0; w < nw; w++) {
@@ -235,6 +239,7 @@ int main(int argc, char **argv) {
     const char *device = "cpu", *which = "all", *shape_name = NULL;
     int batches[8] = {1, 64, 256}, nb = 3, work[8][2], nw = 0, window_test = 0;
     double kv_gb = -1, hbm = 3350;
+    int invariant = 0; // --invariant auto|true|false, as rollout.batch_invariant
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
             device = argv[++i];
@@ -261,12 +266,20 @@ int main(int argc, char **argv) {
             window_test = 1;
         else if (strcmp(argv[i], "--no-graphs") == 0)
             eager_decode = 1;
-        else if (argv[i][0] != '-')
+        else if (strcmp(argv[i], "--invariant") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+            invariant = strcmp(v, "true") == 0 ? 1 : strcmp(v, "false") == 0 ? -1 : 0;
+            if (invariant == 0 && strcmp(v, "auto") != 0) {
+                fprintf(stderr, "bench_rollout: --invariant takes auto, true or false\n");
+                return 2;
+            }
+        } else if (argv[i][0] != '-')
             which = argv[i];
         else {
             fprintf(stderr, "usage: bench_rollout [tiny|25m|all] [--shape qwen0.5b|r1-1.5b] "
                             "[--device cpu|cuda] [--batch 1,64,256] [--work P/G,...] [--kv-gb X] "
-                            "[--hbm-gbs X] [--window] [--no-graphs]\n");
+                            "[--hbm-gbs X] [--window] [--invariant auto|true|false] "
+                            "[--no-graphs]\n");
             return 2;
         }
     }
@@ -308,7 +321,7 @@ int main(int argc, char **argv) {
         }
         static const int seed_work[3][2] = {{512, 2048}, {1024, 4096}, {8192, 1024}};
         bench_config(be, tok, s, batches, nb, nw ? (const int(*)[2])work : seed_work, nw ? nw : 3,
-                     kv_bytes, gbs, gpu);
+                     kv_bytes, gbs, gpu, invariant);
     } else if (window_test) {
         bench_window(be, tok, &SHAPES[0], 128, 4, 128, 768);
     } else {
@@ -316,7 +329,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2; i++) {
             if (strcmp(which, "all") != 0 && strcmp(which, SHAPES[i].name) != 0) continue;
             bench_config(be, tok, &SHAPES[i], batches, nb, nw ? (const int(*)[2])work : cpu_work,
-                         nw ? nw : 3, kv_bytes, gbs, gpu);
+                         nw ? nw : 3, kv_bytes, gbs, gpu, invariant);
         }
     }
     rl_tokenizer_free(tok);

@@ -69,6 +69,11 @@ enum { RL_CFG_PROGRESS_AUTO, RL_CFG_PROGRESS_ALWAYS, RL_CFG_PROGRESS_NEVER }; //
 enum { RL_CFG_DISTILL_TEACHER, RL_CFG_DISTILL_DATASET, RL_CFG_DISTILL_ON_POLICY }; // distill.source
 enum { RL_CFG_PREC_F32, RL_CFG_PREC_BF16 };                                        // run.precision
 enum { RL_CFG_RECOMPUTE_NONE, RL_CFG_RECOMPUTE_LAYER }; // train.recompute
+enum {
+    RL_CFG_INVARIANT_AUTO,
+    RL_CFG_INVARIANT_TRUE,
+    RL_CFG_INVARIANT_FALSE
+}; // rollout.batch_invariant
 // distill.kl, distill.tau, distill.tau_decay: the RL_DISTILL_* values of policy/distill.h
 
 // ---- the config ------------------------------------------------------------------------------
@@ -153,6 +158,7 @@ typedef struct rl_cfg_rollout {
     double gpu_memory_utilization; // CUDA: KV pool = this fraction of free device memory
     int prefill_chunk;             // prompt tokens per engine step
     int cuda_graphs;               // CUDA: decode steps as CUDA graphs (one per batch bucket)
+    int batch_invariant;           // RL_CFG_INVARIANT_*
 } rl_cfg_rollout;
 
 typedef struct rl_cfg_reward {

@@ -104,6 +104,7 @@ SECTION("rollout", "Sampling completions from the policy"),
 {"rollout.kv_cache_mb",               NUM,  F(rollout.kv_cache_mb),            "0",     0, 1 << 30, 0, NULL, "KV-cache pool in MB (1e6 bytes); 0 = room for every sequence at full length; when it runs out sequences wait or are preempted and recomputed"},
 {"rollout.gpu_memory_utilization",    NUM,  F(rollout.gpu_memory_utilization), "0",     0, 1, 0, NULL, "CUDA: KV-cache pool as this fraction of the free device memory (as vLLM's); 0 = rollout.kv_cache_mb"},
 {"rollout.prefill_chunk",             INT,  F(rollout.prefill_chunk),          "512",   1, 1 << 20, 0, NULL, "prompt tokens per engine step, mixed with the decode tokens (chunked prefill)"},
+{"rollout.batch_invariant",           ENUM, F(rollout.batch_invariant),        "auto",  0, 0, 0, V("auto", "true", "false"), "true: the engine's matrix products sum every row in one fixed order, so a sample never depends on what it was batched with (the same seed gives the same completions whatever the scheduling); false: the backend's fastest products (cuBLAS tensor cores on CUDA); auto: true on the CPU (where it is also the fastest), false on CUDA"},
 {"rollout.cuda_graphs",               BOOL, F(rollout.cuda_graphs),            "true",  0, 0, 0, NULL, "CUDA: run each decode step as a CUDA graph captured per batch-size bucket (1, 2, 4, ... 512 sequences), with one upload of its inputs; false = op by op (the same tokens, slower); no effect on the CPU"},
 
 SECTION("reward", "The verifiers that score completions and how their scores combine"),

@@ -80,6 +80,9 @@ static int init_model(rl_run *r, const char *model_dir, rl_err *err) {
         rl_model_init_random(r->model, (uint64_t)c->run.seed, (float)c->model.init_std);
     }
     rl_model_set_recompute(r->model, c->train.recompute == RL_CFG_RECOMPUTE_LAYER);
+    static const int invariant[] = {
+        [RL_CFG_INVARIANT_AUTO] = 0, [RL_CFG_INVARIANT_TRUE] = 1, [RL_CFG_INVARIANT_FALSE] = -1};
+    r->model->batch_invariant = invariant[c->rollout.batch_invariant];
     return 0;
 }
 

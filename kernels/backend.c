@@ -57,6 +57,7 @@ static const rl_backend CPU_BACKEND = {
     .release = NULL,
     .gemm = gemm_cpu,
     .matmul_forward = matmul_forward_cpu,
+    .matmul_rows = matmul_rows_cpu,
     .matmul_backward = matmul_backward_cpu,
     .embedding_forward = embedding_forward_cpu,
     .embedding_backward = embedding_backward_cpu,

@@ -67,6 +67,7 @@ struct rl_backend {
     // ---- operations (kernels/kernels.h documents each)
     rl_gemm_fn *gemm;
     rl_matmul_forward_fn *matmul_forward;
+    rl_matmul_rows_fn *matmul_rows; // NULL where the backend cannot promise batch invariance
     rl_matmul_backward_fn *matmul_backward;
     rl_embedding_forward_fn *embedding_forward;
     rl_embedding_backward_fn *embedding_backward;

@@ -86,6 +86,15 @@ typedef void rl_gemm_fn(const rl_backend *be, void *c, rl_dtype c_dt, const void
 typedef void rl_matmul_forward_fn(const rl_backend *be, void *out, const void *inp,
                                   const void *weight, const void *bias, int N, int C, int OC);
 
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC] (bias may be NULL), BATCH-INVARIANT: every
+// output's bits depend only on its row of inp and on the weights, not on N, on the other rows or
+// on the thread count. The decode path uses it so that a sample does not depend on what it was
+// batched with. inp, weight, bias: act; out: out_dt, RL_F32 or act. The CPU fixes the order of
+// each sum (kernels/cpu/matmul_rows_cpu.c); a backend that cannot promise invariance leaves the
+// op NULL and the decode path pads its row counts instead (policy/model_decode.c).
+typedef void rl_matmul_rows_fn(const rl_backend *be, void *out, rl_dtype out_dt, const void *inp,
+                               const void *weight, const void *bias, int N, int C, int OC);
+
 // dinp[N,C] = dout[N,OC] @ weight (OVERWRITTEN; skipped when dinp is NULL),
 // dweight[OC,C] += dout^T @ inp, dbias[OC] += sum over rows of dout (skipped when NULL).
 // dinp, dout, inp, weight: act. dweight, dbias: float32 (parameter gradients).
@@ -353,6 +362,7 @@ typedef void rl_sample_fn(const rl_backend *be, int32_t *tokens, float *logp_sam
 
 rl_gemm_fn gemm_cpu;
 rl_matmul_forward_fn matmul_forward_cpu;
+rl_matmul_rows_fn matmul_rows_cpu;
 rl_matmul_backward_fn matmul_backward_cpu;
 rl_embedding_forward_fn embedding_forward_cpu;
 rl_embedding_backward_fn embedding_backward_cpu;

@@ -550,13 +550,21 @@ static void ensure_grads(rl_model *m) {
 
 void rl_model__matmul(rl_model *m, void *out, const void *inp, const void *w, const void *b, int R,
                       int C, int OC) {
-    RL_TIMED(m, matmul, m->be->matmul_forward(m->be, out, inp, w, b, R, C, OC));
+    const rl_backend *be = m->be;
+    if (m->rows_invariant && be->matmul_rows)
+        RL_TIMED(m, matmul, be->matmul_rows(be, out, be->act, inp, w, b, R, C, OC));
+    else
+        RL_TIMED(m, matmul, be->matmul_forward(be, out, inp, w, b, R, C, OC));
 }
 
 void rl_model__lm_head(rl_model *m, float *logits, const void *inp, int R) {
-    RL_TIMED(
-        m, matmul,
-        m->be->gemm(m->be, logits, RL_F32, inp, m->params.wlm, R, m->V, m->C, 0, 1, 1.0f, 0.0f));
+    const rl_backend *be = m->be;
+    if (m->rows_invariant && be->matmul_rows)
+        RL_TIMED(m, matmul,
+                 be->matmul_rows(be, logits, RL_F32, inp, m->params.wlm, NULL, R, m->C, m->V));
+    else
+        RL_TIMED(m, matmul,
+                 be->gemm(be, logits, RL_F32, inp, m->params.wlm, R, m->V, m->C, 0, 1, 1.0f, 0.0f));
 }
 
 void rl_model__attn_in(rl_model *m, int l, void *qkv, void *ln, float *rstd, const void *x,

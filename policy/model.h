@@ -202,9 +202,16 @@ typedef struct rl_model {
     void *score_block; // rl_model_score_logits scratch, sized for score_rows / score_seqs
     rl_model_score score;
     size_t score_rows, score_seqs, score_chunk;
-    int prefill_rows; // new tokens per prefill chunk (1024 by default)
-    int eager_decode; // 1: run a decode step op by op, never as a CUDA graph (rollout.cuda_graphs
-                      // false); 0 (the default): replay graphs where the backend has them
+    int prefill_rows;    // new tokens per prefill chunk (1024 by default)
+    int batch_invariant; // the decode path's products (prefill and decode steps): 1 through
+                         // be->matmul_rows (a row's bits never depend on its batch, so samples
+                         // do not depend on scheduling), -1 through the backend's fastest
+                         // products (cuBLAS tensor cores on CUDA), 0 (default) 1 on the CPU,
+                         // -1 on CUDA (rollout.batch_invariant)
+    int rows_invariant;  // set by the decode path while it runs: products through matmul_rows
+    int eager_decode;    // 1: run a decode step op by op, never as a CUDA graph
+                         // (rollout.cuda_graphs false); 0 (the default): replay graphs where the
+                         // backend has them
 
     // state of the last forward / token_logprobs
     int B, T;          // shape of the last forward (0 before any)
@@ -424,11 +431,12 @@ void rl_kv_cache_reset_peak(rl_kv_cache *c);
 // new token to logits[i*V ..] (host, [n, V]). Slots must be distinct and have room (blocks are
 // reserved here when the caller has not: RL_EINTERNAL "KV cache pool exhausted" when a pool runs
 // out). A row's logits do not depend on the other rows of the call (how many, which, chunking):
-// the matrix products never see a single row (a lone row is padded to two, since OpenBLAS's sgemv
-// sums in another order than its sgemm). On a backend with graph capture (CUDA), a call in which
-// every sequence adds one token and n <= 512 is padded to a batch bucket (1, 2, 4, .. 512 rows)
-// and replayed as that bucket's CUDA graph (captured on first use; m->eager_decode = 1 runs the
-// same padded rows op by op, with the same bits; model_decode.c says what the graphs capture).
+// the products go through the backend's batch-invariant matmul_rows (kernels/kernels.h); a
+// backend without one gets its rows padded to 16-row tiles (model_decode.c). On a backend with
+// graph capture (CUDA), a call in which every sequence adds one token and n <= 512 is padded to a
+// batch bucket (1, 2, 4, .. 512 rows) and replayed as that bucket's CUDA graph (captured on first
+// use; m->eager_decode = 1 runs the same padded rows op by op, with the same bits; model_decode.c
+// says what the graphs capture).
 int rl_model_prefill(rl_model *m, rl_kv_cache *c, int n, const int *slots,
                      const int32_t *const *tokens, const int32_t *n_tokens, float *logits,
                      rl_err *err);

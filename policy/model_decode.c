@@ -281,17 +281,6 @@ static void upload_tables(rl_kv_cache *c) {
 // ------------------------------------------------------------------------------------------------
 // Decode scratch
 
-// Row counts of the matrix products are multiples of ROW_TILE: OpenBLAS's sgemm (and its sgemv
-// for one row) sums a row's products in an order that depends on the row count of the call
-// (tail tiles and small-matrix kernels), while rows inside full 16-row tiles always get the same
-// bits. Padding every call to whole tiles makes a row's logits independent of how many other
-// rows share its batch (tests/test_paged.c checks it; bench/bench_rollout.c measures the cost).
-enum { ROW_TILE = 16 };
-
-static int round_rows(int n) {
-    return (n + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
-}
-
 // ------------------------------------------------------------------------------------------------
 // Decode-step graphs
 //
@@ -307,14 +296,15 @@ static int round_rows(int n) {
 // (its grid is rows x heads, its key loop bounded by pos[i]), and padding rows have slot -1,
 // which kv_store skips and attention_cached_forward answers with zeros (they write no KV and
 // their rows of every product are discarded). Every other captured argument (decode buffers,
-// weights, the KV pools and tables, the cache's block-table width and each layer's window) is
-// fixed between steps; the graphs are dropped when one of them changes: ensure_decode
-// reallocating the buffers, a step with another KV cache (compared layer by layer, graph_bind),
-// rl_model_free.
+// weights, the KV pools and tables, the cache's block-table width, each layer's window, and which
+// products run: m->rows_invariant) is fixed between steps; the graphs are dropped when one of
+// them changes: ensure_decode reallocating the buffers, a step with another KV cache (compared
+// layer by layer) or other products (graph_bind), rl_model_free.
 //
 // The padding to buckets is done whether graphs are on or off (m->eager_decode), so the two give
-// the same rows to the same kernels and bit-identical logits. Backends without graph ops (the
-// CPU) never pad to buckets.
+// the same rows to the same kernels and bit-identical logits, also with cuBLAS products (whose
+// bits may depend on the row count; matmul_rows' never do). Backends without graph ops (the CPU)
+// never pad to buckets.
 
 static const int DECODE_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 enum { N_BUCKETS = (int)(sizeof DECODE_BUCKETS / sizeof DECODE_BUCKETS[0]) };
@@ -340,6 +330,7 @@ struct rl_decode_graphs {
     rl_graph *graph[N_BUCKETS]; // NULL until the bucket is first captured
     kv_binding *layer;          // [L] what every graph captured of the KV cache
     int max_blocks;             // the cache's block-table row length, also captured
+    int rows_invariant;         // the products the graphs captured (m->rows_invariant)
     int broken;                 // a capture failed: decode steps run op by op from then on
 };
 
@@ -378,7 +369,7 @@ static struct rl_decode_graphs *graph_bind(rl_model *m, const rl_kv_cache *c) {
         gs = m->dec.graphs = rl_calloc(1, sizeof *gs);
         gs->layer = rl_calloc((size_t)m->L, sizeof *gs->layer);
     }
-    int same = gs->max_blocks == c->max_blocks;
+    int same = gs->max_blocks == c->max_blocks && gs->rows_invariant == m->rows_invariant;
     for (int l = 0; l < m->L; l++) {
         void *kp, *vp;
         layer_kv(m, c, l, &kp, &vp);
@@ -391,6 +382,7 @@ static struct rl_decode_graphs *graph_bind(rl_model *m, const rl_kv_cache *c) {
     }
     if (!same) graphs_clear(m);
     gs->max_blocks = c->max_blocks;
+    gs->rows_invariant = m->rows_invariant;
     return gs;
 }
 
@@ -400,8 +392,6 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
     int b = decode_bucket(m, outs); // a decode step of `outs` sequences is padded to its bucket
     if (b >= 0 && DECODE_BUCKETS[b] > rows) rows = DECODE_BUCKETS[b];
     if (b >= 0 && DECODE_BUCKETS[b] > outs) outs = DECODE_BUCKETS[b];
-    rows = round_rows(rows); // room for the padding rows (see run_chunk)
-    outs = round_rows(outs);
     if (rows <= d->rows && outs <= d->out_rows) return;
     if (rows < d->rows) rows = d->rows;
     if (outs < d->out_rows) outs = d->out_rows;
@@ -427,7 +417,7 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
     };
     int n_specs = (int)(sizeof specs / sizeof specs[0]);
     m->dec_block = rl_model__alloc_specs(be, specs, n_specs);
-    // padding rows hold finite values (zero bits are 0.0 in float32 and bfloat16)
+    // rows no chunk has written yet hold finite values (zero bits are 0.0 in float32 and bf16)
     be->mem_zero(be, m->dec_block, rl_model__specs_bytes(specs, n_specs));
     d->h_tokens = rl_realloc(d->h_tokens, R * sizeof(int32_t));
     d->h_pos = rl_realloc(d->h_pos, R * sizeof(int32_t));
@@ -442,34 +432,34 @@ static void ensure_decode(rl_model *m, int rows, int outs) {
 // One chunk: R rows (host arrays filled) through every layer; logits of the k rows listed in
 // h_out_idx go to logits_host rows h_out_dst.
 
-// Embedding, every layer, the final norm and lm_head over the uploaded inputs: Rm rows through
-// the products, the first R of them (all Rm when padding rows have slot -1) stored and attended;
-// km logits rows (none when km is 0) into d->logits.
-static void forward_chunk(rl_model *m, rl_kv_cache *c, int Rm, int R, int km) {
+// Embedding, every layer, the final norm and lm_head over the uploaded inputs: R rows (a padding
+// row, slot -1, stores nothing and attends to nothing), k logits rows (none when k is 0) into
+// d->logits.
+static void forward_chunk(rl_model *m, rl_kv_cache *c, int R, int k) {
     const rl_backend *be = m->be;
     rl_model_decode *d = &m->dec;
-    RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, Rm, m->C));
+    RL_TIMED(m, other, be->embedding_forward(be, d->x, d->tokens, m->params.wte, R, m->C));
     for (int l = 0; l < m->L; l++) {
         rl_kv_group *g = &c->group[c->layer_group[l]];
         void *kp, *vp;
         layer_kv(m, c, l, &kp, &vp);
-        rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, Rm);
+        rl_model__attn_in(m, l, d->qkv, d->ln, NULL, d->x, d->pos, R);
         double t0 = rl_model__tic(m);
         be->kv_store(be, kp, vp, d->qkv, g->table, c->max_blocks, d->slot, d->pos, R, m->NH, m->NKV,
                      m->hd);
         be->attention_cached_forward(be, d->att, d->qkv, kp, vp, g->table, c->max_blocks, d->slot,
                                      d->pos, R, m->NH, m->NKV, m->hd, g->window);
         rl_model__toc(m, &m->timing.attention, t0);
-        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, d->ln, NULL, Rm);
-        rl_model__mlp(m, l, d->x, d->x, d->ln, d->gu, d->mlp, d->proj, Rm);
+        rl_model__attn_out(m, l, d->x, d->x, d->att, d->proj, d->ln, NULL, R);
+        rl_model__mlp(m, l, d->x, d->x, d->ln, d->gu, d->mlp, d->proj, R);
     }
-    if (km == 0) return;
+    if (k == 0) return;
     double t0 = rl_model__tic(m);
-    be->gather_rows(be, d->last, d->x, d->out_idx, km, m->C);
-    be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, km, m->C,
+    be->gather_rows(be, d->last, d->x, d->out_idx, k, m->C);
+    be->rmsnorm_forward(be, d->ln, NULL, d->last, m->params.lnfw, k, m->C,
                         (float)m->cfg.rms_norm_eps);
     rl_model__toc(m, &m->timing.other, t0);
-    rl_model__lm_head(m, d->logits, d->ln, km);
+    rl_model__lm_head(m, d->logits, d->ln, k);
 }
 
 // The first k rows of d->logits to rows h_out_dst of logits_out (backend memory when logits_be).
@@ -523,17 +513,17 @@ static void run_bucket(rl_model *m, rl_kv_cache *c, int R, int b, float *logits_
     struct rl_decode_graphs *gs = graph_bind(m, c);
     // timing synchronises after every op, which a capture cannot hold: timed steps run op by op
     if (m->eager_decode || m->timing.enabled || gs->broken) {
-        forward_chunk(m, c, B, B, B);
+        forward_chunk(m, c, B, B);
     } else {
         if (!gs->graph[b]) {
             rl_err err;
             be->graph_begin(be);
-            forward_chunk(m, c, B, B, B);
+            forward_chunk(m, c, B, B);
             gs->graph[b] = be->graph_end(be, &err);
             if (!gs->graph[b]) { // nothing ran: this step and every later one op by op
                 fprintf(stderr, "rlpipe: %s; decode steps run without CUDA graphs\n", err.msg);
                 gs->broken = 1;
-                forward_chunk(m, c, B, B, B);
+                forward_chunk(m, c, B, B);
             } else {
                 d->graph_captures++;
             }
@@ -555,17 +545,12 @@ static void run_chunk(rl_model *m, rl_kv_cache *c, int R, int k, float *logits_o
         run_bucket(m, c, R, b, logits_out, logits_be);
         return;
     }
-    // The matrix products see whole tiles of rows (round_rows): padding rows hold token 0 at
-    // position 0 and are never stored or attended; padding logits rows repeat row 0.
-    int Rm = round_rows(R), km = round_rows(k);
-    for (int i = R; i < Rm; i++) d->h_tokens[i] = 0, d->h_pos[i] = 0;
-    for (int j = k; j < km && k > 0; j++) d->h_out_idx[j] = d->h_out_idx[0];
-    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)Rm * sizeof(int32_t));
-    be->mem_upload(be, d->pos, d->h_pos, (size_t)Rm * sizeof(int32_t));
+    be->mem_upload(be, d->tokens, d->h_tokens, (size_t)R * sizeof(int32_t));
+    be->mem_upload(be, d->pos, d->h_pos, (size_t)R * sizeof(int32_t));
     be->mem_upload(be, d->slot, d->h_slot, (size_t)R * sizeof(int32_t));
-    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)km * sizeof(int32_t));
+    if (k > 0) be->mem_upload(be, d->out_idx, d->h_out_idx, (size_t)k * sizeof(int32_t));
     upload_tables(c);
-    forward_chunk(m, c, Rm, R, k > 0 ? km : 0);
+    forward_chunk(m, c, R, k);
     if (k > 0) move_logits(m, k, logits_out, logits_be);
 }
 
@@ -621,6 +606,8 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
 
     rl_model_decode *d = &m->dec;
     int R = 0, k = 0;
+    // the products of these chunks go through be->matmul_rows unless told otherwise (model.h)
+    m->rows_invariant = m->batch_invariant > 0 || (m->batch_invariant == 0 && m->be->is_host);
     for (int i = 0; i < n; i++) {
         int count = n_tokens ? n_tokens[i] : 1;
         for (int j = 0; j < count; j++) {
@@ -638,6 +625,7 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
         }
     }
     if (R > 0) run_chunk(m, c, R, k, logits, logits_be);
+    m->rows_invariant = 0;
     for (int i = 0; i < n; i++) {
         c->len[slots[i]] += n_tokens ? n_tokens[i] : 1;
         release_unseen(c, slots[i]);

@@ -23,7 +23,8 @@
 #        sequence length 4096, each in float32, TF32 and bf16: tokens/s, MFU against the dense
 #        bf16 peak (989 TFLOP/s on H100/H200 SXM) and the precision's own, peak memory (the
 #        backend's blocks, and nvidia-smi's memory.used sampled every 250 ms)
-#     5. bench_rollout when the build has it (GPU_CHECK_ROLLOUT_ARGS: its arguments)
+#     5. bench_rollout when the build has it (GPU_CHECK_ROLLOUT_ARGS: its arguments), and once
+#        more with the batch-invariant products (--invariant true) to measure their cost
 #     6. test_kernels / test_model on cuda, the whole ctest suite, compute-sanitizer: only with
 #        the time left
 #   Everything goes to $OUT when it is set, else /tmp/rlpipe-gpu-check/: gpu_check.txt (the card,
@@ -151,6 +152,7 @@ if [ "${1:-}" = "--dry-run" ]; then
         echo "   $(printf %3d "$BENCH_LIMIT")  bench_model $size --device cuda --dtype $dt --steps $BENCH_STEPS"
     done; done
     echo "    60  bench_rollout $ROLLOUT_ARGS (when built)"
+    echo "    60  bench_rollout --shape qwen0.5b --work 512/256 --invariant true (when built)"
     echo "   ...  test_kernels / test_model on cuda, ctest, compute-sanitizer with the time left"
     [ "$fail" = 0 ] && echo "dry run OK" || echo "dry run FAILED"
     exit "$fail"
@@ -316,6 +318,9 @@ else
     if [ -x "$BUILD/bench/bench_rollout" ]; then
         # shellcheck disable=SC2086 # the arguments are words
         bench "bench_rollout $ROLLOUT_ARGS" "$BUILD/bench/bench_rollout" $ROLLOUT_ARGS
+        # the price of batch invariance on the GPU: matmul_rows (CUDA cores) against cuBLAS
+        bench "bench_rollout qwen0.5b 512/256 --invariant true" "$BUILD/bench/bench_rollout" \
+            --device cuda --shape qwen0.5b --work 512/256 --batch 1,64,256 --invariant true
     else
         printf '%-52s %s\n' "bench_rollout" "SKIPPED (not in this build)" >>"$SUMMARY"
     fi

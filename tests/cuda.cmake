@@ -24,6 +24,9 @@ if(RLPIPE_HAVE_CUDA)
   # logits, gradients, a 30-step SFT loss curve, reproducible stochastic rounding
   rl_add_test(test_cuda_mixed SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_mixed.c LIBS rl_policy
               TIMEOUT 300 LABELS cuda)
+  # the batch-invariant matmul_rows of the decode path: the CPU's bits, float32 and bf16
+  rl_add_test(test_cuda_rows SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_rows.c LIBS rl_kernels
+              TIMEOUT 300 LABELS cuda)
   # the fused (flash) attention, bf16 and float32, against the CPU's
   rl_add_test(test_cuda_flash SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_flash.c LIBS rl_kernels
               TIMEOUT 300 LABELS cuda)

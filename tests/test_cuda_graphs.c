@@ -7,6 +7,7 @@
 //     resets, new blocks allocated between replays of the same bucket's graph, window layers, a
 //     decode buffer that grows (the graphs are dropped and recaptured) and a second KV cache:
 //     the logits with graphs equal the logits op by op bit for bit, and both match the CPU;
+//     with float32 (cublasSgemm) and bf16 (cuBLASLt) weights and activations;
 //   - the engine: several prompts x G with continuous batching (fewer slots than samples, stops
 //     mid-round, so the live batch size moves across buckets), with graphs on and off: the same
 //     tokens and bit-identical log-probs, and the graphs were really replayed.
@@ -194,11 +195,12 @@ static void trio_fork(trio *t, int dst, int src) {
     for (int k = 0; k < 3; k++) rl_kv_cache_fork(t->c[k], dst, src);
 }
 
-static void test_decode_logits(void) {
+// gpu: the backend under test; cpu_tol: the largest relative difference to the CPU's logits.
+static void decode_logits(const rl_backend *gpu, double cpu_tol) {
     rl_model_config cfg = small_config();
     trio t = {0};
     t.V = cfg.vocab_size;
-    const rl_backend *be[3] = {CPU, GPU, GPU};
+    const rl_backend *be[3] = {CPU, gpu, gpu};
     for (int k = 0; k < 3; k++) {
         t.m[k] = model_on(be[k], &cfg);
         t.lg[k] = rl_malloc((size_t)64 * t.V * sizeof(float));
@@ -243,7 +245,7 @@ static void test_decode_logits(void) {
             t.steps, t.decode_steps, t.exact_fail, t.worst_cpu, t.m[1]->dec.graph_captures,
             t.m[1]->dec.graph_replays, caps, reps);
     CHECK(t.exact_fail == 0, "graph logits differ from op-by-op logits in %d calls", t.exact_fail);
-    CHECK(t.worst_cpu < 1e-4, "CUDA logits differ from the CPU's by %.3g", t.worst_cpu);
+    CHECK(t.worst_cpu < cpu_tol, "CUDA logits differ from the CPU's by %.3g", t.worst_cpu);
     CHECK(caps == 4 && reps == steps_then,
           "every decode step a replay, one capture per bucket (1, 2, 4, 8): %ld captures, %ld "
           "replays in %d steps",
@@ -254,6 +256,20 @@ static void test_decode_logits(void) {
     CHECK(t.m[0]->dec.graph_captures == 0 && t.m[0]->dec.graph_replays == 0,
           "the CPU runs no graph");
     for (int k = 0; k < 3; k++) rl_kv_cache_free(t.c[k]), rl_model_free(t.m[k]), free(t.lg[k]);
+}
+
+static void test_decode_logits(void) {
+    decode_logits(GPU, 1e-4);
+}
+
+// bf16 weights and activations: the products go through cuBLASLt instead of cublasSgemm
+static void test_decode_logits_bf16(void) {
+    rl_err err = {0};
+    const rl_backend *bf = rl_backend_cuda_open(0, 0, RL_BF16, &err);
+    CHECK(bf != NULL, "bf16 backend: %s", err.msg);
+    if (!bf) return;
+    decode_logits(bf, 0.1);
+    rl_backend_release(bf);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -345,6 +361,7 @@ int main(void) {
     CHECK(GPU->graph_begin && GPU->mem_upload_staged, "the CUDA backend captures graphs");
     RUN(test_padding_rows_cuda);
     RUN(test_decode_logits);
+    RUN(test_decode_logits_bf16);
     RUN(test_engine);
     rl_backend_release(GPU);
     return test_summary();

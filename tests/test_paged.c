@@ -3,10 +3,11 @@
 //   - paged decode equals a full forward: a long prompt prefilled in chunks, forked to two more
 //     slots (shared full blocks, copy-on-write of the partial last block), decoded past the
 //     sliding window of the window layers (whose old blocks are released): every step's logits
-//     against rl_model_score_logits of the whole sequence; block counts checked exactly;
+//     against rl_model_score_logits of the whole sequence; block counts checked exactly; both
+//     through the batch-invariant products and through OpenBLAS (rollout.batch_invariant: false);
 //   - a row's logits do not depend on the batch: one sequence decoded alone and among 1..40
-//     others gives the same bits (fails with OpenBLAS's row-count dependent summation unless the
-//     matrix products are padded to whole row tiles);
+//     others gives the same bits (fails with OpenBLAS's row-count dependent summation in place of
+//     the backend's batch-invariant matmul_rows);
 //   - the engine's completions are byte-identical whatever max_slots, prefill chunk, KV budget
 //     (with preemptions) or prompt order;
 //   - a small pool waits and preempts cleanly, a budget too small for one sequence is refused.
@@ -61,9 +62,11 @@ static int group_used(const rl_kv_cache *c, int window) {
 
 // ------------------------------------------------------------------------------------------------
 
-static void test_paged_decode_matches_forward(void) {
+// batch_invariant: the model's setting (1: products through matmul_rows; -1: OpenBLAS).
+static void paged_decode_case(int batch_invariant) {
     rl_model_config cfg = window_config();
     rl_model *m = make_model(&cfg, 5, 0.3f);
+    m->batch_invariant = batch_invariant;
     int V = cfg.vocab_size, P = 130, steps = 140, S = 3, T = P + steps;
     rl_err err;
     rl_kv_cache *c = rl_kv_cache_create_pool(m, 4, T + 2, 0, 50, &err);
@@ -126,7 +129,8 @@ static void test_paged_decode_matches_forward(void) {
             worst = fmax(
                 worst, row_err(dec + ((size_t)s * T + t) * V, full + ((size_t)s * len + t) * V, V));
         }
-    fprintf(stderr, "  paged decode vs full forward: max rel err %.2e\n", worst);
+    fprintf(stderr, "  paged decode (batch_invariant %d) vs full forward: max rel err %.2e\n",
+            batch_invariant, worst);
     CHECK(worst < 2e-5, "paged decode differs from the full forward: %.3g", worst);
     // releasing every slot gives every block back
     for (int s = 0; s < 4; s++) rl_kv_cache_reset(c, s);
@@ -135,6 +139,15 @@ static void test_paged_decode_matches_forward(void) {
     for (int s = 0; s < S; s++) free(seq[s]);
     rl_kv_cache_free(c);
     rl_model_free(m);
+}
+
+static void test_paged_decode_matches_forward(void) {
+    paged_decode_case(1);
+}
+
+// The same through the backend's fastest products (rollout.batch_invariant: false).
+static void test_paged_decode_fast_products(void) {
+    paged_decode_case(-1);
 }
 
 // Reserve is all or nothing, never over max_len; a shared block is copied before a write.
@@ -395,6 +408,7 @@ static void test_refill_and_errors(void) {
 int main(void) {
     RNG = rl_rng_stream(77, RL_RNG_INIT, 3, 0);
     RUN(test_paged_decode_matches_forward);
+    RUN(test_paged_decode_fast_products);
     RUN(test_reserve_and_budget);
     RUN(test_rows_independent_of_batch);
     RUN(test_scheduling_independence);

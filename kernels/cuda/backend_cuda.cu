@@ -154,6 +154,7 @@ static const rl_backend CUDA_TABLE = {
     .release = cuda_release,
     .gemm = gemm_cuda,
     .matmul_forward = matmul_forward_cuda,
+    .matmul_rows = matmul_rows_cuda,
     .matmul_backward = matmul_backward_cuda,
     .embedding_forward = embedding_forward_cuda,
     .embedding_backward = embedding_backward_cuda,

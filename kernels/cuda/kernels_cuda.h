@@ -41,6 +41,7 @@ RL_CUDA_MODULE_EXPORT const rl_backend *rl_cuda_module_open(int device, int tf32
 
 rl_gemm_fn gemm_cuda;
 rl_matmul_forward_fn matmul_forward_cuda;
+rl_matmul_rows_fn matmul_rows_cuda;
 rl_matmul_backward_fn matmul_backward_cuda;
 rl_embedding_forward_fn embedding_forward_cuda;
 rl_embedding_backward_fn embedding_backward_cuda;

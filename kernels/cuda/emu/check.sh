@@ -51,7 +51,7 @@ nice -n 19 $cxx -I"$here" -c "$here/emu.cpp" -o "$obj/emu.o"
 nice -n 19 $cc -fopenmp $(pkg-config --cflags openblas) -I"$root" -DRLPIPE_HAVE_CUDA_BACKEND \
     -c "$root/kernels/backend.c" -o "$obj/backend.o"
 status=0
-for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_cuda_lmhead test_cuda_paged test_cuda_graphs test_kernels test_model test_lmhead}; do
+for t in ${EMU_TESTS:-test_cuda test_cuda_bf16 test_cuda_mixed test_cuda_sample test_cuda_flash test_cuda_lmhead test_cuda_paged test_cuda_rows test_cuda_graphs test_kernels test_model test_lmhead}; do
     nice -n 19 $cc -I"$root" -I"$root/tests" -DRLPIPE_HAVE_CUDA_BACKEND -c "$root/tests/$t.c" \
         -o "$obj/$t.o"
     nice -n 19 g++ $san -o "$obj/$t" "$obj/$t.o" "$obj/backend.o" "$obj"/k_*.o "$obj/emu.o" \

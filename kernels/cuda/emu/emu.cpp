@@ -528,14 +528,18 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             int lda, const void *B, cudaDataType_t Btype, int ldb, const void *beta,
                             void *C, cudaDataType_t Ctype, int ldc, cublasComputeType_t compute,
                             cublasGemmAlgo_t algo) {
-    DeviceAccess access;
     if (m < 0 || n < 0 || k < 0 || lda < imax1(ta == CUBLAS_OP_N ? m : k) ||
         ldb < imax1(tb == CUBLAS_OP_N ? k : n) || ldc < imax1(m) || compute != CUBLAS_COMPUTE_32F ||
         Atype != Btype || !known_type(Atype) || !known_type(Ctype) ||
         (Atype == CUDA_R_32F && Ctype != CUDA_R_32F))
         return CUBLAS_STATUS_INVALID_VALUE;
-    ref_gemm(ta, tb, m, n, k, *(const float *)alpha, A, Atype, lda, B, Btype, ldb,
-             *(const float *)beta, C, C, Ctype, ldc, NULL, CUDA_R_32F);
+    // queued like a kernel, so a stream capture records it (with its scalars' values now)
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    emu_enqueue([=]() {
+        DeviceAccess access;
+        ref_gemm(ta, tb, m, n, k, al, A, Atype, lda, B, Btype, ldb, be, C, C, Ctype, ldc, NULL,
+                 CUDA_R_32F);
+    });
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -697,12 +701,19 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         }
     if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && (uintptr_t)d->bias % 16 != 0)
         return CUBLAS_STATUS_INVALID_VALUE;
-    DeviceAccess access;
     int m = (int)dd->rows, n = (int)dd->cols;
     int k = (int)(d->ta == CUBLAS_OP_N ? a->cols : a->rows);
     const void *bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS ? d->bias : NULL;
     cudaDataType_t bias_type = d->bias_type < 0 ? dd->type : (cudaDataType_t)d->bias_type;
-    ref_gemm(d->ta, d->tb, m, n, k, *(const float *)alpha, A, a->type, (int)a->ld, B, b->type,
-             (int)b->ld, *(const float *)beta, C, D, dd->type, (int)dd->ld, bias, bias_type);
+    // queued like a kernel, so a stream capture records it: the descriptors' contents and the
+    // scalars are read now (as cuBLASLt does), the operands when it runs
+    cublasOperation_t ta = d->ta, tb = d->tb;
+    cudaDataType_t at = a->type, bt = b->type, dt = dd->type;
+    int lda = (int)a->ld, ldb = (int)b->ld, ldd = (int)dd->ld;
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    emu_enqueue([=]() {
+        DeviceAccess access;
+        ref_gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, C, D, dt, ldd, bias, bias_type);
+    });
     return CUBLAS_STATUS_SUCCESS;
 }
