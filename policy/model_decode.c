@@ -386,6 +386,14 @@ static struct rl_decode_graphs *graph_bind(rl_model *m, const rl_kv_cache *c) {
     return gs;
 }
 
+// Logits rows the decode buffers get for a call of n sequences on cache c: n, or with graphs,
+// enough for a decode step of every slot of c (up to the largest bucket), so that a live batch
+// growing step by step does not grow the buffers, and drop every graph, at each new bucket.
+static int decode_outs(const rl_model *m, const rl_kv_cache *c, int n) {
+    int most = DECODE_BUCKETS[N_BUCKETS - 1], slots = c->n_slots < most ? c->n_slots : most;
+    return decode_bucket(m, slots) >= 0 && slots > n ? slots : n;
+}
+
 // Room for chunks of `rows` new tokens with up to `outs` logits rows each.
 static void ensure_decode(rl_model *m, int rows, int outs) {
     rl_model_decode *d = &m->dec;
@@ -602,7 +610,7 @@ static int run_cached(rl_model *m, rl_kv_cache *c, int n, const int *slots,
     // most one logits row per sequence
     int cap = m->prefill_rows > 0 ? m->prefill_rows : 1;
     int want = total < (size_t)cap ? (int)total : cap;
-    ensure_decode(m, want > n ? want : n, n);
+    ensure_decode(m, want > n ? want : n, decode_outs(m, c, n));
 
     rl_model_decode *d = &m->dec;
     int R = 0, k = 0;
