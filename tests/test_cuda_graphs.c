@@ -275,7 +275,11 @@ static void test_decode_logits_bf16(void) {
     const rl_backend *bf = rl_backend_cuda_open(0, 0, RL_BF16, &err);
     CHECK(bf != NULL, "bf16 backend: %s", err.msg);
     if (!bf) return;
-    X rl_backend_release(bf);
+    // bf16 weights and activations against float32: a sanity bound (the prefill calls alone,
+    // which neither pad nor replay, measure 1.7% to 3.7% relative L2 here); the check that matters
+    // is graphs == op by op, bit for bit
+    decode_logits(bf, 1.0, 0.08);
+    rl_backend_release(bf);
 }
 
 // ------------------------------------------------------------------------------------------------
