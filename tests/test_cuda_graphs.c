@@ -7,7 +7,8 @@
 //     resets, new blocks allocated between replays of the same bucket's graph, window layers, a
 //     decode buffer that grows (the graphs are dropped and recaptured) and a second KV cache:
 //     the logits with graphs equal the logits op by op bit for bit, and both match the CPU;
-//     with float32 (cublasSgemm) and bf16 (cuBLASLt) weights and activations;
+//     with float32 (cublasSgemm or the batch-invariant matmul_rows, switched mid-run: the graphs
+//     are recaptured) and bf16 (cuBLASLt) weights and activations;
 //   - the engine: several prompts x G with continuous batching (fewer slots than samples, stops
 //     mid-round, so the live batch size moves across buckets), with graphs on and off: the same
 //     tokens and bit-identical log-probs, and the graphs were really replayed.
@@ -200,7 +201,8 @@ static void trio_fork(trio *t, int dst, int src) {
 
 // gpu: the backend under test; against the CPU's logits: max_tol bounds the largest element's
 // |d| / (1 + |cpu|), l2_tol the relative L2 of all of them.
-static void decode_logits(const rl_backend *gpu, double max_tol, double l2_tol) {
+// invariant: the GPU models' batch_invariant (policy/model.h: 1 = matmul_rows, -1 = cuBLAS).
+static void decode_logits(const rl_backend *gpu, int invariant, double max_tol, double l2_tol) {
     rl_model_config cfg = small_config();
     trio t = {0};
     t.V = cfg.vocab_size;
@@ -210,6 +212,7 @@ static void decode_logits(const rl_backend *gpu, double max_tol, double l2_tol) 
         t.lg[k] = rl_malloc((size_t)64 * t.V * sizeof(float));
     }
     t.m[2]->eager_decode = 1;
+    t.m[1]->batch_invariant = t.m[2]->batch_invariant = invariant;
     int slots[64];
     for (int i = 0; i < 64; i++) slots[i] = i;
     // a first cache: two prompts, forked; the live batch grows 1, 2, 3 .. 6 and shrinks
@@ -243,6 +246,11 @@ static void decode_logits(const rl_backend *gpu, double max_tol, double l2_tol) 
     trio_cache(&t, 6, 130);
     trio_prefill(&t, 0, 3, 20);
     for (int s = 0; s < 3; s++) trio_decode(&t, 3, slots);
+    // the other kind of products: the graphs (which name the old kernels) are recaptured
+    long caps2 = t.m[1]->dec.graph_captures;
+    t.m[1]->batch_invariant = t.m[2]->batch_invariant = -invariant;
+    for (int s = 0; s < 2; s++) trio_decode(&t, 3, slots);
+    CHECK(t.m[1]->dec.graph_captures == caps2 + 1, "recaptured for other products");
     fprintf(stderr,
             "  %d calls (%d decode steps): graph != op-by-op in %d; max rel vs CPU %.2e; "
             "%ld graphs captured, %ld replays (%ld and %ld before the growth)\n",
@@ -266,7 +274,12 @@ static void decode_logits(const rl_backend *gpu, double max_tol, double l2_tol) 
 }
 
 static void test_decode_logits(void) {
-    decode_logits(GPU, 1e-4, 1e-5);
+    decode_logits(GPU, -1, 1e-4, 1e-5); // cublasSgemm
+}
+
+// the batch-invariant products (matmul_rows kernels) inside the graphs
+static void test_decode_logits_invariant(void) {
+    decode_logits(GPU, 1, 1e-4, 1e-5);
 }
 
 // bf16 weights and activations: the products go through cuBLASLt instead of cublasSgemm
@@ -278,7 +291,7 @@ static void test_decode_logits_bf16(void) {
     // bf16 weights and activations against float32: a sanity bound (the prefill calls alone,
     // which neither pad nor replay, measure 1.7% to 3.7% relative L2 here); the check that matters
     // is graphs == op by op, bit for bit
-    decode_logits(bf, 1.0, 0.08);
+    decode_logits(bf, -1, 1.0, 0.08);
     rl_backend_release(bf);
 }
 
@@ -371,6 +384,7 @@ int main(void) {
     CHECK(GPU->graph_begin && GPU->mem_upload_staged, "the CUDA backend captures graphs");
     RUN(test_padding_rows_cuda);
     RUN(test_decode_logits);
+    RUN(test_decode_logits_invariant);
     RUN(test_decode_logits_bf16);
     RUN(test_engine);
     rl_backend_release(GPU);
