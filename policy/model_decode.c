@@ -312,7 +312,7 @@ enum { N_BUCKETS = (int)(sizeof DECODE_BUCKETS / sizeof DECODE_BUCKETS[0]) };
 // Index of the bucket a pure decode step of n rows is padded to, or -1: no graph ops on this
 // backend, or more rows than the largest bucket (such a step runs op by op, unpadded).
 static int decode_bucket(const rl_model *m, int n) {
-    if (!m->be->graph_begin || n <= 0) return -1;
+    if (!m->be->graph_begin || !m->be->mem_upload_staged || n <= 0) return -1;
     for (int b = 0; b < N_BUCKETS; b++)
         if (n <= DECODE_BUCKETS[b]) return b;
     return -1;
