@@ -431,8 +431,8 @@ void rl_kv_cache_reset_peak(rl_kv_cache *c);
 // new token to logits[i*V ..] (host, [n, V]). Slots must be distinct and have room (blocks are
 // reserved here when the caller has not: RL_EINTERNAL "KV cache pool exhausted" when a pool runs
 // out). A row's logits do not depend on the other rows of the call (how many, which, chunking):
-// the products go through the backend's batch-invariant matmul_rows (kernels/kernels.h); a
-// backend without one gets its rows padded to 16-row tiles (model_decode.c). On a backend with
+// the products go through the backend's batch-invariant matmul_rows (kernels/kernels.h) unless
+// m->batch_invariant turns it off (then they are the backend's fastest). On a backend with
 // graph capture (CUDA), a call in which every sequence adds one token and n <= 512 is padded to a
 // batch bucket (1, 2, 4, .. 512 rows) and replayed as that bucket's CUDA graph (captured on first
 // use; m->eager_decode = 1 runs the same padded rows op by op, with the same bits; model_decode.c

@@ -5,9 +5,10 @@
 # rewritten (launch_rewrite.py), linked with emu.cpp instead of the CUDA runtime, cuBLAS and
 # cuBLASLt, and the CUDA tests (each CUDA test against the CPU backend, test_cuda_lmhead and
 # test_cuda_graphs included; test_kernels, test_model and test_lmhead with
-# RLPIPE_TEST_BACKEND=cuda, against double references) run with them; the list is the `for t in` line below. Device memory is
-# inaccessible to host code outside kernels and copies, so these runs also prove that the model,
-# optimizer and decoder never dereference backend memory on the host.
+# RLPIPE_TEST_BACKEND=cuda, against double references) run with them; the list is the `for t in`
+# line below. Device memory is inaccessible to host code outside kernels and copies, so these
+# runs also prove that the model, optimizer and decoder never dereference backend memory on the
+# host.
 #
 # What it checks: indexing, formulas, reductions, barrier / shuffle use, launch shapes within
 # CUDA's limits, the cuBLAS operand swap. What it cannot: real concurrency (races), GPU math
