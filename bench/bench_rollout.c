@@ -109,8 +109,6 @@ static double read_bandwidth_gbs(void) {
     return (double)n * sizeof(uint64_t) / best / 1e9;
 }
 
-static int eager_decode; // --no-graphs: rl_engine_opts.eager_decode
-
 typedef struct run_result {
     rl_gen_stats st;
     size_t kv_peak, token_bytes;
@@ -118,9 +116,11 @@ typedef struct run_result {
 } run_result;
 
 // batch prompts of P random tokens, one sample each, G new tokens each.
+// The engine runs decode steps op by op when eager (--no-graphs), else as CUDA graphs where the
+// backend has them.
 static int run_once(rl_model *m, const rl_tokenizer *tok, int batch, int P, int G, size_t kv_bytes,
-                    int keep_window, run_result *res) {
-    rl_engine_opts o = {batch, P + G + 1, 0, 512, kv_bytes, eager_decode};
+                    int keep_window, int eager, run_result *res) {
+    rl_engine_opts o = {batch, P + G + 1, 0, 512, kv_bytes, eager};
     rl_engine *e;
     rl_err err = {0};
     if (rl_engine_create_opts(&e, m, tok, &o, &err)) {
@@ -158,7 +158,7 @@ static double weight_bytes(const rl_model *m) {
 
 static void bench_config(const rl_backend *be, const rl_tokenizer *tok, const shape *s,
                          const int *batches, int nb, const int (*work)[2], int nw, size_t kv_bytes,
-                         double gbs, int gpu_limits, int invariant) {
+                         double gbs, int gpu_limits, int invariant, int eager) {
     rl_model *m = make_model(be, s, 0);
     m->batch_invariant = invariant;
     double wb = weight_bytes(m);
@@ -173,7 +173,7 @@ static void bench_config(const rl_backend *be, const rl_tokenizer *tok, const sh
         int P = work[w][0], G = work[w][1];
         for (int b = 0; b < nb; b++) {
             run_result r;
-            if (run_once(m, tok, batches[b], P, G, kv_bytes, 0, &r)) continue;
+            if (run_once(m, tok, batches[b], P, G, kv_bytes, 0, eager, &r)) continue;
             char wl[32];
             snprintf(wl, sizeof wl, "%d/%d", P, G);
             printf("  %-10s %6d %12.1f %10.2f %10.2f %11.2f MB %8ld\n", wl, batches[b],
@@ -208,8 +208,8 @@ static void bench_window(const rl_backend *be, const rl_tokenizer *tok, const sh
     // would make the run that keeps the blocks wait and preempt)
     size_t kv =
         (size_t)2 * batch * (P + G + 1 + RL_KV_BLOCK) * 2 * m->L * m->NKV * m->hd * sizeof(float);
-    if (run_once(m, tok, batch, P, G, kv, 1, &keep) ||
-        run_once(m, tok, batch, P, G, kv, 0, &drop)) {
+    if (run_once(m, tok, batch, P, G, kv, 1, 0, &keep) ||
+        run_once(m, tok, batch, P, G, kv, 0, 0, &drop)) {
         rl_model_free(m);
         return;
     }
@@ -239,7 +239,8 @@ int main(int argc, char **argv) {
     const char *device = "cpu", *which = "all", *shape_name = NULL;
     int batches[8] = {1, 64, 256}, nb = 3, work[8][2], nw = 0, window_test = 0;
     double kv_gb = -1, hbm = 3350;
-    int invariant = 0; // --invariant auto|true|false, as rollout.batch_invariant
+    int invariant = 0;    // --invariant auto|true|false, as rollout.batch_invariant
+    int eager_decode = 0; // --no-graphs: rl_engine_opts.eager_decode
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
             device = argv[++i];
@@ -321,7 +322,7 @@ int main(int argc, char **argv) {
         }
         static const int seed_work[3][2] = {{512, 2048}, {1024, 4096}, {8192, 1024}};
         bench_config(be, tok, s, batches, nb, nw ? (const int(*)[2])work : seed_work, nw ? nw : 3,
-                     kv_bytes, gbs, gpu, invariant);
+                     kv_bytes, gbs, gpu, invariant, eager_decode);
     } else if (window_test) {
         bench_window(be, tok, &SHAPES[0], 128, 4, 128, 768);
     } else {
@@ -329,7 +330,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2; i++) {
             if (strcmp(which, "all") != 0 && strcmp(which, SHAPES[i].name) != 0) continue;
             bench_config(be, tok, &SHAPES[i], batches, nb, nw ? (const int(*)[2])work : cpu_work,
-                         nw ? nw : 3, kv_bytes, gbs, gpu, invariant);
+                         nw ? nw : 3, kv_bytes, gbs, gpu, invariant, eager_decode);
         }
     }
     rl_tokenizer_free(tok);
