@@ -21,6 +21,7 @@
 #include "policy/model.h"
 #include "policy/tokenizer.h"
 #include "rollout/engine.h"
+#include "test_backend_util.h"
 #include "test_model_util.h"
 #include "test_util.h"
 
@@ -28,18 +29,6 @@
 
 static const rl_backend *CPU, *GPU;
 static rl_rng RNG;
-
-static void *up(const rl_backend *be, const void *h, size_t bytes) {
-    void *d = be->mem_alloc(be, bytes ? bytes : 4);
-    be->mem_upload(be, d, h, bytes);
-    return d;
-}
-
-static float *down(const rl_backend *be, const void *d, size_t n) {
-    float *h = rl_malloc((n ? n : 1) * sizeof(float));
-    be->mem_download(be, h, d, n * sizeof(float));
-    return h;
-}
 
 static void rand_fill(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = 2.0f * rl_rng_float(&RNG) - 1.0f;
@@ -73,18 +62,18 @@ static void padding_case(const rl_backend *be) {
     float *k_h[2], *v_h[2], *o_h[2];
     for (int pad = 0; pad < 2; pad++) {
         int n = pad ? NP : N;
-        void *kp = up(be, pool0, pool * 4), *vp = up(be, pool0, pool * 4);
-        void *dq = up(be, pad ? pqkv : qkv, (size_t)n * QKV * 4);
-        int32_t *dt = up(be, table, sizeof table);
-        int32_t *ds = up(be, pad ? pslot : slot, (size_t)n * 4);
-        int32_t *dp = up(be, pad ? ppos : pos, (size_t)n * 4);
+        void *kp = test_up(be, pool0, pool * 4), *vp = test_up(be, pool0, pool * 4);
+        void *dq = test_up(be, pad ? pqkv : qkv, (size_t)n * QKV * 4);
+        int32_t *dt = test_up(be, table, sizeof table);
+        int32_t *ds = test_up(be, pad ? pslot : slot, (size_t)n * 4);
+        int32_t *dp = test_up(be, pad ? ppos : pos, (size_t)n * 4);
         float *junk = rl_malloc((size_t)n * NH * HD * 4);
         for (size_t i = 0; i < (size_t)n * NH * HD; i++) junk[i] = 7.0f;
-        void *out = up(be, junk, (size_t)n * NH * HD * 4);
+        void *out = test_up(be, junk, (size_t)n * NH * HD * 4);
         be->kv_store(be, kp, vp, dq, dt, MB, ds, dp, n, NH, NKV, HD);
         be->attention_cached_forward(be, out, dq, kp, vp, dt, MB, ds, dp, n, NH, NKV, HD, 0);
-        k_h[pad] = down(be, kp, pool), v_h[pad] = down(be, vp, pool);
-        o_h[pad] = down(be, out, (size_t)n * NH * HD);
+        k_h[pad] = test_down(be, kp, pool), v_h[pad] = test_down(be, vp, pool);
+        o_h[pad] = test_down(be, out, (size_t)n * NH * HD);
         be->mem_free(be, kp), be->mem_free(be, vp), be->mem_free(be, dq), be->mem_free(be, dt);
         be->mem_free(be, ds), be->mem_free(be, dp), be->mem_free(be, out);
         free(junk);
@@ -369,18 +358,12 @@ static void test_engine(void) {
 }
 
 int main(void) {
-    rl_err err;
     CPU = rl_backend_cpu();
     RNG = rl_rng_stream(2026, RL_RNG_INIT, 12, 0);
     RUN(test_padding_rows_cpu);
-    GPU = rl_backend_get("cuda", &err);
-    if (!GPU) {
-        CHECK(err.msg[0] != '\0' && strstr(err.msg, "cuda") != NULL, "message names cuda: '%s'",
-              err.msg);
-        if (test_summary() != 0) return 1;
-        fprintf(stderr, "skip: %s\n", err.msg);
-        return 77;
-    }
+    int status;
+    GPU = test_open_cuda(&status);
+    if (!GPU) return status;
     CHECK(GPU->graph_begin && GPU->mem_upload_staged, "the CUDA backend captures graphs");
     RUN(test_padding_rows_cuda);
     RUN(test_decode_logits);

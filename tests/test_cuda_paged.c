@@ -16,6 +16,7 @@
 #include "kernels/backend.h"
 #include "kernels/rng.h"
 #include "policy/model.h"
+#include "test_backend_util.h"
 #include "test_model_util.h"
 #include "test_util.h"
 
@@ -23,18 +24,6 @@
 
 static const rl_backend *CPU, *GPU;
 static rl_rng RNG;
-
-static void *up(const rl_backend *be, const void *h, size_t bytes) {
-    void *d = be->mem_alloc(be, bytes ? bytes : 4);
-    be->mem_upload(be, d, h, bytes);
-    return d;
-}
-
-static float *down(const rl_backend *be, const void *d, size_t n) {
-    float *h = rl_malloc((n ? n : 1) * sizeof(float));
-    be->mem_download(be, h, d, n * sizeof(float));
-    return h;
-}
 
 // got against want: max |d| / (|want| + mean|want|) <= tol; tol < 0: bit for bit.
 static void compare(const char *what, const float *got, const float *want, size_t n, double tol) {
@@ -100,11 +89,11 @@ static void cached_case(int NH, int NKV, int hd, int T, int window, int shared) 
         for (int j = 0; (j + 1) * RL_KV_BLOCK <= min_first; j++) att_table[2 * mb + j] = -1;
     for (int k = 0; k < 2; k++) {
         const rl_backend *b = be[k];
-        void *kp = up(b, zero, pool * 4), *vp = up(b, zero, pool * 4),
-             *dq = up(b, qkv, (size_t)n * QKV * 4);
-        int32_t *dt = up(b, table, (size_t)n_blocks * 4),
-                *da = up(b, att_table, (size_t)n_blocks * 4);
-        int32_t *ds = up(b, slot, (size_t)n * 4), *dp = up(b, pos, (size_t)n * 4);
+        void *kp = test_up(b, zero, pool * 4), *vp = test_up(b, zero, pool * 4),
+             *dq = test_up(b, qkv, (size_t)n * QKV * 4);
+        int32_t *dt = test_up(b, table, (size_t)n_blocks * 4),
+                *da = test_up(b, att_table, (size_t)n_blocks * 4);
+        int32_t *ds = test_up(b, slot, (size_t)n * 4), *dp = test_up(b, pos, (size_t)n * 4);
         // stored in two calls, slot 2's rows first
         b->kv_store(b, kp, vp, (float *)dq + (size_t)T * QKV, dt, mb, ds + T, dp + T, n - T, NH,
                     NKV, hd);
@@ -113,7 +102,8 @@ static void cached_case(int NH, int NKV, int hd, int T, int window, int shared) 
         b->attention_cached_forward(b, out, (float *)dq + (size_t)q0 * QKV, kp, vp,
                                     window > 0 ? da : dt, mb, ds + q0, dp + q0, nq, NH, NKV, hd,
                                     window);
-        k_h[k] = down(b, kp, pool), v_h[k] = down(b, vp, pool), o_h[k] = down(b, out, no);
+        k_h[k] = test_down(b, kp, pool), v_h[k] = test_down(b, vp, pool),
+        o_h[k] = test_down(b, out, no);
         b->mem_free(b, kp), b->mem_free(b, vp), b->mem_free(b, dq), b->mem_free(b, dt);
         b->mem_free(b, da), b->mem_free(b, ds), b->mem_free(b, dp), b->mem_free(b, out);
     }
@@ -190,16 +180,10 @@ static void test_paged_model(void) {
 }
 
 int main(void) {
-    rl_err err;
     CPU = rl_backend_cpu();
-    GPU = rl_backend_get("cuda", &err);
-    if (!GPU) {
-        CHECK(err.msg[0] != '\0' && strstr(err.msg, "cuda") != NULL, "message names cuda: '%s'",
-              err.msg);
-        if (test_summary() != 0) return 1;
-        fprintf(stderr, "skip: %s\n", err.msg);
-        return 77;
-    }
+    int status;
+    GPU = test_open_cuda(&status);
+    if (!GPU) return status;
     RNG = rl_rng_stream(2025, RL_RNG_INIT, 11, 0);
     RUN(test_paged_ops);
     RUN(test_paged_model);

@@ -12,6 +12,7 @@
 #include "kernels/backend.h"
 #include "kernels/bf16.h"
 #include "kernels/rng.h"
+#include "test_backend_util.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -34,12 +35,6 @@ static void to_bf16(float *x, uint16_t *bits, size_t n) {
     }
 }
 
-static void *upload(const rl_backend *be, const void *host, size_t bytes) {
-    void *d = be->mem_alloc(be, bytes ? bytes : 1);
-    be->mem_upload(be, d, host, bytes);
-    return d;
-}
-
 static void check_shape(int N, int C, int OC, int with_bias) {
     size_t nx = (size_t)N * C, nw = (size_t)OC * C, no = (size_t)N * OC;
     float *x = rl_malloc(nx * sizeof(float)), *w = rl_malloc(nw * sizeof(float));
@@ -53,7 +48,8 @@ static void check_shape(int N, int C, int OC, int with_bias) {
 
     // float32: the CPU's bits
     CPU->matmul_rows(CPU, ref, RL_F32, x, w, with_bias ? b : NULL, N, C, OC);
-    void *dx = upload(G32, x, nx * 4), *dw = upload(G32, w, nw * 4), *db = upload(G32, b, OC * 4);
+    void *dx = test_up(G32, x, nx * 4), *dw = test_up(G32, w, nw * 4),
+         *db = test_up(G32, b, OC * 4);
     void *dout = G32->mem_alloc(G32, no * 4);
     G32->matmul_rows(G32, dout, RL_F32, dx, dw, with_bias ? db : NULL, N, C, OC);
     G32->mem_download(G32, got, dout, no * 4);
@@ -70,7 +66,7 @@ static void check_shape(int N, int C, int OC, int with_bias) {
     to_bf16(w, wh, nw);
     to_bf16(b, bh, (size_t)OC);
     CPU->matmul_rows(CPU, ref, RL_F32, x, w, with_bias ? b : NULL, N, C, OC);
-    dx = upload(G16, xh, nx * 2), dw = upload(G16, wh, nw * 2), db = upload(G16, bh, OC * 2);
+    dx = test_up(G16, xh, nx * 2), dw = test_up(G16, wh, nw * 2), db = test_up(G16, bh, OC * 2);
     dout = G16->mem_alloc(G16, no * 4);
     G16->matmul_rows(G16, dout, RL_F32, dx, dw, with_bias ? db : NULL, N, C, OC);
     G16->mem_download(G16, got, dout, no * 4);
@@ -112,7 +108,7 @@ static void test_device_batch_invariance(void) {
     float x[MAXN * C], w[OC * C], alone[MAXN * OC], out[MAXN * OC];
     fill(x, MAXN * C);
     fill(w, OC * C);
-    void *dx = upload(G32, x, sizeof x), *dw = upload(G32, w, sizeof w);
+    void *dx = test_up(G32, x, sizeof x), *dw = test_up(G32, w, sizeof w);
     void *dout = G32->mem_alloc(G32, sizeof out);
     for (int r = 0; r < MAXN; r++) {
         G32->matmul_rows(G32, dout, RL_F32, (const float *)dx + (size_t)r * C, dw, NULL, 1, C, OC);
@@ -136,13 +132,9 @@ static void test_device_batch_invariance(void) {
 int main(void) {
     rl_err err;
     CPU = rl_backend_cpu();
-    G32 = rl_backend_get("cuda", &err);
-    if (!G32) {
-        CHECK(err.kind == RL_EINPUT && err.msg[0], "a clean error without the CUDA backend");
-        if (test_summary() != 0) return 1;
-        fprintf(stderr, "skip: %s\n", err.msg);
-        return 77;
-    }
+    int status;
+    G32 = test_open_cuda(&status);
+    if (!G32) return status;
     G16 = rl_backend_cuda_open(0, 0, RL_BF16, &err);
     CHECK(G16 != NULL, "rl_backend_cuda_open(RL_BF16): %s", err.msg);
     RNG = rl_rng_stream(77, RL_RNG_INIT, 3, 0);
