@@ -64,51 +64,6 @@ static const bench_size SIZES[] = {
 #define PEAK_BF16 989.0
 #define PEAK_FP32 67.0
 
-// ---- a backend whose allocations are counted (peak memory) ---------------------------------------
-
-#define MAX_BLOCKS 256
-static struct {
-    const rl_backend *real;
-    void *ptr[MAX_BLOCKS];
-    size_t bytes[MAX_BLOCKS];
-    double live, peak;
-} g_mem;
-static rl_backend g_counting;
-
-static void *counting_alloc(const rl_backend *be, size_t bytes) {
-    (void)be;
-    void *p = g_mem.real->mem_alloc(g_mem.real, bytes);
-    for (int i = 0; i < MAX_BLOCKS; i++)
-        if (!g_mem.ptr[i]) {
-            g_mem.ptr[i] = p, g_mem.bytes[i] = bytes;
-            break;
-        }
-    g_mem.live += (double)bytes;
-    if (g_mem.live > g_mem.peak) g_mem.peak = g_mem.live;
-    return p;
-}
-
-static void counting_free(const rl_backend *be, void *p) {
-    (void)be;
-    if (!p) return;
-    for (int i = 0; i < MAX_BLOCKS; i++)
-        if (g_mem.ptr[i] == p) {
-            g_mem.live -= (double)g_mem.bytes[i];
-            g_mem.ptr[i] = NULL;
-            break;
-        }
-    g_mem.real->mem_free(g_mem.real, p);
-}
-
-// The same table with mem_alloc / mem_free counted; every operation still gets the real context.
-static const rl_backend *counting(const rl_backend *real) {
-    g_mem.real = real;
-    g_counting = *real;
-    g_counting.mem_alloc = counting_alloc;
-    g_counting.mem_free = counting_free;
-    return &g_counting;
-}
-
 static rl_model_config config_of(const bench_size *s) {
     rl_model_config c = {0};
     c.hidden_size = s->C;
@@ -207,7 +162,9 @@ typedef struct bench_precision {
     double peak_bf16; // the card's dense bf16 peak, TFLOP/s
 } bench_precision;
 
-static int bench_train(rl_model *m, const bench_size *s, int steps, const bench_precision *prec) {
+// mem: the counting backend m was made on (the step's peak memory).
+static int bench_train(rl_model *m, const bench_size *s, int steps, const bench_precision *prec,
+                       const rl_mem_counter *mem) {
     rl_err err;
     int B = s->B, T = s->T;
     size_t N = (size_t)B * T;
@@ -272,8 +229,8 @@ static int bench_train(rl_model *m, const bench_size *s, int steps, const bench_
                              : 0.0;
         printf("    peak memory through the backend: %.2f GiB (parameters, gradients, AdamW "
                "moments, activations); rlpipe plan's formula: %.2f GiB (%+.2f%%)\n",
-               g_mem.peak / (1024.0 * 1024 * 1024), planned / (1024.0 * 1024 * 1024),
-               planned > 0 ? 100 * (planned - g_mem.peak) / g_mem.peak : 0.0);
+               mem->peak / (1024.0 * 1024 * 1024), planned / (1024.0 * 1024 * 1024),
+               planned > 0 ? 100 * (planned - mem->peak) / mem->peak : 0.0);
     }
     printf("    time split: ");
     print_split(&m->timing);
@@ -489,7 +446,9 @@ int main(int argc, char **argv) {
     int rc = 0;
     const rl_backend *real = open_backend(device, dtype, &rc);
     if (!real) return rc;
-    const rl_backend *be = counting(real);
+    rl_mem_counter mem; // peak memory through the backend
+    rl_mem_counter_init(&mem, real);
+    const rl_backend *be = &mem.be;
     rl_err err;
     char desc[512];
     rl_backend_cpu_describe(desc, sizeof desc);
@@ -508,9 +467,10 @@ int main(int argc, char **argv) {
         if (seq) s.T = seq;
         rl_model_config cfg = config_of(&s);
         rl_model *m;
-        g_mem.peak = g_mem.live;
+        mem.peak = mem.live;
         if (rl_model_create(&m, &cfg, be, &err)) {
             fprintf(stderr, "bench_model: %s\n", err.msg);
+            rl_mem_counter_release(&mem);
             rl_backend_release(real);
             return 1;
         }
@@ -520,11 +480,11 @@ int main(int argc, char **argv) {
                s.name, s.C, s.L, s.NH, s.NKV, m->hd, s.FF, s.V, s.tied ? "tied" : "untied",
                1e-6 * rl_model_num_weights(m), 1e-6 * matmul_params(m));
         if (s.train_only) {
-            if (bench_train(m, &s, steps, &prec)) return 1;
+            if (bench_train(m, &s, steps, &prec, &mem)) return 1;
         } else {
             if (!s.decode_only) {
                 bench_sgemm(be, m, s.B * s.T);
-                if (bench_train(m, &s, steps, NULL)) return 1;
+                if (bench_train(m, &s, steps, NULL, &mem)) return 1;
                 if (bench_decode(m, &s, 64, gen > 0 ? gen : s.gen)) return 1;
             }
             if (!gbs) gbs = read_bandwidth_gbs();
@@ -532,6 +492,7 @@ int main(int argc, char **argv) {
         }
         rl_model_free(m);
     }
+    rl_mem_counter_release(&mem);
     rl_backend_release(real);
     return 0;
 }

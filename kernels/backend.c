@@ -140,6 +140,48 @@ const rl_backend *rl_backend_get(const char *name, rl_err *err) {
     return NULL;
 }
 
+// ---- the counting wrapper
+
+static void *counted_alloc(const rl_backend *be, size_t bytes) {
+    rl_mem_counter *c = (rl_mem_counter *)be; // be is &c->be, the first member
+    void *p = c->real->mem_alloc(c->real, bytes);
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->ptr = rl_realloc(c->ptr, c->cap * sizeof *c->ptr);
+        c->bytes = rl_realloc(c->bytes, c->cap * sizeof *c->bytes);
+    }
+    c->ptr[c->n] = p, c->bytes[c->n++] = bytes;
+    c->live += (double)bytes;
+    if (c->live > c->peak) c->peak = c->live;
+    return p;
+}
+
+static void counted_free(const rl_backend *be, void *p) {
+    rl_mem_counter *c = (rl_mem_counter *)be;
+    if (!p) return;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ptr[i] == p) {
+            c->live -= (double)c->bytes[i];
+            c->ptr[i] = c->ptr[--c->n], c->bytes[i] = c->bytes[c->n];
+            break;
+        }
+    c->real->mem_free(c->real, p);
+}
+
+void rl_mem_counter_init(rl_mem_counter *c, const rl_backend *real) {
+    memset(c, 0, sizeof *c);
+    c->be = *real;
+    c->be.mem_alloc = counted_alloc;
+    c->be.mem_free = counted_free;
+    c->real = real;
+}
+
+void rl_mem_counter_release(rl_mem_counter *c) {
+    free(c->ptr);
+    free(c->bytes);
+    c->ptr = NULL, c->bytes = NULL, c->n = c->cap = 0;
+}
+
 void rl_backend_release(const rl_backend *be) {
     if (be && be->release) be->release(be);
 }

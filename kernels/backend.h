@@ -164,6 +164,23 @@ const rl_backend *rl_backend_get(const char *name, rl_err *err);
 // Releases a backend obtained above (NULL is fine). Memory from it must be freed before.
 void rl_backend_release(const rl_backend *be);
 
+// A backend that is another one with its allocations counted, for benchmarks and tests that
+// measure peak memory: `be` is the real backend's table with mem_alloc / mem_free wrapped, so
+// every operation still runs on the real context. Pass &counter->be wherever a backend is
+// wanted; live and peak are bytes allocated through it (set peak = live to start a new peak).
+typedef struct rl_mem_counter {
+    rl_backend be; // first member: the wrapped functions find their counter from it
+    const rl_backend *real;
+    void **ptr;    // [n] live blocks
+    size_t *bytes; // [n] their sizes
+    size_t n, cap; //
+    double live, peak;
+} rl_mem_counter;
+
+void rl_mem_counter_init(rl_mem_counter *c, const rl_backend *real);
+// Frees the counter's bookkeeping (neither the real backend nor blocks still live).
+void rl_mem_counter_release(rl_mem_counter *c);
+
 // A one-line description of how the CPU kernels run (OpenMP threads, OpenBLAS configuration),
 // for logs and benchmarks. Host function; writes at most size bytes.
 void rl_backend_cpu_describe(char *buf, size_t size);

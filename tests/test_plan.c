@@ -174,47 +174,9 @@ static void test_kv_windows(void) {
 
 // ---- the formula against the CPU model's real allocations --------------------------------------
 
-// A backend that is the CPU backend with its allocations counted: live bytes and their peak.
-#define MAX_BLOCKS 64
-static struct {
-    void *ptr[MAX_BLOCKS];
-    size_t bytes[MAX_BLOCKS];
-    double live, peak;
-} g_mem;
-static rl_backend g_counting;
-
-static void *counting_alloc(const rl_backend *be, size_t bytes) {
-    (void)be;
-    const rl_backend *cpu = rl_backend_cpu();
-    void *p = cpu->mem_alloc(cpu, bytes);
-    for (int i = 0; i < MAX_BLOCKS; i++)
-        if (!g_mem.ptr[i]) {
-            g_mem.ptr[i] = p, g_mem.bytes[i] = bytes;
-            break;
-        }
-    g_mem.live += (double)bytes;
-    if (g_mem.live > g_mem.peak) g_mem.peak = g_mem.live;
-    return p;
-}
-
-static void counting_free(const rl_backend *be, void *p) {
-    (void)be;
-    if (!p) return;
-    for (int i = 0; i < MAX_BLOCKS; i++)
-        if (g_mem.ptr[i] == p) {
-            g_mem.live -= (double)g_mem.bytes[i];
-            g_mem.ptr[i] = NULL;
-            break;
-        }
-    const rl_backend *cpu = rl_backend_cpu();
-    cpu->mem_free(cpu, p);
-}
-
 static void test_measured(void) {
-    g_counting = *rl_backend_cpu();
-    g_counting.mem_alloc = counting_alloc;
-    g_counting.mem_free = counting_free;
-    memset(&g_mem, 0, sizeof g_mem);
+    rl_mem_counter mem; // the CPU backend with its allocations counted: live bytes, their peak
+    rl_mem_counter_init(&mem, rl_backend_cpu());
     rl_model_config mc;
     rl_hf_config_defaults(&mc);
     mc.hidden_size = 256, mc.num_hidden_layers = 4, mc.num_attention_heads = 4;
@@ -223,8 +185,9 @@ static void test_measured(void) {
     const int B = 4, T = 128, N = B * T;
     rl_err err = {0};
     rl_model *m;
-    if (rl_model_create(&m, &mc, &g_counting, &err)) {
+    if (rl_model_create(&m, &mc, &mem.be, &err)) {
         CHECK(0, "%s", err.msg);
+        rl_mem_counter_release(&mem);
         return;
     }
     rl_model_init_random(m, 7, 0.02f);
@@ -248,12 +211,12 @@ static void test_measured(void) {
     rl_model_zero_grad(m);
     CHECK(rl_model_backward(m, dlogp, NULL, &err) == 0, "%s", err.msg);
     if (opt) rl_adamw_step(opt, params, rl_model_grads(m, NULL), &hp, 1.0f);
-    double train_peak = g_mem.peak;
+    double train_peak = mem.peak;
     // a contiguous KV cache: 6 slots of 200 positions
-    double before = g_mem.live;
+    double before = mem.live;
     rl_kv_cache *kv = rl_kv_cache_create(m, 6, 200, &err);
     CHECK(kv != NULL, "%s", err.msg);
-    double kv_measured = g_mem.live - before;
+    double kv_measured = mem.live - before;
 
     rl_memplan_params p = {.gpus = 1,
                            .tensor_parallel = 1,
@@ -297,7 +260,8 @@ static void test_measured(void) {
     rl_kv_cache_free(kv);
     rl_adamw_free(opt);
     rl_model_free(m);
-    CHECK(g_mem.live == 0, "leaked %.0f bytes", g_mem.live);
+    CHECK(mem.live == 0, "leaked %.0f bytes", mem.live);
+    rl_mem_counter_release(&mem);
     free(tokens), free(targets), free(logp), free(dlogp);
 }
 
