@@ -173,4 +173,27 @@ static __device__ __forceinline__ float block_max(float x, float *scratch) {
     return warp_max(x);
 }
 
+// The softmax sums of row x[n] at inverse temperature it > 0, over the block: *mz = max_k z_k,
+// *S = sum_k exp(z_k - mz), *Sz = sum_k exp(z_k - mz) (z_k - mz) (0 unless want_entropy), with
+// z = x * it. The log-prob and fused lm-head kernels share it, so their bits agree; every read of
+// x happens before it returns (block barriers inside). Every thread gets the results.
+static __device__ __forceinline__ void block_softmax_sums(const float *x, int n, float it,
+                                                          int want_entropy, float *scratch,
+                                                          float *mz, float *S, float *Sz) {
+    float mx = -INFINITY;
+    for (int k = threadIdx.x; k < n; k += blockDim.x) mx = fmaxf(mx, x[k]);
+    mx = block_max(mx, scratch);
+    float m = mx * it; // it > 0, so the max of z is at the max of x
+    float s = 0.0f, sz = 0.0f;
+    for (int k = threadIdx.x; k < n; k += blockDim.x) {
+        float d = x[k] * it - m;
+        float e = expf(d);
+        s += e;
+        sz += e * d;
+    }
+    *mz = m;
+    *S = block_sum(s, scratch);
+    *Sz = want_entropy ? block_sum(sz, scratch) : 0.0f;
+}
+
 #endif

@@ -65,21 +65,9 @@ __global__ static void lm_chunk_stats_kernel(float *run_m, float *run_S, float *
     __shared__ float scratch[32];
     size_t i = blockIdx.x;
     const float *x = work + i * vc;
-    float mx = -INFINITY;
-    for (int k = threadIdx.x; k < vc; k += blockDim.x) mx = fmaxf(mx, x[k]);
-    mx = block_max(mx, scratch);
-    float mz = mx * it; // inv_temp > 0, so the max of z is at the max of x
-    float S = 0.0f, Sz = 0.0f;
-    for (int k = threadIdx.x; k < vc; k += blockDim.x) {
-        float d = x[k] * it - mz;
-        float e = expf(d);
-        S += e;
-        Sz += e * d;
-    }
-    S = block_sum(S, scratch);
-    if (want_entropy) Sz = block_sum(Sz, scratch);
+    float mz, S, Sz;
+    block_softmax_sums(x, vc, it, want_entropy, scratch, &mz, &S, &Sz);
     if (threadIdx.x != 0) return;
-    if (!want_entropy) Sz = 0.0f;
     int t = targets[i];
     if (t >= v0 && t < v0 + vc) xt[i] = x[t - v0];
     if (first) {

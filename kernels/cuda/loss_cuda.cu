@@ -16,19 +16,8 @@ typedef struct row_stats {
 // caller may then overwrite x in place.
 __device__ static row_stats softmax_stats(const float *x, int V, float it, int want_entropy,
                                           float *scratch) {
-    float mx = -INFINITY;
-    for (int k = threadIdx.x; k < V; k += blockDim.x) mx = fmaxf(mx, x[k]);
-    mx = block_max(mx, scratch);
-    float mz = mx * it; // inv_temp > 0, so the max of z is at the max of x
-    float S = 0.0f, Sz = 0.0f;
-    for (int k = threadIdx.x; k < V; k += blockDim.x) {
-        float d = x[k] * it - mz;
-        float e = expf(d);
-        S += e;
-        Sz += e * d;
-    }
-    S = block_sum(S, scratch);
-    if (want_entropy) Sz = block_sum(Sz, scratch);
+    float mz, S, Sz;
+    block_softmax_sums(x, V, it, want_entropy, scratch, &mz, &S, &Sz);
     float logS = logf(S);
     row_stats st = {mz + logS, want_entropy ? logS - Sz / S : 0.0f};
     return st;
