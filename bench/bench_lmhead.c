@@ -10,6 +10,7 @@
 // ru_maxrss) is its own. Also prints the sum of the log-probs of both paths: they agree to float32
 // reassociation.
 #define _POSIX_C_SOURCE 200809L
+#include "bench/bench_util.h"
 #include "kernels/backend.h"
 #include "policy/model.h"
 
@@ -39,20 +40,8 @@ static double now(void) {
 
 // One configuration, in the calling (child) process.
 static int run(const shape *s, int fused, int steps) {
-    rl_model_config c = {0};
-    c.hidden_size = s->C;
-    c.num_hidden_layers = s->L;
-    c.num_attention_heads = s->NH;
-    c.num_key_value_heads = s->NKV;
-    c.head_dim = s->C / s->NH;
-    c.intermediate_size = s->FF;
-    c.vocab_size = s->V;
-    c.max_position_embeddings = 4096;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = 1;
-    c.attention_bias = 1;
-    c.bos_token_id = c.eos_token_id = -1;
+    rl_model_config c =
+        bench_qwen2_config(s->C, s->L, s->NH, s->NKV, s->C / s->NH, s->FF, s->V, 1, 4096);
     rl_err err;
     rl_model *m = NULL;
     if (rl_model_create(&m, &c, rl_backend_cpu(), &err)) {

@@ -30,6 +30,7 @@
 // in matrix products, lm_head included, embedding lookup excluded) plus attention, 3x its forward
 // 4 * NH * hd * (keys per query, averaged over the causal triangle) per token per layer.
 #define _POSIX_C_SOURCE 200809L
+#include "bench/bench_util.h"
 #include "kernels/backend.h"
 #include "kernels/rng.h"
 #include "policy/memplan.h"
@@ -65,20 +66,8 @@ static const bench_size SIZES[] = {
 #define PEAK_FP32 67.0
 
 static rl_model_config config_of(const bench_size *s) {
-    rl_model_config c = {0};
-    c.hidden_size = s->C;
-    c.num_hidden_layers = s->L;
-    c.num_attention_heads = s->NH;
-    c.num_key_value_heads = s->NKV;
-    c.head_dim = s->C / s->NH;
-    c.intermediate_size = s->FF;
-    c.vocab_size = s->V;
-    c.max_position_embeddings = s->T > 4096 ? s->T : 4096;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = s->tied;
-    c.attention_bias = 1;
-    return c;
+    return bench_qwen2_config(s->C, s->L, s->NH, s->NKV, s->C / s->NH, s->FF, s->V, s->tied,
+                              s->T > 4096 ? s->T : 4096);
 }
 
 static double matmul_params(const rl_model *m) {
@@ -303,28 +292,6 @@ static int bench_decode(rl_model *m, const bench_size *s, int batch, int gen) {
 
 // ---- batch-1 decoding against the memory-bandwidth limit ---------------------------------------
 
-// The machine's read bandwidth in GB/s: the best of 5 sums over a 512 MB buffer (far larger than
-// any cache), on as many threads as the kernels use.
-static double read_bandwidth_gbs(void) {
-    size_t n = (size_t)64 << 20; // 64-bit words: 512 MB
-    uint64_t *x = rl_malloc(n * sizeof(uint64_t));
-    for (size_t i = 0; i < n; i++) x[i] = i * 0x9E3779B97F4A7C15ull;
-    double best = 1e30;
-    uint64_t sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = rl_now();
-        uint64_t acc = 0; // integer sums vectorise without reassociation concerns
-#pragma omp parallel for simd reduction(+ : acc) schedule(static)
-        for (size_t i = 0; i < n; i++) acc += x[i];
-        double t = rl_now() - t0;
-        sink ^= acc;
-        if (t < best) best = t;
-    }
-    free(x);
-    if (sink == 42) printf(" "); // keeps the sums alive
-    return (double)n * sizeof(uint64_t) / best / 1e9;
-}
-
 static int bench_decode_one(rl_model *m, const bench_size *s, int gen, double gbs) {
     rl_err err;
     int P = s->prompt, V = m->V;
@@ -487,7 +454,7 @@ int main(int argc, char **argv) {
                 if (bench_train(m, &s, steps, NULL, &mem)) return 1;
                 if (bench_decode(m, &s, 64, gen > 0 ? gen : s.gen)) return 1;
             }
-            if (!gbs) gbs = read_bandwidth_gbs();
+            if (!gbs) gbs = bench_read_bandwidth_gbs();
             if (bench_decode_one(m, &s, gen > 0 ? gen : s.gen, gbs)) return 1;
         }
         rl_model_free(m);

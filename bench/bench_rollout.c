@@ -29,6 +29,7 @@
 // Defaults on the CPU: tiny and 25m, batches 1, 64, 256, the seed's workloads scaled down 16x
 // (32/128, 64/256, 512/64).
 #define _POSIX_C_SOURCE 200809L
+#include "bench/bench_util.h"
 #include "kernels/backend.h"
 #include "kernels/rng.h"
 #include "policy/model.h"
@@ -59,20 +60,8 @@ static const shape *shape_named(const char *name) {
 }
 
 static rl_model *make_model(const rl_backend *be, const shape *s, int window) {
-    rl_model_config c = {0};
-    c.hidden_size = s->C;
-    c.num_hidden_layers = s->L;
-    c.num_attention_heads = s->NH;
-    c.num_key_value_heads = s->NKV;
-    c.head_dim = s->hd;
-    c.intermediate_size = s->FF;
-    c.vocab_size = s->V;
-    c.max_position_embeddings = 16384;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = s->tied;
-    c.attention_bias = 1;
-    c.bos_token_id = c.eos_token_id = -1;
+    rl_model_config c =
+        bench_qwen2_config(s->C, s->L, s->NH, s->NKV, s->hd, s->FF, s->V, s->tied, 16384);
     if (window > 0) {
         c.use_sliding_window = 1;
         c.sliding_window = window;
@@ -86,27 +75,6 @@ static rl_model *make_model(const rl_backend *be, const shape *s, int window) {
     }
     rl_model_init_random(m, 7, 0.02f);
     return m;
-}
-
-// The machine's read bandwidth in GB/s: the best of 5 sums over a 512 MB buffer.
-static double read_bandwidth_gbs(void) {
-    size_t n = (size_t)64 << 20;
-    uint64_t *x = rl_malloc(n * sizeof(uint64_t));
-    for (size_t i = 0; i < n; i++) x[i] = i * 0x9E3779B97F4A7C15ull;
-    double best = 1e30;
-    uint64_t sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = rl_now();
-        uint64_t acc = 0;
-#pragma omp parallel for simd reduction(+ : acc) schedule(static)
-        for (size_t i = 0; i < n; i++) acc += x[i];
-        double t = rl_now() - t0;
-        sink ^= acc;
-        if (t < best) best = t;
-    }
-    free(x);
-    if (sink == 42) printf(" ");
-    return (double)n * sizeof(uint64_t) / best / 1e9;
 }
 
 typedef struct run_result {
@@ -306,7 +274,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     int gpu = strcmp(device, "cpu") != 0;
-    double gbs = gpu ? hbm : read_bandwidth_gbs();
+    double gbs = gpu ? hbm : bench_read_bandwidth_gbs();
     printf("bench_rollout on %s: memory read bandwidth %.1f GB/s (%s)\n", device, gbs,
            gpu ? "--hbm-gbs" : "measured");
     printf("decode steps: %s\n", !be->graph_begin ? "op by op (this backend has no graph capture)"
